@@ -1,0 +1,36 @@
+# rbnodia developer entry points.  `make demo` and `make test` are the two
+# commands of the README; both create .venv on first use.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.rbnodia-installed
+DEMO_REPO ?= demo_repo
+
+.PHONY: help venv demo test test-all bench clean
+
+help:
+	@echo "make demo   - build a demo Butler repo from simulated data and run the real/bogus pipeline"
+	@echo "make test   - run the test suite (what CI runs)"
+	@echo "make bench  - run the benchmarks and print the figures"
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml requirements/constraints.txt
+	@set -e; PYBIN=$$(scripts/find-python.sh); \
+	if [ ! -x $(PY) ]; then echo "Creating $(VENV) with $$PYBIN"; "$$PYBIN" -m venv $(VENV); fi; \
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"; \
+	$(PY) -m pip install --quiet --disable-pip-version-check -c requirements/constraints.txt -e ".[test,bps]"
+	@touch $(STAMP)
+
+demo: venv
+	$(VENV)/bin/rbnodia demo --repo $(DEMO_REPO) --clobber
+
+test: venv
+	$(PY) -m pytest -n 2 -m "not slow" tests
+	$(PY) -m pytest -m slow tests
+
+bench: venv
+	$(PY) benchmarks/run_benchmarks.py
+
+clean:
+	rm -rf $(DEMO_REPO) build *.egg-info python/*.egg-info .pytest_cache

@@ -1,0 +1,62 @@
+"""The ``rbnodia`` command line.
+
+Each subcommand lives with the code it drives and registers itself through a
+``register(subparsers)`` function listed in `_COMMAND_MODULES`; this module
+only assembles them, so adding a command never touches the others.
+"""
+
+from __future__ import annotations
+
+__all__ = ["main", "build_parser"]
+
+import argparse
+import importlib
+import logging
+import sys
+
+_COMMAND_MODULES = (
+    "rbnodia.commands.demo",
+    "rbnodia.commands.info",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every registered subcommand."""
+    from .version import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="rbnodia",
+        description="Real/bogus classification without difference imaging (noDIA), for LSST pipelines.",
+    )
+    parser.add_argument("--version", action="version", version=f"rbnodia {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="Debug logging.")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module_name in _COMMAND_MODULES:
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``rbnodia`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(asctime)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (FileNotFoundError, FileExistsError, ValueError) as err:
+        print(f"rbnodia {args.command}: error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

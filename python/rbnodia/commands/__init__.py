@@ -1,0 +1,2 @@
+"""Subcommands of the ``rbnodia`` CLI, one module each, each exposing
+``register(subparsers)``."""

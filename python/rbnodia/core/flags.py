@@ -1,0 +1,58 @@
+"""Per-detection quality flags shared by the stamp cutter, the scaler and the
+output catalog."""
+
+from __future__ import annotations
+
+__all__ = ["StampFlag", "FLAG_COLUMNS", "flag_columns"]
+
+import enum
+
+import numpy as np
+
+
+class StampFlag(enum.IntFlag):
+    """Bits describing problems with one detection's stamps.
+
+    A flagged detection still gets a catalog row; the flag tells the user how
+    much to trust its score.
+    """
+
+    NONE = 0
+    EDGE = 1
+    """The stamp extends past the edge of at least one image; the missing
+    pixels were filled (see `rbnodia.core.scaling`)."""
+    BAD_PIXELS = 2
+    """At least one pixel inside the image is NaN, infinite, or in a bad mask
+    plane; such pixels were filled."""
+    SCALING_FAILED = 4
+    """At least one stamp had fewer than two usable pixels or zero spread, so
+    it could not be scaled and was set to a constant 0."""
+    NO_DATA = 8
+    """The detection centre lies outside an image or on an unusable pixel, so
+    no score is computed (``score`` is NaN, ``is_real`` is False)."""
+
+
+FLAG_COLUMNS: dict[str, tuple[StampFlag, str]] = {
+    "flag_edge": (StampFlag.EDGE, "Stamp extends past an image edge; missing pixels filled."),
+    "flag_bad_pixels": (StampFlag.BAD_PIXELS, "Stamp contains NaN/inf or masked pixels; they were filled."),
+    "flag_scaling_failed": (StampFlag.SCALING_FAILED, "A stamp had no spread or too few usable pixels."),
+    "flag_no_data": (StampFlag.NO_DATA, "Detection centre off-image or unusable; score is NaN."),
+}
+"""Catalog column name -> (flag bit, description)."""
+
+
+def flag_columns(flags: np.ndarray) -> dict[str, np.ndarray]:
+    """Expand an array of `StampFlag` bits into one boolean array per column.
+
+    Parameters
+    ----------
+    flags : `numpy.ndarray`
+        Integer array of `StampFlag` bits, one per detection.
+
+    Returns
+    -------
+    columns : `dict` [`str`, `numpy.ndarray`]
+        Boolean arrays keyed by the names in `FLAG_COLUMNS`.
+    """
+    flags = np.asarray(flags)
+    return {name: (flags & int(bit)) != 0 for name, (bit, _) in FLAG_COLUMNS.items()}

@@ -1,0 +1,108 @@
+"""How scaled stamps are arranged into one network input.
+
+The paper stacks the scaled stamps side by side into a single-channel image:
+``diff | srch | tmpl`` (51 x 153 x 1) for the DIA model and ``srch | tmpl``
+(51 x 102 x 1) for the noDIA model.  Stacking them as channels
+(51 x 51 x k) is offered for architectures that want it.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Layout", "Stacking", "SEGMENT_NAMES", "stack_segments", "split_segments", "input_shape"]
+
+import enum
+from collections.abc import Mapping
+
+import numpy as np
+
+SEGMENT_NAMES = ("diff", "srch", "tmpl")
+"""All segment names: difference, science ("search") and template stamps."""
+
+
+class Layout(enum.StrEnum):
+    """Which stamps a model sees, in input order."""
+
+    NODIA = "noDIA"
+    """Science and template only: ``srch | tmpl``."""
+    DIA = "DIA"
+    """Difference, science and template: ``diff | srch | tmpl``."""
+
+    @property
+    def segments(self) -> tuple[str, ...]:
+        """Segment names in input order."""
+        return ("srch", "tmpl") if self is Layout.NODIA else ("diff", "srch", "tmpl")
+
+    @property
+    def needs_difference(self) -> bool:
+        """Whether this layout reads the difference image."""
+        return "diff" in self.segments
+
+
+class Stacking(enum.StrEnum):
+    """How segments are combined into one array."""
+
+    HORIZONTAL = "horizontal"
+    """Side by side along x into one channel, as in the paper."""
+    CHANNELS = "channels"
+    """One channel per segment."""
+
+
+def input_shape(layout: Layout | str, size: int, stacking: Stacking | str = Stacking.HORIZONTAL) -> tuple:
+    """Shape of one network input ``(height, width, channels)``."""
+    k = len(Layout(layout).segments)
+    if Stacking(stacking) is Stacking.HORIZONTAL:
+        return (size, size * k, 1)
+    return (size, size, k)
+
+
+def stack_segments(
+    scaled: Mapping[str, np.ndarray],
+    layout: Layout | str,
+    stacking: Stacking | str = Stacking.HORIZONTAL,
+) -> np.ndarray:
+    """Arrange scaled stamps into network inputs.
+
+    Parameters
+    ----------
+    scaled : `~collections.abc.Mapping` [`str`, `numpy.ndarray`]
+        ``(n, size, size)`` scaled stamps keyed by segment name; keys the
+        layout does not use are ignored.
+    layout : `Layout` or `str`
+        Which segments, in which order.
+    stacking : `Stacking` or `str`
+        Side by side (the paper) or as channels.
+
+    Returns
+    -------
+    inputs : `numpy.ndarray`
+        float32 array of shape ``(n,) + input_shape(layout, size, stacking)``.
+
+    Raises
+    ------
+    KeyError
+        If a segment the layout needs is missing.
+    """
+    layout = Layout(layout)
+    missing = [name for name in layout.segments if name not in scaled]
+    if missing:
+        raise KeyError(f"Layout {layout.value} needs segments {missing} that were not given.")
+    parts = [np.asarray(scaled[name], dtype=np.float32) for name in layout.segments]
+    if Stacking(stacking) is Stacking.HORIZONTAL:
+        return np.concatenate(parts, axis=2)[..., None]
+    return np.stack(parts, axis=-1)
+
+
+def split_segments(
+    inputs: np.ndarray, layout: Layout | str, stacking: Stacking | str = Stacking.HORIZONTAL
+) -> dict[str, np.ndarray]:
+    """Inverse of `stack_segments`: ``(n, size, size)`` arrays per segment.
+
+    Works for any array laid out like the inputs (e.g. saliency maps).
+    """
+    layout = Layout(layout)
+    inputs = np.asarray(inputs)
+    k = len(layout.segments)
+    if Stacking(stacking) is Stacking.HORIZONTAL:
+        width = inputs.shape[2] // k
+        return {name: inputs[:, :, i * width : (i + 1) * width, 0] for i, name in enumerate(layout.segments)}
+    return {name: inputs[..., i] for i, name in enumerate(layout.segments)}

@@ -1,0 +1,130 @@
+"""From aligned full images and detection positions to network inputs."""
+
+from __future__ import annotations
+
+__all__ = ["PixelImage", "ModelInputs", "make_model_inputs", "scale_cutouts"]
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from .flags import StampFlag
+from .layouts import Layout, Stacking, stack_segments
+from .scaling import interval_scale, standardize
+from .stamps import Cutouts, cut_stamps
+
+_SCALERS = {"diff": standardize, "srch": interval_scale, "tmpl": interval_scale}
+
+
+@dataclass(frozen=True)
+class PixelImage:
+    """An image as the core sees it: pixels, unusable-pixel mask and origin.
+
+    Attributes
+    ----------
+    array : `numpy.ndarray`
+        2-d pixel values indexed ``[y, x]``.
+    bad : `numpy.ndarray` or `None`
+        2-d bool, True for pixels that must not be used; `None` if no mask.
+    origin : `tuple` [`int`, `int`]
+        ``(x0, y0)``, the pixel coordinates of ``array[0, 0]``.
+    """
+
+    array: np.ndarray
+    bad: np.ndarray | None = None
+    origin: tuple[int, int] = (0, 0)
+
+
+@dataclass(frozen=True)
+class ModelInputs:
+    """Network inputs for a batch of detections.
+
+    Attributes
+    ----------
+    inputs : `numpy.ndarray`
+        float32 network inputs, ``(n,) + input_shape``.
+    flags : `numpy.ndarray`
+        ``(n,)`` int32 `StampFlag` bits, combined over all segments.
+    scaled : `dict` [`str`, `numpy.ndarray`]
+        The scaled ``(n, size, size)`` stamps per segment.
+    raw : `dict` [`str`, `numpy.ndarray`]
+        The unscaled stamps per segment (NaN where unusable), for plots.
+    """
+
+    inputs: np.ndarray
+    flags: np.ndarray
+    scaled: dict[str, np.ndarray]
+    raw: dict[str, np.ndarray]
+
+
+def scale_cutouts(cutouts: Mapping[str, Cutouts]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Scale each segment's cutouts with its recipe and merge the flags.
+
+    Parameters
+    ----------
+    cutouts : `~collections.abc.Mapping` [`str`, `Cutouts`]
+        Cutouts keyed by segment name (``diff``, ``srch``, ``tmpl``).
+
+    Returns
+    -------
+    scaled : `dict` [`str`, `numpy.ndarray`]
+        Scaled stamps per segment.
+    flags : `numpy.ndarray`
+        Combined `StampFlag` bits.
+    """
+    scaled = {}
+    flags = None
+    for name, cut in cutouts.items():
+        values, failed = _SCALERS[name](cut.pixels, cut.usable)
+        scaled[name] = values
+        segment_flags = cut.flags | np.where(failed, np.int32(StampFlag.SCALING_FAILED), np.int32(0))
+        flags = segment_flags if flags is None else flags | segment_flags
+    return scaled, flags
+
+
+def make_model_inputs(
+    images: Mapping[str, PixelImage],
+    x: np.ndarray,
+    y: np.ndarray,
+    layout: Layout | str,
+    size: int = 51,
+    stacking: Stacking | str = Stacking.HORIZONTAL,
+) -> ModelInputs:
+    """Cut, scale and stack the stamps of every detection.
+
+    Parameters
+    ----------
+    images : `~collections.abc.Mapping` [`str`, `PixelImage`]
+        Aligned images keyed by segment name; those the layout does not use
+        are ignored.
+    x, y : array-like
+        Detection positions in pixel coordinates.
+    layout, stacking
+        See `rbnodia.core.layouts`.
+    size : `int`
+        Stamp size (odd).
+
+    Returns
+    -------
+    model_inputs : `ModelInputs`
+        Inputs, flags, and the scaled and raw stamps.
+
+    Raises
+    ------
+    KeyError
+        If an image the layout needs is missing.
+    """
+    layout = Layout(layout)
+    missing = [name for name in layout.segments if name not in images]
+    if missing:
+        raise KeyError(f"Layout {layout.value} needs images {missing} that were not given.")
+    cutouts = {
+        name: cut_stamps(images[name].array, x, y, size, bad=images[name].bad, origin=images[name].origin)
+        for name in layout.segments
+    }
+    scaled, flags = scale_cutouts(cutouts)
+    inputs = stack_segments(scaled, layout, stacking)
+    return ModelInputs(
+        inputs=inputs, flags=flags, scaled=scaled, raw={k: c.pixels for k, c in cutouts.items()}
+    )

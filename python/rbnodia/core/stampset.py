@@ -1,0 +1,165 @@
+"""Labelled stamp sets: the on-disk format for training and evaluation data.
+
+A set holds raw (unscaled) ``diff``, ``srch`` and ``tmpl`` stamps with their
+labels, so any scaling or layout can be applied later.  Files are ``.npz``
+archives (one "shard"); large sets are folders of shards.
+
+Labels use the DES autoscan convention: ``0 = real``, ``1 = bogus``.
+"""
+
+from __future__ import annotations
+
+__all__ = ["LabelledStamps", "REAL", "BOGUS"]
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REAL = 0
+"""Label of a real astrophysical transient (DES convention)."""
+BOGUS = 1
+"""Label of a bogus detection (artifact, subtraction residual, noise)."""
+
+_ARRAYS = ("diff", "srch", "tmpl", "label", "id", "family", "mag", "snr")
+
+
+@dataclass
+class LabelledStamps:
+    """Raw stamps with labels and per-stamp truth.
+
+    Attributes
+    ----------
+    diff, srch, tmpl : `numpy.ndarray`
+        ``(n, size, size)`` float32 raw stamps (NaN where unusable).
+    label : `numpy.ndarray`
+        ``(n,)`` int8, 0 real / 1 bogus.
+    id : `numpy.ndarray`
+        ``(n,)`` int64 detection ids.
+    family : `numpy.ndarray`
+        ``(n,)`` str: what made the detection (e.g. ``sn_hosted``,
+        ``dipole``, ``cosmic_ray``).
+    mag : `numpy.ndarray`
+        ``(n,)`` float32 injected magnitude (NaN for bogus).
+    snr : `numpy.ndarray`
+        ``(n,)`` float32 detection signal-to-noise.
+    meta : `dict`
+        Provenance (simulator, preset, seeds, source files ...).
+    """
+
+    diff: np.ndarray
+    srch: np.ndarray
+    tmpl: np.ndarray
+    label: np.ndarray
+    id: np.ndarray
+    family: np.ndarray
+    mag: np.ndarray
+    snr: np.ndarray
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.diff = np.asarray(self.diff, dtype=np.float32)
+        self.srch = np.asarray(self.srch, dtype=np.float32)
+        self.tmpl = np.asarray(self.tmpl, dtype=np.float32)
+        self.label = np.asarray(self.label, dtype=np.int8)
+        self.id = np.asarray(self.id, dtype=np.int64)
+        self.family = np.asarray(self.family, dtype=str)
+        self.mag = np.asarray(self.mag, dtype=np.float32)
+        self.snr = np.asarray(self.snr, dtype=np.float32)
+        n = len(self.label)
+        for name in _ARRAYS:
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"Column {name!r} has {len(getattr(self, name))} rows, expected {n}.")
+        if self.diff.ndim != 3 or self.diff.shape != self.srch.shape or self.diff.shape != self.tmpl.shape:
+            raise ValueError(
+                f"Stamps must be (n, size, size) and alike: {self.diff.shape}, {self.srch.shape}, {self.tmpl.shape}."
+            )
+        if n and not np.isin(self.label, (REAL, BOGUS)).all():
+            raise ValueError("Labels must be 0 (real) or 1 (bogus).")
+
+    def __len__(self) -> int:
+        return len(self.label)
+
+    @property
+    def stamp_size(self) -> int:
+        return int(self.diff.shape[1])
+
+    def subset(self, index: np.ndarray | slice) -> LabelledStamps:
+        """Rows selected by a boolean mask, index array or slice."""
+        return LabelledStamps(**{name: getattr(self, name)[index] for name in _ARRAYS}, meta=dict(self.meta))
+
+    @classmethod
+    def concatenate(cls, parts: Sequence[LabelledStamps]) -> LabelledStamps:
+        """Join sets; ``meta`` keeps the first part's and lists all parts'."""
+        if not parts:
+            raise ValueError("Nothing to concatenate.")
+        meta = dict(parts[0].meta)
+        meta["parts"] = [p.meta for p in parts]
+        return cls(**{name: np.concatenate([getattr(p, name) for p in parts]) for name in _ARRAYS}, meta=meta)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write one ``.npz`` shard atomically."""
+        path = Path(path)
+        if path.suffix != ".npz":
+            path = path.with_suffix(".npz")
+        tmp = path.with_name(path.stem + ".partial.npz")
+        np.savez(tmp, **{name: getattr(self, name) for name in _ARRAYS}, meta=json.dumps(self.meta))
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, paths: str | os.PathLike | Iterable[str | os.PathLike]) -> LabelledStamps:
+        """Read one shard, a folder of shards, or a list of either."""
+        if isinstance(paths, (str, os.PathLike)):
+            paths = [paths]
+        files: list[Path] = []
+        for p in map(Path, paths):
+            if p.is_dir():
+                files.extend(sorted(f for f in p.glob("*.npz") if not f.name.endswith(".partial.npz")))
+            elif p.exists():
+                files.append(p)
+            else:
+                raise FileNotFoundError(f"No stamp file or folder {p}.")
+        if not files:
+            raise FileNotFoundError(f"No .npz stamp files in {[str(p) for p in paths]}.")
+        parts = []
+        for f in files:
+            with np.load(f, allow_pickle=False) as data:
+                missing = [n for n in _ARRAYS if n not in data]
+                if missing:
+                    raise ValueError(f"{f} is not a labelled-stamps file (missing {missing}).")
+                meta = json.loads(str(data["meta"])) if "meta" in data else {}
+                meta.setdefault("source", str(f))
+                parts.append(cls(**{n: data[n] for n in _ARRAYS}, meta=meta))
+        return parts[0] if len(parts) == 1 else cls.concatenate(parts)
+
+    def model_inputs(self, layout, stacking="horizontal"):
+        """Scale and stack for a network; returns `~rbnodia.core.ModelInputs`-like
+        ``(inputs, flags)``."""
+        from .layouts import Layout, stack_segments
+        from .preprocess import scale_cutouts
+        from .stamps import Cutouts
+
+        layout = Layout(layout)
+        cutouts = {}
+        for name in layout.segments:
+            pixels = getattr(self, name)
+            usable = np.isfinite(pixels)
+            cutouts[name] = Cutouts(pixels=pixels, usable=usable, flags=np.zeros(len(self), dtype=np.int32))
+        scaled, flags = scale_cutouts(cutouts)
+        return stack_segments(scaled, layout, stacking), flags
+
+    def summary(self) -> dict[str, Any]:
+        """Counts per label and family, for metadata and logs."""
+        families, counts = np.unique(self.family, return_counts=True)
+        return {
+            "n": len(self),
+            "n_real": int((self.label == REAL).sum()),
+            "n_bogus": int((self.label == BOGUS).sum()),
+            "stamp_size": self.stamp_size if len(self) else None,
+            "families": {str(f): int(c) for f, c in zip(families, counts)},
+        }
