@@ -1,15 +1,22 @@
-"""Butler formatter for rbnodia model files (storage class ``RealBogusModel``).
+"""Butler formatters for rbnodia's own storage classes.
 
-The storage class and this formatter are declared in
-``config/butler/storageClasses.yaml`` and
-``config/butler/datastores/fileDatastore.yaml``; ``config/butler-seed.yaml``
-holds both for ``butler create --seed-config``.
+``RealBogusModel``
+    `rbnodia.nn.RealBogusModel` as a ``.rbmodel`` file.
+``LabelledStamps``
+    `rbnodia.core.LabelledStamps` as an ``.npz`` file.
+
+Both are declared in ``config/butler/storageClasses.yaml`` and
+``config/butler/datastores/fileDatastore.yaml`` (found through
+``DAF_BUTLER_CONFIG_PATH``), and together in ``config/butler-seed.yaml`` for
+``butler create --seed-config``.
 """
 
 from __future__ import annotations
 
-__all__ = ["RealBogusModelFormatter"]
+__all__ = ["RealBogusModelFormatter", "LabelledStampsFormatter"]
 
+import os
+import tempfile
 from typing import Any
 
 from lsst.daf.butler import FormatterV2
@@ -36,3 +43,21 @@ class RealBogusModelFormatter(FormatterV2):
 
     def to_bytes(self, in_memory_dataset: Any) -> bytes:
         return in_memory_dataset.to_bytes()
+
+
+class LabelledStampsFormatter(FormatterV2):
+    """Read and write `rbnodia.core.LabelledStamps` as ``.npz`` files."""
+
+    default_extension = ".npz"
+    supported_extensions = frozenset({".npz"})
+    can_read_from_local_file = True
+
+    def read_from_local_file(self, path: str, component: str | None = None, expected_size: int = -1) -> Any:
+        from ..core.stampset import LabelledStamps
+
+        return LabelledStamps.load(path)
+
+    def write_local_file(self, in_memory_dataset: Any, uri: ResourcePath) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            written = in_memory_dataset.save(os.path.join(tmp, "stamps.npz"))
+            uri.transfer_from(ResourcePath(str(written)), transfer="copy")
