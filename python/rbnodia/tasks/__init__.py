@@ -1,0 +1,1 @@
+"""PipelineTasks of rbnodia, one module per task (Connections, Config, Task)."""

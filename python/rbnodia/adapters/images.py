@@ -1,0 +1,133 @@
+"""Image adapters: any supported image type -> `rbnodia.core.PixelImage`,
+plus pixel -> sky conversion from the image's WCS.
+
+Supported inputs
+----------------
+- `numpy.ndarray` (2-d, origin 0, no mask, no WCS);
+- `lsst.images.Image`, `lsst.images.MaskedImage` and its subclasses
+  (`~lsst.images.VisitImage`, `~lsst.images.DifferenceImage`);
+- afw ``Exposure``, ``MaskedImage`` and ``Image`` (recognised by their
+  methods, so afw is never imported here).
+"""
+
+from __future__ import annotations
+
+__all__ = ["to_pixel_image", "pixel_to_sky", "UnsupportedInputError"]
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from ..core.preprocess import PixelImage
+
+
+class UnsupportedInputError(TypeError):
+    """An input object of a type no adapter understands."""
+
+
+def _is_lsst_images(obj: Any) -> bool:
+    return type(obj).__module__.startswith("lsst.images")
+
+
+def _is_afw(obj: Any) -> bool:
+    return type(obj).__module__.startswith("lsst.afw")
+
+
+def _lsst_images_bad(mask: Any, planes: Iterable[str]) -> np.ndarray | None:
+    present = [p for p in planes if p in mask.schema]
+    if not present:
+        return None
+    bad = np.zeros(mask.array.shape[:2], dtype=bool)
+    for plane in present:
+        bad |= mask.get(plane)
+    return bad
+
+
+def _afw_bad(mask: Any, planes: Iterable[str]) -> np.ndarray | None:
+    present = [p for p in planes if p in mask.getMaskPlaneDict()]
+    if not present:
+        return None
+    return (mask.array & mask.getPlaneBitMask(present)) != 0
+
+
+def to_pixel_image(obj: Any, bad_mask_planes: Iterable[str] = ("NO_DATA",)) -> PixelImage:
+    """Convert an image of any supported type to a `PixelImage`.
+
+    Parameters
+    ----------
+    obj
+        The image (see the module docstring for the supported types).
+    bad_mask_planes : iterable of `str`
+        Mask planes whose pixels must not be used; planes the image does not
+        define are ignored.
+
+    Returns
+    -------
+    image : `rbnodia.core.PixelImage`
+        A view of the pixels (not a copy), the unusable-pixel mask and the
+        origin.
+
+    Raises
+    ------
+    UnsupportedInputError
+        If the type is not supported.
+    """
+    planes = tuple(bad_mask_planes)
+    if isinstance(obj, PixelImage):
+        return obj
+    if isinstance(obj, np.ndarray):
+        if obj.ndim != 2:
+            raise UnsupportedInputError(f"Image arrays must be 2-d, got shape {obj.shape}.")
+        return PixelImage(obj)
+    if _is_lsst_images(obj):
+        bbox = obj.bbox
+        origin = (int(bbox.x.start), int(bbox.y.start))
+        if hasattr(obj, "mask") and hasattr(obj, "image"):
+            return PixelImage(obj.image.array, _lsst_images_bad(obj.mask, planes), origin)
+        if hasattr(obj, "array"):
+            return PixelImage(obj.array, None, origin)
+    if hasattr(obj, "getMaskedImage"):  # afw Exposure
+        return to_pixel_image(obj.getMaskedImage(), planes)
+    if hasattr(obj, "getImage") and hasattr(obj, "getMask"):  # afw MaskedImage
+        xy0 = obj.getXY0()
+        return PixelImage(obj.image.array, _afw_bad(obj.mask, planes), (int(xy0.getX()), int(xy0.getY())))
+    if _is_afw(obj) and hasattr(obj, "array") and hasattr(obj, "getXY0"):  # afw Image
+        xy0 = obj.getXY0()
+        return PixelImage(obj.array, None, (int(xy0.getX()), int(xy0.getY())))
+    raise UnsupportedInputError(
+        f"Unsupported image type {type(obj).__module__}.{type(obj).__qualname__}; expected a numpy array, "
+        "an lsst.images Image/MaskedImage/VisitImage, or an afw Exposure/MaskedImage/Image."
+    )
+
+
+def pixel_to_sky(obj: Any, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sky coordinates (ICRS, degrees) of pixel positions from an image's WCS.
+
+    Parameters
+    ----------
+    obj
+        Image carrying a WCS (lsst.images ``sky_projection`` or afw
+        ``getWcs()``).
+    x, y : `numpy.ndarray`
+        Pixel positions.
+
+    Returns
+    -------
+    ra, dec : `numpy.ndarray`
+        Degrees; NaN everywhere if the image has no WCS.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    nan = np.full(x.shape, np.nan)
+    if len(x) == 0:
+        return nan, nan.copy()
+    projection = getattr(obj, "sky_projection", None) if _is_lsst_images(obj) else None
+    if projection is not None:
+        sky = projection.pixel_to_sky(x=x, y=y)
+        return np.asarray(sky.ra.deg, dtype=np.float64), np.asarray(sky.dec.deg, dtype=np.float64)
+    wcs = obj.getWcs() if hasattr(obj, "getWcs") else None
+    if wcs is not None:
+        ra, dec = wcs.pixelToSkyArray(x, y, degrees=True)
+        return np.asarray(ra, dtype=np.float64), np.asarray(dec, dtype=np.float64)
+    return nan, nan.copy()

@@ -1,0 +1,136 @@
+"""ClassifyRealBogusTask.run on in-memory inputs (the Butler path is in
+test_pipeline_e2e.py)."""
+
+import numpy as np
+import pytest
+from astropy.table import Table
+
+from rbnodia.butler.repo import to_masked_image
+from rbnodia.nn import ModelMismatchError, load_model
+from rbnodia.tasks.classify import RELIABILITY_COLUMNS, ClassifyRealBogusConfig, ClassifyRealBogusTask
+
+
+def make_scene(n=40, shape=(300, 400), seed=0):
+    rng = np.random.default_rng(seed)
+    template = rng.normal(100, 5, shape).astype(np.float32)
+    science = template + rng.normal(0, 5, shape).astype(np.float32)
+    x = rng.uniform(30, shape[1] - 30, n)
+    y = rng.uniform(30, shape[0] - 30, n)
+    ids = rng.permutation(10_000)[:n].astype(np.int64)
+    return science, template, science - template, Table({"id": ids, "x": x, "y": y})
+
+
+def make_task(model_file, **overrides):
+    config = ClassifyRealBogusConfig()
+    config.modelName = str(model_file)
+    for key, value in overrides.items():
+        setattr(config, key, value)
+    config.validate()
+    return ClassifyRealBogusTask(config=config)
+
+
+def test_one_row_per_detection_in_order(nodia_model_file):
+    science, template, _, detections = make_scene()
+    # Edge detection, off-image detection, and a NaN pixel near one detection.
+    detections.add_row({"id": 99_001, "x": 2.0, "y": 150.0})
+    detections.add_row({"id": 99_002, "x": -50.0, "y": 150.0})
+    detections.add_row({"id": 99_003, "x": 200.0, "y": 100.0})
+    template[103, 205] = np.nan
+    task = make_task(nodia_model_file, batchSize=16)
+    out = task.run(science=science, template=template, detections=detections).reliability
+    assert list(out.colnames) == list(RELIABILITY_COLUMNS)
+    assert len(out) == len(detections)
+    np.testing.assert_array_equal(out["id"], detections["id"])
+    np.testing.assert_array_equal(out["x"], detections["x"])
+    assert out["score"].dtype == np.float32 and out["id"].dtype == np.int64
+    row = {int(i): k for k, i in enumerate(out["id"])}
+    edge, off, nan = out[row[99_001]], out[row[99_002]], out[row[99_003]]
+    assert edge["flag_edge"] and not edge["flag_no_data"] and 0 <= edge["score"] <= 1
+    assert off["flag_no_data"] and np.isnan(off["score"]) and not off["is_real"]
+    assert nan["flag_bad_pixels"] and np.isfinite(nan["score"])
+    scored = out[~out["flag_no_data"]]
+    assert ((scored["score"] >= 0) & (scored["score"] <= 1)).all()
+    model = load_model(nodia_model_file)
+    assert (out["version"] == model.version).all()
+    np.testing.assert_array_equal(out["is_real"], np.nan_to_num(out["score"], nan=-1) >= model.threshold)
+    assert out.meta["rbnodia_model"] == model.version
+
+
+def test_batching_does_not_change_results(nodia_model_file):
+    science, template, _, detections = make_scene(n=50)
+    a = make_task(nodia_model_file, batchSize=7).run(science=science, template=template, detections=detections)
+    b = make_task(nodia_model_file, batchSize=4096).run(science=science, template=template, detections=detections)
+    np.testing.assert_allclose(a.reliability["score"], b.reliability["score"], rtol=1e-5)
+
+
+def test_lsst_images_inputs_and_sky_coordinates(nodia_model_file):
+    from astropy.wcs import WCS
+
+    science, template, _, detections = make_scene(n=5)
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    wcs.wcs.crval = [10.0, -30.0]
+    wcs.wcs.crpix = [200.0, 150.0]
+    wcs.wcs.cd = np.eye(2) * 0.2 / 3600
+    task = make_task(nodia_model_file)
+    out = task.run(
+        science=to_masked_image(science, wcs=wcs), template=to_masked_image(template, wcs=wcs),
+        detections=detections,
+    ).reliability
+    ra, dec = wcs.pixel_to_world_values(detections["x"], detections["y"])
+    np.testing.assert_allclose(out["ra"], ra, atol=1e-9)
+    np.testing.assert_allclose(out["dec"], dec, atol=1e-9)
+    assert out["ra"].unit == "deg"
+
+
+def test_empty_catalog_same_schema(nodia_model_file):
+    science, template, _, detections = make_scene(n=5)
+    full = make_task(nodia_model_file).run(science=science, template=template, detections=detections).reliability
+    empty = make_task(nodia_model_file).run(
+        science=science, template=template, detections=detections[:0]
+    ).reliability
+    assert len(empty) == 0
+    assert empty.colnames == full.colnames
+    assert [empty[c].dtype.kind for c in empty.colnames] == [full[c].dtype.kind for c in full.colnames]
+
+
+def test_dia_model(dia_model_file):
+    science, template, difference, detections = make_scene(n=6)
+    task = make_task(dia_model_file, layout="DIA")
+    out = task.run(science=science, template=template, difference=difference, detections=detections)
+    assert len(out.reliability) == 6
+    with pytest.raises(ValueError, match="difference image"):
+        task.run(science=science, template=template, detections=detections)
+
+
+def test_layout_mismatch_is_clear_error(nodia_model_file):
+    science, template, difference, detections = make_scene(n=3)
+    task = make_task(nodia_model_file, layout="DIA")
+    with pytest.raises(ModelMismatchError, match="expects layout noDIA"):
+        task.run(science=science, template=template, difference=difference, detections=detections)
+
+
+def test_config_validation():
+    config = ClassifyRealBogusConfig()
+    config.stampSize = 50
+    with pytest.raises(Exception, match="odd"):
+        config.validate()
+    config = ClassifyRealBogusConfig()
+    config.threshold = 1.5
+    with pytest.raises(Exception, match=r"\[0, 1\]"):
+        config.validate()
+
+
+def test_connections_follow_config():
+    from rbnodia.tasks.classify import ClassifyRealBogusConnections
+
+    config = ClassifyRealBogusConfig()
+    conns = ClassifyRealBogusConnections(config=config)
+    assert "difference" not in conns.inputs and "model" not in conns.prerequisiteInputs
+    config.layout = "DIA"
+    config.modelSource = "butler"
+    config.imageStorageClass = "ExposureF"
+    config.catalogStorageClass = "SourceCatalog"
+    conns = ClassifyRealBogusConnections(config=config)
+    assert "difference" in conns.inputs and "model" in conns.prerequisiteInputs
+    assert conns.science.storageClass == "ExposureF" and conns.detections.storageClass == "SourceCatalog"
