@@ -1,0 +1,103 @@
+"""Run pipelines with the real ``pipetask`` command line, as users do."""
+
+from __future__ import annotations
+
+__all__ = ["pipeline_path", "pipetask_command", "run_pipetask", "PipetaskError"]
+
+import importlib.resources
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+
+class PipetaskError(RuntimeError):
+    """``pipetask`` exited with an error; the message holds its output tail."""
+
+
+def pipeline_path(name: str) -> Path:
+    """Path of a packaged pipeline, e.g. ``RealBogusNoDia`` or ``RealBogusNoDia.yaml``."""
+    if not name.endswith(".yaml"):
+        name += ".yaml"
+    path = Path(str(importlib.resources.files("rbnodia").joinpath("pipelines", name)))
+    if not path.exists():
+        raise FileNotFoundError(f"No packaged pipeline {name!r} in {path.parent}.")
+    return path
+
+
+def _pipetask_executable() -> list[str]:
+    candidate = Path(sys.executable).with_name("pipetask")
+    if candidate.exists():
+        return [str(candidate)]
+    found = shutil.which("pipetask")
+    if found:
+        return [found]
+    raise FileNotFoundError("The pipetask command (lsst-ctrl-mpexec) is not installed in this environment.")
+
+
+def pipetask_command(
+    repo: str | os.PathLike,
+    pipeline: str | os.PathLike,
+    inputs: Sequence[str],
+    output: str,
+    *,
+    data_query: str | None = None,
+    jobs: int = 1,
+    config: Mapping[str, str] | None = None,
+    register_dataset_types: bool = True,
+    log_level: str = "rbnodia=INFO",
+) -> list[str]:
+    """The ``pipetask run`` command line for these arguments."""
+    command = _pipetask_executable() + ["--long-log", "--log-level", log_level, "run",
+                                        "-b", str(repo), "-i", ",".join(inputs), "-o", output,
+                                        "-p", str(pipeline)]
+    if data_query:
+        command += ["-d", data_query]
+    if jobs > 1:
+        command += ["-j", str(jobs)]
+    if register_dataset_types:
+        command.append("--register-dataset-types")
+    for key, value in (config or {}).items():
+        command += ["-c", f"{key}={value}"]
+    return command
+
+
+def run_pipetask(*args, stream: bool = True, env: Mapping[str, str] | None = None, **kwargs) -> str:
+    """Run ``pipetask run`` (see `pipetask_command` for the arguments).
+
+    Parameters
+    ----------
+    stream : `bool`
+        Echo pipetask's output as it runs (progress for long runs).
+    env : `~collections.abc.Mapping`, optional
+        Extra environment variables.
+
+    Returns
+    -------
+    output : `str`
+        Combined stdout and stderr.
+
+    Raises
+    ------
+    PipetaskError
+        If pipetask fails.
+    """
+    command = pipetask_command(*args, **kwargs)
+    process_env = dict(os.environ)
+    process_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    process_env.update(env or {})
+    lines = []
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          env=process_env) as process:
+        for line in process.stdout:
+            lines.append(line)
+            if stream:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+        returncode = process.wait()
+    output = "".join(lines)
+    if returncode != 0:
+        raise PipetaskError(f"pipetask failed (exit {returncode}): {' '.join(command)}\n{output[-4000:]}")
+    return output
