@@ -9,7 +9,7 @@ Labels use the DES autoscan convention: ``0 = real``, ``1 = bogus``.
 
 from __future__ import annotations
 
-__all__ = ["LabelledStamps", "REAL", "BOGUS"]
+__all__ = ["LabelledStamps", "REAL", "BOGUS", "cut_labelled_stamps"]
 
 import json
 import os
@@ -163,3 +163,56 @@ class LabelledStamps:
             "stamp_size": self.stamp_size if len(self) else None,
             "families": {str(f): int(c) for f, c in zip(families, counts)},
         }
+
+
+def cut_labelled_stamps(
+    images: Any,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    ids: np.ndarray,
+    labels: np.ndarray,
+    family: np.ndarray | None = None,
+    mag: np.ndarray | None = None,
+    snr: np.ndarray | None = None,
+    size: int = 51,
+    meta: dict[str, Any] | None = None,
+) -> LabelledStamps:
+    """Cut raw ``diff``/``srch``/``tmpl`` stamps at labelled positions.
+
+    Parameters
+    ----------
+    images : `~collections.abc.Mapping` [`str`, `~rbnodia.core.PixelImage`]
+        Aligned images keyed ``diff``, ``srch`` and ``tmpl``.
+    x, y : `numpy.ndarray`
+        Positions in pixel coordinates.
+    ids, labels : `numpy.ndarray`
+        Detection ids and labels (0 real, 1 bogus).
+    family, mag, snr : `numpy.ndarray`, optional
+        Per-detection truth; defaults ``"unknown"``, NaN, NaN.
+    size : `int`
+        Stamp size (odd).
+    meta : `dict`, optional
+        Provenance stored with the set.
+
+    Returns
+    -------
+    stamps : `LabelledStamps`
+        Raw stamps (NaN where unusable: off the image, non-finite, or bad).
+    """
+    from .stamps import cut_stamps
+
+    n = len(ids)
+    stamps = {}
+    for name in ("diff", "srch", "tmpl"):
+        image = images[name]
+        stamps[name] = cut_stamps(image.array, x, y, size, bad=image.bad, origin=image.origin).pixels
+    return LabelledStamps(
+        **stamps,
+        label=labels,
+        id=ids,
+        family=np.full(n, "unknown") if family is None else family,
+        mag=np.full(n, np.nan) if mag is None else mag,
+        snr=np.full(n, np.nan) if snr is None else snr,
+        meta=dict(meta or {}),
+    )
