@@ -164,15 +164,16 @@ def register_visit(
         Detector id -> `lsst.sphgeom.ConvexPolygon` covered on the sky.
     """
     import astropy.time
+    import astropy.units as u
     from lsst.daf.butler import Timespan
     from lsst.sphgeom import ConvexPolygon
 
     registry = butler.registry
     begin = astropy.time.Time(obs_time, scale="tai")
-    end = begin + astropy.time.TimeDelta(exposure_time, format="sec")
+    end = begin + exposure_time * u.s
     day_obs = int((obs_time - datetime.timedelta(hours=12)).strftime("%Y%m%d"))
     registry.syncDimensionData(
-        "day_obs", {"instrument": instrument, "id": day_obs, "timespan": Timespan(begin - 0.5, begin + 0.5)}
+        "day_obs", {"instrument": instrument, "id": day_obs, "timespan": Timespan(begin - 12 * u.hour, begin + 12 * u.hour)}
     )
     vertices = [v for region in detector_regions.values() for v in region.getVertices()]
     registry.syncDimensionData(
