@@ -154,3 +154,66 @@ def _paper_nodia(shape):
         + [layers.Flatten(), layers.Dense(32, activation="relu"), layers.Dense(2, activation="softmax")],
         name="paper_nodia",
     )
+
+
+# Improved recipes (beyond the paper).  The paper's noDIA network puts the
+# science and template stamps side by side, so only its last layers ever see
+# both images of one sky position together.  These networks stack them as
+# channels instead: every convolution sees srch and tmpl at the same pixel and
+# can learn a local, PSF-aware "difference" itself.  Three strided
+# convolutions with batch normalisation (momentum 0.9, so short trainings get
+# usable statistics) shrink 51 -> 24 -> 11 -> 5 pixels; flattening the 5x5
+# map keeps where features sit relative to the centred detection.  Cost per
+# stamp (multiply-adds): improved_nodia 1.27 M, improved_nodia_fast 0.51 M,
+# paper_nodia 1.16 M; but the strided layers run several times faster than
+# the paper's full-resolution 1-filter first layer.
+
+
+def _improved_network(shape, name, widths=(16, 32, 32)):
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(shape)
+    x = inputs
+    for filters, kernel in zip(widths, (5, 3, 3)):  # 51 -> 24 -> 11 -> 5
+        x = layers.Conv2D(filters, kernel, strides=2, padding="valid", use_bias=False)(x)
+        x = layers.BatchNormalization(momentum=0.9)(x)
+        x = layers.ReLU()(x)
+    x = layers.Flatten()(x)
+    x = layers.Dropout(0.3)(x)
+    x = layers.Dense(32, activation="relu")(x)
+    outputs = layers.Dense(2, activation="softmax")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+@register_architecture(
+    "improved_nodia",
+    layout=Layout.NODIA,
+    stacking=Stacking.CHANNELS,
+    description="noDIA CNN on channel-stacked srch/tmpl: 3 strided conv(5x5:16, 3x3:32, 3x3:32)+batch norm,"
+    " dropout 0.3, dense 32, softmax 2",
+)
+def _improved_nodia(shape):
+    return _improved_network(shape, "improved_nodia")
+
+
+@register_architecture(
+    "improved_nodia_fast",
+    layout=Layout.NODIA,
+    stacking=Stacking.CHANNELS,
+    description="Cheaper improved_nodia: 3 strided conv(5x5:8, 3x3:16, 3x3:32)+batch norm, dropout 0.3,"
+    " dense 32, softmax 2",
+)
+def _improved_nodia_fast(shape):
+    return _improved_network(shape, "improved_nodia_fast", widths=(8, 16, 32))
+
+
+@register_architecture(
+    "improved_dia",
+    layout=Layout.DIA,
+    stacking=Stacking.CHANNELS,
+    description="DIA CNN on channel-stacked diff/srch/tmpl: 3 strided conv(5x5:16, 3x3:32, 3x3:32)+batch"
+    " norm, dropout 0.3, dense 32, softmax 2",
+)
+def _improved_dia(shape):
+    return _improved_network(shape, "improved_dia")
