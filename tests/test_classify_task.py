@@ -7,7 +7,12 @@ from astropy.table import Table
 
 from rbnodia.butler.repo import to_masked_image
 from rbnodia.nn import ModelMismatchError, load_model
-from rbnodia.tasks.classify import RELIABILITY_COLUMNS, ClassifyRealBogusConfig, ClassifyRealBogusTask
+from rbnodia.tasks.classify import (
+    RELIABILITY_COLUMNS,
+    SALIENCY_COLUMNS,
+    ClassifyRealBogusConfig,
+    ClassifyRealBogusTask,
+)
 
 
 def make_scene(n=40, shape=(300, 400), seed=0):
@@ -38,7 +43,7 @@ def test_one_row_per_detection_in_order(nodia_model_file):
     template[103, 205] = np.nan
     task = make_task(nodia_model_file, batchSize=16)
     out = task.run(science=science, template=template, detections=detections).reliability
-    assert list(out.colnames) == list(RELIABILITY_COLUMNS)
+    assert list(out.colnames) == list(RELIABILITY_COLUMNS) + list(SALIENCY_COLUMNS)
     assert len(out) == len(detections)
     np.testing.assert_array_equal(out["id"], detections["id"])
     np.testing.assert_array_equal(out["x"], detections["x"])
@@ -134,3 +139,35 @@ def test_connections_follow_config():
     conns = ClassifyRealBogusConnections(config=config)
     assert "difference" in conns.inputs and "model" in conns.prerequisiteInputs
     assert conns.science.storageClass == "ExposureF" and conns.detections.storageClass == "SourceCatalog"
+
+
+def test_saliency_columns_and_maps(nodia_model_file):
+    science, template, _, detections = make_scene(n=12)
+    detections.add_row({"id": 99_002, "x": -50.0, "y": 150.0})
+    task = make_task(nodia_model_file, doWriteSaliencyMaps=True, batchSize=5)
+    result = task.run(science=science, template=template, detections=detections)
+    out = result.reliability
+    scored = ~np.asarray(out["flag_no_data"])
+    total = np.asarray(out["saliency_srch"] + out["saliency_tmpl"])[scored]
+    np.testing.assert_allclose(total, 1.0, rtol=1e-5)
+    assert np.isnan(out["saliency_diff"]).all()  # noDIA
+    assert set(out["saliency_dominant"][scored]) <= {"srch", "tmpl"}
+    assert out["saliency_dominant"][~scored][0] == "none"
+    maps = result.saliency
+    np.testing.assert_array_equal(maps["id"], out["id"])
+    assert maps["saliency"].shape == (len(out), 51, 102, 1)
+    assert maps["stamp_srch"].shape == (len(out), 51, 51)
+    assert (maps["saliency"][~scored] == 0).all()
+    # Saliency does not change the scores.
+    plain = make_task(nodia_model_file, doSaliency=False).run(science=science, template=template,
+                                                              detections=detections).reliability
+    np.testing.assert_allclose(plain["score"], out["score"], rtol=1e-5)
+    assert "saliency_srch" not in plain.colnames
+
+
+def test_saliency_maps_need_saliency():
+    config = ClassifyRealBogusConfig()
+    config.doSaliency = False
+    config.doWriteSaliencyMaps = True
+    with pytest.raises(Exception, match="needs doSaliency"):
+        config.validate()

@@ -85,8 +85,12 @@ def run_pipetask(*args, stream: bool = True, env: Mapping[str, str] | None = Non
         If pipetask fails.
     """
     command = pipetask_command(*args, **kwargs)
+    from ..commands.info import environment
+
     process_env = dict(os.environ)
     process_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    for key, value in environment().items():  # $RBNODIA_DIR in pipeline imports; storage classes
+        process_env.setdefault(key, value)
     process_env.update(env or {})
     lines = []
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

@@ -8,6 +8,7 @@ __all__ = [
     "ClassifyRealBogusConfig",
     "ClassifyRealBogusTask",
     "RELIABILITY_COLUMNS",
+    "SALIENCY_COLUMNS",
 ]
 
 import dataclasses
@@ -40,6 +41,16 @@ RELIABILITY_COLUMNS: dict[str, tuple[str, str | None, str]] = {
     **{name: ("bool", None, doc) for name, (_, doc) in FLAG_COLUMNS.items()},
 }
 """Output schema: column -> (dtype, unit, description), in output order."""
+
+SALIENCY_COLUMNS: dict[str, tuple[str, str | None, str]] = {
+    "saliency_diff": ("float32", None, "Fraction of the gradient saliency on the difference stamp (I_diff; "
+                      "NaN for noDIA models or unscored rows)."),
+    "saliency_srch": ("float32", None, "Fraction of the gradient saliency on the science stamp (I_srch)."),
+    "saliency_tmpl": ("float32", None, "Fraction of the gradient saliency on the template stamp (I_tmpl)."),
+    "saliency_dominant": ("str", None, "Segment with the largest saliency fraction (diff, srch, tmpl; "
+                          "'none' if undefined)."),
+}
+"""Columns added when config.doSaliency is True."""
 
 
 class ClassifyRealBogusConnections(
@@ -82,8 +93,17 @@ class ClassifyRealBogusConnections(
         storageClass="ArrowAstropy",
         dimensions=("instrument", "visit", "detector"),
     )
+    saliency = cT.Output(
+        doc="Saliency maps per detection (written when config.doWriteSaliencyMaps): id, score, the "
+        "|gradient| map laid out like the network input, and the raw stamps.",
+        name="rbnodia_saliency",
+        storageClass="ArrowAstropy",
+        dimensions=("instrument", "visit", "detector"),
+    )
 
     def __init__(self, *, config: ClassifyRealBogusConfig):
+        if not config.doWriteSaliencyMaps:
+            del self.saliency
         if not Layout(config.layout).needs_difference:
             del self.difference
         if config.modelSource != "butler":
@@ -134,6 +154,17 @@ class ClassifyRealBogusConfig(pipeBase.PipelineTaskConfig, pipelineConnections=C
     batchSize = pexConfig.RangeField(
         dtype=int, doc="Detections cut, scaled and classified per batch.", default=2048, min=1,
     )
+    doSaliency = pexConfig.Field(
+        dtype=bool,
+        doc="Compute vanilla-gradient saliency (Simonyan et al. 2014, as in the paper) in the same pass and "
+        "add the saliency_* segment-importance columns.  Costs about one backward pass per batch.",
+        default=True,
+    )
+    doWriteSaliencyMaps = pexConfig.Field(
+        dtype=bool,
+        doc="Also write the saliency maps and raw stamps as rbnodia_saliency (large; implies doSaliency).",
+        default=False,
+    )
     logInterval = pexConfig.RangeField(
         dtype=float, doc="Seconds between progress log lines on long runs.", default=10.0, min=0.0,
     )
@@ -158,6 +189,10 @@ class ClassifyRealBogusConfig(pipeBase.PipelineTaskConfig, pipelineConnections=C
         if self.stampSize % 2 == 0:
             raise pexConfig.FieldValidationError(
                 ClassifyRealBogusConfig.stampSize, self, f"must be odd, got {self.stampSize}"
+            )
+        if self.doWriteSaliencyMaps and not self.doSaliency:
+            raise pexConfig.FieldValidationError(
+                ClassifyRealBogusConfig.doWriteSaliencyMaps, self, "needs doSaliency=True"
             )
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
             raise pexConfig.FieldValidationError(
@@ -230,8 +265,9 @@ class ClassifyRealBogusTask(pipeBase.PipelineTask):
         n = len(found)
         scores = np.full(n, np.nan, dtype=np.float32)
         flags = np.zeros(n, dtype=np.int32)
-        self.log.info("Classifying %d detections with model %s (layout %s, threshold %.3f).",
-                      n, model.version, layout.value, threshold)
+        saliency = _SaliencyAccumulator(n, layout, model, self.config) if self.config.doSaliency else None
+        self.log.info("Classifying %d detections with model %s (layout %s, threshold %.3f, saliency %s).",
+                      n, model.version, layout.value, threshold, "on" if saliency else "off")
         start = last_log = time.monotonic()
         for begin in range(0, n, self.config.batchSize):
             chunk = slice(begin, min(begin + self.config.batchSize, n))
@@ -239,11 +275,13 @@ class ClassifyRealBogusTask(pipeBase.PipelineTask):
                 images, found.x[chunk], found.y[chunk], layout, self.config.stampSize, model.stacking
             )
             flags[chunk] = prepared.flags
-            scorable = (prepared.flags & StampFlag.NO_DATA) == 0
-            if scorable.any():
-                chunk_scores = np.full(len(prepared.flags), np.nan, dtype=np.float32)
-                chunk_scores[scorable] = model.predict(prepared.inputs[scorable])
-                scores[chunk] = chunk_scores
+            scorable = np.flatnonzero((prepared.flags & StampFlag.NO_DATA) == 0)
+            if len(scorable):
+                rows = begin + scorable
+                if saliency is not None:
+                    scores[rows] = saliency.add(rows, prepared, scorable)
+                else:
+                    scores[rows] = model.predict(prepared.inputs[scorable])
             now = time.monotonic()
             if now - last_log >= self.config.logInterval and chunk.stop < n:
                 self.log.info("Classified %d/%d detections (%.0f s).", chunk.stop, n, now - start)
@@ -251,6 +289,8 @@ class ClassifyRealBogusTask(pipeBase.PipelineTask):
 
         ra, dec = pixel_to_sky(science, found.x, found.y)
         catalog = self._make_catalog(found, ra, dec, scores, flags, threshold, model.version)
+        if saliency is not None:
+            saliency.add_columns(catalog)
         catalog.meta.update(
             {"rbnodia_model": model.version, "rbnodia_threshold": float(threshold),
              "rbnodia_layout": layout.value, "rbnodia_score_convention": "P(real)"}
@@ -259,7 +299,10 @@ class ClassifyRealBogusTask(pipeBase.PipelineTask):
         self.log.info("Classified %d detections in %.1f s: %d real, %d bogus, %d not scorable (flag_no_data).",
                       n, time.monotonic() - start, n_real, n - n_real - int(np.isnan(scores).sum()),
                       int(np.isnan(scores).sum()))
-        return pipeBase.Struct(reliability=catalog)
+        result = pipeBase.Struct(reliability=catalog)
+        if self.config.doWriteSaliencyMaps:
+            result.saliency = saliency.maps_table(found.id, scores)
+        return result
 
     @staticmethod
     def _make_catalog(found, ra, dec, scores, flags, threshold, version) -> Table:
@@ -282,4 +325,54 @@ class ClassifyRealBogusTask(pipeBase.PipelineTask):
             table[name] = column
             table[name].unit = unit
             table[name].description = doc
+        return table
+
+
+class _SaliencyAccumulator:
+    """Collects saliency importances (and optionally maps) batch by batch."""
+
+    def __init__(self, n: int, layout: Layout, model: Any, config: ClassifyRealBogusConfig) -> None:
+        self.layout = layout
+        self.model = model
+        self.batch_size = config.batchSize
+        self.importances = {name: np.full(n, np.nan, dtype=np.float32) for name in ("diff", "srch", "tmpl")}
+        self.dominant = np.full(n, "none", dtype="<U4")
+        self.keep_maps = config.doWriteSaliencyMaps
+        if self.keep_maps:
+            shape = tuple(model.network.input_shape[1:])
+            size = config.stampSize
+            self.maps = np.zeros((n,) + shape, dtype=np.float32)
+            self.raw = {name: np.full((n, size, size), np.nan, dtype=np.float32) for name in layout.segments}
+
+    def add(self, rows: np.ndarray, prepared: Any, scorable: np.ndarray) -> np.ndarray:
+        """Saliency for one batch; returns the scores of its scorable rows."""
+        from ..core.saliency import dominant_segment, segment_importances
+        from ..nn.saliency import saliency_maps
+
+        result = saliency_maps(self.model, prepared.inputs[scorable], self.batch_size)
+        fractions = segment_importances(result.maps, self.layout, self.model.stacking)
+        for name, values in fractions.items():
+            self.importances[name][rows] = values
+        self.dominant[rows] = dominant_segment(fractions)
+        if self.keep_maps:
+            self.maps[rows] = result.maps
+            for name in self.layout.segments:
+                self.raw[name][rows] = prepared.raw[name][scorable]
+        return result.score
+
+    def add_columns(self, catalog: Table) -> None:
+        values = {f"saliency_{name}": v for name, v in self.importances.items()}
+        values["saliency_dominant"] = self.dominant
+        for name, (dtype, unit, doc) in SALIENCY_COLUMNS.items():
+            catalog[name] = values[name] if dtype == "str" else values[name].astype(dtype)
+            catalog[name].description = doc
+
+    def maps_table(self, ids: np.ndarray, scores: np.ndarray) -> Table:
+        table = Table({"id": ids, "score": scores, "saliency": self.maps})
+        table["saliency"].description = "|d P_top / d input|, laid out like the network input"
+        for name, stamps in self.raw.items():
+            table[f"stamp_{name}"] = stamps
+            table[f"stamp_{name}"].description = f"raw {name} stamp (NaN where unusable)"
+        table.meta.update({"rbnodia_layout": self.layout.value, "rbnodia_stacking": self.model.stacking.value,
+                           "rbnodia_model": self.model.version})
         return table
