@@ -51,6 +51,9 @@ from ..core.saliency import (
     segment_importances,
 )
 
+from .figures import new_figure as _figure
+from .figures import save_figure
+
 _LOG = logging.getLogger(__name__)
 
 SALIENCY_CMAP = "Greens"
@@ -76,24 +79,6 @@ _GROUP_TITLES = {
     PREDICTION_CLASSES[0]: "predicted real",
     PREDICTION_CLASSES[1]: "predicted bogus",
 }
-
-
-def _figure(width: float, height: float) -> Any:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _save(fig: Any, path: str | os.PathLike | None, dpi: int = 110) -> None:
-    if path is None:
-        return
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, format="png")
-    _LOG.debug("Wrote %s.", path)
 
 
 def _slug(group: str) -> str:
@@ -191,7 +176,7 @@ def plot_stamps_with_saliency(
     fig = _figure(1.6 * sum(width_ratios) + 1.2, 1.7 * max(n, 1) + 0.4)
     if n == 0:
         fig.text(0.5, 0.5, "no objects", ha="center", va="center")
-        _save(fig, path)
+        save_figure(fig, path, dpi=110)
         return fig
     axes = fig.subplots(n, ncols, squeeze=False, gridspec_kw={"width_ratios": width_ratios})
     for row in range(n):
@@ -223,7 +208,7 @@ def plot_stamps_with_saliency(
             a.set_yticks([])
     if suptitle:
         fig.suptitle(suptitle, fontsize=10)
-    _save(fig, path)
+    save_figure(fig, path, dpi=110)
     return fig
 
 
@@ -305,7 +290,7 @@ def plot_dominant_breakdown(
         axes[r, 0].set_ylabel("fraction with largest I_seg")
     if title:
         fig.suptitle(title, fontsize=10)
-    _save(fig, path)
+    save_figure(fig, path, dpi=110)
     return fig
 
 
@@ -385,7 +370,7 @@ def plot_importance_distributions(
                 ax.set_ylabel("objects")
     if title:
         fig.suptitle(title, fontsize=10)
-    _save(fig, path)
+    save_figure(fig, path, dpi=110)
     return fig
 
 

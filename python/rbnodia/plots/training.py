@@ -24,12 +24,13 @@ __all__ = [
 
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..core.metrics import roc_auc, roc_curve
+from .figures import new_figure as _figure
+from .figures import save_figure
 
 CORRECT_COLOR = "#1f77b4"
 """Cells of correct classifications (blue, as in the paper's figures)."""
@@ -38,25 +39,6 @@ INCORRECT_COLOR = "#ff7f0e"
 
 _CLASS_COLORS = {0: "#2ca02c", 1: "#d62728"}
 _CLASS_NAMES = {0: "real", 1: "bogus"}
-
-
-def _figure(width: float, height: float):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def save_figure(fig: Any, path: str | os.PathLike | None, dpi: int = 120) -> Path | None:
-    """Write ``fig`` as PNG to ``path`` (creating folders); no-op for `None`."""
-    if path is None:
-        return None
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, format="png")
-    return path
 
 
 def plot_history(
