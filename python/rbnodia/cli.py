@@ -17,6 +17,9 @@ import sys
 _COMMAND_MODULES = (
     "rbnodia.commands.demo",
     "rbnodia.commands.info",
+    "rbnodia.commands.train",
+    "rbnodia.commands.saliency",
+    "rbnodia.commands.simulate",
 )
 
 

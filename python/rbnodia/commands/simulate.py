@@ -1,0 +1,154 @@
+"""``rbnodia simulate``, ``make-training-set``, ``ingest-autoscan`` and
+``plot-examples``: simulated survey data and the DES autoscan stamps."""
+
+from __future__ import annotations
+
+__all__ = ["register"]
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+_log = logging.getLogger(__name__)
+
+
+def _print(summary: dict) -> None:
+    print(json.dumps(summary, indent=2, default=str))
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from ..sim import write_simulated_repo
+
+    summary = write_simulated_repo(
+        args.repo,
+        preset=args.preset,
+        n_visits=args.visits,
+        n_detectors=args.detectors,
+        seed=args.seed,
+        image_size=tuple(args.size) if args.size else None,
+        clobber=args.clobber,
+        progress=not args.no_progress,
+    )
+    summary.pop("data_ids", None)
+    _print(summary)
+    return 0
+
+
+def _make_training_set(args: argparse.Namespace) -> int:
+    from ..sim import make_training_set
+
+    summary = make_training_set(
+        args.n,
+        args.out,
+        preset=args.preset,
+        seed=args.seed,
+        real_fraction=args.real_fraction,
+        stamp_size=args.stamp_size,
+        workers=args.workers,
+        progress=not args.no_progress,
+        patch_size=args.patch_size,
+        shard_size=args.shard_size,
+    )
+    if args.plot:
+        from ..core.stampset import LabelledStamps
+        from ..sim.plots import plot_examples
+
+        first = LabelledStamps.load(summary["shards"][0])
+        summary["plot"] = str(plot_examples(first, args.plot))
+    summary["shards"] = len(summary["shards"])
+    _print(summary)
+    return 0
+
+
+def _ingest_autoscan(args: argparse.Namespace) -> int:
+    from ..sim.autoscan import ingest_autoscan_to_butler, read_autoscan
+
+    if not args.repo and not args.out:
+        raise ValueError("Give --repo and/or --out.")
+    summary: dict = {}
+    if args.repo:
+        summary = ingest_autoscan_to_butler(args.path, args.repo, labels=args.labels, run=args.run)
+        summary.pop("data_ids", None)
+    if args.out:
+        stamps = read_autoscan(args.path, labels=args.labels, progress=not args.no_progress)
+        summary["out"] = str(stamps.save(args.out))
+        summary.setdefault("n", len(stamps))
+        summary.setdefault("skipped", stamps.meta["skipped"])
+    _print(summary)
+    return 0
+
+
+def _plot_examples(args: argparse.Namespace) -> int:
+    from ..core.stampset import LabelledStamps
+    from ..sim.plots import plot_examples
+
+    stamps = LabelledStamps.load(args.stamps)
+    path = plot_examples(stamps, args.out, per_family=args.per_family, seed=args.seed)
+    _print({"out": str(path), **stamps.summary()})
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add the simulation commands to the ``rbnodia`` parser."""
+    from ..sim.repo import DEFAULT_SEED
+
+    p = subparsers.add_parser(
+        "simulate",
+        help="Write a Butler repository of simulated pipeline inputs.",
+        description="Simulate science, warped template and difference images with detections and truth "
+        "for N visits x M detectors, and write them to a new Butler repository.",
+    )
+    p.add_argument("--repo", required=True, type=Path, help="Repository folder to create.")
+    p.add_argument("--preset", choices=("des", "lsst"), default="lsst")
+    p.add_argument("--visits", type=int, default=2)
+    p.add_argument("--detectors", type=int, default=2)
+    p.add_argument(
+        "--size", type=int, nargs=2, metavar=("H", "W"), help="Detector size (default: full preset size)."
+    )
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    p.add_argument("--clobber", action="store_true", help="Replace an existing repository.")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_simulate)
+
+    p = subparsers.add_parser(
+        "make-training-set",
+        help="Write labelled (diff, srch, tmpl) stamps for training.",
+        description="Fast mode: simulate many small patches in parallel and write class-balanced shards of "
+        "labelled raw stamps (rbnodia LabelledStamps .npz).",
+    )
+    p.add_argument("--n", type=int, default=100_000, help="Number of stamps.")
+    p.add_argument("--out", required=True, type=Path, help="Output folder.")
+    p.add_argument("--preset", choices=("des", "lsst"), default="des")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    p.add_argument("--real-fraction", type=float, default=0.5)
+    p.add_argument("--stamp-size", type=int, default=51)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--patch-size", type=int, default=320)
+    p.add_argument("--shard-size", type=int, default=10_000)
+    p.add_argument("--plot", type=Path, help="Also write a PNG of examples per family.")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_make_training_set)
+
+    p = subparsers.add_parser(
+        "ingest-autoscan",
+        help="Read the DES autoscan stamps into a repository and/or an .npz file.",
+        description="Read diff/srch/temp<ID>.fits stamps and autoscan_features.3.csv labels.",
+    )
+    p.add_argument("path", type=Path, help="Autoscan folder.")
+    p.add_argument("--repo", type=Path, help="Butler repository (created if missing).")
+    p.add_argument("--out", type=Path, help="Write one LabelledStamps .npz file.")
+    p.add_argument("--labels", type=Path, help="Label CSV if not found under PATH.")
+    p.add_argument("--run", default="DECam/autoscan", help="RUN collection.")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_ingest_autoscan)
+
+    p = subparsers.add_parser(
+        "plot-examples",
+        help="PNG grid of example stamps per family (diff | srch | tmpl).",
+    )
+    p.add_argument("--stamps", required=True, type=Path, help="LabelledStamps .npz file or folder of shards.")
+    p.add_argument("--out", required=True, type=Path, help="PNG path.")
+    p.add_argument("--per-family", type=int, default=4)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_plot_examples)

@@ -1,0 +1,329 @@
+"""Survey presets: camera, site and template properties of the simulator.
+
+Each preset describes one survey's single-epoch science exposures and its
+deep templates (co-adds).  Numbers are typical published values; where a
+value varies across the focal plane or the survey, the preset holds a median
+and the simulator draws around it.
+
+Sources of the numbers (rounded):
+
+DES / DECam
+    0.263 arcsec pixels, 2048 x 4096 CCDs with two amplifiers, gains near
+    4 e-/ADU, read noise about 7 e-, full well ~ 150 ke-.  SN-field shallow
+    epochs of 90-175 s; median delivered seeing about 1.0 arcsec (r);
+    dark-sky brightness about 22.0 / 21.1 / 20.4 / 19.4 mag/arcsec^2 in
+    g / r / i / z.  Templates: co-adds of the best-seeing epochs
+    (Kessler et al. 2015).
+LSST / LSSTCam
+    0.2 arcsec pixels, 4096 x 4096 CCDs with 16 amplifiers, gains near
+    1.6 e-/ADU, read noise about 6 e-, full well ~ 100 ke-; 30 s visits;
+    system zero points, sky brightness and median seeing from the LSST
+    science requirements and SMTN-002 (m5 ~ 24.5 in r).  Templates: co-adds
+    of about 20 best-seeing visits.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Preset", "PRESETS", "get_preset", "AB_NJY_ZERO_POINT"]
+
+import dataclasses
+import datetime
+from dataclasses import dataclass
+
+AB_NJY_ZERO_POINT = 31.4
+"""AB magnitude of 1 nJy: ``m = 31.4 - 2.5 log10(f / nJy)``."""
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Everything survey-specific the simulator needs.
+
+    All magnitudes are AB.  Zero points are the magnitude that gives
+    1 electron per second.  Rates are per detector and per exposure unless
+    stated otherwise.  Any field can be overridden per call through the
+    ``**options`` of `~rbnodia.sim.simulate_detector`.
+    """
+
+    name: str
+    instrument: str
+    pixel_scale: float
+    """arcsec / pixel."""
+    shape: tuple[int, int]
+    """Simulated ``(height, width)`` in pixels (``image_size``)."""
+    native_shape: tuple[int, int]
+    """The real detector's ``(height, width)``; per-detector rates (defects)
+    refer to it and are scaled by area to ``shape``."""
+    amp_grid: tuple[int, int]
+    """Amplifiers as ``(rows, columns)`` of equal segments."""
+    gain: float
+    """Median e-/ADU; each amplifier varies by ``gain_scatter``."""
+    gain_scatter: float
+    read_noise: float
+    """e- rms per pixel."""
+    full_well: float
+    """e-; pixels above it saturate (and bleed along columns)."""
+    exposure_time: float
+    """s."""
+    bands: tuple[str, ...]
+    zero_point: dict[str, float]
+    """Magnitude giving 1 e-/s, per band."""
+    sky_brightness: dict[str, float]
+    """Dark-sky brightness, mag / arcsec^2, per band."""
+    sky_scatter: float
+    """rms (mag) of the per-exposure sky brightness (moon, airmass)."""
+    seeing_median: float
+    """Median science FWHM in arcsec at the reference band (r)."""
+    seeing_sigma: float
+    """Log-normal scatter (natural log) of the science FWHM."""
+    seeing_min: float
+    psf_model: str
+    """``kolmogorov`` (atmosphere convolved with a Gaussian optics term) or
+    ``moffat``.  Both presets use Kolmogorov: GalSim convolves it with
+    galaxies several times faster than an untruncated Moffat."""
+    moffat_beta: float
+    optics_fwhm: float
+    """arcsec; Gaussian optical term added to a Kolmogorov PSF."""
+    psf_ellipticity: float
+    """rms of each PSF ellipticity component (g1, g2)."""
+    brighter_fatter: float
+    """Fractional PSF FWHM increase of a star whose peak reaches the full well
+    (charge repulsion in thick CCDs); faint stars are unaffected."""
+    psf_fwhm_gradient: float
+    """Fractional FWHM change from detector centre to corner."""
+    psf_fwhm_curvature: float
+    """Quadratic (centre to corner) FWHM variation across a detector."""
+    template_n_coadd: int
+    """Number of epochs in the template co-add (noise / sqrt(n))."""
+    template_seeing_factor: float
+    """Template FWHM over the median science FWHM (best-seeing co-add)."""
+    template_seeing_sigma: float
+    max_rotation_deg: float
+    """Largest |science - template| grid rotation."""
+    dither_arcsec: float
+    """Largest pointing offset of a visit from the nominal field centre."""
+    astrometric_error_arcsec: float
+    """rms of each coordinate of the relative WCS error (shift part)."""
+    astrometric_gradient_arcsec: float
+    """rms of the smooth (linear + quadratic) WCS error across a detector."""
+    dcr_arcsec_per_mag: dict[str, float]
+    """Differential chromatic refraction: shift (arcsec) per magnitude of
+    colour difference per unit ``tan(zenith distance)``, per band."""
+    template_airmass: float
+    """Effective airmass of the template co-add."""
+    background_error: float
+    """rms of the residual background after sky subtraction, as a fraction of
+    the sky noise per pixel (applied as a smooth gradient)."""
+    photometric_error: float
+    """rms fractional calibration error of the template relative to science."""
+    field_center: tuple[float, float]
+    """(ra, dec) degrees of the nominal pointing."""
+    focal_plane_columns: int
+    """Detectors per row when placing detectors on a simple focal-plane grid."""
+    detector_gap_px: int
+    epoch_start: datetime.datetime
+    template_epoch: datetime.datetime
+    # Scene
+    star_density: float
+    """Stars per deg^2 per mag at the reference magnitude (r = 20)."""
+    star_slope: float
+    """d log10 N / dm of the star counts."""
+    star_mag_range: tuple[float, float]
+    galaxy_density: float
+    """Galaxies per deg^2 per mag at r = 24."""
+    galaxy_slope: float
+    galaxy_mag_bright: float
+    galaxy_depth_beyond_template: float
+    """Galaxies are drawn down to the template 5-sigma depth plus this."""
+    band_offset: dict[str, float]
+    """Typical galaxy / star colour m_band - m_r."""
+    proper_motion_fraction: float
+    """Fraction of stars with a measurable proper motion."""
+    proper_motion_mas_per_yr: float
+    """rms proper motion of those stars."""
+    # Transients (real, label 0)
+    transient_density: float
+    """Injected transients per megapixel (DES injected fakes generously, to
+    get balanced training sets; 15 / Mpix gives ~125 per DECam CCD)."""
+    hostless_fraction: float
+    transient_mag_bright: float
+    """How much brighter than the 5-sigma limit the brightest injections are."""
+    transient_mag_faint: float
+    """How much fainter than the 5-sigma limit the faintest injections are."""
+    variable_star_fraction: float
+    variable_star_amplitude: float
+    """rms magnitude change of variable stars between template and science."""
+    # Artifacts (bogus, label 1)
+    cosmic_ray_rate: float
+    """Cosmic rays per cm^2 per second (site + dewar)."""
+    pixel_size_um: float
+    cosmic_ray_track_px: float
+    """Mean track length in pixels (thick sensors give longer tracks)."""
+    cosmic_ray_repair_fraction: float
+    """Fraction of cosmic rays found, masked CR and interpolated by ISR."""
+    bad_columns: float
+    """Mean number of bad (hot or dead) column segments per detector."""
+    hot_pixels: float
+    """Mean number of hot pixels per detector."""
+    defect_mask_fraction: float
+    """Fraction of defects known to the defect list (masked BAD, interpolated)."""
+    satellite_probability: float
+    """Probability that a satellite trail crosses the detector."""
+    template_edge_probability: float
+    """Probability that a template co-add boundary crosses the detector."""
+
+    def with_options(self, **options) -> Preset:
+        """A copy with fields replaced (``image_size`` is an alias of ``shape``)."""
+        if "image_size" in options:
+            size = options.pop("image_size")
+            if size is not None:
+                options["shape"] = (int(size[0]), int(size[1]))
+        unknown = set(options) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise TypeError(f"Unknown simulator option(s) {sorted(unknown)}.")
+        return dataclasses.replace(self, **options)
+
+    @property
+    def physical_filters(self) -> dict[str, str]:
+        """Physical filter name -> band."""
+        return {f"{band}_sim": band for band in self.bands}
+
+    def nJy_per_electron(self, band: str, exposure_time: float | None = None) -> float:
+        """Calibration: nJy per detected electron in ``exposure_time``."""
+        t = self.exposure_time if exposure_time is None else exposure_time
+        return 10.0 ** (0.4 * (AB_NJY_ZERO_POINT - self.zero_point[band])) / t
+
+    def sky_electrons(self, band: str, sky_mag: float | None = None) -> float:
+        """Sky electrons per pixel per exposure."""
+        mu = self.sky_brightness[band] if sky_mag is None else sky_mag
+        return self.exposure_time * 10.0 ** (-0.4 * (mu - self.zero_point[band])) * self.pixel_scale**2
+
+
+_DES = Preset(
+    name="des",
+    instrument="SimDECam",
+    pixel_scale=0.263,
+    shape=(4096, 2048),
+    native_shape=(4096, 2048),
+    amp_grid=(1, 2),
+    gain=4.0,
+    gain_scatter=0.08,
+    read_noise=7.0,
+    full_well=150_000.0,
+    exposure_time=90.0,
+    bands=("g", "r", "i", "z"),
+    zero_point={"g": 26.45, "r": 26.60, "i": 26.40, "z": 26.05},
+    sky_brightness={"g": 22.0, "r": 21.1, "i": 20.4, "z": 19.4},
+    sky_scatter=0.3,
+    seeing_median=1.0,
+    seeing_sigma=0.2,
+    seeing_min=0.7,
+    psf_model="kolmogorov",
+    moffat_beta=3.0,
+    optics_fwhm=0.5,
+    psf_ellipticity=0.03,
+    brighter_fatter=0.02,
+    psf_fwhm_gradient=0.04,
+    psf_fwhm_curvature=0.02,
+    template_n_coadd=10,
+    template_seeing_factor=0.85,
+    template_seeing_sigma=0.05,
+    max_rotation_deg=0.5,
+    dither_arcsec=20.0,
+    astrometric_error_arcsec=0.03,
+    astrometric_gradient_arcsec=0.02,
+    dcr_arcsec_per_mag={"u": 0.25, "g": 0.1, "r": 0.03, "i": 0.015, "z": 0.01, "y": 0.007},
+    template_airmass=1.1,
+    background_error=0.02,
+    photometric_error=0.01,
+    field_center=(52.648, -28.100),  # DES SN field C3
+    focal_plane_columns=12,
+    detector_gap_px=150,
+    epoch_start=datetime.datetime(2013, 8, 31, 3, 0, tzinfo=datetime.UTC),
+    template_epoch=datetime.datetime(2014, 12, 1, 3, 0, tzinfo=datetime.UTC),
+    star_density=250.0,
+    star_slope=0.12,
+    star_mag_range=(14.0, 26.0),
+    galaxy_density=40_000.0,
+    galaxy_slope=0.33,
+    galaxy_mag_bright=16.0,
+    galaxy_depth_beyond_template=0.5,
+    band_offset={"u": 1.5, "g": 0.6, "r": 0.0, "i": -0.35, "z": -0.5, "y": -0.6},
+    proper_motion_fraction=0.3,
+    proper_motion_mas_per_yr=15.0,
+    transient_density=15.0,
+    hostless_fraction=0.15,
+    transient_mag_bright=4.0,
+    transient_mag_faint=0.7,
+    variable_star_fraction=0.02,
+    variable_star_amplitude=0.3,
+    cosmic_ray_rate=0.025,
+    pixel_size_um=15.0,
+    cosmic_ray_track_px=6.0,
+    cosmic_ray_repair_fraction=0.9,
+    bad_columns=2.0,
+    hot_pixels=30.0,
+    defect_mask_fraction=0.8,
+    satellite_probability=0.05,
+    template_edge_probability=0.1,
+)
+
+_LSST = dataclasses.replace(
+    _DES,
+    name="lsst",
+    instrument="SimLSSTCam",
+    pixel_scale=0.2,
+    shape=(4096, 4096),
+    native_shape=(4096, 4096),
+    amp_grid=(2, 8),
+    gain=1.6,
+    gain_scatter=0.05,
+    read_noise=6.0,
+    full_well=100_000.0,
+    exposure_time=30.0,
+    bands=("u", "g", "r", "i", "z", "y"),
+    zero_point={"u": 26.2, "g": 28.4, "r": 28.2, "i": 27.9, "z": 27.5, "y": 26.7},
+    sky_brightness={"u": 22.9, "g": 22.3, "r": 21.2, "i": 20.5, "z": 19.6, "y": 18.6},
+    sky_scatter=0.3,
+    seeing_median=0.8,
+    seeing_sigma=0.25,
+    seeing_min=0.5,
+    psf_model="kolmogorov",
+    optics_fwhm=0.35,
+    psf_ellipticity=0.02,
+    psf_fwhm_gradient=0.03,
+    template_n_coadd=20,
+    template_seeing_factor=0.85,
+    max_rotation_deg=15.0,
+    dither_arcsec=20.0,
+    astrometric_error_arcsec=0.02,
+    astrometric_gradient_arcsec=0.015,
+    field_center=(53.125, -28.100),  # ECDFS deep drilling field
+    focal_plane_columns=15,
+    detector_gap_px=100,
+    epoch_start=datetime.datetime(2026, 1, 5, 2, 0, tzinfo=datetime.UTC),
+    template_epoch=datetime.datetime(2025, 11, 20, 2, 0, tzinfo=datetime.UTC),
+    pixel_size_um=10.0,
+    cosmic_ray_track_px=4.0,
+    cosmic_ray_rate=0.025,
+)
+
+PRESETS: dict[str, Preset] = {"des": _DES, "lsst": _LSST}
+"""Built-in presets by name."""
+
+
+def get_preset(preset: str | Preset, **options) -> Preset:
+    """Look up a preset by name (or pass one through) and apply overrides.
+
+    Parameters
+    ----------
+    preset : `str` or `Preset`
+        ``"des"``, ``"lsst"`` or a `Preset`.
+    **options
+        Field overrides, see `Preset.with_options`.
+    """
+    if isinstance(preset, str):
+        try:
+            preset = PRESETS[preset.lower()]
+        except KeyError:
+            raise ValueError(f"Unknown preset {preset!r}; known: {sorted(PRESETS)}.") from None
+    return preset.with_options(**options) if options else preset

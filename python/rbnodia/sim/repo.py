@@ -1,0 +1,223 @@
+"""Write simulated detectors into a Butler data repository.
+
+This is the only module of `rbnodia.sim` that touches the Butler.  It
+creates the repository with `rbnodia.butler.repo.create_repo`, registers a
+simulated instrument, its visits (with real sky regions) and the pipeline's
+input dataset types, and writes for each (visit, detector):
+
+``preliminary_visit_image``   science exposure (MaskedImageV2)
+``template_detector``         template warped to the science grid, not PSF-matched
+``difference_image``          PSF-matched difference
+``dia_source_unstandardized`` detections (ArrowAstropy)
+``rbnodia_truth``             labels and families (ArrowAstropy; 0 = real)
+"""
+
+from __future__ import annotations
+
+__all__ = ["write_simulated_repo", "detector_names", "DEFAULT_SEED", "visit_ids"]
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from .detector import SimulatedDetector, clear_cache, science_wcs, simulate_detector, visit_conditions
+from .geometry import footprint_corners
+from .presets import Preset, get_preset
+from .truth import family_counts
+
+_log = logging.getLogger(__name__)
+
+DEFAULT_SEED = 20220315
+"""Default master seed (the paper's arXiv date)."""
+
+
+def visit_ids(n_visits: int) -> list[int]:
+    """Visit ids written by `write_simulated_repo`: ``1001, 1002, ...``."""
+    return [1001 + i for i in range(n_visits)]
+
+
+def detector_names(preset: Preset, n_detectors: int) -> dict[int, str]:
+    """Detector id -> name (``S00``, ``S01`` ... ; ``R00_S00`` style for LSST)."""
+    if preset.name == "lsst":
+        return {d: f"R{d // 9:02d}_S{(d % 9) // 3}{d % 3}" for d in range(n_detectors)}
+    return {d: f"CCD{d + 1:02d}" for d in range(n_detectors)}
+
+
+def _masked(image, variance, mask, sim: SimulatedDetector):
+    from ..butler.repo import to_masked_image
+
+    return to_masked_image(
+        image,
+        variance=variance,
+        mask=mask,
+        wcs=sim.wcs,
+        detector_frame={"instrument": sim.instrument, "visit": sim.visit, "detector": sim.detector},
+    )
+
+
+def write_simulated_repo(
+    root: str | Path,
+    *,
+    preset: str | Preset = "lsst",
+    n_visits: int = 2,
+    n_detectors: int = 2,
+    seed: int = DEFAULT_SEED,
+    image_size: tuple[int, int] | None = None,
+    clobber: bool = False,
+    progress: bool = True,
+    **options,
+) -> dict[str, Any]:
+    """Create a repository and fill it with simulated pipeline inputs.
+
+    Parameters
+    ----------
+    root : `str` or `pathlib.Path`
+        Repository folder (created).
+    preset : `str` or `~rbnodia.sim.presets.Preset`
+        ``"des"`` or ``"lsst"``.
+    n_visits, n_detectors : `int`
+        Visits ``1001 ...`` and detectors ``0 ...`` to simulate.
+    seed : `int`
+        Master seed; the same seed gives the same repository content.
+    image_size : `tuple` [`int`, `int`], optional
+        ``(height, width)`` of each detector (default: the preset's full size).
+    clobber : `bool`
+        Replace an existing repository.
+    progress : `bool`
+        Show a progress bar.
+    **options
+        Passed to `~rbnodia.sim.simulate_detector`.
+
+    Returns
+    -------
+    summary : `dict`
+        ``root``, ``collection`` (the input RUN), ``instrument``,
+        ``data_ids``, ``n_detections``, ``n_real``, ``n_bogus``,
+        ``families`` (counts per family), ``n_injected``,
+        ``n_injected_detected``, ``bands``, ``seconds``.
+    """
+    from tqdm import tqdm
+
+    from ..butler.repo import (
+        create_repo,
+        put_detector_inputs,
+        register_input_dataset_types,
+        register_instrument,
+        register_visit,
+        sky_polygon,
+    )
+
+    t0 = time.monotonic()
+    preset = get_preset(preset, image_size=image_size)
+    root = Path(root)
+    butler = create_repo(root, clobber=clobber)
+    instrument = preset.instrument
+    register_instrument(butler, instrument, detector_names(preset, n_detectors), preset.physical_filters)
+    register_input_dataset_types(butler)
+    collection = f"{instrument}/sim/inputs"
+    butler.registry.registerRun(collection)
+
+    data_ids: list[dict[str, Any]] = []
+    truths = []
+    bands = {}
+    n_injected = 0
+    n_injected_detected = 0
+    last_log = time.monotonic()
+    band_option = options.get("band")
+    visits = visit_ids(n_visits)
+    for visit in visits:
+        cond = visit_conditions(preset, visit, seed, band_option)
+        regions = {
+            d: sky_polygon(
+                footprint_corners(
+                    science_wcs(preset, visit=visit, detector=d, seed=seed, band=band_option), preset.shape
+                )
+            )
+            for d in range(n_detectors)
+        }
+        register_visit(
+            butler,
+            instrument,
+            visit,
+            f"{cond.band}_sim",
+            obs_time=cond.obs_time,
+            exposure_time=cond.exposure_time,
+            detector_regions=regions,
+        )
+        bands[visit] = cond.band
+    # Detector-major order: consecutive visits of a detector reuse its sky
+    # and template.
+    with tqdm(total=n_visits * n_detectors, desc="simulate", unit="det", disable=not progress) as bar:
+        for detector in range(n_detectors):
+            for visit in visits:
+                sim = simulate_detector(preset, visit=visit, detector=detector, seed=seed, **options)
+                data_id = dict(sim.data_id)
+                put_detector_inputs(
+                    butler,
+                    collection,
+                    data_id,
+                    {
+                        "science": _masked(sim.science, sim.science_variance, sim.science_mask, sim),
+                        "template": _masked(sim.template, sim.template_variance, sim.template_mask, sim),
+                        "difference": _masked(
+                            sim.difference, sim.difference_variance, sim.difference_mask, sim
+                        ),
+                        "detections": sim.detections,
+                        "truth": sim.truth,
+                    },
+                )
+                data_ids.append(data_id)
+                truths.append(sim.truth[["label", "family"]].copy(copy_data=True))
+                n_injected += sim.meta["n_injected"]
+                n_injected_detected += sim.meta["n_injected_detected"]
+                bar.update(1)
+                if time.monotonic() - last_log > 30 or not progress:
+                    _log.info(
+                        "Wrote %d of %d detectors (%d detections) to %s.",
+                        len(data_ids),
+                        n_visits * n_detectors,
+                        sum(len(t) for t in truths),
+                        root,
+                    )
+                    last_log = time.monotonic()
+                del sim
+
+    from astropy.table import vstack
+
+    clear_cache()
+    for t in truths:
+        t.meta.clear()
+    truth = vstack(truths) if truths else None
+    counts = (
+        family_counts(truth)
+        if truth is not None and len(truth)
+        else {"total": {"n": 0, "real": 0, "bogus": 0}}
+    )
+    summary = {
+        "root": str(root),
+        "collection": collection,
+        "instrument": instrument,
+        "preset": preset.name,
+        "seed": seed,
+        "image_size": list(preset.shape),
+        "data_ids": data_ids,
+        "bands": bands,
+        "n_detections": counts["total"]["n"],
+        "n_real": counts["total"]["real"],
+        "n_bogus": counts["total"]["bogus"],
+        "families": {k: v["n"] for k, v in counts.items() if k != "total"},
+        "n_injected": n_injected,
+        "n_injected_detected": n_injected_detected,
+        "seconds": round(time.monotonic() - t0, 1),
+    }
+    _log.info(
+        "Simulated repo %s: %d detectors, %d detections (%d real, %d bogus) in %.0f s.",
+        root,
+        len(data_ids),
+        summary["n_detections"],
+        summary["n_real"],
+        summary["n_bogus"],
+        summary["seconds"],
+    )
+    return summary

@@ -1,0 +1,323 @@
+"""Static sky scenes (stars and galaxies) and injected transients.
+
+Objects are drawn in a local tangent plane: ``(u, v)`` in arcsec, ``u``
+towards east and ``v`` towards north of a reference point (the detector's
+nominal centre).  Sizes, ellipticities and host offsets are defined in that
+frame, so the same galaxy looks the same on every pixel grid.
+
+Number counts are power laws in magnitude, ``dN/dm = A 10^(s (m - m_ref))``
+per deg^2 per mag, with a steeper slope at the bright end:
+
+* stars at high Galactic latitude: ``A = 250`` at r = 20, slope 0.15
+  brighter and 0.08 fainter (Bahcall & Soneira-like counts);
+* galaxies: ``A = 4e4`` at r = 24, slope 0.33 fainter and 0.45 brighter
+  than r = 21 (deep-field counts).
+
+Galaxies are a disk (Sersic n in {0.5, 1, 1.5}) plus, for some, a de
+Vaucouleurs bulge; half-light radii shrink with magnitude
+(``log10 r_e = log10 0.9" - 0.1 (r - 21)``, 0.2 dex scatter).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "StarCatalog",
+    "GalaxyCatalog",
+    "TransientCatalog",
+    "sample_power_law_mags",
+    "draw_stars",
+    "draw_galaxies",
+    "star_properties",
+    "galaxy_properties",
+    "concatenate_catalogs",
+    "sample_host_offsets",
+    "draw_transients",
+]
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.special import gammaincinv
+
+from .presets import Preset
+
+DEG2_PER_ARCSEC2 = 1.0 / 3600.0**2
+DISK_INDICES = np.array([0.5, 1.0, 1.5])
+DISK_INDEX_WEIGHTS = np.array([0.15, 0.7, 0.15])
+BULGE_INDEX = 4.0
+
+
+@dataclass
+class StarCatalog:
+    """Stars: tangent-plane positions at the template epoch, r magnitudes,
+    colours, proper motions and variability."""
+
+    u: np.ndarray
+    v: np.ndarray
+    mag_r: np.ndarray
+    colour: np.ndarray
+    """Deviation from the mean colour, scaled per band in `mag`."""
+    pm_u: np.ndarray
+    """mas / yr."""
+    pm_v: np.ndarray
+    variable: np.ndarray
+    dmag: np.ndarray
+    """Science minus template magnitude (non-zero for variable stars)."""
+
+    def __len__(self) -> int:
+        return len(self.u)
+
+    def mag(self, band: str, preset: Preset) -> np.ndarray:
+        offset = preset.band_offset.get(band, 0.0)
+        return self.mag_r + offset + self.colour * offset / 0.6
+
+
+@dataclass
+class GalaxyCatalog:
+    """Galaxies as disk + bulge Sersic profiles."""
+
+    u: np.ndarray
+    v: np.ndarray
+    mag_r: np.ndarray
+    colour: np.ndarray
+    disk_hlr: np.ndarray
+    """arcsec."""
+    disk_n: np.ndarray
+    bulge_hlr: np.ndarray
+    bulge_fraction: np.ndarray
+    g1: np.ndarray
+    g2: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.u)
+
+    def mag(self, band: str, preset: Preset) -> np.ndarray:
+        offset = preset.band_offset.get(band, 0.0)
+        return self.mag_r + offset + self.colour * offset / 0.6
+
+
+@dataclass
+class TransientCatalog:
+    """Point sources added to the science exposure only (label 0)."""
+
+    u: np.ndarray
+    v: np.ndarray
+    mag: np.ndarray
+    host: np.ndarray
+    """Index of the host galaxy, -1 for hostless."""
+    family: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype="U16"))
+
+    def __len__(self) -> int:
+        return len(self.u)
+
+
+def sample_power_law_mags(
+    rng: np.random.Generator,
+    area_deg2: float,
+    density: float,
+    m_ref: float,
+    slope_faint: float,
+    slope_bright: float,
+    m_break: float,
+    m_min: float,
+    m_max: float,
+) -> np.ndarray:
+    """Magnitudes from a broken power-law count, Poisson-sampled.
+
+    ``dN/dm = density 10^(slope (m - m_ref))`` per deg^2 per mag, with
+    ``slope_faint`` above ``m_break`` and ``slope_bright`` below it
+    (continuous at the break).
+    """
+    mags = []
+    at_break = density * 10.0 ** (slope_faint * (m_break - m_ref))
+    for lo, hi, slope in (
+        (m_min, min(m_break, m_max), slope_bright),
+        (max(m_break, m_min), m_max, slope_faint),
+    ):
+        if hi <= lo:
+            continue
+        # Integral of at_break 10^(s (m - m_break)) dm over [lo, hi].
+        k = slope * np.log(10.0)
+        expected = area_deg2 * at_break * (np.exp(k * (hi - m_break)) - np.exp(k * (lo - m_break))) / k
+        n = rng.poisson(expected)
+        x = rng.uniform(size=n)
+        a, b = np.exp(k * lo), np.exp(k * hi)
+        mags.append(np.log(a + x * (b - a)) / k)
+    return np.concatenate(mags) if mags else np.zeros(0)
+
+
+def _uniform_positions(rng: np.random.Generator, n: int, half_width: float, half_height: float):
+    return rng.uniform(-half_width, half_width, n), rng.uniform(-half_height, half_height, n)
+
+
+def draw_stars(
+    rng: np.random.Generator, preset: Preset, half_width: float, half_height: float
+) -> StarCatalog:
+    """Stars over a ``2 half_width x 2 half_height`` arcsec box."""
+    area = 4 * half_width * half_height * DEG2_PER_ARCSEC2
+    m_min, m_max = preset.star_mag_range
+    mag = sample_power_law_mags(rng, area, preset.star_density, 20.0, 0.08, 0.15, 20.0, m_min, m_max)
+    u, v = _uniform_positions(rng, len(mag), half_width, half_height)
+    return star_properties(rng, preset, mag, u, v)
+
+
+def star_properties(
+    rng: np.random.Generator, preset: Preset, mag: np.ndarray, u: np.ndarray, v: np.ndarray
+) -> StarCatalog:
+    """Proper motions, variability and colours of stars of given r
+    magnitudes and positions."""
+    n = len(mag)
+    moving = rng.uniform(size=n) < preset.proper_motion_fraction
+    pm = rng.normal(0.0, preset.proper_motion_mas_per_yr, (2, n)) * moving
+    variable = rng.uniform(size=n) < preset.variable_star_fraction
+    dmag = np.where(variable, rng.normal(0.0, preset.variable_star_amplitude, n), 0.0)
+    colour = rng.normal(0.0, 0.3, n)
+    return StarCatalog(
+        u=u, v=v, mag_r=mag, colour=colour, pm_u=pm[0], pm_v=pm[1], variable=variable, dmag=dmag
+    )
+
+
+def draw_galaxies(
+    rng: np.random.Generator, preset: Preset, half_width: float, half_height: float, mag_limit: float
+) -> GalaxyCatalog:
+    """Galaxies brighter than ``mag_limit`` (r band) over a box in arcsec."""
+    area = 4 * half_width * half_height * DEG2_PER_ARCSEC2
+    mag = sample_power_law_mags(
+        rng,
+        area,
+        preset.galaxy_density,
+        24.0,
+        preset.galaxy_slope,
+        0.45,
+        21.0,
+        preset.galaxy_mag_bright,
+        mag_limit,
+    )
+    u, v = _uniform_positions(rng, len(mag), half_width, half_height)
+    return galaxy_properties(rng, mag, u, v)
+
+
+def galaxy_properties(
+    rng: np.random.Generator, mag: np.ndarray, u: np.ndarray, v: np.ndarray
+) -> GalaxyCatalog:
+    """Sizes, profiles, shapes and colours of galaxies of given r magnitudes
+    and positions."""
+    n = len(mag)
+    disk_hlr = np.clip(0.9 * 10.0 ** (-0.1 * (mag - 21.0) + rng.normal(0.0, 0.2, n)), 0.08, 8.0)
+    disk_n = rng.choice(DISK_INDICES, size=n, p=DISK_INDEX_WEIGHTS)
+    kind = rng.uniform(size=n)
+    bulge_fraction = np.where(
+        kind < 0.6, 0.0, np.where(kind < 0.85, rng.beta(2.0, 3.0, n), rng.uniform(0.7, 1.0, n))
+    )
+    bulge_hlr = disk_hlr * rng.uniform(0.2, 0.6, n)
+    gmag = np.clip(rng.rayleigh(0.2, n), 0.0, 0.7) * (1.0 - 0.5 * bulge_fraction)
+    beta = rng.uniform(0.0, np.pi, n)
+    colour = rng.normal(0.0, 0.3, n)
+    return GalaxyCatalog(
+        u=u,
+        v=v,
+        mag_r=mag,
+        colour=colour,
+        disk_hlr=disk_hlr,
+        disk_n=disk_n,
+        bulge_hlr=bulge_hlr,
+        bulge_fraction=bulge_fraction,
+        g1=gmag * np.cos(2 * beta),
+        g2=gmag * np.sin(2 * beta),
+    )
+
+
+def concatenate_catalogs(a, b):
+    """Join two catalogs of the same type."""
+    import dataclasses
+
+    return type(a)(
+        **{f.name: np.concatenate([getattr(a, f.name), getattr(b, f.name)]) for f in dataclasses.fields(a)}
+    )
+
+
+def _sersic_radii(rng: np.random.Generator, n_index: np.ndarray, hlr: np.ndarray) -> np.ndarray:
+    """Radii drawn from the light distribution of Sersic profiles: the light
+    enclosed within ``r`` is ``P(2n, b_n (r / r_e)^(1/n))`` (regularised
+    incomplete gamma function), so ``r = r_e (G / b_n)^n`` with
+    ``G ~ Gamma(2n)``."""
+    b_n = gammaincinv(2.0 * n_index, 0.5)
+    g = rng.gamma(2.0 * n_index)
+    return hlr * (g / b_n) ** n_index
+
+
+def sample_host_offsets(rng: np.random.Generator, galaxies: GalaxyCatalog, hosts: np.ndarray):
+    """Offsets (arcsec, tangent plane) of transients from their hosts,
+    following each host's light: pick the bulge or disk in proportion to its
+    flux, draw a radius from its Sersic light profile and a uniform angle,
+    then shear like the host."""
+    m = len(hosts)
+    in_bulge = rng.uniform(size=m) < galaxies.bulge_fraction[hosts]
+    n_index = np.where(in_bulge, BULGE_INDEX, galaxies.disk_n[hosts])
+    hlr = np.where(in_bulge, galaxies.bulge_hlr[hosts], galaxies.disk_hlr[hosts])
+    r = np.minimum(_sersic_radii(rng, n_index, hlr), 5.0 * hlr)
+    phi = rng.uniform(0.0, 2 * np.pi, m)
+    x, y = r * np.cos(phi), r * np.sin(phi)
+    g1, g2 = (
+        galaxies.g1[hosts] * np.where(in_bulge, 0.6, 1.0),
+        galaxies.g2[hosts] * np.where(in_bulge, 0.6, 1.0),
+    )
+    norm = 1.0 / np.sqrt(np.maximum(1.0 - g1**2 - g2**2, 1e-6))
+    du = norm * ((1 + g1) * x + g2 * y)
+    dv = norm * (g2 * x + (1 - g1) * y)
+    return du, dv
+
+
+def draw_transients(
+    rng: np.random.Generator,
+    preset: Preset,
+    galaxies: GalaxyCatalog,
+    n: int,
+    m5: float,
+    inside: callable,
+    band: str,
+    host_mag_limit: float,
+    box: tuple[float, float],
+) -> TransientCatalog:
+    """Injected point sources: ``(1 - hostless_fraction)`` on host galaxies
+    (chosen with weight ``flux^0.5`` among galaxies brighter than
+    ``host_mag_limit`` inside the detector), the rest anywhere; magnitudes
+    uniform between ``m5 - transient_mag_bright`` and
+    ``m5 + transient_mag_faint``.
+
+    ``inside(u, v)`` says which tangent-plane positions fall on the detector
+    (away from its edges); ``box`` is the ``(half_width, half_height)`` in
+    arcsec of a box that contains the detector.
+    """
+    gal_mag = galaxies.mag(band, preset) if len(galaxies) else np.zeros(0)
+    candidates = (
+        np.flatnonzero((gal_mag < host_mag_limit) & inside(galaxies.u, galaxies.v)) if len(galaxies) else []
+    )
+    n_hosted = rng.binomial(n, 1.0 - preset.hostless_fraction) if len(candidates) else 0
+    u = np.empty(0)
+    v = np.empty(0)
+    host = np.empty(0, dtype=np.int64)
+    if n_hosted:
+        weight = 10.0 ** (-0.2 * gal_mag[candidates])
+        host = rng.choice(candidates, size=n_hosted, p=weight / weight.sum())
+        du, dv = sample_host_offsets(rng, galaxies, host)
+        u = galaxies.u[host] + du
+        v = galaxies.v[host] + dv
+        keep = inside(u, v)
+        u, v, host = u[keep], v[keep], host[keep]
+    n_free = n - len(u)
+    if n_free > 0:
+        # Rejection-sample uniform positions on the detector.
+        fu, fv = [], []
+        while sum(map(len, fu)) < n_free:
+            tu = rng.uniform(-box[0], box[0], 4 * n_free)
+            tv = rng.uniform(-box[1], box[1], 4 * n_free)
+            ok = inside(tu, tv)
+            fu.append(tu[ok])
+            fv.append(tv[ok])
+        u = np.concatenate([u, np.concatenate(fu)[:n_free]])
+        v = np.concatenate([v, np.concatenate(fv)[:n_free]])
+        host = np.concatenate([host, np.full(n_free, -1)])
+    mag = rng.uniform(m5 - preset.transient_mag_bright, m5 + preset.transient_mag_faint, len(u))
+    family = np.where(host >= 0, "sn_hosted", "sn_hostless")
+    return TransientCatalog(u=u, v=v, mag=mag, host=host.astype(np.int64), family=family)

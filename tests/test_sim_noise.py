@@ -1,0 +1,60 @@
+"""Noise properties of simulated science, template and difference images."""
+
+import numpy as np
+import pytest
+from rbnodia.sim import get_preset, simulate_detector
+from scipy import ndimage
+
+
+@pytest.mark.parametrize("preset", ["des", "lsst"])
+def test_blank_noise_matches_sky_gain_read_noise(preset):
+    """On a blank sky the science noise is sqrt(sky + read_noise^2) electrons,
+    calibrated to nJy; the variance plane agrees."""
+    sim = simulate_detector(preset, visit=3, detector=1, seed=7, image_size=(256, 256), blank=True)
+    p = get_preset(preset)
+    sky_e = sim.meta["sky_electrons"]
+    cal = sim.meta["nJy_per_electron"]
+    # Quantisation adds gain^2 / 12 (e^2); amplifier read noises scatter by 5 %.
+    expected = np.sqrt(sky_e + p.read_noise**2 + p.gain**2 / 12.0) * cal
+    measured = np.std(sim.science)
+    assert measured == pytest.approx(expected, rel=0.02)
+    assert np.sqrt(np.mean(sim.science_variance)) == pytest.approx(expected, rel=0.02)
+    assert abs(np.mean(sim.science)) < 0.02 * expected
+    # Template: a co-add of n epochs has sqrt(n) lower noise before warping;
+    # the warp's interpolation lowers it further and the variance plane tracks it.
+    tmpl_std = np.nanstd(sim.template)
+    assert tmpl_std < expected / np.sqrt(p.template_n_coadd) * 1.05
+    assert tmpl_std == pytest.approx(np.sqrt(np.nanmean(sim.template_variance)), rel=0.03)
+    assert len(sim.detections) == 0
+
+
+def test_difference_is_noise_like_away_from_sources():
+    """Away from sources the difference's std is within 10 % of the value the
+    variance plane predicts, and its mean is ~0."""
+    sim = simulate_detector("des", visit=2, detector=4, seed=11, image_size=(512, 512), artifacts=False)
+    diff, var = sim.difference, sim.difference_variance
+    tsig = sim.template / np.sqrt(sim.template_variance)
+    near_source = ndimage.binary_dilation(np.nan_to_num(tsig) > 3.0, iterations=8)
+    near_source |= ndimage.binary_dilation(sim.difference_mask["DETECTED"], iterations=8)
+    bad = sim.difference_mask["EDGE"] | sim.difference_mask["NO_DATA"] | sim.difference_mask["SAT"]
+    region = ~near_source & ~bad & np.isfinite(diff)
+    assert region.sum() > 50_000
+    measured = np.std(diff[region])
+    expected = np.sqrt(np.mean(var[region]))
+    assert measured == pytest.approx(expected, rel=0.10)
+    assert abs(np.mean(diff[region])) < 0.05 * expected
+    # The kernel carries the (near unity) photometric scaling.
+    assert sim.meta["kernel"]["kernel_sum"] == pytest.approx(
+        1.0 / sim.meta["template_photometric_scale"], abs=0.05
+    )
+
+
+def test_depths_are_realistic():
+    """Single-epoch 5-sigma depths near published values (DES ~23.5-24.3,
+    LSST r ~24.5) and deeper templates."""
+    sim = simulate_detector("lsst", visit=1, detector=0, seed=3, image_size=(128, 128), band="r", blank=True)
+    assert 23.7 < sim.meta["m5_science"] < 25.2
+    assert sim.meta["m5_template"] > sim.meta["m5_science"] + 1.0
+    sim = simulate_detector("des", visit=1, detector=0, seed=3, image_size=(128, 128), band="r", blank=True)
+    assert 23.0 < sim.meta["m5_science"] < 24.6
+    assert sim.psf_fwhm_template < sim.psf_fwhm_science
