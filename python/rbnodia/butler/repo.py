@@ -117,7 +117,8 @@ def register_instrument(
             "visit_max": visit_max,
             "exposure_max": visit_max,
             "detector_max": max(detectors) + 1,
-            "class_name": "rbnodia.sim.SimulatedInstrument",
+            # No obs_base Instrument class exists for simulated cameras.
+            "class_name": None,
         },
     )
     for name, band in physical_filters.items():

@@ -6,8 +6,8 @@ __all__ = ["labelled_stamps_from_detector"]
 
 import numpy as np
 
-from ..core.stamps import cut_stamps
-from ..core.stampset import LabelledStamps
+from ..core.preprocess import PixelImage
+from ..core.stampset import LabelledStamps, cut_labelled_stamps
 
 
 def labelled_stamps_from_detector(sim, stamp_size: int = 51) -> LabelledStamps:
@@ -27,12 +27,12 @@ def labelled_stamps_from_detector(sim, stamp_size: int = 51) -> LabelledStamps:
         data (NO_DATA) are NaN.  ``tmpl`` is the warped, not PSF-matched,
         template, as in the DES autoscan stamps.
     """
-    x = np.asarray(sim.detections["x"], dtype=float)
-    y = np.asarray(sim.detections["y"], dtype=float)
-    diff = cut_stamps(sim.difference, x, y, stamp_size, bad=sim.difference_mask.get("NO_DATA"))
-    srch = cut_stamps(sim.science, x, y, stamp_size, bad=sim.science_mask.get("NO_DATA"))
-    tmpl = cut_stamps(sim.template, x, y, stamp_size, bad=sim.template_mask.get("NO_DATA"))
     truth = sim.truth
+    images = {
+        "diff": PixelImage(sim.difference, sim.difference_mask.get("NO_DATA")),
+        "srch": PixelImage(sim.science, sim.science_mask.get("NO_DATA")),
+        "tmpl": PixelImage(sim.template, sim.template_mask.get("NO_DATA")),
+    }
     meta = {
         "simulator": "rbnodia.sim",
         "preset": sim.meta.get("preset"),
@@ -43,14 +43,15 @@ def labelled_stamps_from_detector(sim, stamp_size: int = 51) -> LabelledStamps:
         "band": sim.band,
         "label_convention": "0 = real, 1 = bogus (DES)",
     }
-    return LabelledStamps(
-        diff=diff.pixels,
-        srch=srch.pixels,
-        tmpl=tmpl.pixels,
-        label=np.asarray(truth["label"], dtype=np.int8),
-        id=np.asarray(truth["id"], dtype=np.int64),
+    return cut_labelled_stamps(
+        images,
+        np.asarray(sim.detections["x"], dtype=float),
+        np.asarray(sim.detections["y"], dtype=float),
+        ids=np.asarray(truth["id"], dtype=np.int64),
+        labels=np.asarray(truth["label"], dtype=np.int8),
         family=np.asarray(truth["family"], dtype=str),
         mag=np.asarray(truth["mag"], dtype=np.float32),
         snr=np.asarray(truth["snr"], dtype=np.float32),
+        size=stamp_size,
         meta=meta,
     )
