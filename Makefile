@@ -11,7 +11,7 @@ DEMO_REPO ?= demo_repo
 help:
 	@echo "make demo   - build a demo Butler repo from simulated data and run the real/bogus pipeline"
 	@echo "make test   - run the test suite (what CI runs)"
-	@echo "make bench  - run the benchmarks and print the figures"
+	@echo "make bench  - run the benchmarks and print the figures (BENCH_ARGS=--smoke for a quick check)"
 
 venv: $(STAMP)
 
@@ -29,8 +29,9 @@ test: venv
 	$(PY) -m pytest -n 2 -m "not slow" tests
 	$(PY) -m pytest -m slow tests
 
+# make bench BENCH_ARGS="--smoke" (CI size) or BENCH_ARGS="--sections 1,2"; results in bench_out/.
 bench: venv
-	$(PY) benchmarks/run_benchmarks.py
+	$(PY) benchmarks/run_benchmarks.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(DEMO_REPO) build *.egg-info python/*.egg-info .pytest_cache

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["PixelImage", "ModelInputs", "make_model_inputs", "scale_cutouts"]
+__all__ = ["ModelInputs", "PixelImage", "make_model_inputs", "scale_cutouts"]
 
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .flags import StampFlag
-from .layouts import Layout, Stacking, stack_segments
+from .layouts import Layout, Stacking, input_shape, split_segments
 from .scaling import interval_scale, standardize
 from .stamps import Cutouts, cut_stamps
 
@@ -58,25 +58,30 @@ class ModelInputs:
     raw: dict[str, np.ndarray]
 
 
-def scale_cutouts(cutouts: Mapping[str, Cutouts]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def scale_cutouts(
+    cutouts: Mapping[str, Cutouts], out: Mapping[str, np.ndarray] | None = None
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Scale each segment's cutouts with its recipe and merge the flags.
 
     Parameters
     ----------
     cutouts : `~collections.abc.Mapping` [`str`, `Cutouts`]
         Cutouts keyed by segment name (``diff``, ``srch``, ``tmpl``).
+    out : `~collections.abc.Mapping` [`str`, `numpy.ndarray`], optional
+        float32 ``(n, size, size)`` arrays (or views, e.g. of the network
+        input array) to write each segment's scaled stamps into.
 
     Returns
     -------
     scaled : `dict` [`str`, `numpy.ndarray`]
-        Scaled stamps per segment.
+        Scaled stamps per segment (the ``out`` arrays if given).
     flags : `numpy.ndarray`
         Combined `StampFlag` bits.
     """
     scaled = {}
     flags = None
     for name, cut in cutouts.items():
-        values, failed = _SCALERS[name](cut.pixels, cut.usable)
+        values, failed = _SCALERS[name](cut.pixels, cut.usable, out=None if out is None else out[name])
         scaled[name] = values
         segment_flags = cut.flags | np.where(failed, np.int32(StampFlag.SCALING_FAILED), np.int32(0))
         flags = segment_flags if flags is None else flags | segment_flags
@@ -108,7 +113,8 @@ def make_model_inputs(
     Returns
     -------
     model_inputs : `ModelInputs`
-        Inputs, flags, and the scaled and raw stamps.
+        Inputs, flags, and the scaled and raw stamps.  The scaled stamps are
+        views of the input array (the scalers write straight into it).
 
     Raises
     ------
@@ -123,8 +129,9 @@ def make_model_inputs(
         name: cut_stamps(images[name].array, x, y, size, bad=images[name].bad, origin=images[name].origin)
         for name in layout.segments
     }
-    scaled, flags = scale_cutouts(cutouts)
-    inputs = stack_segments(scaled, layout, stacking)
+    n = len(next(iter(cutouts.values())))
+    inputs = np.empty((n,) + input_shape(layout, size, stacking), dtype=np.float32)
+    scaled, flags = scale_cutouts(cutouts, out=split_segments(inputs, layout, stacking))
     return ModelInputs(
         inputs=inputs, flags=flags, scaled=scaled, raw={k: c.pixels for k, c in cutouts.items()}
     )

@@ -21,7 +21,7 @@ NaN.
 
 from __future__ import annotations
 
-__all__ = ["SCALING_VERSION", "standardize", "interval_scale"]
+__all__ = ["SCALING_VERSION", "interval_scale", "standardize"]
 
 import numpy as np
 
@@ -30,18 +30,60 @@ SCALING_VERSION = "acero-cuellar-2023/v1"
 is never fed stamps scaled differently from its training data."""
 
 
-def _masked_moments(pixels: np.ndarray, usable: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Count, mean and population std of the usable pixels of each stamp."""
-    values = np.where(usable, pixels, 0.0).astype(np.float64)
-    count = usable.sum(axis=(1, 2))
+CHUNK = 64
+"""Stamps scaled per pass.  Working chunk by chunk keeps every temporary
+array in the CPU's L2 cache, which makes the scalers several times faster
+on a full detector than whole-array passes (the arithmetic is the same)."""
+
+
+def _prepare(pixels: np.ndarray, usable: np.ndarray | None, out: np.ndarray | None) -> tuple:
+    pixels = np.asarray(pixels)
+    if pixels.ndim != 3:
+        raise ValueError(f"Stamps must be a (n, h, w) array, got shape {pixels.shape}.")
+    if usable is not None:
+        usable = np.asarray(usable, dtype=bool)
+        if usable.shape != pixels.shape:
+            raise ValueError(f"Usable mask shape {usable.shape} differs from stamps shape {pixels.shape}.")
+    if out is None:
+        out = np.empty(pixels.shape, dtype=np.float32)
+    elif out.shape != pixels.shape or out.dtype != np.float32:
+        raise ValueError(f"out must be a float32 array of shape {pixels.shape}.")
+    return pixels, usable, out
+
+
+def _chunk_values(pixels: np.ndarray, usable: np.ndarray | None) -> tuple:
+    """float64 copy of a chunk with unusable pixels zeroed, and the mask
+    (None when every pixel is usable)."""
+    good = np.isfinite(pixels)
+    if usable is not None:
+        good &= usable
+    values = pixels.astype(np.float64)
+    if good.all():
+        return values, None
+    values[~good] = 0.0
+    return values, good
+
+
+def _chunk_moments(values: np.ndarray, good: np.ndarray | None) -> tuple:
+    """Count, mean and population std (float64) of the good pixels; ``values``
+    is float64 with the bad pixels zeroed (``good`` None: all pixels good).
+    Leaves ``values - mean`` (0 on bad pixels) in ``deviation``."""
+    if good is None:
+        count = np.full(len(values), values.shape[1] * values.shape[2])
+    else:
+        count = np.count_nonzero(good.reshape(len(values), values.shape[1] * values.shape[2]), axis=1)
     safe = np.maximum(count, 1)
     mean = values.sum(axis=(1, 2)) / safe
-    deviation = np.where(usable, values - mean[:, None, None], 0.0)
-    std = np.sqrt((deviation * deviation).sum(axis=(1, 2)) / safe)
-    return count, mean, std
+    deviation = values - mean[:, None, None]
+    if good is not None:
+        deviation[~good] = 0.0
+    std = np.sqrt(np.einsum("ijk,ijk->i", deviation, deviation) / safe)
+    return count, mean, std, deviation
 
 
-def standardize(pixels: np.ndarray, usable: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def standardize(
+    pixels: np.ndarray, usable: np.ndarray | None = None, *, out: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Standardise each stamp to zero mean and unit standard deviation.
 
     Parameters
@@ -50,26 +92,36 @@ def standardize(pixels: np.ndarray, usable: np.ndarray | None = None) -> tuple[n
         ``(n, h, w)`` stamps.
     usable : `numpy.ndarray`, optional
         ``(n, h, w)`` bool; defaults to the finite pixels.
+    out : `numpy.ndarray`, optional
+        ``(n, h, w)`` float32 array (or view) to write the result into.
 
     Returns
     -------
     scaled : `numpy.ndarray`
-        ``(n, h, w)`` float32; unusable pixels are 0.
+        ``(n, h, w)`` float32 (``out`` if given); unusable pixels are 0.
     failed : `numpy.ndarray`
         ``(n,)`` bool; True where the stamp could not be scaled (then all 0).
     """
-    pixels = np.asarray(pixels)
-    usable = np.isfinite(pixels) if usable is None else (np.asarray(usable, dtype=bool) & np.isfinite(pixels))
-    count, mean, std = _masked_moments(pixels, usable)
-    failed = (count < 2) | ~(std > 0) | ~np.isfinite(std)
-    safe_std = np.where(failed, 1.0, std)
-    scaled = (np.where(usable, pixels, 0.0) - mean[:, None, None]) / safe_std[:, None, None]
-    scaled = np.where(usable & ~failed[:, None, None], scaled, 0.0)
-    return scaled.astype(np.float32), failed
+    pixels, usable, out = _prepare(pixels, usable, out)
+    failed = np.zeros(len(pixels), dtype=bool)
+    for start in range(0, len(pixels), CHUNK):
+        chunk = slice(start, start + CHUNK)
+        values, good = _chunk_values(pixels[chunk], None if usable is None else usable[chunk])
+        count, _, std, deviation = _chunk_moments(values, good)
+        bad_stamp = (count < 2) | ~(std > 0) | ~np.isfinite(std)
+        deviation[bad_stamp] = 0.0
+        scale = np.where(bad_stamp, 1.0, std)[:, None, None]
+        np.divide(deviation, scale, out=out[chunk], casting="same_kind")
+        failed[chunk] = bad_stamp
+    return out, failed
 
 
 def interval_scale(
-    pixels: np.ndarray, usable: np.ndarray | None = None, nsigma: float = 3.0
+    pixels: np.ndarray,
+    usable: np.ndarray | None = None,
+    nsigma: float = 3.0,
+    *,
+    out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Map each stamp's ``mean +- nsigma * std`` pixel range onto 0-1.
 
@@ -81,29 +133,37 @@ def interval_scale(
         ``(n, h, w)`` bool; defaults to the finite pixels.
     nsigma : `float`
         Half-width of the interval in standard deviations (the paper: 3).
+    out : `numpy.ndarray`, optional
+        ``(n, h, w)`` float32 array (or view) to write the result into.
 
     Returns
     -------
     scaled : `numpy.ndarray`
-        ``(n, h, w)`` float32; unusable pixels get the value of the stamp
-        mean.
+        ``(n, h, w)`` float32 (``out`` if given); unusable pixels get the
+        value of the stamp mean.
     failed : `numpy.ndarray`
         ``(n,)`` bool; True where the stamp could not be scaled (then all 0).
     """
-    pixels = np.asarray(pixels)
-    usable = np.isfinite(pixels) if usable is None else (np.asarray(usable, dtype=bool) & np.isfinite(pixels))
-    count, mean, std = _masked_moments(pixels, usable)
-    values = np.where(usable, pixels, 0.0).astype(np.float64)
-    m = mean[:, None, None]
-    s = std[:, None, None]
-    inside = usable & (values > m - nsigma * s) & (values < m + nsigma * s)
-    lo = np.where(inside, values, np.inf).min(axis=(1, 2))
-    hi = np.where(inside, values, -np.inf).max(axis=(1, 2))
-    span = hi - lo
-    failed = (count < 2) | ~(std > 0) | ~np.isfinite(span) | ~(span > 0)
-    safe_lo = np.where(failed, 0.0, lo)[:, None, None]
-    safe_span = np.where(failed, 1.0, span)[:, None, None]
-    filled = np.where(usable, values, m)
-    scaled = (filled - safe_lo) / safe_span
-    scaled = np.where(failed[:, None, None], 0.0, scaled)
-    return scaled.astype(np.float32), failed
+    pixels, usable, out = _prepare(pixels, usable, out)
+    failed = np.zeros(len(pixels), dtype=bool)
+    for start in range(0, len(pixels), CHUNK):
+        chunk = slice(start, start + CHUNK)
+        values, good = _chunk_values(pixels[chunk], None if usable is None else usable[chunk])
+        count, mean, std, _ = _chunk_moments(values, good)
+        m = mean[:, None, None]
+        s = std[:, None, None]
+        inside = values > m - nsigma * s
+        inside &= values < m + nsigma * s
+        if good is not None:
+            inside &= good
+        lo = np.min(values, axis=(1, 2), where=inside, initial=np.inf)
+        hi = np.max(values, axis=(1, 2), where=inside, initial=-np.inf)
+        span = hi - lo
+        bad_stamp = (count < 2) | ~(std > 0) | ~np.isfinite(span) | ~(span > 0)
+        if good is not None:
+            np.copyto(values, m, where=~good)  # unusable pixels take the mean's value
+        values -= np.where(bad_stamp, 0.0, lo)[:, None, None]
+        values[bad_stamp] = 0.0
+        np.divide(values, np.where(bad_stamp, 1.0, span)[:, None, None], out=out[chunk], casting="same_kind")
+        failed[chunk] = bad_stamp
+    return out, failed

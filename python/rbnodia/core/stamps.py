@@ -107,26 +107,55 @@ def cut_stamps(
     finite_position = np.isfinite(x) & np.isfinite(y)
     cx = np.where(finite_position, nearest_pixel(np.where(finite_position, x, 0.0)) - origin[0], -(10**9))
     cy = np.where(finite_position, nearest_pixel(np.where(finite_position, y, 0.0)) - origin[1], -(10**9))
+    bad = None if bad is None else np.asarray(bad, dtype=bool)
 
+    # Stamps wholly on the image (nearly all of them) are copied as blocks
+    # from a sliding-window view: one gather of contiguous rows, no index
+    # arrays of the stamps' size.
+    inside = (cx >= half) & (cx < width - half) & (cy >= half) & (cy < height - half)
+    pixels = np.empty((n, size, size), dtype=np.float32)
+    if bad is not None:
+        bad_pixels = np.zeros((n, size, size), dtype=bool)
+    rows_in = np.flatnonzero(inside)
+    if len(rows_in):
+        windows = np.lib.stride_tricks.sliding_window_view(image, (size, size))
+        pixels[rows_in] = windows[cy[rows_in] - half, cx[rows_in] - half]
+        if bad is not None:
+            bad_pixels[rows_in] = np.lib.stride_tricks.sliding_window_view(bad, (size, size))[
+                cy[rows_in] - half, cx[rows_in] - half
+            ]
+
+    # Stamps that reach past an edge (or lie off the image) are gathered with
+    # clipped indices and their off-image pixels marked.
     offsets = np.arange(-half, half + 1)
     rows = cy[:, None] + offsets[None, :]  # (n, size)
     cols = cx[:, None] + offsets[None, :]
     row_in = (rows >= 0) & (rows < height)
     col_in = (cols >= 0) & (cols < width)
-    rows_c = np.clip(rows, 0, height - 1)
-    cols_c = np.clip(cols, 0, width - 1)
+    on_image_count = row_in.sum(axis=1) * col_in.sum(axis=1)
+    rows_out = np.flatnonzero(~inside)
+    off_image = None
+    if len(rows_out):
+        r = np.clip(rows[rows_out], 0, height - 1)[:, :, None]
+        c = np.clip(cols[rows_out], 0, width - 1)[:, None, :]
+        pixels[rows_out] = image[r, c]
+        off_image = ~(row_in[rows_out][:, :, None] & col_in[rows_out][:, None, :])
+        if bad is not None:
+            bad_pixels[rows_out] = bad[r, c]
 
-    pixels = image[rows_c[:, :, None], cols_c[:, None, :]].astype(np.float32, copy=False)
-    on_image = row_in[:, :, None] & col_in[:, None, :]
-    good = on_image & np.isfinite(pixels)
+    good = np.isfinite(pixels)
     if bad is not None:
-        good &= ~np.asarray(bad, dtype=bool)[rows_c[:, :, None], cols_c[:, None, :]]
-    pixels = np.where(good, pixels, np.float32(np.nan))
+        good &= ~bad_pixels
+    if off_image is not None:
+        good[rows_out] &= ~off_image
+    good_count = np.count_nonzero(good.reshape(n, size * size), axis=1)
+    partial = np.flatnonzero(good_count < size * size)
+    if len(partial):
+        pixels[partial] = np.where(good[partial], pixels[partial], np.float32(np.nan))
 
     flags = np.zeros(n, dtype=np.int32)
-    flags[~on_image.all(axis=(1, 2))] |= StampFlag.EDGE
-    flags[(on_image & ~good).any(axis=(1, 2))] |= StampFlag.BAD_PIXELS
+    flags[on_image_count < size * size] |= StampFlag.EDGE
+    flags[good_count < on_image_count] |= StampFlag.BAD_PIXELS
     centre_on_image = (cx >= 0) & (cx < width) & (cy >= 0) & (cy < height)
-    no_data = ~centre_on_image | ~good.any(axis=(1, 2))
-    flags[no_data] |= StampFlag.NO_DATA
+    flags[~centre_on_image | (good_count == 0)] |= StampFlag.NO_DATA
     return Cutouts(pixels=pixels, usable=good, flags=flags)

@@ -22,6 +22,7 @@ detection is REAL (DES autoscan labels: 0 = real, 1 = bogus), and
 from __future__ import annotations
 
 __all__ = [
+    "INFERENCE_BACKENDS",
     "MODEL_SUFFIX",
     "ModelMetadata",
     "ModelMismatchError",
@@ -37,6 +38,7 @@ import hashlib
 import importlib.resources
 import io
 import json
+import logging
 import os
 import tempfile
 import threading
@@ -51,6 +53,13 @@ from ..core.scaling import SCALING_VERSION
 
 MODEL_SUFFIX = ".rbmodel"
 _FORMAT_VERSION = 1
+_LOG = logging.getLogger(__name__)
+
+INFERENCE_BACKENDS = ("auto", "tensorflow", "onnx")
+"""Values of the ``backend`` argument of `RealBogusModel.probabilities`."""
+ONNX_CHUNK = 128
+"""Most stamps per ONNX Runtime call: larger batches spill the first layers'
+images out of the CPU caches and run slower (see doc/performance.rst)."""
 
 
 class ModelMismatchError(ValueError):
@@ -145,6 +154,15 @@ class RealBogusModel:
     ------
     ModelMismatchError
         If the network's input shape does not match the metadata.
+
+    Notes
+    -----
+    Prediction runs on ONNX Runtime when it is installed (the ``auto``
+    backend; `rbnodia.nn.onnx_backend`), else through a compiled TensorFlow
+    function; each is built on first use and kept for the life of the
+    object.  The ONNX graph holds a copy of the weights taken when it was
+    built: after changing the Keras weights call `refresh_hash` (training
+    does), which also drops the compiled predictors.
     """
 
     def __init__(self, network: Any, metadata: ModelMetadata) -> None:
@@ -159,6 +177,7 @@ class RealBogusModel:
             )
         self.metadata.content_hash = self.compute_content_hash()
         self._predict_fn = None
+        self._onnx: Any = None  # OnnxPredictor, or the exception that prevented one
         self._lock = threading.Lock()
 
     @classmethod
@@ -216,7 +235,9 @@ class RealBogusModel:
     def refresh_hash(self) -> None:
         """Recompute the content hash after the weights changed (training)."""
         self.metadata.content_hash = self.compute_content_hash()
-        self._predict_fn = None
+        with self._lock:
+            self._predict_fn = None
+            self._onnx = None
 
     def check_compatible(
         self, layout: Layout | str, stamp_size: int, stacking: Stacking | str | None = None
@@ -246,6 +267,7 @@ class RealBogusModel:
         if problems:
             raise ModelMismatchError(f"Model {self.version} expects " + "; ".join(problems) + ".")
 
+    # Prediction.
     def _compiled(self):
         with self._lock:
             if self._predict_fn is None:
@@ -261,23 +283,97 @@ class RealBogusModel:
                 self._predict_fn = forward
             return self._predict_fn
 
-    def probabilities(self, inputs: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-        """Softmax outputs ``(n, 2)``: column 0 P(real), column 1 P(bogus)."""
+    def _onnx_predictor(self, required: bool) -> Any:
+        """The ONNX Runtime predictor, built on first use; `None` if unusable
+        and not ``required``."""
+        with self._lock:
+            if self._onnx is None:
+                from .onnx_backend import OnnxPredictor, onnx_available
+
+                if not onnx_available():
+                    self._onnx = ImportError("onnx and onnxruntime are needed for the ONNX backend")
+                else:
+                    try:
+                        self._onnx = OnnxPredictor(self.network)
+                        _LOG.debug("Model %s predicts with ONNX Runtime.", self.version)
+                    except Exception as err:  # noqa: BLE001 - unsupported layer, broken onnxruntime: use TF
+                        self._onnx = err
+                        _LOG.info("Model %s cannot use ONNX Runtime (%s); using TensorFlow.",
+                                  self.version, err)
+            predictor = self._onnx
+        if isinstance(predictor, Exception):
+            if required:
+                raise RuntimeError(f"The ONNX backend is unavailable for model {self.version}: {predictor}") \
+                    from predictor
+            return None
+        return predictor
+
+    def inference_backend(self, backend: str = "auto") -> str:
+        """The backend `probabilities` uses for ``backend``: ``onnx`` or ``tensorflow``.
+
+        ``auto`` means ``RBNODIA_INFERENCE_BACKEND`` if set, else ONNX Runtime
+        when it is installed and can run the network, else TensorFlow.
+        """
+        if backend not in INFERENCE_BACKENDS:
+            raise ValueError(f"Unknown inference backend {backend!r}; choose from {INFERENCE_BACKENDS}.")
+        if backend == "auto":
+            backend = os.environ.get("RBNODIA_INFERENCE_BACKEND", "auto").strip().lower() or "auto"
+            if backend not in INFERENCE_BACKENDS:
+                raise ValueError(f"RBNODIA_INFERENCE_BACKEND={backend!r}; choose from {INFERENCE_BACKENDS}.")
+        if backend == "auto":
+            return "onnx" if self._onnx_predictor(required=False) is not None else "tensorflow"
+        if backend == "onnx":
+            self._onnx_predictor(required=True)
+        return backend
+
+    def probabilities(
+        self, inputs: np.ndarray, batch_size: int = 1024, *, backend: str = "auto"
+    ) -> np.ndarray:
+        """Softmax outputs ``(n, 2)``: column 0 P(real), column 1 P(bogus).
+
+        Parameters
+        ----------
+        inputs : `numpy.ndarray`
+            ``(n,) + input_shape`` scaled, stacked stamps.
+        batch_size : `int`
+            Most inputs per call into the backend (bounds memory).  ONNX
+            Runtime runs at most ``ONNX_CHUNK`` at a time, which keeps its
+            intermediate images in the CPU caches.
+        backend : `str`
+            ``auto`` (default; see `inference_backend`), ``tensorflow`` (the
+            compiled Keras network) or ``onnx`` (ONNX Runtime; the graph is
+            translated from the Keras network once per model and process).
+            Both give the same outputs to float32 rounding (1e-6).
+
+        Raises
+        ------
+        ModelMismatchError
+            If the inputs' shape does not fit the network.
+        RuntimeError
+            If ``backend='onnx'`` and ONNX Runtime cannot run this network.
+        """
         inputs = np.asarray(inputs, dtype=np.float32)
         if inputs.shape[1:] != tuple(self.network.input_shape[1:]):
             raise ModelMismatchError(
                 f"Inputs of shape {inputs.shape[1:]} do not fit model {self.version} "
                 f"(expects {tuple(self.network.input_shape[1:])})."
             )
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}.")
+        chosen = self.inference_backend(backend)
         if len(inputs) == 0:
             return np.zeros((0, 2), dtype=np.float32)
-        forward = self._compiled()
+        if chosen == "onnx":
+            forward = self._onnx_predictor(required=True)
+            batch_size = min(batch_size, ONNX_CHUNK)
+        else:
+            forward = self._compiled()
         out = [np.asarray(forward(inputs[i : i + batch_size])) for i in range(0, len(inputs), batch_size)]
-        return np.concatenate(out).astype(np.float32)
+        return np.concatenate(out).astype(np.float32, copy=False)
 
-    def predict(self, inputs: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-        """Reliability score P(real) per input, float32 in [0, 1]."""
-        return self.probabilities(inputs, batch_size)[:, 0]
+    def predict(self, inputs: np.ndarray, batch_size: int = 1024, *, backend: str = "auto") -> np.ndarray:
+        """Reliability score P(real) per input, float32 in [0, 1] (see `probabilities`)."""
+        return self.probabilities(inputs, batch_size, backend=backend)[:, 0]
 
     # Serialisation.
     def to_bytes(self) -> bytes:

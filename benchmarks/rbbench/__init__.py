@@ -1,0 +1,11 @@
+"""Helpers of ``benchmarks/run_benchmarks.py``: one module per section.
+
+=========  ===============================================================
+section    module
+=========  ===============================================================
+1          `rbbench.inference`: ms/stamp of the paper networks
+2, 3       `rbbench.detector`: a full detector in memory; avoided DIA cost
+4          `rbbench.pipetask`: ``pipetask run`` end to end
+5          `rbbench.training`: training time per epoch
+=========  ===============================================================
+"""

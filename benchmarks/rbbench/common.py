@@ -1,0 +1,266 @@
+"""Figures, timing and the one results table shared by all sections."""
+
+from __future__ import annotations
+
+__all__ = [
+    "Figure",
+    "Timing",
+    "best_time",
+    "environment",
+    "format_number",
+    "load_average",
+    "render_markdown",
+    "render_table",
+    "section_command",
+]
+
+import dataclasses
+import datetime
+import math
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = "benchmarks/run_benchmarks.py"
+
+
+@dataclasses.dataclass
+class Figure:
+    """One measured number, its baseline from the same run, and a reference.
+
+    Attributes
+    ----------
+    id : `str`
+        Stable identifier, ``<section>.<name>``.
+    section : `int`
+        Section number (1-5).
+    what : `str`
+        What was measured, in words.
+    value : `float`
+        The measurement.
+    unit : `str`
+        Its unit.
+    baseline : `float` or `None`
+        The baseline measured in the same run (same unit).
+    baseline_label : `str`
+        What the baseline is.
+    ratio : `float` or `None`
+        The comparison with the baseline; ``ratio_label`` says which way.
+    ratio_label : `str`
+        E.g. ``x faster`` (baseline / value) or ``x baseline`` (value /
+        baseline).
+    reference : `float` or `None`
+        A published or target figure (same unit), not measured here.
+    reference_label : `str`
+        What the reference is.
+    vs_reference : `float` or `None`
+        reference / value for times (> 1: faster than the reference).
+    note : `str`
+        How the figure was obtained (sizes, extrapolation, data).
+    command : `str`
+        The command that produced the figure.
+    """
+
+    id: str
+    section: int
+    what: str
+    value: float
+    unit: str
+    baseline: float | None = None
+    baseline_label: str = ""
+    ratio: float | None = None
+    ratio_label: str = ""
+    reference: float | None = None
+    reference_label: str = ""
+    vs_reference: float | None = None
+    note: str = ""
+    command: str = ""
+
+    @classmethod
+    def time(cls, id: str, section: int, what: str, value: float, unit: str, *, baseline: float | None = None,
+             baseline_label: str = "", reference: float | None = None, reference_label: str = "",
+             note: str = "", command: str = "") -> Figure:
+        """A time (lower is better): ratio = baseline / value ("x faster")."""
+        return cls(
+            id, section, what, value, unit, baseline, baseline_label,
+            None if baseline is None or not value else baseline / value, "x faster than baseline",
+            reference, reference_label, None if reference is None or not value else reference / value,
+            note, command,
+        )
+
+    @classmethod
+    def amount(cls, id: str, section: int, what: str, value: float, unit: str, *,
+               baseline: float | None = None, baseline_label: str = "", reference: float | None = None,
+               reference_label: str = "", note: str = "", command: str = "") -> Figure:
+        """A cost or size: ratio = value / baseline ("x baseline")."""
+        return cls(
+            id, section, what, value, unit, baseline, baseline_label,
+            None if not baseline else value / baseline, "x baseline",
+            reference, reference_label, None if reference is None or not value else reference / value,
+            note, command,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Timing:
+    """Best-of-n wall-clock and CPU seconds of one call."""
+
+    wall: float
+    cpu: float
+
+
+def best_time(function: Callable[[], object], repeats: int = 3, warmup: int = 1) -> Timing:
+    """Run ``function`` ``warmup`` times untimed, then keep the fastest of ``repeats``.
+
+    The minimum is the least disturbed by other processes on a shared machine.
+    """
+    for _ in range(warmup):
+        function()
+    wall = cpu = float("inf")
+    for _ in range(max(1, repeats)):
+        w0, c0 = time.perf_counter(), time.process_time()
+        function()
+        w1, c1 = time.perf_counter(), time.process_time()
+        if w1 - w0 < wall:
+            wall, cpu = w1 - w0, c1 - c0
+    return Timing(wall, cpu)
+
+
+def load_average() -> tuple[float, float, float]:
+    """The 1, 5 and 15 minute load averages (zeros where unavailable)."""
+    try:
+        return os.getloadavg()
+    except OSError:
+        return (0.0, 0.0, 0.0)
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=10)
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return out.stdout.strip() + ("+changes" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment() -> dict[str, object]:
+    """Machine, software versions and load, recorded with the results."""
+    import numpy
+
+    info: dict[str, object] = {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "cpu": _cpu_model(),
+        "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": numpy.__version__,
+        "git": _git_commit(),
+        "load_average_start": load_average(),
+    }
+    for name in ("tensorflow", "keras", "onnxruntime", "onnx"):
+        try:
+            module = __import__(name)
+            info[name] = getattr(module, "__version__", "?")
+        except ImportError:
+            info[name] = "not installed"
+    return info
+
+
+def section_command(section: int, smoke: bool, extra: Sequence[str] = ()) -> str:
+    """The command line that reproduces one section's figures."""
+    parts = [".venv/bin/python", SCRIPT, "--sections", str(section)]
+    if smoke:
+        parts.append("--smoke")
+    parts.extend(extra)
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def format_number(value: float | None, digits: int = 3) -> str:
+    """Compact significant-digit formatting (blank for `None`)."""
+    if value is None:
+        return ""
+    if math.isnan(value):
+        return "nan"
+    if value == 0:
+        return "0"
+    magnitude = abs(value)
+    if magnitude >= 10 ** digits:
+        return f"{value:,.0f}"
+    if magnitude >= 1e-3:
+        text = f"{value:.{digits}g}"
+        return text if "e" not in text else f"{value:.{digits - 1}f}"
+    return f"{value:.2e}"
+
+
+_HEADERS = ("id", "what", "value", "baseline (same run)", "vs baseline", "reference", "vs reference",
+            "command")
+
+
+def _rows(figures: Sequence[Figure]) -> list[tuple[str, ...]]:
+    rows = []
+    for f in figures:
+        value = f"{format_number(f.value)} {f.unit}"
+        baseline = ""
+        if f.baseline is not None:
+            baseline = f"{format_number(f.baseline)} {f.unit}: {f.baseline_label}"
+        ratio = f"{format_number(f.ratio)} {f.ratio_label}" if f.ratio is not None else ""
+        reference = f.reference_label
+        if f.reference is not None:
+            reference = f"{format_number(f.reference)} {f.unit}: {f.reference_label}"
+        vs_ref = f"{format_number(f.vs_reference)}x" if f.vs_reference is not None else ""
+        what = f.what + (f" [{f.note}]" if f.note else "")
+        rows.append((f.id, what, value, baseline, ratio, reference, vs_ref, f.command))
+    return rows
+
+
+def render_table(figures: Sequence[Figure], header: str = "") -> str:
+    """The one plain-text table printed at the end of a run."""
+    rows = _rows(figures)
+    widths = [min(max([len(h)] + [len(r[i]) for r in rows]), 70) for i, h in enumerate(_HEADERS)]
+    widths[-1] = max([len(_HEADERS[-1])] + [len(r[-1]) for r in rows])
+
+    def line(cells):
+        return " | ".join(
+            (c if len(c) <= w else c[: w - 3] + "...").ljust(w) for c, w in zip(cells, widths)
+        ).rstrip()
+
+    out = [header] if header else []
+    out.append(line(_HEADERS))
+    out.append("-+-".join("-" * w for w in widths))
+    out.extend(line(r) for r in rows)
+    return "\n".join(out)
+
+
+def render_markdown(figures: Sequence[Figure], env: dict[str, object]) -> str:
+    """The same table as Markdown, with the environment above it."""
+    lines = ["# rbnodia benchmarks", ""]
+    lines += [f"- {key}: {value}" for key, value in env.items()]
+    lines += ["", "| " + " | ".join(_HEADERS) + " |", "|" + "---|" * len(_HEADERS)]
+    for row in _rows(figures):
+        cells = [c.replace("|", "\\|") for c in row]
+        cells[-1] = f"`{cells[-1]}`"
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def python_executable() -> str:
+    """The interpreter running the benchmarks (used for worker processes)."""
+    return sys.executable

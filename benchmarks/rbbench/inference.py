@@ -1,0 +1,126 @@
+"""Section 1: inference milliseconds per stamp of the paper's networks.
+
+For ``paper_nodia`` and ``paper_dia`` (untrained weights: the cost does not
+depend on their values) on random inputs, at several batch sizes:
+
+- ``tensorflow``: `RealBogusModel.predict` through the compiled
+  ``tf.function``;
+- ``onnx``: `RealBogusModel.predict` on ONNX Runtime (the default ``auto``
+  backend when onnxruntime is installed);
+- baseline: a naive loop calling Keras' ``network.predict`` once per stamp,
+  what a straightforward port of the paper's code does.
+
+Each figure is the best of a few timed runs after a warm-up run (graph
+tracing and session creation excluded; they are reported separately).
+"""
+
+from __future__ import annotations
+
+__all__ = ["run_section"]
+
+import logging
+import time
+
+import numpy as np
+
+from .common import Figure, best_time, section_command
+
+_LOG = logging.getLogger(__name__)
+
+PAPER_MS = {"paper_nodia": 0.30, "paper_dia": 1.00}
+GOAL_MS = {"paper_nodia": 0.03}
+LABEL = {"paper_nodia": "noDIA", "paper_dia": "DIA"}
+
+
+def _ms_per_stamp(function, n: int, repeats: int) -> float:
+    return 1e3 * best_time(function, repeats=repeats).wall / n
+
+
+def run_section(smoke: bool) -> list[Figure]:
+    """Measure section 1; see the module docstring."""
+    from rbnodia.nn import RealBogusModel
+    from rbnodia.nn.onnx_backend import OnnxPredictor, onnx_available
+
+    command = section_command(1, smoke)
+    batch_sizes = (1, 64) if smoke else (1, 64, 1024, 8192)
+    naive_stamps = 3 if smoke else 30
+    figures: list[Figure] = []
+    have_onnx = onnx_available()
+    rng = np.random.default_rng(0)
+    for arch in ("paper_nodia", "paper_dia"):
+        label = LABEL[arch]
+        model = RealBogusModel.from_architecture(arch)
+        shape = tuple(model.network.input_shape[1:])
+        inputs = rng.random((max(batch_sizes),) + shape, dtype=np.float32)
+
+        # One-time costs per process, against the same call once warm.
+        for backend, key, what in (
+            ("tensorflow", "tf", "first TensorFlow predict (tracing the tf.function)"),
+            ("onnx", "onnx", "first ONNX predict (Keras->ONNX translation + session creation)"),
+        ):
+            if backend == "onnx" and not have_onnx:
+                continue
+            start = time.perf_counter()
+            model.predict(inputs[:8], backend=backend)
+            first = time.perf_counter() - start
+            def warm_call(model=model, backend=backend, few=inputs[:8]):
+                return model.predict(few, backend=backend)
+
+            warm = best_time(warm_call, repeats=3, warmup=0).wall
+            figures.append(Figure.amount(
+                f"1.{label}.{key}.first_call", 1, f"{label}: {what}; once per process", first * 1e3, "ms",
+                baseline=warm * 1e3, baseline_label="same call, warm", note="8 stamps", command=command,
+            ))
+
+        # Baseline: Keras' predict() once per stamp.
+        network = model.network
+        network.predict(inputs[:1], verbose=0)
+        naive = _ms_per_stamp(
+            lambda network=network, inputs=inputs: [network.predict(inputs[i : i + 1], verbose=0)
+                                                    for i in range(naive_stamps)],
+            naive_stamps, repeats=1 if smoke else 2,
+        )
+        paper = PAPER_MS[arch]
+        figures.append(Figure.time(
+            f"1.{label}.naive", 1, f"{label}: naive per-stamp keras network.predict loop (baseline)", naive,
+            "ms/stamp", reference=paper, reference_label=f"paper ({label})",
+            note=f"{naive_stamps} stamps", command=command,
+        ))
+
+        backends = ["tensorflow"] + (["onnx"] if have_onnx else [])
+        for batch in batch_sizes:
+            batch_inputs = inputs[:batch]
+            calls = max(1, (64 if smoke else 256) // batch)  # small batches: several calls per timing
+            repeats = 2 if smoke else (3 if batch >= 1024 else 5)
+            for backend in backends:
+                def run(model=model, batch_inputs=batch_inputs, batch=batch, backend=backend, calls=calls):
+                    for _ in range(calls):
+                        model.predict(batch_inputs, batch_size=batch, backend=backend)
+
+                ms = _ms_per_stamp(run, batch * calls, repeats)
+                goal = GOAL_MS.get(arch) if backend == "onnx" else None
+                figures.append(Figure.time(
+                    f"1.{label}.{'tf' if backend == 'tensorflow' else 'onnx'}.b{batch}", 1,
+                    f"{label}: RealBogusModel.predict, {backend}, batch {batch}", ms, "ms/stamp",
+                    baseline=naive, baseline_label="naive loop", reference=paper,
+                    reference_label=f"paper ({label})" + (f"; goal <= {goal} ms" if goal else ""),
+                    command=command,
+                ))
+        if have_onnx and arch == "paper_nodia" and not smoke:
+            # What the fold rewrite and the thread count buy, at a large batch.
+            batch_inputs = inputs[:1024]
+            for label_extra, kwargs in (("no fold rewrite", {"fold": 0}), ("1 thread", {"threads": 1})):
+                predictor = OnnxPredictor(network, **kwargs)
+
+                def run_chunks(predictor=predictor, batch_inputs=batch_inputs):
+                    for i in range(0, len(batch_inputs), 256):
+                        predictor(batch_inputs[i : i + 256])
+
+                ms = _ms_per_stamp(run_chunks, len(batch_inputs), 3)
+                figures.append(Figure.time(
+                    f"1.{label}.onnx.b1024.{label_extra.replace(' ', '_')}", 1,
+                    f"{label}: ONNX Runtime, batch 1024, {label_extra} (ablation)", ms, "ms/stamp",
+                    baseline=naive, baseline_label="naive loop", reference=paper,
+                    reference_label=f"paper ({label})", command=command,
+                ))
+    return figures

@@ -1,0 +1,147 @@
+#!/usr/bin/env python
+"""rbnodia benchmarks: inference, a full detector, the avoided DIA cost,
+pipetask end to end, and training time.
+
+Prints ONE table: every figure with its baseline measured in the same run,
+the ratio between them, a published reference where there is one (the
+paper's 0.30 / 1.00 ms per stamp, its 15.5 CPU hours of DIA per DES
+exposure), and the command that produced it.  Writes the table as
+``results.json`` and ``results.md`` into ``--out`` (default ``bench_out/``).
+
+Sections (``--sections 1,2,...``; default all):
+
+1. Inference ms/stamp for the paper's noDIA and DIA networks at batch sizes
+   1, 64, 1024 and 8192, TensorFlow and ONNX Runtime backends, against a
+   naive per-stamp ``network.predict`` loop.
+2. The classification task in memory on a full detector (LSST 4096x4096 with
+   1,000 detections; DES 2048x4096 with 300): time with saliency off and on,
+   the breakdown (cutouts, scaling, inference, saliency), peak memory;
+   against a straightforward per-detection implementation.
+3. The avoided cost: PSF-matched image subtraction (rbnodia.sim.subtract,
+   Alard-Lupton) of the same detectors against noDIA classification of
+   their detections.
+4. ``pipetask run`` end to end on a small simulated repository: start-up
+   overhead and wall time per quantum, serially and with ``-j 2``.
+5. Training time per epoch on 80,000 stamps for both networks,
+   extrapolated from a measured fraction of an epoch.
+
+Full-size runs keep the simulated detectors in ``--out``/detectors (about
+0.5 GB) and reuse them next time.  ``--smoke`` runs every section at tiny
+sizes (what CI runs; the numbers then mean nothing).  Run with ``make bench`` or::
+
+    .venv/bin/python benchmarks/run_benchmarks.py [--smoke] [--sections 1,2] [--out bench_out]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from rbbench.common import Figure, environment, load_average, render_markdown, render_table
+
+SECTIONS = {
+    1: "Inference ms/stamp (paper networks, batch sizes, backends)",
+    2: "Classification task in memory on a full detector",
+    3: "Avoided cost: PSF-matched subtraction vs noDIA classification",
+    4: "pipetask run end to end",
+    5: "Training time per epoch (80,000 stamps)",
+}
+
+
+def _parse_sections(text: str) -> list[int]:
+    try:
+        sections = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"sections must be numbers like 1,2,5, got {text!r}") from None
+    unknown = [s for s in sections if s not in SECTIONS]
+    if unknown or not sections:
+        raise argparse.ArgumentTypeError(f"unknown sections {unknown}; choose from {sorted(SECTIONS)}")
+    return sections
+
+
+def _run_section(number: int, args: argparse.Namespace) -> list[Figure]:
+    if number == 1:
+        from rbbench.inference import run_section
+
+        return run_section(args.smoke)
+    if number in (2, 3):
+        from rbbench.detector import run_sections
+
+        numbers = [n for n in (2, 3) if n in args.sections]
+        return run_sections(numbers, args.smoke, synthetic=args.synthetic,
+                            cache=None if args.smoke else args.out / "detectors")
+    if number == 4:
+        from rbbench.pipetask import run_section
+
+        return run_section(args.smoke, workdir=args.out / "work")
+    from rbbench.training import run_section
+
+    return run_section(args.smoke)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--smoke", action="store_true", help="Tiny sizes: checks that everything runs.")
+    parser.add_argument("--sections", type=_parse_sections, default=sorted(SECTIONS),
+                        help="Comma-separated section numbers (default: all).")
+    parser.add_argument("--out", type=Path, default=Path("bench_out"), help="Folder for results.json/.md.")
+    parser.add_argument("--synthetic", action="store_true",
+                        help="Sections 2-3: synthetic images instead of the simulator (faster to make).")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--spec", help=argparse.SUPPRESS)
+    parser.add_argument("-v", "--verbose", action="store_true", help="Debug logging.")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+    if args.worker:  # a measurement that needs its own process (peak memory)
+        from rbbench.detector import worker_main
+
+        return worker_main(json.loads(args.spec))
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    env = environment()
+    print(f"rbnodia benchmarks{' (smoke sizes: numbers are meaningless)' if args.smoke else ''}: "
+          f"{env['cpu']}, {env['cpus']} CPUs, load average {env['load_average_start'][0]:.2f}; "
+          f"tensorflow {env['tensorflow']}, onnxruntime {env['onnxruntime']}", flush=True)
+    figures: list[Figure] = []
+    started = time.perf_counter()
+    for number in args.sections:
+        if number == 3 and 2 in args.sections:
+            continue  # measured together with section 2 (same detectors, same worker processes)
+        names = [n for n in (2, 3) if n in args.sections] if number == 2 else [number]
+        for n in names:
+            print(f"== section {n}: {SECTIONS[n]}", flush=True)
+        t0 = time.perf_counter()
+        new = _run_section(number, args)
+        figures.extend(new)
+        print(f"   {len(new)} figures in {time.perf_counter() - t0:.1f} s", flush=True)
+        partial = json.dumps([f.__dict__ for f in figures], indent=2, default=str)
+        (args.out / "partial.json").write_text(partial)
+    env["load_average_end"] = load_average()
+    env["seconds"] = round(time.perf_counter() - started, 1)
+    env["smoke"] = args.smoke
+    header = (f"rbnodia benchmark results ({'smoke' if args.smoke else 'full'} sizes; load average "
+              f"{env['load_average_start'][0]:.2f} at start, {env['load_average_end'][0]:.2f} at end; "
+              f"{env['seconds']} s)")
+    print()
+    print(render_table(figures, header))
+    (args.out / "results.json").write_text(json.dumps(
+        {"environment": env, "figures": [f.__dict__ for f in figures]}, indent=2, default=str))
+    (args.out / "results.md").write_text(render_markdown(figures, env))
+    (args.out / "partial.json").unlink(missing_ok=True)
+    print(f"\nWrote {args.out / 'results.json'} and {args.out / 'results.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

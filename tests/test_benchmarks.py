@@ -1,0 +1,61 @@
+"""The benchmark script runs at smoke size and prints every section.
+
+CI runs this so that ``benchmarks/run_benchmarks.py`` cannot rot.  Nothing
+here asserts a timing: the machine running the tests may be slow or busy.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "benchmarks" / "run_benchmarks.py"
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    done = subprocess.run([sys.executable, str(SCRIPT), "--smoke", "--out", str(out)], cwd=REPO,
+                          capture_output=True, text=True, env=env, timeout=1800)
+    return done, out
+
+
+def test_exits_zero(smoke_run):
+    done, _ = smoke_run
+    assert done.returncode == 0, f"stdout:\n{done.stdout[-4000:]}\nstderr:\n{done.stderr[-4000:]}"
+
+
+@pytest.mark.parametrize("section", [1, 2, 3, 4, 5])
+def test_prints_every_section(smoke_run, section):
+    done, out = smoke_run
+    assert f"== section {section}:" in done.stdout
+    table = done.stdout.split("rbnodia benchmark results", 1)[1]
+    rows = [line for line in table.splitlines() if line.startswith(f"{section}.")]
+    assert rows, f"no figures of section {section} in the table"
+    assert all(f"--sections {section}" in row for row in rows), "every figure names its command"
+    figures = json.loads((out / "results.json").read_text())["figures"]
+    assert any(f["section"] == section for f in figures)
+
+
+def test_writes_markdown_and_json(smoke_run):
+    _, out = smoke_run
+    data = json.loads((out / "results.json").read_text())
+    assert data["environment"]["smoke"] is True
+    assert "load_average_start" in data["environment"]
+    for figure in data["figures"]:
+        assert figure["command"].startswith(".venv/bin/python benchmarks/run_benchmarks.py")
+    markdown = (out / "results.md").read_text()
+    assert markdown.count("\n| ") >= len(data["figures"])
+
+
+def test_bad_sections_rejected():
+    done = subprocess.run([sys.executable, str(SCRIPT), "--sections", "9"], cwd=REPO, capture_output=True,
+                          text=True)
+    assert done.returncode != 0 and "unknown sections" in done.stderr

@@ -1,0 +1,148 @@
+"""Inference backends of RealBogusModel: ONNX Runtime equals TensorFlow,
+``auto`` picks and falls back correctly, and models load once per process."""
+
+import numpy as np
+import pytest
+from rbnodia.nn import INFERENCE_BACKENDS, RealBogusModel, architecture_names, load_model
+from rbnodia.nn.model import ModelMetadata
+
+onnxruntime = pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx")
+
+
+def _randomised(arch: str, seed: int = 1) -> RealBogusModel:
+    """An untrained model whose biases and batch-norm statistics are not trivial."""
+    model = RealBogusModel.from_architecture(arch)
+    rng = np.random.default_rng(seed)
+    for variable in model.network.weights:
+        path = variable.path
+        if any(key in path for key in ("bias", "beta", "moving_mean", "gamma", "moving_variance")):
+            value = rng.normal(0.0, 0.1, variable.shape).astype(np.float32)
+            if "gamma" in path or "variance" in path:
+                value = np.abs(value) + 0.5
+            variable.assign(value)
+    model.refresh_hash()
+    return model
+
+
+def _inputs(model: RealBogusModel, n: int, seed: int = 0) -> np.ndarray:
+    shape = tuple(model.network.input_shape[1:])
+    return np.random.default_rng(seed).normal(0.5, 0.3, (n,) + shape).astype(np.float32)
+
+
+@pytest.mark.parametrize("arch", architecture_names())
+def test_onnx_equals_tensorflow(arch):
+    model = _randomised(arch)
+    # 300 = 2 ONNX chunks + a remainder that is not a multiple of the fold block.
+    for n in (1, 17, 300):
+        x = _inputs(model, n)
+        tf_probs = model.probabilities(x, backend="tensorflow")
+        onnx_probs = model.probabilities(x, backend="onnx")
+        assert onnx_probs.shape == tf_probs.shape == (n, 2) and onnx_probs.dtype == np.float32
+        np.testing.assert_allclose(onnx_probs, tf_probs, rtol=0, atol=1e-5)
+        np.testing.assert_allclose(model.predict(x, backend="onnx"), tf_probs[:, 0], rtol=0, atol=1e-5)
+
+
+def test_fold_rewrite_is_used_and_exact():
+    from rbnodia.nn.onnx_backend import OnnxPredictor
+
+    model = _randomised("paper_nodia")
+    x = _inputs(model, 64)
+    folded = OnnxPredictor(model.network, threads=1)
+    plain = OnnxPredictor(model.network, threads=1, fold=0)
+    assert folded.fold > 1 and plain.fold == 0
+    np.testing.assert_allclose(folded(x), plain(x), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(folded(x[:5]), plain(x[:5]), rtol=0, atol=1e-6)
+
+
+def test_auto_prefers_onnx_and_env_overrides(monkeypatch):
+    model = RealBogusModel.from_architecture("paper_nodia")
+    monkeypatch.delenv("RBNODIA_INFERENCE_BACKEND", raising=False)
+    assert model.inference_backend() == "onnx"
+    assert model.inference_backend("tensorflow") == "tensorflow"
+    monkeypatch.setenv("RBNODIA_INFERENCE_BACKEND", "tensorflow")
+    assert model.inference_backend() == "tensorflow"
+    monkeypatch.setenv("RBNODIA_INFERENCE_BACKEND", "bogus")
+    with pytest.raises(ValueError, match="RBNODIA_INFERENCE_BACKEND"):
+        model.inference_backend()
+    with pytest.raises(ValueError, match="Unknown inference backend"):
+        model.predict(_inputs(model, 2), backend="torch")
+    assert set(INFERENCE_BACKENDS) == {"auto", "tensorflow", "onnx"}
+
+
+def test_unsupported_network_falls_back_to_tensorflow(monkeypatch):
+    import keras
+
+    monkeypatch.delenv("RBNODIA_INFERENCE_BACKEND", raising=False)
+    network = keras.Sequential([keras.Input((51, 102, 1)), keras.layers.AveragePooling2D(3),
+                                keras.layers.Flatten(), keras.layers.Dense(2, activation="softmax")])
+    model = RealBogusModel(network, ModelMetadata(name="odd", architecture="custom", layout="noDIA"))
+    x = _inputs(model, 3)
+    assert model.inference_backend() == "tensorflow"
+    np.testing.assert_allclose(model.predict(x), np.asarray(network(x))[:, 0], atol=1e-6)
+    with pytest.raises(RuntimeError, match="ONNX backend is unavailable"):
+        model.predict(x, backend="onnx")
+
+
+def test_onnx_graph_built_once_and_rebuilt_after_weight_change(monkeypatch):
+    import rbnodia.nn.onnx_backend as backend
+
+    built = []
+    original = backend.OnnxPredictor.__init__
+
+    def counting_init(self, *args, **kwargs):
+        built.append(1)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(backend.OnnxPredictor, "__init__", counting_init)
+    model = _randomised("paper_nodia")
+    x = _inputs(model, 20)
+    model.predict(x, backend="onnx")
+    model.predict(x, backend="onnx")
+    model.predict(x)
+    assert len(built) == 1
+    weights = model.network.get_weights()
+    weights[-1] = weights[-1] + np.array([2.0, -2.0], np.float32)  # shift the softmax towards "real"
+    model.network.set_weights(weights)
+    model.refresh_hash()
+    np.testing.assert_allclose(model.predict(x, backend="onnx"), model.predict(x, backend="tensorflow"),
+                               atol=1e-5)
+    assert len(built) == 2
+
+
+def test_empty_and_bad_batches():
+    model = RealBogusModel.from_architecture("paper_dia")
+    assert model.probabilities(np.zeros((0, 51, 153, 1), np.float32), backend="onnx").shape == (0, 2)
+    with pytest.raises(ValueError, match="batch_size"):
+        model.predict(np.zeros((2, 51, 153, 1), np.float32), batch_size=0)
+
+
+def test_model_file_loaded_once_per_process(tmp_path, monkeypatch):
+    """load_model and the classification task read and build a model file once."""
+    from astropy.table import Table
+    from rbnodia.nn import model as model_module
+    from rbnodia.tasks.classify import ClassifyRealBogusConfig, ClassifyRealBogusTask
+
+    path = tmp_path / "once.rbmodel"
+    RealBogusModel.from_architecture("paper_nodia", name="once").save(path)
+    loads = []
+    original = model_module.RealBogusModel.from_bytes.__func__
+
+    def counting_from_bytes(cls, data):
+        loads.append(1)
+        return original(cls, data)
+
+    monkeypatch.setattr(model_module.RealBogusModel, "from_bytes", classmethod(counting_from_bytes))
+    first = load_model(path)
+    assert load_model(str(path)) is first and load_model(path.read_bytes()) is first
+    config = ClassifyRealBogusConfig()
+    config.modelName = str(path)
+    config.doSaliency = False
+    task = ClassifyRealBogusTask(config=config)
+    rng = np.random.default_rng(0)
+    image = rng.normal(size=(120, 120)).astype(np.float32)
+    detections = Table({"id": np.arange(3), "x": [30.0, 60.0, 90.0], "y": [30.0, 60.0, 90.0]})
+    for _ in range(2):
+        result = task.run(science=image, template=image * 0.5, detections=detections)
+        assert len(result.reliability) == 3
+    assert len(loads) == 1
