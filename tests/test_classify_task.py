@@ -43,7 +43,7 @@ def test_one_row_per_detection_in_order(nodia_model_file):
     template[103, 205] = np.nan
     task = make_task(nodia_model_file, batchSize=16)
     out = task.run(science=science, template=template, detections=detections).reliability
-    assert list(out.colnames) == list(RELIABILITY_COLUMNS) + list(SALIENCY_COLUMNS)
+    assert list(out.colnames) == list(RELIABILITY_COLUMNS)  # saliency is off by default
     assert len(out) == len(detections)
     np.testing.assert_array_equal(out["id"], detections["id"])
     np.testing.assert_array_equal(out["x"], detections["x"])
@@ -144,7 +144,7 @@ def test_connections_follow_config():
 def test_saliency_columns_and_maps(nodia_model_file):
     science, template, _, detections = make_scene(n=12)
     detections.add_row({"id": 99_002, "x": -50.0, "y": 150.0})
-    task = make_task(nodia_model_file, doWriteSaliencyMaps=True, batchSize=5)
+    task = make_task(nodia_model_file, doSaliency=True, doWriteSaliencyMaps=True, batchSize=5)
     result = task.run(science=science, template=template, detections=detections)
     out = result.reliability
     scored = ~np.asarray(out["flag_no_data"])
@@ -163,6 +163,7 @@ def test_saliency_columns_and_maps(nodia_model_file):
                                                               detections=detections).reliability
     np.testing.assert_allclose(plain["score"], out["score"], rtol=1e-5)
     assert "saliency_srch" not in plain.colnames
+    assert list(out.colnames) == list(RELIABILITY_COLUMNS) + list(SALIENCY_COLUMNS)
 
 
 def test_saliency_maps_need_saliency():

@@ -17,6 +17,7 @@ def classified(model_file, n=30, seed=0):
     detections = Table({"id": ids, "x": rng.uniform(0, 260, n), "y": rng.uniform(0, 200, n)})
     config = ClassifyRealBogusConfig()
     config.modelName = str(model_file)
+    config.doSaliency = True
     config.doWriteSaliencyMaps = True
     config.threshold = 0.45  # an untrained model: make both predicted classes appear
     result = ClassifyRealBogusTask(config=config).run(science=science, template=template, detections=detections)
