@@ -66,6 +66,24 @@ def summarize_outputs(repo: str | Path, collection: str, truth_collection: str |
     return summary
 
 
+def _retrieve_plots(repo: Path, collection: str, destination: Path) -> list[str]:
+    """Copy the PNG datasets of ``collection`` to ``destination`` (the
+    ``butler retrieve-artifacts`` way); returns their paths."""
+    from lsst.daf.butler import Butler
+
+    butler = Butler.from_config(str(repo))
+    refs = [
+        ref
+        for dataset_type in butler.registry.queryDatasetTypes("rbnodia_*")
+        if dataset_type.storageClass_name == "Plot"
+        for ref in butler.query_datasets(dataset_type, collections=collection, find_first=True, explain=False)
+    ]
+    if not refs:
+        return []
+    paths = butler.retrieve_artifacts(refs, destination=str(destination), preserve_path=False, overwrite=True)
+    return sorted(str(p.ospath) for p in paths)
+
+
 def run_demo(args) -> int:
     from ..butler.execution import pipeline_path, run_pipetask
     from ..sim import write_simulated_repo
@@ -87,6 +105,7 @@ def run_demo(args) -> int:
     timings["pipetask"] = time.monotonic() - t0
     print("[3/3] Reading the outputs back from the Butler ...")
     summary = summarize_outputs(repo, output, truth_collection=sim["collection"])
+    plots = _retrieve_plots(repo, output, Path(args.plots))
     timings["total"] = time.monotonic() - start
 
     print()
@@ -100,6 +119,10 @@ def run_demo(args) -> int:
         print(f"  vs simulation truth   : accuracy {summary['accuracy']:.3f}, TP rate {summary['tp_rate']:.3f}, "
               f"TN rate {summary['tn_rate']:.3f} ({summary['n_true_real']} injected transients detected)")
     print(f"  output collection     : {output}")
+    if plots:
+        print(f"  pictures (PNG)        : {len(plots)} files in {args.plots}/, e.g.")
+        for path in plots[:4]:
+            print(f"                          {path}")
     print(f"  time                  : simulate {timings['simulate']:.0f} s, pipetask {timings['pipetask']:.0f} s, "
           f"total {timings['total']:.0f} s")
     print("  see the outputs with  :")
@@ -122,8 +145,10 @@ def register(subparsers) -> None:
     parser.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), default=(2048, 2048),
                         help="Detector size in pixels (default 2048 2048; the full LSST size is 4096 4096).")
     parser.add_argument("--seed", type=int, default=2026, help="Simulation seed.")
-    parser.add_argument("--pipeline", default="RealBogusNoDia",
-                        help="Packaged pipeline: RealBogusNoDia (default) or RealBogusDia.")
+    parser.add_argument("--pipeline", default="SaliencyDiagnostics",
+                        help="Packaged pipeline: SaliencyDiagnostics (default: noDIA classification with "
+                        "saliency, then the paper's saliency figures), RealBogusNoDia or RealBogusDia.")
+    parser.add_argument("--plots", default="demo_plots", help="Folder for the PNG outputs (default demo_plots).")
     parser.add_argument("--output", default="demo/realbogus", help="Output collection.")
     parser.add_argument("-j", "--jobs", type=int, default=2, help="pipetask processes (default 2).")
     parser.add_argument("-q", "--quiet", action="store_true", help="Do not echo pipetask's log.")

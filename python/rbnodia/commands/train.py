@@ -580,6 +580,69 @@ def reproduce_paper(
     return results
 
 
+def merge_reproductions(
+    run_dirs: Sequence[str | os.PathLike], test_paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike
+) -> dict[str, Any]:
+    """One comparison table from several `reproduce_paper` runs made on the
+    same split (same data and seed), e.g. one recipe per run.
+
+    Rows are taken from each run's ``results.json``; the ROC figure is redrawn
+    by scoring every run's saved models on ``test_paths``.
+
+    Returns
+    -------
+    results : `dict`
+        ``rows``, ``metrics``, ``paper``, ``runs`` and ``files``.
+    """
+    from ..core.stampset import LabelledStamps
+    from ..nn.model import load_model
+    from ..plots.training import plot_roc
+    from ..training import evaluate_model
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows: dict[str, dict[str, Any]] = {}
+    metrics: dict[str, dict[str, Any]] = {}
+    data = None
+    for run in map(Path, run_dirs):
+        result = json.loads((run / "results.json").read_text())
+        rows.update(result["rows"])
+        metrics.update(result["metrics"])
+        data = data or result.get("data")
+    test = LabelledStamps.load(test_paths)
+    curves = {}
+    for recipe in rows:
+        model_file = next(Path(r) / f"{recipe}.rbmodel" for r in run_dirs if (Path(r) / f"{recipe}.rbmodel").exists())
+        _, scores = evaluate_model(load_model(model_file), test, return_scores=True)
+        curves[recipe] = (test.label, scores)
+    files = [str(_save(plot_roc(curves, title="test set"), out / "roc.png")),
+             str(_save(plot_roc(curves, log_fpr=True, title="test set"), out / "roc_log.png"))]
+    table_rows = dict(rows)
+    table_rows.update(PAPER_RESULTS)
+    table = format_comparison_table(table_rows)
+    (out / "results.md").write_text(
+        "# Reproducing Acero-Cuellar et al. (DIA vs noDIA)\n\n"
+        + (f"Test set: {data['test']['n']} stamps ({data['test']['n_real']} real, {data['test']['n_bogus']} "
+           f"bogus); training {data['train']['n']}, validation {data['validation']['n']}.  " if data else "")
+        + "Our rows: this machine; train CPU hours = process CPU time of training; ms/stamp = wall-clock "
+        "prediction time.  Paper rows: DES Y1 autoscan, NERSC CPU hours.\n\n" + table + "\n"
+    )
+    merged = {"rows": rows, "metrics": metrics, "paper": PAPER_RESULTS, "data": data,
+              "runs": [str(r) for r in run_dirs], "files": files + [str(out / "results.md")]}
+    _write_json(out / "results.json", merged)
+    return merged
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    """Body of ``rbnodia reproduce-paper-table``."""
+    results = merge_reproductions(args.runs, args.test, args.out)
+    table_rows = dict(results["rows"])
+    table_rows.update(PAPER_RESULTS)
+    print(format_comparison_table(table_rows))
+    print(f"results -> {Path(args.out) / 'results.md'}")
+    return 0
+
+
 def run_reproduce(args: argparse.Namespace) -> int:
     """Body of ``rbnodia reproduce-paper``."""
     results = reproduce_paper(
@@ -620,3 +683,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_reproduce_arguments(reproduce)
     reproduce.set_defaults(func=run_reproduce)
+    merge = subparsers.add_parser(
+        "reproduce-paper-table",
+        help="Merge several reproduce-paper runs (same split, one recipe each) into one table and ROC plot.",
+    )
+    merge.add_argument("--runs", nargs="+", required=True, metavar="DIR", help="reproduce-paper output folders.")
+    merge.add_argument("--test", nargs="+", required=True, metavar="PATH", help="The runs' test stamps.")
+    merge.add_argument("--out", required=True, metavar="DIR", help="Output folder.")
+    merge.set_defaults(func=run_merge)

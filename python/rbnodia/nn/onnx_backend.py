@@ -104,10 +104,16 @@ def _activation_name(activation: Any) -> str:
 
 def _chain(network: Any) -> list[Any]:
     """The network's layers in order; raise unless they form one chain."""
+    import keras
+
     layers = [layer for layer in network.layers if type(layer).__name__ != "InputLayer"]
     previous = network.inputs[0] if len(network.inputs) == 1 else None
     if previous is None or len(network.outputs) != 1:
         raise OnnxUnsupportedError("Only single-input, single-output networks are supported.")
+    if isinstance(network, keras.Sequential):
+        # A Sequential model is a chain by construction; its layers may have
+        # extra inbound nodes from being called elsewhere (e.g. in training).
+        return layers
     for layer in layers:
         inputs = layer.input if isinstance(layer.input, (list, tuple)) else [layer.input]
         if len(inputs) != 1 or inputs[0] is not previous:
