@@ -33,7 +33,8 @@ def summarize_outputs(repo: str | Path, collection: str, truth_collection: str |
                   key=lambda ref: tuple(ref.dataId.required.values()))
     catalogs, truths = [], []
     for ref in refs:
-        catalogs.append(butler.get(ref))
+        # Keep the table metadata (model, threshold), which ArrowAstropy strips by default.
+        catalogs.append(butler.get(ref, parameters={"strip_astropy_meta_yaml": False}))
         if truth_collection:
             truth_refs = butler.query_datasets("rbnodia_truth", collections=truth_collection,
                                                data_id=ref.dataId, explain=False)
@@ -80,7 +81,9 @@ def _retrieve_plots(repo: Path, collection: str, destination: Path) -> list[str]
     ]
     if not refs:
         return []
-    paths = butler.retrieve_artifacts(refs, destination=str(destination), preserve_path=False, overwrite=True)
+    destination.mkdir(parents=True, exist_ok=True)
+    paths = butler.retrieveArtifacts(refs, destination=f"{destination.resolve()}/", preserve_path=False,
+                                     overwrite=True)
     return sorted(str(p.ospath) for p in paths)
 
 

@@ -39,7 +39,7 @@ def _info(args) -> int:
     print("architectures:")
     for name in architecture_names():
         arch = get_architecture(name)
-        print(f"  {name:16s} {arch.layout.value:6s} {arch.description}")
+        print(f"  {name:20s} {arch.layout.value:6s} {arch.description}")
     print("packaged models:")
     for name in packaged_model_names():
         if args.models:

@@ -279,7 +279,7 @@ def plot_dominant_breakdown(
             ax.set_title(head, fontsize=9)
             ax.set_xticks(x, segments)
             ax.set_xlim(-0.5, len(segments) - 0.5)
-            ax.set_ylim(0, 1.15)
+            ax.set_ylim(0, 1.25)
             if total == 0:
                 ax.text(0.5, 0.5, "no objects", transform=ax.transAxes, ha="center", va="center", color="0.4")
                 continue

@@ -112,7 +112,10 @@ class SaliencyDiagnosticsTask(pipeBase.PipelineTask):
         if "saliency_srch" not in catalog.colnames:
             raise ValueError("rbnodia_reliability has no saliency columns; run classifyRealBogus with "
                              "doSaliency=True.")
-        layout = Layout(reliability[0].meta.get("rbnodia_layout", Layout.NODIA.value))
+        # Table metadata does not survive the Butler (ArrowAstropy strips it
+        # on read), so the layout comes from the data: DIA models put some
+        # saliency on the difference stamp, noDIA models leave it NaN.
+        layout = Layout.DIA if np.isfinite(np.asarray(catalog["saliency_diff"], dtype=float)).any() else Layout.NODIA
         scored = ~np.asarray(catalog["flag_no_data"])
         catalog = catalog[scored]
         importances = {name: np.asarray(catalog[f"saliency_{name}"], dtype=np.float64)
@@ -155,7 +158,10 @@ class SaliencyDiagnosticsTask(pipeBase.PipelineTask):
 
         maps_table = vstack([t for t in saliency_maps if len(t)] or saliency_maps[:1],
                             metadata_conflicts="silent")
-        stacking = Stacking(saliency_maps[0].meta.get("rbnodia_stacking", Stacking.HORIZONTAL.value))
+        # Maps are laid out like the network input: one channel per segment
+        # when the model stacks them as channels, else side by side.
+        shape = np.asarray(maps_table["saliency"]).shape
+        stacking = Stacking.CHANNELS if shape[-1] > 1 else Stacking.HORIZONTAL
         row_of = {int(i): k for k, i in enumerate(maps_table["id"])}
         rng = np.random.default_rng(self.config.seed)
         chosen, titles = [], []
