@@ -81,3 +81,19 @@ def test_pipeline_writes_pngs(tmp_path, nodia_model_file):
         assert uri.getExtension() == ".png" and uri.size() > 1000
     summary = butler.get("rbnodia_saliency_summary", collections="diag/run")
     assert summary["by"] == "quadrant"
+
+
+def test_channel_stacked_model_without_table_metadata(tmp_path):
+    """The Butler strips table metadata: layout and stacking come from the data."""
+    from rbnodia.nn import RealBogusModel
+
+    model_file = tmp_path / "improved.rbmodel"
+    RealBogusModel.from_architecture("improved_nodia").save(model_file)
+    reliability, maps, truth = classified(model_file)
+    assert maps["saliency"].shape[1:] == (51, 51, 2)
+    for table in (reliability, maps, truth):
+        table.meta.clear()
+    result = SaliencyDiagnosticsTask(config=SaliencyDiagnosticsConfig()).run(
+        reliability=[reliability], truth=[truth], saliencyMaps=[maps]
+    )
+    assert result.summary["layout"] == "noDIA" and result.examplesPlot.axes
