@@ -128,7 +128,7 @@ def run_demo(args) -> int:
             print(f"                          {path}")
     print(f"  time                  : simulate {timings['simulate']:.0f} s, pipetask {timings['pipetask']:.0f} s, "
           f"total {timings['total']:.0f} s")
-    print("  see the outputs with  :")
+    print("  see the outputs with  : (source .venv/bin/activate first if you used make demo)")
     print(f"    butler query-datasets {repo} rbnodia_reliability --collections {output}")
     print(f"    python -c \"from lsst.daf.butler import Butler; b = Butler('{repo}'); "
           f"print(b.get('rbnodia_reliability', {sim['data_ids'][0]!r}, collections='{output}'))\"")
