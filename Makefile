@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.rbnodia-installed
 DEMO_REPO ?= demo_repo
 
-.PHONY: help venv demo test test-all bench clean
+.PHONY: help venv demo test test-fast bench clean
 
 help:
 	@echo "make demo   - build a demo Butler repo from simulated data and run the real/bogus pipeline"
@@ -25,9 +25,13 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 demo: venv
 	$(VENV)/bin/rbnodia demo --repo $(DEMO_REPO) --clobber
 
+# The whole suite, slow tests (BPS, benchmark smoke run) included, in one run.
 test: venv
-	$(PY) -m pytest -n 2 -m "not slow" tests
-	$(PY) -m pytest -m slow tests
+	$(PY) -m pytest -n 2 -m "slow or not slow" tests
+
+# Without the slow tests, for quick iterations.
+test-fast: venv
+	$(PY) -m pytest -n 2 tests
 
 # make bench BENCH_ARGS="--smoke" (CI size) or BENCH_ARGS="--sections 1,2"; results in bench_out/.
 bench: venv
