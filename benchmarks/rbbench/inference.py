@@ -123,4 +123,37 @@ def run_section(smoke: bool) -> list[Figure]:
                     baseline=naive, baseline_label="naive loop", reference=paper,
                     reference_label=f"paper ({label})", command=command,
                 ))
+    figures.extend(_packaged_models(smoke, command, rng, have_onnx))
+    return figures
+
+
+def _packaged_models(smoke: bool, command: str, rng: np.random.Generator, have_onnx: bool) -> list[Figure]:
+    """The models the pipelines use by default (trained weights, their own
+    architectures), at the batch size the task uses."""
+    from rbnodia.nn import load_model, packaged_model_names
+
+    figures = []
+    batch = 64 if smoke else 2048
+    for name in packaged_model_names():
+        model = load_model(name)
+        shape = tuple(model.network.input_shape[1:])
+        inputs = rng.random((batch,) + shape, dtype=np.float32)
+        paper = PAPER_MS["paper_dia" if model.layout.value == "DIA" else "paper_nodia"]
+        goal = GOAL_MS.get("paper_nodia") if model.layout.value == "noDIA" else None
+        tf_ms = None
+        for backend in ["tensorflow"] + (["onnx"] if have_onnx else []):
+            model.predict(inputs[:8], backend=backend)
+
+            def run(model=model, inputs=inputs, backend=backend):
+                model.predict(inputs, batch_size=len(inputs), backend=backend)
+
+            ms = _ms_per_stamp(run, len(inputs), 2 if smoke else 5)
+            figures.append(Figure.time(
+                f"1.packaged.{name}.{'tf' if backend == 'tensorflow' else 'onnx'}", 1,
+                f"packaged {name} ({model.metadata.architecture}), {backend}, batch {batch}", ms, "ms/stamp",
+                baseline=tf_ms, baseline_label="same model on TensorFlow" if tf_ms else "",
+                reference=paper, reference_label=f"paper ({model.layout.value})" + (f"; goal <= {goal} ms" if goal else ""),
+                command=command,
+            ))
+            tf_ms = ms if backend == "tensorflow" else tf_ms
     return figures
