@@ -1,7 +1,9 @@
-"""Shared fixtures: small untrained models saved as real model files."""
+"""Shared fixtures: small untrained models saved as real model files, and
+untrained models with non-trivial biases and batch-norm statistics."""
 
 import os
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -25,3 +27,27 @@ def dia_model_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("models") / "dia_test.rbmodel"
     RealBogusModel.from_architecture("paper_dia", name="dia_test").save(path)
     return path
+
+
+def _randomised_model(arch: str, seed: int = 1):
+    from rbnodia.nn import RealBogusModel
+
+    model = RealBogusModel.from_architecture(arch)
+    rng = np.random.default_rng(seed)
+    for variable in model.network.weights:
+        path = variable.path
+        if any(key in path for key in ("bias", "beta", "moving_mean", "gamma", "moving_variance")):
+            value = rng.normal(0.0, 0.1, variable.shape).astype(np.float32)
+            if "gamma" in path or "variance" in path:
+                value = np.abs(value) + 0.5
+            variable.assign(value)
+    model.refresh_hash()
+    return model
+
+
+@pytest.fixture
+def randomised_model():
+    """``randomised_model(arch, seed=1)``: an untrained model whose biases and
+    batch-norm statistics are not trivial (zero biases and unit statistics
+    would hide translation errors)."""
+    return _randomised_model

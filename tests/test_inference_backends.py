@@ -10,29 +10,14 @@ onnxruntime = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
 
-def _randomised(arch: str, seed: int = 1) -> RealBogusModel:
-    """An untrained model whose biases and batch-norm statistics are not trivial."""
-    model = RealBogusModel.from_architecture(arch)
-    rng = np.random.default_rng(seed)
-    for variable in model.network.weights:
-        path = variable.path
-        if any(key in path for key in ("bias", "beta", "moving_mean", "gamma", "moving_variance")):
-            value = rng.normal(0.0, 0.1, variable.shape).astype(np.float32)
-            if "gamma" in path or "variance" in path:
-                value = np.abs(value) + 0.5
-            variable.assign(value)
-    model.refresh_hash()
-    return model
-
-
 def _inputs(model: RealBogusModel, n: int, seed: int = 0) -> np.ndarray:
     shape = tuple(model.network.input_shape[1:])
     return np.random.default_rng(seed).normal(0.5, 0.3, (n,) + shape).astype(np.float32)
 
 
 @pytest.mark.parametrize("arch", architecture_names())
-def test_onnx_equals_tensorflow(arch):
-    model = _randomised(arch)
+def test_onnx_equals_tensorflow(arch, randomised_model):
+    model = randomised_model(arch)
     # 300 = 2 ONNX chunks + a remainder that is not a multiple of the fold block.
     for n in (1, 17, 300):
         x = _inputs(model, n)
@@ -43,10 +28,10 @@ def test_onnx_equals_tensorflow(arch):
         np.testing.assert_allclose(model.predict(x, backend="onnx"), tf_probs[:, 0], rtol=0, atol=1e-5)
 
 
-def test_fold_rewrite_is_used_and_exact():
+def test_fold_rewrite_is_used_and_exact(randomised_model):
     from rbnodia.nn.onnx_backend import OnnxPredictor
 
-    model = _randomised("paper_nodia")
+    model = randomised_model("paper_nodia")
     x = _inputs(model, 64)
     folded = OnnxPredictor(model.network, threads=1)
     plain = OnnxPredictor(model.network, threads=1, fold=0)
@@ -84,7 +69,7 @@ def test_unsupported_network_falls_back_to_tensorflow(monkeypatch):
         model.predict(x, backend="onnx")
 
 
-def test_onnx_graph_built_once_and_rebuilt_after_weight_change(monkeypatch):
+def test_onnx_graph_built_once_and_rebuilt_after_weight_change(monkeypatch, randomised_model):
     import rbnodia.nn.onnx_backend as backend
 
     built = []
@@ -95,7 +80,7 @@ def test_onnx_graph_built_once_and_rebuilt_after_weight_change(monkeypatch):
         original(self, *args, **kwargs)
 
     monkeypatch.setattr(backend.OnnxPredictor, "__init__", counting_init)
-    model = _randomised("paper_nodia")
+    model = randomised_model("paper_nodia")
     x = _inputs(model, 20)
     model.predict(x, backend="onnx")
     model.predict(x, backend="onnx")

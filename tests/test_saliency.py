@@ -207,7 +207,7 @@ def test_saliency_matches_finite_differences():
     # float32-representable inputs, so the compiled float32 entry sees the same values.
     points = np.random.default_rng(2).normal(size=(3, size, 2 * size, 1)).astype(np.float32)
     points = points.astype(np.float64)
-    result = saliency_maps(model, points)
+    result = saliency_maps(model, points, backend="tensorflow")
     eps = 1e-6
     n = points[0].size
     for i, point in enumerate(points):
@@ -242,12 +242,97 @@ def test_fast_pooling_gradient_equals_maxpoolgrad(caplog):
     points = np.random.default_rng(3).normal(size=(9, SIZE, 3 * SIZE, 1)).astype(np.float32)
     points[:3, :, :12] = 1.0  # constant regions: tied maxima
     points[3] = 0.0
-    fast = saliency_maps(model, points, batch_size=4)
-    plain = saliency_maps(model, points, batch_size=4, fast_pooling=False)
+    fast = saliency_maps(model, points, batch_size=4, backend="tensorflow")
+    plain = saliency_maps(model, points, batch_size=4, fast_pooling=False, backend="tensorflow")
     np.testing.assert_array_equal(fast.probabilities, plain.probabilities)
     np.testing.assert_allclose(fast.maps, plain.maps, rtol=1e-6, atol=1e-9)
     assert fast.maps[:3].max() > 0
     assert "Fast max-pool gradient failed" not in caplog.text
+
+
+@pytest.mark.parametrize("arch", ["paper_nodia", "paper_dia", "improved_nodia", "improved_dia"])
+def test_onnx_saliency_equals_tensorflow(arch, randomised_model):
+    """The hand-written ONNX backward pass gives TensorFlow's gradients."""
+    pytest.importorskip("onnxruntime")
+    from rbnodia.nn.saliency import saliency_backend, saliency_maps
+
+    model = randomised_model(arch)
+    assert saliency_backend(model, "auto") == "onnx"
+    shape = (13,) + tuple(model.network.input_shape[1:])
+    inputs = np.random.default_rng(5).normal(0.5, 0.3, shape).astype(np.float32)
+    reference = saliency_maps(model, inputs, batch_size=5, backend="tensorflow")
+    result = saliency_maps(model, inputs, batch_size=5, backend="onnx")
+    assert result.maps.shape == inputs.shape and result.maps.dtype == np.float32
+    np.testing.assert_allclose(result.probabilities, reference.probabilities, rtol=0, atol=1e-5)
+    scale = reference.maps.max()
+    assert scale > 0
+    np.testing.assert_allclose(result.maps, reference.maps, rtol=1e-3, atol=1e-5 * scale)
+
+
+def test_onnx_saliency_matches_finite_differences():
+    """Strided 'same' convolution, batch norm, pooling, relu/tanh, dense: the
+    ONNX gradient against central differences of the Keras network."""
+    pytest.importorskip("onnxruntime")
+    import keras
+
+    from rbnodia.nn.saliency import saliency_maps
+
+    keras.utils.set_random_seed(8)
+    size = 9
+    inputs = keras.Input((size, size, 2))
+    x = keras.layers.Conv2D(3, 3, strides=2, padding="same", activation="tanh")(inputs)  # 9 -> 5
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.Conv2D(4, 2, activation="relu")(x)  # 5 -> 4
+    x = keras.layers.MaxPooling2D(2)(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(5, activation="sigmoid")(x)
+    outputs = keras.layers.Dense(2, activation="softmax")(x)
+    network = keras.Model(inputs, outputs)
+    bn = network.layers[2]
+    bn.moving_mean.assign(np.full(3, 0.2, np.float32))
+    bn.moving_variance.assign(np.full(3, 0.3, np.float32))
+    model = _wrap(network, "noDIA", "channels", size=size)
+    points = np.random.default_rng(9).normal(size=(3, size, size, 2)).astype(np.float32)
+    result = saliency_maps(model, points, backend="onnx")
+    eps = 1e-2
+    n = points[0].size
+    for i, point in enumerate(points):
+        top = int(np.argmax(result.probabilities[i]))
+        steps = np.repeat(point.reshape(1, -1).astype(np.float64), 2 * n, axis=0)
+        steps[np.arange(n), np.arange(n)] += eps
+        steps[n + np.arange(n), np.arange(n)] -= eps
+        probabilities = np.asarray(network(steps.reshape((2 * n,) + point.shape).astype(np.float32)), np.float64)
+        gradient = (probabilities[:n, top] - probabilities[n:, top]) / (2 * eps)
+        np.testing.assert_allclose(result.maps[i].ravel(), np.abs(gradient), rtol=0.05,
+                                   atol=0.02 * np.abs(gradient).max())
+
+
+def test_onnx_saliency_falls_back_and_obeys_the_backend_choice(monkeypatch, randomised_model):
+    pytest.importorskip("onnxruntime")
+    import keras
+
+    from rbnodia.nn.saliency import saliency_backend, saliency_maps
+
+    # Overlapping max pooling has no ONNX gradient: auto uses TensorFlow.
+    inputs = keras.Input((SIZE, 2 * SIZE, 1))
+    x = keras.layers.MaxPooling2D((2, 2), strides=(1, 1))(inputs)
+    x = keras.layers.Flatten()(x)
+    overlapping = _wrap(keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x)), "noDIA")
+    assert saliency_backend(overlapping, "auto") == "tensorflow"
+    with pytest.raises(RuntimeError, match="ONNX saliency is unavailable"):
+        saliency_maps(overlapping, np.zeros((2, SIZE, 2 * SIZE, 1), np.float32), backend="onnx")
+    # A network without a final softmax cannot either.
+    inputs = keras.Input((SIZE, 2 * SIZE, 1))
+    logits = keras.layers.Dense(2)(keras.layers.Flatten()(inputs))
+    assert saliency_backend(_wrap(keras.Model(inputs, logits), "noDIA"), "auto") == "tensorflow"
+    # The inference backend switch applies to saliency too.
+    model = randomised_model("paper_nodia")
+    monkeypatch.setenv("RBNODIA_INFERENCE_BACKEND", "tensorflow")
+    assert saliency_backend(model, "auto") == "tensorflow"
+    monkeypatch.delenv("RBNODIA_INFERENCE_BACKEND")
+    assert saliency_backend(model, "auto") == "onnx"
+    with pytest.raises(ValueError):
+        saliency_backend(model, "torch")
 
 
 def test_saliency_on_paper_network_and_edge_cases():

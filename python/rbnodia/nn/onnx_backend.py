@@ -33,6 +33,7 @@ from __future__ import annotations
 
 __all__ = [
     "OnnxPredictor",
+    "OnnxSaliency",
     "OnnxUnsupportedError",
     "default_threads",
     "keras_to_onnx",
@@ -131,6 +132,7 @@ class _Builder:
     nodes: list = field(default_factory=list)
     initializers: list = field(default_factory=list)
     counter: int = 0
+    notes: dict = field(default_factory=dict)  # node output -> what its gradient needs
 
     def name(self, stem: str) -> str:
         self.counter += 1
@@ -183,7 +185,7 @@ def _foldable_first_conv(layers: list[Any], input_channels: int) -> bool:
     )
 
 
-def keras_to_onnx(network: Any, *, fold: int = 0) -> bytes:
+def keras_to_onnx(network: Any, *, fold: int = 0, saliency: bool = False) -> bytes:
     """Translate a Keras network (channels-last images in, softmax out) to ONNX.
 
     Parameters
@@ -196,12 +198,18 @@ def keras_to_onnx(network: Any, *, fold: int = 0) -> bytes:
         fold this many stamps into the channel axis for the leading
         per-channel layers (see the module docstring); the graph then
         accepts only batches that are a multiple of ``fold``.  0 disables.
+    saliency : `bool`
+        Also compute the vanilla gradient saliency ``|d P_top / d inputs|``
+        (`rbnodia.nn.saliency`) in the same graph, as a second output
+        ``saliency`` shaped like ``inputs`` (see `_append_saliency`).
+        Needs ``fold=0`` and a network that ends in a softmax.
 
     Returns
     -------
     model : `bytes`
-        Serialised ONNX model with input ``inputs`` and output ``outputs``;
-        the output equals the Keras network's to float32 rounding.
+        Serialised ONNX model with input ``inputs`` and output ``outputs``
+        (and ``saliency``); the output equals the Keras network's to float32
+        rounding.
 
     Raises
     ------
@@ -212,6 +220,8 @@ def keras_to_onnx(network: Any, *, fold: int = 0) -> bytes:
     import onnx
     from onnx import TensorProto, helper
 
+    if saliency and fold:
+        raise ValueError("The saliency graph cannot fold stamps into channels (use fold=0).")
     layers = _chain(network)
     shape = tuple(network.input_shape[1:])
     if len(shape) != 3:
@@ -257,6 +267,7 @@ def keras_to_onnx(network: Any, *, fold: int = 0) -> bytes:
                 kernel_shape=list(layer.kernel_size), strides=list(layer.strides),
                 dilations=list(layer.dilation_rate), group=groups, **_pads(layer.padding),
             )
+            build.notes[x] = _transpose_geometry(layer, dims[1:], out_shape[:2])
             x = build.activation(x, _activation_name(layer.activation), "act")
             dims = (out_shape[2], out_shape[0], out_shape[1])
         elif kind == "MaxPooling2D":
@@ -265,6 +276,10 @@ def keras_to_onnx(network: Any, *, fold: int = 0) -> bytes:
                 raise OnnxUnsupportedError(f"MaxPooling2D {layer.name!r} after Flatten.")
             x = build.node("MaxPool", [x], "pool", kernel_shape=list(layer.pool_size),
                            strides=list(layer.strides), **_pads(layer.padding))
+            if saliency:
+                if any(s < k for s, k in zip(layer.strides, layer.pool_size)):
+                    raise OnnxUnsupportedError(f"Saliency through overlapping MaxPooling2D {layer.name!r}.")
+                build.nodes[-1].output.append(build.name("pool_indices"))
             dims = (out_shape[2], out_shape[0], out_shape[1])
         elif kind == "BatchNormalization":
             axis = layer.axis[0] if isinstance(layer.axis, (list, tuple)) else layer.axis
@@ -279,6 +294,9 @@ def keras_to_onnx(network: Any, *, fold: int = 0) -> bytes:
             x = build.node("BatchNormalization", [x] + [build.const(n, p) for n, p in
                                                         zip(("gamma", "beta", "mean", "var"), params)],
                            "bn", epsilon=float(layer.epsilon))
+            # d y / d x per channel, shaped to broadcast over (n, c, h, w) or (n, c)
+            slope = params[0] / np.sqrt(params[3] + np.float32(layer.epsilon))
+            build.notes[x] = slope.reshape((-1, 1, 1) if state != "flat" else (-1,)).astype(np.float32)
         elif kind == "ReLU":
             if (layer.max_value is not None or float(layer.negative_slope) != 0.0
                     or float(layer.threshold) != 0.0):
@@ -319,19 +337,107 @@ def keras_to_onnx(network: Any, *, fold: int = 0) -> bytes:
 
     if state != "flat":
         raise OnnxUnsupportedError("The network does not end in a flat (n, classes) output.")
+    classes = int(network.output_shape[-1])
+    outputs = [helper.make_tensor_value_info("outputs", TensorProto.FLOAT, ["n", classes])]
+    if saliency:
+        _append_saliency(build, x, classes)
+        outputs.append(helper.make_tensor_value_info("saliency", TensorProto.FLOAT,
+                                                     ["n", height, width, channels]))
     x = build.node("Identity", [x], "outputs")
     build.nodes[-1].output[0] = "outputs"
     graph = helper.make_graph(
         build.nodes,
         network.name or "realbogus",
         [helper.make_tensor_value_info("inputs", TensorProto.FLOAT, ["n", height, width, channels])],
-        [helper.make_tensor_value_info("outputs", TensorProto.FLOAT, ["n", int(network.output_shape[-1])])],
+        outputs,
         build.initializers,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="rbnodia")
     model.ir_version = IR_VERSION
     onnx.checker.check_model(model)
     return model.SerializeToString()
+
+
+def _transpose_geometry(layer: Any, in_hw: tuple, out_hw: tuple) -> dict[str, list[int]]:
+    """Pads and output padding of the ``ConvTranspose`` that takes a Conv2D
+    layer's output gradient back to its ``in_hw`` input grid."""
+    pads_begin, pads_end, output_padding = [], [], []
+    for size, out, k, s, d in zip(in_hw, out_hw, layer.kernel_size, layer.strides, layer.dilation_rate):
+        span = d * (k - 1) + 1
+        total = max((out - 1) * s + span - size, 0) if layer.padding == "same" else 0
+        begin = total // 2  # SAME_UPPER: the odd pixel at the end
+        pads_begin.append(begin)
+        pads_end.append(total - begin)
+        output_padding.append(size - ((out - 1) * s + span - total))
+    return {"pads": pads_begin + pads_end, "output_padding": output_padding}
+
+
+def _append_saliency(build: _Builder, probabilities: str, classes: int) -> None:
+    """Append the backward pass of the chain in ``build`` to output ``saliency``.
+
+    The gradient of the top class's probability starts at the softmax,
+    ``d P_t / d z_j = P_t (delta_tj - P_j)`` with ``t`` the first argmax (ties
+    go to class 0, as in `rbnodia.nn.saliency`), and goes back through each
+    forward node: ``Gemm`` by the transposed kernel, ``Conv`` by the
+    ``ConvTranspose`` with the same filters, non-overlapping ``MaxPool`` by
+    ``MaxUnpool`` to the pooling indices, inference batch norm by its
+    per-channel slope, activations by their derivative at the forward
+    output, and reshapes/transposes by their inverses.  Each sample's
+    gradient depends only on that sample, as with TensorFlow's.
+    """
+    forward = [node for node in build.nodes if node.op_type != "Identity"]
+    if not forward or forward[-1].op_type != "Softmax" or forward[-1].output[0] != probabilities:
+        raise OnnxUnsupportedError("Saliency needs a network that ends in a softmax.")
+    top = build.node("ArgMax", [probabilities], "top", axis=1, keepdims=0)
+    onehot = build.node("OneHot", [top, build.const("depth", np.array([classes], np.int64)),
+                                   build.const("off_on", np.array([0.0, 1.0], np.float32))], "onehot", axis=-1)
+    p_top = build.node("ReduceSum", [build.node("Mul", [probabilities, onehot], "p_masked"),
+                                     build.const("axes", np.array([1], np.int64))], "p_top", keepdims=1)
+    grad = build.node("Mul", [p_top, build.node("Sub", [onehot, probabilities], "delta")], "grad_logits")
+    constants: dict[str, str] = {}
+
+    def scalar(value: float) -> str:  # shared scalar constants, made when first needed
+        if value not in constants:
+            constants[value] = build.const("scalar", np.array(value, np.float32))
+        return constants[value]
+
+    for node in reversed(forward[:-1]):
+        op, x, y = node.op_type, node.input[0], node.output[0]
+        attributes = {a.name: a for a in node.attribute}
+        if op == "Gemm":
+            grad = build.node("Gemm", [grad, node.input[1]], "grad_dense", transB=1)
+        elif op == "Conv":
+            geometry = build.notes[y]
+            grad = build.node(
+                "ConvTranspose", [grad, node.input[1]], "grad_conv",
+                kernel_shape=list(attributes["kernel_shape"].ints), strides=list(attributes["strides"].ints),
+                dilations=list(attributes["dilations"].ints), group=attributes["group"].i, **geometry,
+            )
+        elif op == "MaxPool":
+            shape = build.node("Shape", [x], "pool_shape")
+            grad = build.node("MaxUnpool", [grad, node.output[1], shape], "grad_pool",
+                              kernel_shape=list(attributes["kernel_shape"].ints),
+                              strides=list(attributes["strides"].ints))
+        elif op == "BatchNormalization":
+            grad = build.node("Mul", [grad, build.const("bn_slope", build.notes[y])], "grad_bn")
+        elif op == "Relu":
+            zero = scalar(0.0)
+            grad = build.node("Where", [build.node("Greater", [y, zero], "relu_on"), grad, zero], "grad_relu")
+        elif op == "Sigmoid":
+            slope = build.node("Mul", [y, build.node("Sub", [scalar(1.0), y], "one_minus")], "sigmoid_slope")
+            grad = build.node("Mul", [grad, slope], "grad_sigmoid")
+        elif op == "Tanh":
+            slope = build.node("Sub", [scalar(1.0), build.node("Mul", [y, y], "square")], "tanh_slope")
+            grad = build.node("Mul", [grad, slope], "grad_tanh")
+        elif op == "Reshape":
+            grad = build.node("Reshape", [grad, build.node("Shape", [x], "shape_of")], "grad_reshape")
+        elif op == "Transpose":
+            inverse = np.argsort(list(attributes["perm"].ints)).tolist()
+            grad = build.node("Transpose", [grad], "grad_transpose", perm=inverse)
+        else:
+            raise OnnxUnsupportedError(f"No saliency gradient for ONNX op {op}.")
+    build.node("Abs", [grad], "saliency")
+    build.nodes[-1].output[0] = "saliency"
 
 
 def _value(variable: Any) -> np.ndarray:
@@ -341,6 +447,23 @@ def _value(variable: Any) -> np.ndarray:
 
 def _is_first_compute(layers: list[Any], index: int) -> bool:
     return all(type(layer).__name__ in _IDENTITY_LAYERS for layer in layers[:index])
+
+
+def _session(model: bytes, threads: int) -> Any:
+    """An ONNX Runtime CPU session for ``model`` on ``threads`` intra-op threads."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    # Idle worker threads sleep instead of spinning: on a machine shared
+    # with other processes (Prompt Processing runs one per core) spinning
+    # threads steal the cores the work needs (measured 2-3x slower).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
 class OnnxPredictor:
@@ -366,33 +489,14 @@ class OnnxPredictor:
     """
 
     def __init__(self, network: Any, *, threads: int | None = None, fold: int = FOLD_BLOCK) -> None:
-        import onnxruntime
-
         self.threads = default_threads() if threads is None else int(threads)
         self.input_shape = tuple(network.input_shape[1:])
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = self.threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        # Idle worker threads sleep instead of spinning: on a machine shared
-        # with other processes (Prompt Processing runs one per core) spinning
-        # threads steal the cores the work needs (measured 2-3x slower).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._options = options
-        self._plain = self._session(keras_to_onnx(network, fold=0))
+        self._plain = _session(keras_to_onnx(network, fold=0), self.threads)
         self.fold = 0
         if fold > 1 and _foldable_first_conv(_chain(network), self.input_shape[-1]):
-            self._folded = self._session(keras_to_onnx(network, fold=fold))
+            self._folded = _session(keras_to_onnx(network, fold=fold), self.threads)
             self.fold = fold
-        _LOG.debug("ONNX Runtime %s predictor for %s: %d threads, fold %d.",
-                   onnxruntime.__version__, network.name, self.threads, self.fold)
-
-    def _session(self, model: bytes) -> Any:
-        import onnxruntime
-
-        return onnxruntime.InferenceSession(model, self._options, providers=["CPUExecutionProvider"])
+        _LOG.debug("ONNX Runtime predictor for %s: %d threads, fold %d.", network.name, self.threads, self.fold)
 
     def __call__(self, inputs: np.ndarray) -> np.ndarray:
         """Softmax outputs ``(n, classes)`` float32 of float32 ``inputs``."""
@@ -406,3 +510,36 @@ class OnnxPredictor:
         head = self._folded.run(None, {"inputs": inputs[:bulk]})[0]
         tail = self._plain.run(None, {"inputs": inputs[bulk:]})[0]
         return np.concatenate([head, tail])
+
+
+class OnnxSaliency:
+    """Softmax outputs and vanilla gradient saliency maps from one ONNX
+    Runtime graph (`keras_to_onnx` with ``saliency=True``).
+
+    Parameters
+    ----------
+    network : `keras.Model`
+        The network; its weights are copied into the graph now.
+    threads : `int`, optional
+        Intra-op threads; `default_threads` if `None`.
+
+    Raises
+    ------
+    OnnxUnsupportedError
+        If the network, or its gradient, cannot be translated.
+    ImportError
+        If ``onnx`` or ``onnxruntime`` is missing.
+    """
+
+    def __init__(self, network: Any, *, threads: int | None = None) -> None:
+        self.threads = default_threads() if threads is None else int(threads)
+        self.input_shape = tuple(network.input_shape[1:])
+        self._session = _session(keras_to_onnx(network, saliency=True), self.threads)
+        _LOG.debug("ONNX Runtime saliency for %s: %d threads.", network.name, self.threads)
+
+    def __call__(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(maps, probabilities)``: ``|d P_top / d inputs|`` shaped like the
+        float32 ``inputs``, and the ``(n, classes)`` softmax outputs."""
+        inputs = np.ascontiguousarray(inputs, dtype=np.float32)
+        probabilities, maps = self._session.run(["outputs", "saliency"], {"inputs": inputs})
+        return maps, probabilities

@@ -6,19 +6,27 @@ probability with respect to that pixel, evaluated at the input::
 
     s_p = | d P_c(I) / d I_p |,    c = argmax_k P_k(I)
 
-One compiled TensorFlow function per model runs the forward pass and the
-backward pass on a whole batch with a `tf.GradientTape`, so the probabilities
-come with the maps at little more than the cost of the backward pass.  On
-CPU the slowest backward op is TensorFlow's ``MaxPoolGrad``; non-overlapping
-max-pool layers are therefore differentiated by an equivalent XLA-compiled
-kernel (``fast_pooling``; same maps, see `saliency_maps`).  The
+Two backends compute the same maps, with the probabilities of the same
+forward pass:
+
+- ``onnx`` (preferred by ``auto``): the network and its hand-written
+  backward pass in one ONNX Runtime graph
+  (`rbnodia.nn.onnx_backend.OnnxSaliency`), for the layers the ONNX
+  inference backend supports (non-overlapping max pooling only);
+- ``tensorflow``: one compiled function per model runs the forward pass and
+  the backward pass on a whole batch with a `tf.GradientTape`.  On CPU the
+  slowest backward op is TensorFlow's ``MaxPoolGrad``; non-overlapping
+  max-pool layers are therefore differentiated by an equivalent
+  XLA-compiled kernel (``fast_pooling``; same maps, see `saliency_maps`).
+
+The
 per-segment reduction of the maps (the paper's Eq. 4) is
 `rbnodia.core.saliency.segment_importances`.
 """
 
 from __future__ import annotations
 
-__all__ = ["SaliencyResult", "saliency_maps"]
+__all__ = ["SaliencyResult", "saliency_backend", "saliency_maps"]
 
 import logging
 import threading
@@ -38,6 +46,10 @@ _LOG = logging.getLogger(__name__)
 _COMPILED: weakref.WeakKeyDictionary[RealBogusModel, dict[bool, tuple[Any, Any]]]
 _COMPILED = weakref.WeakKeyDictionary()
 _COMPILED_LOCK = threading.Lock()
+
+# ONNX Runtime saliency graphs per model: (network, content hash, OnnxSaliency
+# or the exception that prevented one), rebuilt when either changes.
+_ONNX: weakref.WeakKeyDictionary[RealBogusModel, tuple[Any, str, Any]] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -187,6 +199,47 @@ def _compiled(model: RealBogusModel, fast_pooling: bool = True) -> Any:
         return cached[1]
 
 
+def _onnx_saliency(model: RealBogusModel, required: bool) -> Any:
+    """The model's ONNX Runtime saliency graph, built on first use; `None`
+    if it cannot be built and not ``required``."""
+    with _COMPILED_LOCK:
+        cached = _ONNX.get(model)
+        if cached is None or cached[0] is not model.network or cached[1] != model.metadata.content_hash:
+            from .onnx_backend import OnnxSaliency
+
+            try:
+                engine: Any = OnnxSaliency(model.network)
+                _LOG.debug("Model %s computes saliency with ONNX Runtime.", model.version)
+            except Exception as err:  # noqa: BLE001 - unsupported layer or gradient: use TensorFlow
+                engine = err
+                _LOG.info("Model %s cannot compute saliency with ONNX Runtime (%s); using TensorFlow.",
+                          model.version, err)
+            cached = (model.network, model.metadata.content_hash, engine)
+            _ONNX[model] = cached
+        engine = cached[2]
+    if isinstance(engine, Exception):
+        if required:
+            raise RuntimeError(f"ONNX saliency is unavailable for model {model.version}: {engine}") from engine
+        return None
+    return engine
+
+
+def saliency_backend(model: RealBogusModel, backend: str = "auto") -> str:
+    """The backend `saliency_maps` uses for ``backend``: ``onnx`` or ``tensorflow``.
+
+    ``auto`` follows `RealBogusModel.inference_backend` (so
+    ``RBNODIA_INFERENCE_BACKEND=tensorflow`` applies to saliency too) and
+    then falls back to TensorFlow if the network's gradient has no ONNX
+    translation.  ``onnx`` raises `RuntimeError` if it cannot be used.
+    """
+    chosen = model.inference_backend(backend)
+    if chosen == "onnx":
+        explicit = backend == "onnx"
+        if _onnx_saliency(model, required=explicit) is None:
+            return "tensorflow"
+    return chosen
+
+
 def saliency_maps(
     model: RealBogusModel,
     inputs: np.ndarray,
@@ -194,6 +247,7 @@ def saliency_maps(
     *,
     progress: bool = False,
     fast_pooling: bool = True,
+    backend: str = "auto",
 ) -> SaliencyResult:
     """Vanilla gradient saliency of the top predicted class, with the probabilities.
 
@@ -215,7 +269,10 @@ def saliency_maps(
         this makes the pooling gradients 2-3x faster and the ``paper_dia``
         saliency about 20% cheaper overall; ``benchmarks/bench_saliency.py``
         compares both.  Falls back to the plain gradient, with a warning, if
-        XLA fails.
+        XLA fails.  TensorFlow backend only.
+    backend : `str`
+        ``auto`` (default: ONNX Runtime where the network's gradient
+        translates, see `saliency_backend`), ``onnx`` or ``tensorflow``.
 
     Returns
     -------
@@ -228,7 +285,10 @@ def saliency_maps(
     ModelMismatchError
         If the inputs' shape does not fit the model.
     ValueError
-        If ``batch_size`` is not positive.
+        If ``batch_size`` is not positive or ``backend`` is unknown.
+    RuntimeError
+        If ``backend='onnx'`` and ONNX Runtime cannot compute this model's
+        saliency.
     """
     inputs = np.asarray(inputs, dtype=np.float32)
     expected = tuple(model.network.input_shape[1:])
@@ -241,14 +301,21 @@ def saliency_maps(
     n = len(inputs)
     maps = np.empty(inputs.shape, dtype=np.float32)
     probabilities = np.empty((n, 2), dtype=np.float32)
+    chosen = saliency_backend(model, backend)
     if n == 0:
         return SaliencyResult(maps, probabilities)
-    function = _compiled(model, fast_pooling)
     starts = range(0, n, batch_size)
     if progress:
         from tqdm.auto import tqdm
 
         starts = tqdm(starts, desc="saliency", unit="batch", disable=None)
+    if chosen == "onnx":
+        engine = _onnx_saliency(model, required=True)
+        for start in starts:
+            stop = min(start + batch_size, n)
+            maps[start:stop], probabilities[start:stop] = engine(inputs[start:stop])
+        return SaliencyResult(maps, probabilities)
+    function = _compiled(model, fast_pooling)
     for start in starts:
         stop = min(start + batch_size, n)
         try:
