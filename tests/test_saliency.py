@@ -266,12 +266,22 @@ def test_onnx_saliency_equals_tensorflow(arch, randomised_model):
     np.testing.assert_allclose(result.probabilities, reference.probabilities, rtol=0, atol=1e-5)
     scale = reference.maps.max()
     assert scale > 0
-    np.testing.assert_allclose(result.maps, reference.maps, rtol=1e-3, atol=1e-5 * scale)
+    # Max pooling sends the gradient to each window's maximum; where two
+    # values of a window differ by float32 rounding the backends may pick
+    # different ones, so a few pixels may differ, never the segment shares.
+    close = np.isclose(result.maps, reference.maps, rtol=1e-3, atol=1e-5 * scale)
+    assert close.mean() > 0.99, close.mean()
+    if "paper" not in arch:  # no max pooling: equal everywhere
+        assert close.all()
+    ours, theirs = (segment_importances(r.maps, model.layout, model.stacking) for r in (result, reference))
+    for name in ours:
+        np.testing.assert_allclose(ours[name], theirs[name], rtol=0, atol=5e-3)
 
 
 def test_onnx_saliency_matches_finite_differences():
-    """Strided 'same' convolution, batch norm, pooling, relu/tanh, dense: the
-    ONNX gradient against central differences of the Keras network."""
+    """Strided 'same' convolution, batch norm after an activation and after a
+    dense layer, pooling, relu/tanh/sigmoid: the ONNX gradient against central
+    differences of the Keras network."""
     pytest.importorskip("onnxruntime")
     import keras
 
@@ -285,12 +295,17 @@ def test_onnx_saliency_matches_finite_differences():
     x = keras.layers.Conv2D(4, 2, activation="relu")(x)  # 5 -> 4
     x = keras.layers.MaxPooling2D(2)(x)
     x = keras.layers.Flatten()(x)
-    x = keras.layers.Dense(5, activation="sigmoid")(x)
+    x = keras.layers.Dense(5)(x)
+    x = keras.layers.BatchNormalization()(x)  # folded into the dense kernel's gradient
+    x = keras.layers.Activation("sigmoid")(x)
     outputs = keras.layers.Dense(2, activation="softmax")(x)
     network = keras.Model(inputs, outputs)
-    bn = network.layers[2]
-    bn.moving_mean.assign(np.full(3, 0.2, np.float32))
-    bn.moving_variance.assign(np.full(3, 0.3, np.float32))
+    for layer in network.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            count = layer.moving_mean.shape[0]
+            layer.moving_mean.assign(np.full(count, 0.2, np.float32))
+            layer.moving_variance.assign(np.full(count, 0.3, np.float32))
+            layer.gamma.assign(np.linspace(0.5, 2.0, count).astype(np.float32))
     model = _wrap(network, "noDIA", "channels", size=size)
     points = np.random.default_rng(9).normal(size=(3, size, size, 2)).astype(np.float32)
     result = saliency_maps(model, points, backend="onnx")

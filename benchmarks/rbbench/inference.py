@@ -156,4 +156,27 @@ def _packaged_models(smoke: bool, command: str, rng: np.random.Generator, have_o
                 command=command,
             ))
             tf_ms = ms if backend == "tensorflow" else tf_ms
+            figures.append(_saliency_figure(name, model, inputs, backend, ms, smoke, command))
     return figures
+
+
+def _saliency_figure(name: str, model, inputs: np.ndarray, backend: str, predict_ms: float, smoke: bool,
+                     command: str) -> Figure:
+    """Saliency maps (forward + backward, the same model and backend) against
+    plain inference: the cost of ``doSaliency`` per stamp."""
+    from rbnodia.nn.saliency import saliency_backend, saliency_maps
+
+    used = saliency_backend(model, backend)
+    saliency_maps(model, inputs[:8], backend=used)  # build the graph / trace once
+
+    def run(model=model, inputs=inputs, used=used):
+        saliency_maps(model, inputs, batch_size=len(inputs), backend=used)
+
+    ms = _ms_per_stamp(run, len(inputs), 2 if smoke else 5)
+    short = "tf" if backend == "tensorflow" else "onnx"
+    return Figure.amount(
+        f"1.packaged.{name}.{short}.saliency", 1,
+        f"packaged {name}: saliency maps ({used}), batch {len(inputs)}", ms, "ms/stamp",
+        baseline=predict_ms, baseline_label=f"plain inference, {backend}",
+        reference_label="goal: <= 3x plain inference", command=command,
+    )

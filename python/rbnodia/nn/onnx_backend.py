@@ -401,34 +401,52 @@ def _append_saliency(build: _Builder, probabilities: str, classes: int) -> None:
             constants[value] = build.const("scalar", np.array(value, np.float32))
         return constants[value]
 
+    weights = {init.name: init for init in build.initializers}
+    slope = None  # a batch norm's slope, folded into the weights of the layer before it
+
+    def scaled_weight(name: str, axis: int) -> str:
+        if slope is None:
+            return name
+        from onnx import numpy_helper
+
+        weight = numpy_helper.to_array(weights[name])
+        shape = [1] * weight.ndim
+        shape[axis] = -1
+        return build.const("weight_bn", (weight * slope.reshape(shape)).astype(np.float32))
+
     for node in reversed(forward[:-1]):
         op, x, y = node.op_type, node.input[0], node.output[0]
         attributes = {a.name: a for a in node.attribute}
+        if slope is not None and op not in ("Gemm", "Conv"):
+            grad = build.node("Mul", [grad, build.const("bn_slope", build.notes[slope_of])], "grad_bn")
+            slope = None
         if op == "Gemm":
-            grad = build.node("Gemm", [grad, node.input[1]], "grad_dense", transB=1)
+            grad = build.node("Gemm", [grad, scaled_weight(node.input[1], 1)], "grad_dense", transB=1)
+            slope = None
         elif op == "Conv":
             geometry = build.notes[y]
             grad = build.node(
-                "ConvTranspose", [grad, node.input[1]], "grad_conv",
+                "ConvTranspose", [grad, scaled_weight(node.input[1], 0)], "grad_conv",
                 kernel_shape=list(attributes["kernel_shape"].ints), strides=list(attributes["strides"].ints),
                 dilations=list(attributes["dilations"].ints), group=attributes["group"].i, **geometry,
             )
+            slope = None
         elif op == "MaxPool":
             shape = build.node("Shape", [x], "pool_shape")
             grad = build.node("MaxUnpool", [grad, node.output[1], shape], "grad_pool",
                               kernel_shape=list(attributes["kernel_shape"].ints),
                               strides=list(attributes["strides"].ints))
         elif op == "BatchNormalization":
-            grad = build.node("Mul", [grad, build.const("bn_slope", build.notes[y])], "grad_bn")
+            slope, slope_of = build.notes[y].ravel(), y
         elif op == "Relu":
-            zero = scalar(0.0)
-            grad = build.node("Where", [build.node("Greater", [y, zero], "relu_on"), grad, zero], "grad_relu")
+            # y = max(x, 0) >= 0, so sign(y) is the 0/1 derivative (0 at 0, as TensorFlow's)
+            grad = build.node("Mul", [grad, build.node("Sign", [y], "relu_on")], "grad_relu")
         elif op == "Sigmoid":
-            slope = build.node("Mul", [y, build.node("Sub", [scalar(1.0), y], "one_minus")], "sigmoid_slope")
-            grad = build.node("Mul", [grad, slope], "grad_sigmoid")
+            derivative = build.node("Mul", [y, build.node("Sub", [scalar(1.0), y], "one_minus")], "sigmoid_slope")
+            grad = build.node("Mul", [grad, derivative], "grad_sigmoid")
         elif op == "Tanh":
-            slope = build.node("Sub", [scalar(1.0), build.node("Mul", [y, y], "square")], "tanh_slope")
-            grad = build.node("Mul", [grad, slope], "grad_tanh")
+            derivative = build.node("Sub", [scalar(1.0), build.node("Mul", [y, y], "square")], "tanh_slope")
+            grad = build.node("Mul", [grad, derivative], "grad_tanh")
         elif op == "Reshape":
             grad = build.node("Reshape", [grad, build.node("Shape", [x], "shape_of")], "grad_reshape")
         elif op == "Transpose":
@@ -436,6 +454,8 @@ def _append_saliency(build: _Builder, probabilities: str, classes: int) -> None:
             grad = build.node("Transpose", [grad], "grad_transpose", perm=inverse)
         else:
             raise OnnxUnsupportedError(f"No saliency gradient for ONNX op {op}.")
+    if slope is not None:  # a batch norm on the inputs themselves
+        grad = build.node("Mul", [grad, build.const("bn_slope", build.notes[slope_of])], "grad_bn")
     build.node("Abs", [grad], "saliency")
     build.nodes[-1].output[0] = "saliency"
 
