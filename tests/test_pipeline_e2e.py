@@ -125,3 +125,14 @@ def test_failed_quantum_writes_nothing(repo):
         )
     catalogs, _ = _catalogs(repo["root"], "e2e/mismatch")
     assert catalogs == {}
+
+
+def test_dia_pipeline_with_its_packaged_model(repo):
+    """RealBogusDia.yaml as shipped: difference images in, the packaged DIA model."""
+    from rbnodia.nn import load_model
+
+    run_pipetask(repo["root"], pipeline_path("RealBogusDia"), repo["inputs"], "e2e/dia", stream=False)
+    catalogs = _check_outputs(repo, "e2e/dia")
+    version = load_model("dia_default").version
+    for catalog in catalogs.values():
+        assert (catalog["version"] == version).all()

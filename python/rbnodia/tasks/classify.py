@@ -157,9 +157,10 @@ class ClassifyRealBogusConfig(pipeBase.PipelineTaskConfig, pipelineConnections=C
     doSaliency = pexConfig.Field(
         dtype=bool,
         doc="Compute vanilla-gradient saliency (Simonyan et al. 2014, as in the paper) in the same pass and "
-        "add the saliency_* segment-importance columns.  Off by default: the backward pass runs in "
-        "TensorFlow and costs about 2-3x a TensorFlow forward pass, i.e. ~10x the default ONNX inference "
-        "(doc/performance.rst).  SaliencyDiagnostics.yaml switches it on.",
+        "add the saliency_* segment-importance columns.  Off by default: the backward pass (ONNX Runtime, "
+        "or TensorFlow where a network's gradient has no ONNX translation) costs several times the plain "
+        "inference (make bench, figures 1.packaged.*.saliency; doc/performance.rst).  "
+        "SaliencyDiagnostics.yaml switches it on.",
         default=False,
     )
     doWriteSaliencyMaps = pexConfig.Field(
