@@ -209,3 +209,18 @@ def test_evaluate_contents_and_nan_policy():
         metrics.evaluate(np.r_[LABELS, 0], with_nan)
     omitted = metrics.evaluate(np.r_[LABELS, 0], with_nan, nan_policy="omit")
     assert omitted["n_nan"] == 1 and omitted["accuracy"] == result["accuracy"]
+
+
+def test_accuracy_by_group_hand_worked():
+    labels = [0, 0, 1, 1, 1, 0]
+    scores = [0.9, 0.2, 0.1, 0.7, 0.4, 0.5]  # correct: yes, no, yes, no, yes, yes (0.5 >= 0.5)
+    groups = ["sn", "sn", "dipole", "dipole", "cosmic", "sn"]
+    result = metrics.accuracy_by_group(labels, scores, groups)
+    assert list(result) == ["cosmic", "dipole", "sn"]
+    assert result["sn"] == {"n": 3, "label": 0, "accuracy": pytest.approx(2 / 3)}
+    assert result["dipole"] == {"n": 2, "label": 1, "accuracy": 0.5}
+    assert result["cosmic"] == {"n": 1, "label": 1, "accuracy": 1.0}
+    lower = metrics.accuracy_by_group(labels, scores, groups, threshold=0.3)  # 0.4 now called real
+    assert lower["cosmic"]["accuracy"] == 0.0 and lower["sn"]["accuracy"] == pytest.approx(2 / 3)
+    with pytest.raises(ValueError):
+        metrics.accuracy_by_group(labels, scores, groups[:-1])

@@ -449,3 +449,34 @@ def test_cli_reproduce_paper_end_to_end(tmp_path, train_set, test_set, capsys):
     ):
         assert (out / name).exists(), name
     assert "| DIA (paper) | 0.962 |" in (out / "results.md").read_text()
+
+
+def test_cli_reproduce_paper_table_merges_runs(tmp_path, train_set, test_set, capsys):
+    from rbnodia.cli import main
+    from rbnodia.nn import load_model
+    from rbnodia.training import evaluate_model
+
+    train_file = train_set.save(tmp_path / "train.npz")
+    test_file = test_set.save(tmp_path / "test.npz")
+    for recipe in ("paper_nodia", "improved_nodia_fast"):  # one run per recipe, as for doc/reproduction.rst
+        assert main(["reproduce-paper", "--train", str(train_file), "--test", str(test_file),
+                     "--out", str(tmp_path / recipe), "--recipes", recipe, "--epochs", "1",
+                     "--max-train", "120", "--no-progress"]) == 0
+    merged = tmp_path / "table"
+    assert main(["reproduce-paper-table", "--runs", str(tmp_path / "paper_nodia"),
+                 str(tmp_path / "improved_nodia_fast"), "--test", str(test_file), "--out", str(merged)]) == 0
+    printed = capsys.readouterr().out
+    assert "paper_nodia" in printed and "improved_nodia_fast" in printed
+    results = json.loads((merged / "results.json").read_text())
+    assert set(results["rows"]) == set(results["family_accuracy"]) == {"paper_nodia", "improved_nodia_fast"}
+    for recipe, families in results["family_accuracy"].items():
+        assert set(families) == {"easy_real", "easy_static"}
+        assert families["easy_real"]["label"] == 0 and families["easy_static"]["label"] == 1
+        # The families partition the test set: their weighted accuracy is the accuracy.
+        total = sum(f["n"] for f in families.values())
+        weighted = sum(f["n"] * f["accuracy"] for f in families.values()) / total
+        expected = evaluate_model(load_model(tmp_path / recipe / f"{recipe}.rbmodel"), test_set)["accuracy"]
+        assert total == len(test_set) and weighted == pytest.approx(expected)
+    markdown = (merged / "results.md").read_text()
+    assert "Test accuracy per family" in markdown and "| easy_real | 0 | 100 |" in markdown
+    assert (merged / "roc.png").exists()

@@ -149,6 +149,19 @@ def format_comparison_table(rows: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def format_family_table(families: dict[str, dict[str, dict[str, Any]]]) -> str:
+    """Markdown table of `rbnodia.core.metrics.accuracy_by_group` results:
+    one row per family, one accuracy column per model."""
+    models = list(families)
+    names = sorted({name for groups in families.values() for name in groups})
+    lines = ["| family | label | n | " + " | ".join(models) + " |", "|---|---|---|" + "---|" * len(models)]
+    for name in names:
+        first = next(groups[name] for groups in families.values() if name in groups)
+        cells = [f"{families[m][name]['accuracy']:.3f}" if name in families[m] else "" for m in models]
+        lines.append(f"| {name} | {first['label']} | {first['n']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def _write_json(path: Path, data: Any) -> Path:
     from ..training import jsonable
 
@@ -594,6 +607,7 @@ def merge_reproductions(
     results : `dict`
         ``rows``, ``metrics``, ``paper``, ``runs`` and ``files``.
     """
+    from ..core.metrics import accuracy_by_group
     from ..core.stampset import LabelledStamps
     from ..nn.model import load_model
     from ..plots.training import plot_roc
@@ -611,10 +625,13 @@ def merge_reproductions(
         data = data or result.get("data")
     test = LabelledStamps.load(test_paths)
     curves = {}
+    families = {}
     for recipe in rows:
         model_file = next(Path(r) / f"{recipe}.rbmodel" for r in run_dirs if (Path(r) / f"{recipe}.rbmodel").exists())
-        _, scores = evaluate_model(load_model(model_file), test, return_scores=True)
+        model = load_model(model_file)
+        _, scores = evaluate_model(model, test, return_scores=True)
         curves[recipe] = (test.label, scores)
+        families[recipe] = accuracy_by_group(test.label, scores, test.family, model.threshold)
     files = [str(_save(plot_roc(curves, title="test set"), out / "roc.png")),
              str(_save(plot_roc(curves, log_fpr=True, title="test set"), out / "roc_log.png"))]
     table_rows = dict(rows)
@@ -625,9 +642,11 @@ def merge_reproductions(
         + (f"Test set: {data['test']['n']} stamps ({data['test']['n_real']} real, {data['test']['n_bogus']} "
            f"bogus); training {data['train']['n']}, validation {data['validation']['n']}.  " if data else "")
         + "Our rows: this machine; train CPU hours = process CPU time of training; ms/stamp = wall-clock "
-        "prediction time.  Paper rows: DES Y1 autoscan, NERSC CPU hours.\n\n" + table + "\n"
+        "prediction time.  Paper rows: DES Y1 autoscan, NERSC CPU hours.\n\n" + table + "\n\n"
+        "## Test accuracy per family (label 0 = real, 1 = bogus)\n\n" + format_family_table(families) + "\n"
     )
     merged = {"rows": rows, "metrics": metrics, "paper": PAPER_RESULTS, "data": data,
+              "family_accuracy": families,
               "runs": [str(r) for r in run_dirs], "files": files + [str(out / "results.md")]}
     _write_json(out / "results.json", merged)
     return merged
