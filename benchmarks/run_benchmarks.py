@@ -6,7 +6,8 @@ Prints ONE table: every figure with its baseline measured in the same run,
 the ratio between them, a published reference where there is one (the
 paper's 0.30 / 1.00 ms per stamp, its 15.5 CPU hours of DIA per DES
 exposure), and the command that produced it.  Writes the table as
-``results.json`` and ``results.md`` into ``--out`` (default ``bench_out/``).
+``results.json``, ``results.md`` and ``results.rst`` (the table of
+``doc/performance.rst``) into ``--out`` (default ``bench_out/``).
 
 Sections (``--sections 1,2,...``; default all):
 
@@ -45,7 +46,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from rbbench.common import Figure, environment, load_average, render_markdown, render_table
+from rbbench.common import Figure, environment, load_average, render_markdown, render_rst, render_table
 
 SECTIONS = {
     1: "Inference ms/stamp (paper networks, batch sizes, backends)",
@@ -138,8 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "results.json").write_text(json.dumps(
         {"environment": env, "figures": [f.__dict__ for f in figures]}, indent=2, default=str))
     (args.out / "results.md").write_text(render_markdown(figures, env))
+    (args.out / "results.rst").write_text(render_rst(figures))
     (args.out / "partial.json").unlink(missing_ok=True)
-    print(f"\nWrote {args.out / 'results.json'} and {args.out / 'results.md'}")
+    print(f"\nWrote {args.out / 'results.json'}, {args.out / 'results.md'} and {args.out / 'results.rst'}")
     return 0
 
 

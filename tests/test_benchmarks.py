@@ -53,6 +53,11 @@ def test_writes_markdown_and_json(smoke_run):
         assert figure["command"].startswith(".venv/bin/python benchmarks/run_benchmarks.py")
     markdown = (out / "results.md").read_text()
     assert markdown.count("\n| ") >= len(data["figures"])
+    rst = (out / "results.rst").read_text()
+    assert rst.startswith(".. list-table::")
+    assert rst.count("\n   * - ") == len(data["figures"]) + 1  # header row + one row per figure
+    for figure in data["figures"]:
+        assert f"``{figure['id']}``" in rst
 
 
 def test_bad_sections_rejected():

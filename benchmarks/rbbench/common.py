@@ -261,6 +261,20 @@ def render_markdown(figures: Sequence[Figure], env: dict[str, object]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_rst(figures: Sequence[Figure], header: str = "") -> str:
+    """The same table as a reStructuredText ``list-table`` (without the
+    command column), for ``doc/performance.rst``."""
+    lines = [header, ""] if header else []
+    lines += [".. list-table::", "   :header-rows: 1", "   :widths: 14 40 10 22 10 18 6", ""]
+    for index, row in enumerate([_HEADERS[:-1]] + [r[:-1] for r in _rows(figures)]):
+        cells = [c.replace("*", "\\*") if c else " " for c in row]
+        if index:  # figure ids as literals
+            cells[0] = f"``{row[0]}``"
+        lines.append(f"   * - {cells[0]}")
+        lines.extend(f"     - {cell}" for cell in cells[1:])
+    return "\n".join(lines) + "\n"
+
+
 def python_executable() -> str:
     """The interpreter running the benchmarks (used for worker processes)."""
     return sys.executable
