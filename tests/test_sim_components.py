@@ -12,6 +12,19 @@ def _gaussian(shape, x0, y0, sigma, flux=1.0):
     return flux * np.exp(-0.5 * ((xx - x0) ** 2 + (yy - y0) ** 2) / sigma**2) / (2 * np.pi * sigma**2)
 
 
+def test_lanczos_weights_at_fractions_that_round_to_one():
+    # A float64 fraction just below 1 becomes 1.0 in float32: the tap at +1
+    # must get the limit weight 1, not 0/0.
+    frac = np.array([np.nextafter(1.0, 0.0), 1.0 - 1e-9, 0.0, 0.5])
+    with np.errstate(all="raise"):
+        w = lanczos_weights(frac)
+    assert np.isfinite(w).all()
+    np.testing.assert_allclose(w.sum(axis=0), 1.0, rtol=1e-5)
+    taps = list(range(-2, 4))  # order 3
+    np.testing.assert_allclose(w[taps.index(1), :2], 1.0, atol=1e-5)
+    np.testing.assert_allclose(w[taps.index(0), 2], 1.0, atol=1e-5)
+
+
 def test_lanczos_weights_normalised():
     w = lanczos_weights(np.random.default_rng(0).uniform(size=100))
     assert np.allclose(w.sum(axis=0), 1.0)

@@ -40,7 +40,8 @@ def lanczos_weights(frac: np.ndarray, order: int = LANCZOS_ORDER) -> np.ndarray:
     taps = np.arange(-order + 1, order + 1)
     # sin(pi (f - k)) = (-1)^k sin(pi f), and sin(pi (f - k) / n) by angle
     # subtraction: three trigonometric evaluations instead of 4 n.  For f in
-    # [0, 1) every tap has |f - k| < n; only f = k = 0 needs the limit 1.
+    # [0, 1) every tap has |f - k| < n; f = k needs the limit 1, for k = 0
+    # and for k = 1 (a float64 fraction just below 1 rounds to 1 in float32).
     pf = np.float32(np.pi) * frac
     s1 = np.sin(pf)
     sa, ca = np.sin(pf / order), np.cos(pf / order)
@@ -49,7 +50,7 @@ def lanczos_weights(frac: np.ndarray, order: int = LANCZOS_ORDER) -> np.ndarray:
         t = frac - np.float32(k)
         c, s = np.float32(np.cos(np.pi * k / order)), np.float32(np.sin(np.pi * k / order))
         num = np.float32(order * (-1.0) ** k) * s1 * (sa * c - ca * s)
-        if k == 0:
+        if k in (0, 1):
             tiny = np.abs(t) < 1e-6
             w[i] = np.where(
                 tiny, np.float32(1.0), num / np.where(tiny, np.float32(1.0), np.float32(np.pi**2) * t * t)
