@@ -87,12 +87,15 @@ def run_section(smoke: bool) -> list[Figure]:
             note=f"{naive_stamps} stamps", command=command,
         ))
 
-        backends = ["tensorflow"] + (["onnx"] if have_onnx else [])
-        for batch in batch_sizes:
-            batch_inputs = inputs[:batch]
-            calls = max(1, (64 if smoke else 256) // batch)  # small batches: several calls per timing
-            repeats = 2 if smoke else (3 if batch >= 1024 else 5)
-            for backend in backends:
+        # ONNX first, all batch sizes, then TensorFlow: TensorFlow's idle
+        # worker threads keep spinning for a while after each call and would
+        # take the two cores from an ONNX measurement that follows at once.
+        backends = (["onnx"] if have_onnx else []) + ["tensorflow"]
+        for backend in backends:
+            for batch in batch_sizes:
+                batch_inputs = inputs[:batch]
+                calls = max(1, (64 if smoke else 256) // batch)  # small batches: several calls per timing
+                repeats = 2 if smoke else (3 if batch >= 1024 else 5)
                 def run(model=model, batch_inputs=batch_inputs, batch=batch, backend=backend, calls=calls):
                     for _ in range(calls):
                         model.predict(batch_inputs, batch_size=batch, backend=backend)
