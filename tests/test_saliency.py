@@ -257,7 +257,7 @@ def test_onnx_saliency_equals_tensorflow(arch, randomised_model):
     from rbnodia.nn.saliency import saliency_backend, saliency_maps
 
     model = randomised_model(arch)
-    assert saliency_backend(model, "auto") == "onnx"
+    assert saliency_backend(model, "onnx") == "onnx"
     shape = (13,) + tuple(model.network.input_shape[1:])
     inputs = np.random.default_rng(5).normal(0.5, 0.3, shape).astype(np.float32)
     reference = saliency_maps(model, inputs, batch_size=5, backend="tensorflow")
@@ -328,7 +328,7 @@ def test_onnx_saliency_falls_back_and_obeys_the_backend_choice(monkeypatch, rand
 
     from rbnodia.nn.saliency import saliency_backend, saliency_maps
 
-    # Overlapping max pooling has no ONNX gradient: auto uses TensorFlow.
+    # Overlapping max pooling has no ONNX gradient.
     inputs = keras.Input((SIZE, 2 * SIZE, 1))
     x = keras.layers.MaxPooling2D((2, 2), strides=(1, 1))(inputs)
     x = keras.layers.Flatten()(x)
@@ -339,13 +339,12 @@ def test_onnx_saliency_falls_back_and_obeys_the_backend_choice(monkeypatch, rand
     # A network without a final softmax cannot either.
     inputs = keras.Input((SIZE, 2 * SIZE, 1))
     logits = keras.layers.Dense(2)(keras.layers.Flatten()(inputs))
-    assert saliency_backend(_wrap(keras.Model(inputs, logits), "noDIA"), "auto") == "tensorflow"
-    # The inference backend switch applies to saliency too.
+    with pytest.raises(RuntimeError):
+        saliency_backend(_wrap(keras.Model(inputs, logits), "noDIA"), "onnx")
+    # auto is TensorFlow; onnx is opt-in.
     model = randomised_model("paper_nodia")
-    monkeypatch.setenv("RBNODIA_INFERENCE_BACKEND", "tensorflow")
     assert saliency_backend(model, "auto") == "tensorflow"
-    monkeypatch.delenv("RBNODIA_INFERENCE_BACKEND")
-    assert saliency_backend(model, "auto") == "onnx"
+    assert saliency_backend(model, "onnx") == "onnx"
     with pytest.raises(ValueError):
         saliency_backend(model, "torch")
 

@@ -9,7 +9,7 @@ probability with respect to that pixel, evaluated at the input::
 Two backends compute the same maps, with the probabilities of the same
 forward pass:
 
-- ``onnx`` (preferred by ``auto``): the network and its hand-written
+- ``onnx`` (opt-in; ``auto`` uses TensorFlow, see `saliency_backend`): the network and its hand-written
   backward pass in one ONNX Runtime graph
   (`rbnodia.nn.onnx_backend.OnnxSaliency`), for the layers the ONNX
   inference backend supports (non-overlapping max pooling only);
@@ -232,12 +232,15 @@ def saliency_backend(model: RealBogusModel, backend: str = "auto") -> str:
     then falls back to TensorFlow if the network's gradient has no ONNX
     translation.  ``onnx`` raises `RuntimeError` if it cannot be used.
     """
-    chosen = model.inference_backend(backend)
-    if chosen == "onnx":
-        explicit = backend == "onnx"
-        if _onnx_saliency(model, required=explicit) is None:
-            return "tensorflow"
-    return chosen
+    if backend not in ("auto", "onnx", "tensorflow"):
+        raise ValueError(f"Unknown saliency backend {backend!r}; choose auto, onnx or tensorflow.")
+    if backend != "onnx":
+        # auto = TensorFlow: where the softmax saturates, ONNX Runtime's
+        # softmax rounds the other class to exactly 0 and the maps vanish
+        # (NaN segment shares), while TensorFlow keeps tiny, usable gradients.
+        return "tensorflow"
+    _onnx_saliency(model, required=True)
+    return "onnx"
 
 
 def saliency_maps(
