@@ -227,10 +227,9 @@ def _onnx_saliency(model: RealBogusModel, required: bool) -> Any:
 def saliency_backend(model: RealBogusModel, backend: str = "auto") -> str:
     """The backend `saliency_maps` uses for ``backend``: ``onnx`` or ``tensorflow``.
 
-    ``auto`` follows `RealBogusModel.inference_backend` (so
-    ``RBNODIA_INFERENCE_BACKEND=tensorflow`` applies to saliency too) and
-    then falls back to TensorFlow if the network's gradient has no ONNX
-    translation.  ``onnx`` raises `RuntimeError` if it cannot be used.
+    ``auto`` and ``tensorflow`` give ``tensorflow``; ``onnx`` (opt-in)
+    gives ``onnx`` and raises `RuntimeError` if the network's gradient has
+    no ONNX translation.  ``ValueError`` for any other name.
     """
     if backend not in ("auto", "onnx", "tensorflow"):
         raise ValueError(f"Unknown saliency backend {backend!r}; choose auto, onnx or tensorflow.")
@@ -274,8 +273,8 @@ def saliency_maps(
         compares both.  Falls back to the plain gradient, with a warning, if
         XLA fails.  TensorFlow backend only.
     backend : `str`
-        ``auto`` (default: ONNX Runtime where the network's gradient
-        translates, see `saliency_backend`), ``onnx`` or ``tensorflow``.
+        ``auto`` (default: TensorFlow, see `saliency_backend`), ``onnx``
+        (opt-in) or ``tensorflow``.
 
     Returns
     -------
