@@ -88,7 +88,10 @@ def main(argv: list[str] | None = None) -> int:
         def timed(function):
             return _best_ms_per_stamp(function, n, args.repeats)
 
-        onnx = saliency_backend(model) == "onnx"
+        try:
+            onnx = saliency_backend(model, "onnx") == "onnx"
+        except (RuntimeError, ImportError):
+            onnx = False
         nan = (float("nan"), float("nan"))
         onnx_predict = timed(lambda: model.probabilities(inputs, args.batch_size, backend="onnx")) if onnx else nan
         onnx_saliency = timed(lambda: saliency_maps(model, inputs, args.batch_size, backend="onnx")) if onnx else nan
@@ -106,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{onnx_predict[i]:>6.3f} {onnx_saliency[i]:>8.3f} {onnx_ratio:>5.2f} | "
                 f"{tf_predict[i]:>6.3f} {tf_plain[i]:>9.3f} {tf_saliency[i]:>8.3f} {tf_ratio:>5.2f}"
             )
-    print(f"worst saliency/predict ratio on the default backend: {worst:.2f} (target <= 3)")
+    print(f"worst saliency/predict ratio (ONNX where it applies): {worst:.2f} (target <= 3)")
     return 0
 
 
