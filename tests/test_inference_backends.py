@@ -40,6 +40,43 @@ def test_fold_rewrite_is_used_and_exact(randomised_model):
     np.testing.assert_allclose(folded(x[:5]), plain(x[:5]), rtol=0, atol=1e-6)
 
 
+def test_chunk_bounds_cover_the_batch_once():
+    from rbnodia.nn.onnx_backend import MIN_PIECE, _chunk_bounds
+
+    for n in (0, 1, 15, 16, 17, 100, 128, 300, 1000):
+        for chunk in (1, 16, 128):
+            for threads in (1, 2, 3):
+                for align in (1, 16):
+                    bounds = _chunk_bounds(n, chunk, threads, align)
+                    covered = [i for start, stop in bounds for i in range(start, stop)]
+                    assert covered == list(range(n))
+                    assert all(stop - start <= max(chunk, align) for start, stop in bounds)
+                    assert all((stop - start) % align == 0 for start, stop in bounds[:-1])
+    # Split so that every thread works, but not into slivers.
+    assert _chunk_bounds(256, 128, 2) == [(0, 128), (128, 256)]
+    assert _chunk_bounds(100, 128, 2) == [(0, 50), (50, 100)]
+    assert len(_chunk_bounds(MIN_PIECE, 128, 2)) == 1
+
+
+@pytest.mark.parametrize("arch", ["paper_nodia", "improved_dia"])
+def test_parallel_chunks_give_the_same_outputs(arch, randomised_model):
+    """Chunks on several threads at once: the same probabilities and
+    saliency maps as one thread in one call, in the input order."""
+    from rbnodia.nn.onnx_backend import OnnxPredictor, OnnxSaliency
+
+    model = randomised_model(arch)
+    x = _inputs(model, 203, seed=4)
+    single = OnnxPredictor(model.network, threads=1, chunk=1000)(x)
+    for threads, chunk in ((2, 32), (3, 16)):
+        parallel = OnnxPredictor(model.network, threads=threads, chunk=chunk)(x)
+        np.testing.assert_allclose(parallel, single, rtol=0, atol=1e-6)
+    maps, probabilities = OnnxSaliency(model.network, threads=1, chunk=1000)(x)
+    parallel_maps, parallel_probabilities = OnnxSaliency(model.network, threads=2, chunk=32)(x)
+    np.testing.assert_array_equal(parallel_maps, maps)
+    np.testing.assert_array_equal(parallel_probabilities, probabilities)
+    np.testing.assert_allclose(probabilities, single, rtol=0, atol=1e-6)
+
+
 def test_auto_prefers_onnx_and_env_overrides(monkeypatch):
     model = RealBogusModel.from_architecture("paper_nodia")
     monkeypatch.delenv("RBNODIA_INFERENCE_BACKEND", raising=False)

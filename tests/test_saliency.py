@@ -322,6 +322,56 @@ def test_onnx_saliency_matches_finite_differences():
                                    atol=0.02 * np.abs(gradient).max())
 
 
+def test_onnx_saliency_is_exact_where_the_softmax_saturates():
+    """Logit margins of 20-80 make float32 softmax outputs exactly 0 and 1;
+    the ONNX maps still equal P_t P_o |d(z_t - z_o)/dx| (the exact
+    derivative, from the logits in float64), and the segment shares stay
+    defined."""
+    pytest.importorskip("onnxruntime")
+    import keras
+    import tensorflow as tf
+
+    from rbnodia.nn.saliency import saliency_maps
+
+    keras.utils.set_random_seed(12)
+    inputs = keras.Input((SIZE, SIZE, 2))
+    x = keras.layers.Conv2D(8, 5, strides=2, activation="relu")(inputs)
+    x = keras.layers.Flatten()(x)
+    logits = keras.layers.Dense(2)(x)
+    network = keras.Model(inputs, keras.layers.Activation("softmax")(logits))
+    logit_network = keras.Model(inputs, logits)
+    points = np.random.default_rng(13).normal(size=(40, SIZE, SIZE, 2)).astype(np.float32)
+    # Rescale the last layer so the median margin is 50, keep the points with margins of 20-85.
+    margin = np.abs(np.diff(np.asarray(logit_network(points), np.float64), axis=1)).ravel()
+    factor = 50.0 / np.median(margin)
+    kernel, bias = network.layers[-2].get_weights()
+    network.layers[-2].set_weights([kernel * factor, bias * factor])
+    z = np.asarray(logit_network(points), np.float64)
+    margin = np.abs(z[:, 0] - z[:, 1])
+    keep = (margin > 20) & (margin < 85)
+    assert keep.sum() >= 8
+    points, z, margin = points[keep], z[keep], margin[keep]
+    model = _wrap(network, "noDIA", "channels", size=SIZE)
+    result = saliency_maps(model, points, backend="onnx")
+    assert np.all(result.probabilities.max(axis=1) == 1.0)  # saturated in float32
+
+    top = np.argmax(z, axis=1)
+    sign = np.where(top == 0, 1.0, -1.0)
+    tensor = tf.constant(points)
+    with tf.GradientTape() as tape:
+        tape.watch(tensor)
+        out = logit_network(tensor)
+        chosen_margin = tf.reduce_sum((out[:, 0] - out[:, 1]) * sign.astype(np.float32))
+    margin_gradient = np.asarray(tape.gradient(chosen_margin, tensor), np.float64)
+    weight = np.exp(-margin) / (1.0 + np.exp(-margin)) ** 2  # P_t P_o
+    expected = np.abs(margin_gradient) * weight[:, None, None, None]
+    assert np.all(result.maps.reshape(len(points), -1).max(axis=1) > 0)
+    np.testing.assert_allclose(result.maps, expected, rtol=1e-3, atol=1e-6 * expected.max(axis=(1, 2, 3)).min())
+    shares = segment_importances(result.maps, model.layout, model.stacking)
+    total = sum(value for value in shares.values() if not np.all(np.isnan(value)))
+    np.testing.assert_allclose(total, 1.0, rtol=1e-5)
+
+
 def test_onnx_saliency_falls_back_and_obeys_the_backend_choice(monkeypatch, randomised_model):
     pytest.importorskip("onnxruntime")
     import keras
@@ -341,10 +391,16 @@ def test_onnx_saliency_falls_back_and_obeys_the_backend_choice(monkeypatch, rand
     logits = keras.layers.Dense(2)(keras.layers.Flatten()(inputs))
     with pytest.raises(RuntimeError):
         saliency_backend(_wrap(keras.Model(inputs, logits), "noDIA"), "onnx")
-    # auto is TensorFlow; onnx is opt-in.
+    # auto is ONNX Runtime where it can, unless RBNODIA_INFERENCE_BACKEND says otherwise.
     model = randomised_model("paper_nodia")
-    assert saliency_backend(model, "auto") == "tensorflow"
+    assert saliency_backend(model, "auto") == "onnx"
     assert saliency_backend(model, "onnx") == "onnx"
+    assert saliency_backend(model, "tensorflow") == "tensorflow"
+    monkeypatch.setenv("RBNODIA_INFERENCE_BACKEND", "tensorflow")
+    assert saliency_backend(model, "auto") == "tensorflow"
+    monkeypatch.setenv("RBNODIA_INFERENCE_BACKEND", "jax")
+    with pytest.raises(ValueError, match="RBNODIA_INFERENCE_BACKEND"):
+        saliency_backend(model, "auto")
     with pytest.raises(ValueError):
         saliency_backend(model, "torch")
 

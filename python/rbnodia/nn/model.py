@@ -57,10 +57,6 @@ _LOG = logging.getLogger(__name__)
 
 INFERENCE_BACKENDS = ("auto", "tensorflow", "onnx")
 """Values of the ``backend`` argument of `RealBogusModel.probabilities`."""
-ONNX_CHUNK = 128
-"""Most stamps per ONNX Runtime call: larger batches spill the first layers'
-images out of the CPU caches and run slower (see doc/performance.rst)."""
-
 
 class ModelMismatchError(ValueError):
     """A model does not fit the inputs it was asked to classify."""
@@ -337,8 +333,10 @@ class RealBogusModel:
             ``(n,) + input_shape`` scaled, stacked stamps.
         batch_size : `int`
             Most inputs per call into the backend (bounds memory).  ONNX
-            Runtime runs at most ``ONNX_CHUNK`` at a time, which keeps its
-            intermediate images in the CPU caches.
+            Runtime cuts each call into chunks of at most
+            `rbnodia.nn.onnx_backend.CHUNK` stamps, which keeps its
+            intermediate images in the CPU caches, and runs the chunks on
+            all cores at once.
         backend : `str`
             ``auto`` (default; see `inference_backend`), ``tensorflow`` (the
             compiled Keras network) or ``onnx`` (ONNX Runtime; the graph is
@@ -365,7 +363,6 @@ class RealBogusModel:
             return np.zeros((0, 2), dtype=np.float32)
         if chosen == "onnx":
             forward = self._onnx_predictor(required=True)
-            batch_size = min(batch_size, ONNX_CHUNK)
         else:
             forward = self._compiled()
         out = [np.asarray(forward(inputs[i : i + batch_size])) for i in range(0, len(inputs), batch_size)]

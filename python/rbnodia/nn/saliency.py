@@ -9,15 +9,19 @@ probability with respect to that pixel, evaluated at the input::
 Two backends compute the same maps, with the probabilities of the same
 forward pass:
 
-- ``onnx`` (opt-in; ``auto`` uses TensorFlow, see `saliency_backend`): the network and its hand-written
-  backward pass in one ONNX Runtime graph
+- ``onnx`` (what ``auto`` picks when it can): the network and its
+  hand-written backward pass in one ONNX Runtime graph
   (`rbnodia.nn.onnx_backend.OnnxSaliency`), for the layers the ONNX
-  inference backend supports (non-overlapping max pooling only);
+  inference backend supports (non-overlapping max pooling only).  The
+  softmax gradient is taken from the logits in log space, so it stays exact
+  where the probabilities round to 0 and 1;
 - ``tensorflow``: one compiled function per model runs the forward pass and
   the backward pass on a whole batch with a `tf.GradientTape`.  On CPU the
   slowest backward op is TensorFlow's ``MaxPoolGrad``; non-overlapping
   max-pool layers are therefore differentiated by an equivalent
   XLA-compiled kernel (``fast_pooling``; same maps, see `saliency_maps`).
+  Where the softmax saturates, TensorFlow differentiates the rounded
+  probabilities: its maps then keep only part of the gradient.
 
 The
 per-segment reduction of the maps (the paper's Eq. 4) is
@@ -29,6 +33,7 @@ from __future__ import annotations
 __all__ = ["SaliencyResult", "saliency_backend", "saliency_maps"]
 
 import logging
+import os
 import threading
 import weakref
 from dataclasses import dataclass
@@ -227,17 +232,27 @@ def _onnx_saliency(model: RealBogusModel, required: bool) -> Any:
 def saliency_backend(model: RealBogusModel, backend: str = "auto") -> str:
     """The backend `saliency_maps` uses for ``backend``: ``onnx`` or ``tensorflow``.
 
-    ``auto`` and ``tensorflow`` give ``tensorflow``; ``onnx`` (opt-in)
-    gives ``onnx`` and raises `RuntimeError` if the network's gradient has
-    no ONNX translation.  ``ValueError`` for any other name.
+    ``auto`` means ``RBNODIA_INFERENCE_BACKEND`` if set (as for
+    `RealBogusModel.inference_backend`), else ``onnx`` where ONNX Runtime is
+    installed and the network's gradient has an ONNX translation, else
+    ``tensorflow``; ``tensorflow`` gives ``tensorflow``; ``onnx`` gives
+    ``onnx`` and raises `RuntimeError` if it cannot.  ``ValueError`` for any
+    other name.
     """
     if backend not in ("auto", "onnx", "tensorflow"):
         raise ValueError(f"Unknown saliency backend {backend!r}; choose auto, onnx or tensorflow.")
-    if backend != "onnx":
-        # auto = TensorFlow: where the softmax saturates, ONNX Runtime's
-        # softmax rounds the other class to exactly 0 and the maps vanish
-        # (NaN segment shares), while TensorFlow keeps tiny, usable gradients.
+    if backend == "auto":
+        backend = os.environ.get("RBNODIA_INFERENCE_BACKEND", "auto").strip().lower() or "auto"
+        if backend not in ("auto", "onnx", "tensorflow"):
+            raise ValueError(f"RBNODIA_INFERENCE_BACKEND={backend!r}; choose auto, onnx or tensorflow.")
+    if backend == "tensorflow":
         return "tensorflow"
+    if backend == "auto":
+        from .onnx_backend import onnx_available
+
+        if not onnx_available():
+            return "tensorflow"
+        return "onnx" if _onnx_saliency(model, required=False) is not None else "tensorflow"
     _onnx_saliency(model, required=True)
     return "onnx"
 
@@ -273,8 +288,8 @@ def saliency_maps(
         compares both.  Falls back to the plain gradient, with a warning, if
         XLA fails.  TensorFlow backend only.
     backend : `str`
-        ``auto`` (default: TensorFlow, see `saliency_backend`), ``onnx``
-        (opt-in) or ``tensorflow``.
+        ``auto`` (default: ONNX Runtime where it can, see
+        `saliency_backend`), ``onnx`` or ``tensorflow``.
 
     Returns
     -------
