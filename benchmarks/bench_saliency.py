@@ -5,52 +5,48 @@ For the paper's noDIA and DIA architectures (untrained weights: the cost does
 not depend on them) and the packaged models, on random inputs, prints
 milliseconds per stamp of, on each backend:
 
-- ONNX Runtime (what the classification task uses by default):
-  ``predict``: `RealBogusModel.probabilities`; ``saliency``:
-  `rbnodia.nn.saliency.saliency_maps` (forward + hand-written backward pass
-  in one graph); their ratio (target: at most 3);
+- ONNX Runtime (what the classification task uses by default, for
+  inference and for saliency): ``predict``: `RealBogusModel.probabilities`;
+  ``saliency``: `rbnodia.nn.saliency.saliency_maps` (forward +
+  hand-written backward pass in one graph); their ratio (target: at most 3);
 - TensorFlow: ``predict`` (the compiled forward pass); ``sal plain``:
   `saliency_maps` with ``fast_pooling=False`` (TensorFlow's own
   ``MaxPoolGrad``); ``saliency``: with the XLA max-pool gradient; ratio.
 
 Each figure is the best of ``--repeats`` timed runs after one warm-up run
 (tracing, XLA compilation and graph building excluded), as wall-clock time
-and as this process's CPU time (all threads): on a shared machine the
-CPU-time ratio is the steadier one.
+and as this process's CPU time (all threads).  The runs of one backend
+alternate (predict, saliency, predict, saliency, ...), so that a busy spell
+of a shared machine slows both sides of a ratio.
 
 Run::
 
-    .venv/bin/python benchmarks/bench_saliency.py [--batch-size 1024] [--batches 2] [--repeats 3]
+    .venv/bin/python benchmarks/bench_saliency.py [--batch-size 1024] [--batches 2] [--repeats 5]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
 
-def _best_ms_per_stamp(function, n: int, repeats: int) -> tuple[float, float]:
-    """Best wall-clock and best process CPU milliseconds per stamp."""
-    function()  # warm up: tracing, XLA compilation, allocations
-    wall = cpu = np.inf
-    for _ in range(repeats):
-        start, start_cpu = time.perf_counter(), time.process_time()
-        function()
-        wall = min(wall, time.perf_counter() - start)
-        cpu = min(cpu, time.process_time() - start_cpu)
-    return 1e3 * wall / n, 1e3 * cpu / n
+def _best_ms_per_stamp(functions, n: int, repeats: int) -> list[tuple[float, float]]:
+    """Best wall-clock and process CPU milliseconds per stamp of each
+    function, their runs alternating (`rbbench.common.best_times_interleaved`)."""
+    from rbbench.common import best_times_interleaved
+
+    return [(1e3 * t.wall / n, 1e3 * t.cpu / n) for t in best_times_interleaved(functions, repeats)]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--batches", type=int, default=2, help="Batches per timed run.")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--stamp-size", type=int, default=51)
     parser.add_argument("--architectures", nargs="+", default=["paper_nodia", "paper_dia"])
     parser.add_argument("--packaged", nargs="*", default=None,
@@ -85,21 +81,20 @@ def main(argv: list[str] | None = None) -> int:
         shape = tuple(model.network.input_shape[1:])
         inputs = rng.normal(size=(n,) + shape).astype(np.float32)
 
-        def timed(function):
-            return _best_ms_per_stamp(function, n, args.repeats)
-
         try:
             onnx = saliency_backend(model, "onnx") == "onnx"
         except (RuntimeError, ImportError):
             onnx = False
         nan = (float("nan"), float("nan"))
-        onnx_predict = timed(lambda: model.probabilities(inputs, args.batch_size, backend="onnx")) if onnx else nan
-        onnx_saliency = timed(lambda: saliency_maps(model, inputs, args.batch_size, backend="onnx")) if onnx else nan
-        tf_predict = timed(lambda: model.probabilities(inputs, args.batch_size, backend="tensorflow"))
-        tf_plain = timed(
-            lambda: saliency_maps(model, inputs, args.batch_size, fast_pooling=False, backend="tensorflow")
-        )
-        tf_saliency = timed(lambda: saliency_maps(model, inputs, args.batch_size, backend="tensorflow"))
+        onnx_predict, onnx_saliency = _best_ms_per_stamp([
+            lambda: model.probabilities(inputs, args.batch_size, backend="onnx"),
+            lambda: saliency_maps(model, inputs, args.batch_size, backend="onnx"),
+        ], n, args.repeats) if onnx else (nan, nan)
+        tf_predict, tf_plain, tf_saliency = _best_ms_per_stamp([
+            lambda: model.probabilities(inputs, args.batch_size, backend="tensorflow"),
+            lambda: saliency_maps(model, inputs, args.batch_size, fast_pooling=False, backend="tensorflow"),
+            lambda: saliency_maps(model, inputs, args.batch_size, backend="tensorflow"),
+        ], n, args.repeats)
         shape_text = "x".join(map(str, shape))
         for i, clock in enumerate(("wall", "cpu")):
             onnx_ratio, tf_ratio = onnx_saliency[i] / onnx_predict[i], tf_saliency[i] / tf_predict[i]

@@ -30,8 +30,11 @@ def dia_model_file(tmp_path_factory):
 
 
 def _randomised_model(arch: str, seed: int = 1):
+    import keras
+
     from rbnodia.nn import RealBogusModel
 
+    keras.utils.set_random_seed(seed)  # the kernels too: the same model in every test worker
     model = RealBogusModel.from_architecture(arch)
     rng = np.random.default_rng(seed)
     for variable in model.network.weights:

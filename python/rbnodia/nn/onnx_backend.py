@@ -218,7 +218,7 @@ def keras_to_onnx(network: Any, *, fold: int = 0, saliency: bool = False) -> byt
         Also compute the vanilla gradient saliency ``|d P_top / d inputs|``
         (`rbnodia.nn.saliency`) in the same graph, as a second output
         ``saliency`` shaped like ``inputs`` (see `_append_saliency`).
-        Needs ``fold=0`` and a network that ends in a softmax.
+        Needs a network that ends in a softmax.
 
     Returns
     -------
@@ -236,8 +236,6 @@ def keras_to_onnx(network: Any, *, fold: int = 0, saliency: bool = False) -> byt
     import onnx
     from onnx import TensorProto, helper
 
-    if saliency and fold:
-        raise ValueError("The saliency graph cannot fold stamps into channels (use fold=0).")
     layers = _chain(network)
     shape = tuple(network.input_shape[1:])
     if len(shape) != 3:
@@ -401,10 +399,8 @@ def _append_saliency(build: _Builder, probabilities: str, classes: int) -> None:
     before going back through the network, so that the backward pass never
     works on vanishing (denormal) numbers; the maps are multiplied by that
     entry at the end.  Each forward node is then undone in turn: ``Gemm``
-    by the transposed kernel; ``Conv`` by the ``ConvTranspose`` with the
-    same filters (measured faster in ONNX Runtime than a ``Conv`` with
-    flipped filters for stride 1, and than a polyphase ``Conv`` plus an
-    interleave for stride 2); non-overlapping ``MaxPool`` by ``MaxUnpool`` to
+    by the transposed kernel; ``Conv`` as `_conv_gradient` says;
+    non-overlapping ``MaxPool`` by ``MaxUnpool`` to
     the pooling indices; inference batch norm by its per-channel slope
     (folded into the filters of the layer before it); activations by their
     derivative at the forward output; reshapes and transposes by their
@@ -467,11 +463,7 @@ def _append_saliency(build: _Builder, probabilities: str, classes: int) -> None:
                               transB=1)
             slope = None
         elif op == "Conv":
-            grad = build.node(
-                "ConvTranspose", [grad, build.const("weight", weight_array(node.input[1], 0))], "grad_conv",
-                kernel_shape=list(attributes["kernel_shape"].ints), strides=list(attributes["strides"].ints),
-                dilations=list(attributes["dilations"].ints), group=attributes["group"].i, **build.notes[y],
-            )
+            grad = _conv_gradient(build, grad, weight_array(node.input[1], 0), attributes, build.notes[y])
             slope = None
         elif op == "MaxPool":
             shape = build.node("Shape", [x], "pool_shape")
@@ -508,6 +500,36 @@ def _append_saliency(build: _Builder, probabilities: str, classes: int) -> None:
                        "grad_scale_b")
     build.node("Mul", [build.node("Abs", [grad], "grad_abs"), scale], "saliency")
     build.nodes[-1].output[0] = "saliency"
+
+
+def _conv_gradient(build: _Builder, grad: str, weight: np.ndarray, attributes: dict, geometry: dict) -> str:
+    """Gradient of a ``Conv`` node with respect to its input, from ``grad``
+    with respect to its output.
+
+    A depthwise, stride-1 convolution (the folded first layer, see the
+    module docstring) is undone by the depthwise convolution with the
+    flipped filters, which ONNX Runtime runs in its blocked layout (3x
+    faster than ``ConvTranspose`` for ``paper_nodia``'s folded 7x7 layer).
+    Every other convolution is undone by the ``ConvTranspose`` with the same
+    filters: for these small images that measured faster than a ``Conv``
+    with flipped filters (stride 1) and than a polyphase ``Conv`` plus an
+    interleave (stride 2), whose interleave costs more than it saves.
+    """
+    kernel = list(attributes["kernel_shape"].ints)
+    strides = list(attributes["strides"].ints)
+    dilations = list(attributes["dilations"].ints)
+    group = attributes["group"].i
+    depthwise = group > 1 and weight.shape[0] == group and weight.shape[1] == 1
+    if depthwise and all(s == 1 for s in strides) and not any(geometry["output_padding"]):
+        rank = len(kernel)
+        spans = [d * (k - 1) for k, d in zip(kernel, dilations)]
+        pads = [span - p for span, p in zip(spans + spans, geometry["pads"])]
+        if min(pads) >= 0:
+            flipped = np.ascontiguousarray(np.flip(weight, axis=tuple(range(2, 2 + rank))))
+            return build.node("Conv", [grad, build.const("weight_flipped", flipped)], "grad_conv",
+                              kernel_shape=kernel, dilations=dilations, group=group, pads=pads)
+    return build.node("ConvTranspose", [grad, build.const("weight", weight)], "grad_conv", kernel_shape=kernel,
+                      strides=strides, dilations=dilations, group=group, **geometry)
 
 
 def _value(variable: Any) -> np.ndarray:
@@ -562,6 +584,30 @@ def _run_chunks(work: Callable[[int, int], None], bounds: list[tuple[int, int]],
             future.result()
 
 
+class _FoldedGraphs:
+    """One network's ONNX Runtime session, plus a folded one (see the module
+    docstring) for the part of a batch that is a multiple of ``fold``."""
+
+    def __init__(self, network: Any, fold: int, saliency: bool) -> None:
+        self.plain = _session(keras_to_onnx(network, saliency=saliency))
+        self.fold = 0
+        if fold > 1 and _foldable_first_conv(_chain(network), int(network.input_shape[-1])):
+            self.folded = _session(keras_to_onnx(network, fold=fold, saliency=saliency))
+            self.fold = fold
+
+    def run(self, names: list[str], inputs: np.ndarray) -> list[np.ndarray]:
+        """Outputs ``names`` for ``inputs``, stamps in order."""
+        n = len(inputs)
+        bulk = (n // self.fold) * self.fold if self.fold else 0
+        if bulk == n:
+            return self.folded.run(names, {"inputs": inputs})
+        if bulk == 0:
+            return self.plain.run(names, {"inputs": inputs})
+        head = self.folded.run(names, {"inputs": inputs[:bulk]})
+        tail = self.plain.run(names, {"inputs": inputs[bulk:]})
+        return [np.concatenate([h, t]) for h, t in zip(head, tail)]
+
+
 class OnnxPredictor:
     """Runs a Keras network's ONNX translation with ONNX Runtime.
 
@@ -594,11 +640,8 @@ class OnnxPredictor:
         self.chunk = max(1, int(chunk))
         self.input_shape = tuple(network.input_shape[1:])
         self.classes = int(network.output_shape[-1])
-        self._plain = _session(keras_to_onnx(network, fold=0))
-        self.fold = 0
-        if fold > 1 and _foldable_first_conv(_chain(network), self.input_shape[-1]):
-            self._folded = _session(keras_to_onnx(network, fold=fold))
-            self.fold = fold
+        self._graphs = _FoldedGraphs(network, fold, saliency=False)
+        self.fold = self._graphs.fold
         _LOG.debug("ONNX Runtime predictor for %s: %d threads, fold %d.", network.name, self.threads, self.fold)
 
     def __call__(self, inputs: np.ndarray) -> np.ndarray:
@@ -607,21 +650,10 @@ class OnnxPredictor:
         outputs = np.empty((len(inputs), self.classes), dtype=np.float32)
 
         def work(start: int, stop: int) -> None:
-            outputs[start:stop] = self._run(inputs[start:stop])
+            (outputs[start:stop],) = self._graphs.run(["outputs"], inputs[start:stop])
 
         _run_chunks(work, _chunk_bounds(len(inputs), self.chunk, self.threads, self.fold or 1), self.threads)
         return outputs
-
-    def _run(self, inputs: np.ndarray) -> np.ndarray:
-        n = len(inputs)
-        bulk = (n // self.fold) * self.fold if self.fold else 0
-        if bulk == n:
-            return self._folded.run(None, {"inputs": inputs})[0]
-        if bulk == 0:
-            return self._plain.run(None, {"inputs": inputs})[0]
-        head = self._folded.run(None, {"inputs": inputs[:bulk]})[0]
-        tail = self._plain.run(None, {"inputs": inputs[bulk:]})[0]
-        return np.concatenate([head, tail])
 
 
 class OnnxSaliency:
@@ -635,6 +667,9 @@ class OnnxSaliency:
     threads : `int`, optional
         Chunks run at once, one ONNX Runtime thread each; `default_threads`
         if `None`.
+    fold : `int`
+        As for `OnnxPredictor`: the forward and backward passes of a leading
+        1-in/1-out convolution run on stamps folded into channels.
     chunk : `int`
         Most stamps per ONNX Runtime call.
 
@@ -646,13 +681,16 @@ class OnnxSaliency:
         If ``onnx`` or ``onnxruntime`` is missing.
     """
 
-    def __init__(self, network: Any, *, threads: int | None = None, chunk: int = CHUNK) -> None:
+    def __init__(
+        self, network: Any, *, threads: int | None = None, fold: int = FOLD_BLOCK, chunk: int = CHUNK
+    ) -> None:
         self.threads = default_threads() if threads is None else max(1, int(threads))
         self.chunk = max(1, int(chunk))
         self.input_shape = tuple(network.input_shape[1:])
-        self._session = _session(keras_to_onnx(network, saliency=True))
         self.classes = int(network.output_shape[-1])
-        _LOG.debug("ONNX Runtime saliency for %s: %d threads.", network.name, self.threads)
+        self._graphs = _FoldedGraphs(network, fold, saliency=True)
+        self.fold = self._graphs.fold
+        _LOG.debug("ONNX Runtime saliency for %s: %d threads, fold %d.", network.name, self.threads, self.fold)
 
     def __call__(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(maps, probabilities)``: ``|d P_top / d inputs|`` shaped like the
@@ -662,9 +700,8 @@ class OnnxSaliency:
         probabilities = np.empty((len(inputs), self.classes), dtype=np.float32)
 
         def work(start: int, stop: int) -> None:
-            probabilities[start:stop], maps[start:stop] = self._session.run(
-                ["outputs", "saliency"], {"inputs": inputs[start:stop]}
-            )
+            probabilities[start:stop], maps[start:stop] = self._graphs.run(["outputs", "saliency"],
+                                                                           inputs[start:stop])
 
-        _run_chunks(work, _chunk_bounds(len(inputs), self.chunk, self.threads), self.threads)
+        _run_chunks(work, _chunk_bounds(len(inputs), self.chunk, self.threads, self.fold or 1), self.threads)
         return maps, probabilities
