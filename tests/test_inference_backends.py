@@ -168,3 +168,40 @@ def test_model_file_loaded_once_per_process(tmp_path, monkeypatch):
         result = task.run(science=image, template=image * 0.5, detections=detections)
         assert len(result.reliability) == 3
     assert len(loads) == 1
+
+
+_FORKED = {}
+
+
+def _predict_in_forked_child(x):
+    return _FORKED["predictor"](x)
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_parallel_chunks_report_errors_and_survive_fork(randomised_model):
+    """A failing chunk raises in the caller (after every thread stopped), and
+    a forked child (pipetask -j) builds its own worker threads."""
+    import multiprocessing
+
+    from rbnodia.nn.onnx_backend import OnnxPredictor, _chunk_bounds, _run_chunks
+
+    done = []
+
+    def work(start, stop):
+        if start == 32:
+            raise RuntimeError("chunk failed")
+        done.append(start)
+
+    with pytest.raises(RuntimeError, match="chunk failed"):
+        _run_chunks(work, _chunk_bounds(200, 16, 2), threads=2)
+    assert 32 not in done and 0 in done
+
+    model = randomised_model("improved_nodia")
+    predictor = OnnxPredictor(model.network, threads=2, chunk=16)
+    x = _inputs(model, 64, seed=7)
+    expected = predictor(x)  # the parent's pool exists now
+    _FORKED["predictor"] = predictor
+    context = multiprocessing.get_context("fork")
+    with context.Pool(1) as pool:
+        in_child = pool.apply_async(_predict_in_forked_child, (x,)).get(timeout=120)  # a stale pool would hang
+    np.testing.assert_array_equal(in_child, expected)

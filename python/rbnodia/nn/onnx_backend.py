@@ -52,6 +52,7 @@ __all__ = [
 import importlib.util
 import logging
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -570,18 +571,62 @@ def _chunk_bounds(n: int, chunk: int, threads: int, align: int = 1) -> list[tupl
     return [(start, min(start + size, n)) for start in range(0, n, size)]
 
 
+_POOL: dict[str, Any] = {}
+"""This process's worker threads for `_run_chunks` (made on first use, grown
+on demand, dropped in a forked child, whose copy would have no threads)."""
+
+
+_POOL_LOCK = threading.Lock()
+
+
+def _pool(threads: int) -> ThreadPoolExecutor:
+    with _POOL_LOCK:
+        pool = _POOL.get("pool")
+        if pool is None or _POOL.get("size", 0) < threads:
+            if pool is not None:
+                pool.shutdown(wait=False)  # its running work finishes; new work goes to the new pool
+            pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="rbnodia-onnx")
+            _POOL.update(pool=pool, size=threads)
+        return pool
+
+
+def _forget_pool_in_child() -> None:
+    global _POOL_LOCK
+    _POOL.clear()
+    _POOL_LOCK = threading.Lock()  # the parent may have held it while forking
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_in_child)
+
+
 def _run_chunks(work: Callable[[int, int], None], bounds: list[tuple[int, int]], threads: int) -> None:
     """Call ``work(start, stop)`` for every piece, on up to ``threads``
-    threads at once (ONNX Runtime releases the GIL while it runs)."""
+    threads at once (ONNX Runtime releases the GIL while it runs): the
+    calling thread and ``threads - 1`` pool threads take the pieces in turn."""
     if threads <= 1 or len(bounds) <= 1:
         for start, stop in bounds:
             work(start, stop)
         return
-    # A pool per call: cheap next to the chunks' run time, and nothing to
-    # go stale when a pipetask worker process is forked.
-    with ThreadPoolExecutor(max_workers=min(threads, len(bounds)), thread_name_prefix="rbnodia-onnx") as pool:
-        for future in [pool.submit(work, start, stop) for start, stop in bounds]:
-            future.result()
+    pieces = iter(bounds)
+    lock = threading.Lock()
+
+    def drain() -> None:
+        while True:
+            with lock:
+                piece = next(pieces, None)
+            if piece is None:
+                return
+            work(*piece)
+
+    helpers = [_pool(threads - 1).submit(drain) for _ in range(min(threads, len(bounds)) - 1)]
+    try:
+        drain()
+    finally:  # never return (or raise) while a helper still writes into the caller's arrays
+        for helper in helpers:
+            helper.exception()
+    for helper in helpers:
+        helper.result()
 
 
 class _FoldedGraphs:
