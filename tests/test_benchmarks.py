@@ -64,3 +64,18 @@ def test_bad_sections_rejected():
     done = subprocess.run([sys.executable, str(SCRIPT), "--sections", "9"], cwd=REPO, capture_output=True,
                           text=True)
     assert done.returncode != 0 and "unknown sections" in done.stderr
+
+
+@pytest.mark.parametrize("script, arguments, expected", [
+    ("bench_saliency.py", ["--batch-size", "16", "--batches", "1", "--repeats", "1", "--architectures",
+                           "improved_nodia_fast", "--packaged"], "worst saliency/predict ratio"),
+    ("bench_threading.py", ["--models", "improved_nodia_fast", "--batches", "16", "--stamps", "16",
+                            "--repeats", "1"], "improved_nodia_fast saliency"),
+])
+def test_side_benchmarks_run(script, arguments, expected):
+    """The stand-alone benchmarks quoted in doc/performance.rst still run."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / script), *arguments], cwd=REPO,
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert expected in done.stdout

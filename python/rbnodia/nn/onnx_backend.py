@@ -34,8 +34,9 @@ at once, each call on a single ONNX Runtime thread, instead of running one
 call on ``threads`` intra-op threads.  The graphs are chains of small
 operators, several of which (``ConvTranspose``'s col2im, ``MaxUnpool``,
 elementwise ops on small images) ONNX Runtime runs on one thread only; whole
-chunks in parallel keep every core busy (measured: inference 10-15%, the
-saliency graph 1.5-1.8x faster on 2 cores; ``make bench``).
+chunks in parallel keep every core busy (on 2 cores, alternating with the
+previous scheme: inference 0.95-1.35x as fast, the saliency graph 1.2-1.7x;
+``benchmarks/bench_threading.py``).
 """
 
 from __future__ import annotations
