@@ -477,7 +477,7 @@ def _append_saliency(build: _Builder, probabilities: str, classes: int) -> None:
         elif op == "Relu":
             # y = max(x, 0), so the derivative is 1 where y > 0 and 0 elsewhere
             # (0 at 0, as TensorFlow's); Greater + Cast + Mul is the fastest
-            # form in ONNX Runtime (Sign + Mul or Where take 1.5x as long).
+            # form in ONNX Runtime (Sign + Mul or Where take 1.7-1.9x as long).
             on = build.node("Cast", [build.node("Greater", [y, scalar(0.0)], "relu_positive")], "relu_on",
                             to=1)  # TensorProto.FLOAT
             grad = build.node("Mul", [grad, on], "grad_relu")
@@ -510,8 +510,9 @@ def _conv_gradient(build: _Builder, grad: str, weight: np.ndarray, attributes: d
 
     A depthwise, stride-1 convolution (the folded first layer, see the
     module docstring) is undone by the depthwise convolution with the
-    flipped filters, which ONNX Runtime runs in its blocked layout (3x
-    faster than ``ConvTranspose`` for ``paper_nodia``'s folded 7x7 layer).
+    flipped filters, which ONNX Runtime runs in its blocked layout (for
+    ``paper_nodia``'s folded 7x7 layer 15 us/stamp against the grouped
+    ``ConvTranspose``'s 73, one thread).
     Every other convolution is undone by the ``ConvTranspose`` with the same
     filters: for these small images that measured faster than a ``Conv``
     with flipped filters (stride 1) and than a polyphase ``Conv`` plus an
@@ -654,7 +655,36 @@ class _FoldedGraphs:
         return [np.concatenate([h, t]) for h, t in zip(head, tail)]
 
 
-class OnnxPredictor:
+class _ChunkedRunner:
+    """What `OnnxPredictor` and `OnnxSaliency` share: the graphs, and a batch
+    cut into chunks that run on ``threads`` threads at once."""
+
+    _saliency = False
+
+    def __init__(
+        self, network: Any, *, threads: int | None = None, fold: int = FOLD_BLOCK, chunk: int = CHUNK
+    ) -> None:
+        self.threads = default_threads() if threads is None else max(1, int(threads))
+        self.chunk = max(1, int(chunk))
+        self.input_shape = tuple(network.input_shape[1:])
+        self.classes = int(network.output_shape[-1])
+        self._graphs = _FoldedGraphs(network, fold, saliency=self._saliency)
+        self.fold = self._graphs.fold
+        _LOG.debug("ONNX Runtime %s for %s: %d threads, fold %d.", type(self).__name__, network.name,
+                   self.threads, self.fold)
+
+    def _run_all(self, inputs: np.ndarray, outputs: dict[str, np.ndarray]) -> None:
+        """Fill each ``outputs[name]`` with graph output ``name`` for ``inputs``."""
+        names = list(outputs)
+
+        def work(start: int, stop: int) -> None:
+            for name, value in zip(names, self._graphs.run(names, inputs[start:stop])):
+                outputs[name][start:stop] = value
+
+        _run_chunks(work, _chunk_bounds(len(inputs), self.chunk, self.threads, self.fold or 1), self.threads)
+
+
+class OnnxPredictor(_ChunkedRunner):
     """Runs a Keras network's ONNX translation with ONNX Runtime.
 
     Parameters
@@ -679,45 +709,21 @@ class OnnxPredictor:
         If ``onnx`` or ``onnxruntime`` is missing.
     """
 
-    def __init__(
-        self, network: Any, *, threads: int | None = None, fold: int = FOLD_BLOCK, chunk: int = CHUNK
-    ) -> None:
-        self.threads = default_threads() if threads is None else max(1, int(threads))
-        self.chunk = max(1, int(chunk))
-        self.input_shape = tuple(network.input_shape[1:])
-        self.classes = int(network.output_shape[-1])
-        self._graphs = _FoldedGraphs(network, fold, saliency=False)
-        self.fold = self._graphs.fold
-        _LOG.debug("ONNX Runtime predictor for %s: %d threads, fold %d.", network.name, self.threads, self.fold)
-
     def __call__(self, inputs: np.ndarray) -> np.ndarray:
         """Softmax outputs ``(n, classes)`` float32 of float32 ``inputs``."""
         inputs = np.ascontiguousarray(inputs, dtype=np.float32)
-        outputs = np.empty((len(inputs), self.classes), dtype=np.float32)
-
-        def work(start: int, stop: int) -> None:
-            (outputs[start:stop],) = self._graphs.run(["outputs"], inputs[start:stop])
-
-        _run_chunks(work, _chunk_bounds(len(inputs), self.chunk, self.threads, self.fold or 1), self.threads)
-        return outputs
+        outputs = {"outputs": np.empty((len(inputs), self.classes), dtype=np.float32)}
+        self._run_all(inputs, outputs)
+        return outputs["outputs"]
 
 
-class OnnxSaliency:
+class OnnxSaliency(_ChunkedRunner):
     """Softmax outputs and vanilla gradient saliency maps from one ONNX
     Runtime graph (`keras_to_onnx` with ``saliency=True``).
 
-    Parameters
-    ----------
-    network : `keras.Model`
-        The network; its weights are copied into the graph now.
-    threads : `int`, optional
-        Chunks run at once, one ONNX Runtime thread each; `default_threads`
-        if `None`.
-    fold : `int`
-        As for `OnnxPredictor`: the forward and backward passes of a leading
-        1-in/1-out convolution run on stamps folded into channels.
-    chunk : `int`
-        Most stamps per ONNX Runtime call.
+    Parameters are those of `OnnxPredictor`; with ``fold``, the forward and
+    backward passes of a leading 1-in/1-out convolution run on stamps folded
+    into channels.
 
     Raises
     ------
@@ -727,27 +733,13 @@ class OnnxSaliency:
         If ``onnx`` or ``onnxruntime`` is missing.
     """
 
-    def __init__(
-        self, network: Any, *, threads: int | None = None, fold: int = FOLD_BLOCK, chunk: int = CHUNK
-    ) -> None:
-        self.threads = default_threads() if threads is None else max(1, int(threads))
-        self.chunk = max(1, int(chunk))
-        self.input_shape = tuple(network.input_shape[1:])
-        self.classes = int(network.output_shape[-1])
-        self._graphs = _FoldedGraphs(network, fold, saliency=True)
-        self.fold = self._graphs.fold
-        _LOG.debug("ONNX Runtime saliency for %s: %d threads, fold %d.", network.name, self.threads, self.fold)
+    _saliency = True
 
     def __call__(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(maps, probabilities)``: ``|d P_top / d inputs|`` shaped like the
         float32 ``inputs``, and the ``(n, classes)`` softmax outputs."""
         inputs = np.ascontiguousarray(inputs, dtype=np.float32)
-        maps = np.empty(inputs.shape, dtype=np.float32)
-        probabilities = np.empty((len(inputs), self.classes), dtype=np.float32)
-
-        def work(start: int, stop: int) -> None:
-            probabilities[start:stop], maps[start:stop] = self._graphs.run(["outputs", "saliency"],
-                                                                           inputs[start:stop])
-
-        _run_chunks(work, _chunk_bounds(len(inputs), self.chunk, self.threads, self.fold or 1), self.threads)
-        return maps, probabilities
+        outputs = {"outputs": np.empty((len(inputs), self.classes), dtype=np.float32),
+                   "saliency": np.empty(inputs.shape, dtype=np.float32)}
+        self._run_all(inputs, outputs)
+        return outputs["saliency"], outputs["outputs"]
