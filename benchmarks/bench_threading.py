@@ -29,10 +29,10 @@ import numpy as np
 
 def _intra_op_runner(network, saliency: bool, threads: int):
     """The previous scheme: one session on ``threads`` intra-op threads,
-    calls of ``CHUNK`` stamps in turn, folded graph for whole blocks."""
+    calls of ``CHUNK`` stamps in turn (folded graph for whole blocks)."""
     import onnxruntime
 
-    from rbnodia.nn.onnx_backend import CHUNK, FOLD_BLOCK, _chain, _foldable_first_conv, keras_to_onnx
+    from rbnodia.nn.onnx_backend import CHUNK, FOLD_BLOCK, _FoldedGraphs
 
     def session(model: bytes):
         options = onnxruntime.SessionOptions()
@@ -41,19 +41,12 @@ def _intra_op_runner(network, saliency: bool, threads: int):
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         return onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
-    fold = FOLD_BLOCK if _foldable_first_conv(_chain(network), int(network.input_shape[-1])) else 0
-    plain = session(keras_to_onnx(network, saliency=saliency))
-    folded = session(keras_to_onnx(network, fold=fold, saliency=saliency)) if fold else None
+    graphs = _FoldedGraphs(network, FOLD_BLOCK, saliency, session=session)
     names = ["outputs", "saliency"] if saliency else ["outputs"]
 
     def run(inputs: np.ndarray) -> None:
         for start in range(0, len(inputs), CHUNK):
-            chunk = inputs[start : start + CHUNK]
-            bulk = len(chunk) // fold * fold if fold else 0
-            if bulk:
-                folded.run(names, {"inputs": chunk[:bulk]})
-            if bulk < len(chunk):
-                plain.run(names, {"inputs": chunk[bulk:]})
+            graphs.run(names, inputs[start : start + CHUNK])
 
     return run
 

@@ -635,11 +635,14 @@ class _FoldedGraphs:
     """One network's ONNX Runtime session, plus a folded one (see the module
     docstring) for the part of a batch that is a multiple of ``fold``."""
 
-    def __init__(self, network: Any, fold: int, saliency: bool) -> None:
-        self.plain = _session(keras_to_onnx(network, saliency=saliency))
+    def __init__(
+        self, network: Any, fold: int, saliency: bool, session: Callable[[bytes], Any] | None = None
+    ) -> None:
+        session = session or _session  # another factory only for benchmarks/bench_threading.py
+        self.plain = session(keras_to_onnx(network, saliency=saliency))
         self.fold = 0
         if fold > 1 and _foldable_first_conv(_chain(network), int(network.input_shape[-1])):
-            self.folded = _session(keras_to_onnx(network, fold=fold, saliency=saliency))
+            self.folded = session(keras_to_onnx(network, fold=fold, saliency=saliency))
             self.fold = fold
 
     def run(self, names: list[str], inputs: np.ndarray) -> list[np.ndarray]:

@@ -33,7 +33,6 @@ from __future__ import annotations
 __all__ = ["SaliencyResult", "saliency_backend", "saliency_maps"]
 
 import logging
-import os
 import threading
 import weakref
 from dataclasses import dataclass
@@ -232,29 +231,15 @@ def _onnx_saliency(model: RealBogusModel, required: bool) -> Any:
 def saliency_backend(model: RealBogusModel, backend: str = "auto") -> str:
     """The backend `saliency_maps` uses for ``backend``: ``onnx`` or ``tensorflow``.
 
-    ``auto`` means ``RBNODIA_INFERENCE_BACKEND`` if set (as for
-    `RealBogusModel.inference_backend`), else ``onnx`` where ONNX Runtime is
-    installed and the network's gradient has an ONNX translation, else
-    ``tensorflow``; ``tensorflow`` gives ``tensorflow``; ``onnx`` gives
-    ``onnx`` and raises `RuntimeError` if it cannot.  ``ValueError`` for any
-    other name.
+    ``auto`` follows `RealBogusModel.inference_backend` (so
+    ``RBNODIA_INFERENCE_BACKEND=tensorflow`` applies to saliency too) and
+    then falls back to TensorFlow if the network's gradient has no ONNX
+    translation.  ``onnx`` raises `RuntimeError` if it cannot be used.
     """
-    if backend not in ("auto", "onnx", "tensorflow"):
-        raise ValueError(f"Unknown saliency backend {backend!r}; choose auto, onnx or tensorflow.")
-    if backend == "auto":
-        backend = os.environ.get("RBNODIA_INFERENCE_BACKEND", "auto").strip().lower() or "auto"
-        if backend not in ("auto", "onnx", "tensorflow"):
-            raise ValueError(f"RBNODIA_INFERENCE_BACKEND={backend!r}; choose auto, onnx or tensorflow.")
-    if backend == "tensorflow":
+    chosen = model.inference_backend(backend)
+    if chosen == "onnx" and _onnx_saliency(model, required=backend == "onnx") is None:
         return "tensorflow"
-    if backend == "auto":
-        from .onnx_backend import onnx_available
-
-        if not onnx_available():
-            return "tensorflow"
-        return "onnx" if _onnx_saliency(model, required=False) is not None else "tensorflow"
-    _onnx_saliency(model, required=True)
-    return "onnx"
+    return chosen
 
 
 def saliency_maps(
