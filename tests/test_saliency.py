@@ -250,7 +250,8 @@ def test_fast_pooling_gradient_equals_maxpoolgrad(caplog):
     assert "Fast max-pool gradient failed" not in caplog.text
 
 
-@pytest.mark.parametrize("arch", ["paper_nodia", "paper_dia", "improved_nodia", "improved_dia"])
+@pytest.mark.parametrize("arch", ["paper_nodia", "paper_dia", "improved_nodia", "improved_dia", "patch_nodia",
+                                  "patch_dia"])
 def test_onnx_saliency_equals_tensorflow(arch, randomised_model):
     """The hand-written ONNX backward pass gives TensorFlow's gradients."""
     pytest.importorskip("onnxruntime")
@@ -322,6 +323,55 @@ def test_onnx_saliency_matches_finite_differences():
         gradient = (probabilities[:n, top] - probabilities[n:, top]) / (2 * eps)
         np.testing.assert_allclose(result.maps[i].ravel(), np.abs(gradient), rtol=0.05,
                                    atol=0.02 * np.abs(gradient).max())
+
+
+def test_onnx_saliency_blocked_path_matches_finite_differences():
+    """Stride-1 convolutions on 8 channels are undone by flipped
+    convolutions, and the relu between them by ``tanh(gain * y)`` in ONNX
+    Runtime's blocked layout: still the gradient of the Keras network."""
+    pytest.importorskip("onnxruntime")
+    import keras
+    import onnx
+
+    from rbnodia.nn.onnx_backend import keras_to_onnx
+    from rbnodia.nn.saliency import saliency_maps
+
+    keras.utils.set_random_seed(11)
+    size = 7
+    inputs = keras.Input((size, size, 2))
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(inputs)  # 2 in: ConvTranspose
+    x = keras.layers.Conv2D(8, 3, padding="same", use_bias=False)(x)  # flipped, "same"
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.ReLU()(x)  # its gradient comes from a flipped convolution: tanh derivative
+    x = keras.layers.Conv2D(8, 3, activation="relu")(x)  # flipped, "valid": 7 -> 5
+    x = keras.layers.Flatten()(x)
+    outputs = keras.layers.Dense(2, activation="softmax")(x)
+    network = keras.Model(inputs, outputs)
+    bn = network.layers[3]
+    bn.moving_mean.assign(np.full(8, 0.1, np.float32))
+    bn.moving_variance.assign(np.linspace(0.2, 2.0, 8).astype(np.float32))
+    graph = onnx.load_from_string(keras_to_onnx(network, saliency=True)).graph
+    ops = [node.op_type for node in graph.node]
+    assert ops.count("ConvTranspose") == 1 and ops.count("Conv") == 5 and ops.count("Tanh") == 2, ops
+    model = _wrap(network, "noDIA", "channels", size=size)
+    points = np.random.default_rng(12).normal(size=(3, size, size, 2)).astype(np.float32)
+    result = saliency_maps(model, points, backend="onnx")
+    reference = saliency_maps(model, points, backend="tensorflow")
+    np.testing.assert_allclose(result.maps, reference.maps, rtol=1e-4, atol=1e-6 * reference.maps.max())
+    # Central differences agree except where a relu input lies within eps of
+    # its kink (then the difference quotient is not the derivative).
+    eps = 1e-3
+    n = points[0].size
+    for i, point in enumerate(points):
+        top = int(np.argmax(result.probabilities[i]))
+        steps = np.repeat(point.reshape(1, -1).astype(np.float64), 2 * n, axis=0)
+        steps[np.arange(n), np.arange(n)] += eps
+        steps[n + np.arange(n), np.arange(n)] -= eps
+        probabilities = np.asarray(network(steps.reshape((2 * n,) + point.shape).astype(np.float32)), np.float64)
+        gradient = np.abs(probabilities[:n, top] - probabilities[n:, top]) / (2 * eps)
+        assert gradient.max() > 0
+        close = np.isclose(result.maps[i].ravel(), gradient, rtol=0.05, atol=0.02 * gradient.max())
+        assert close.mean() > 0.95, close.mean()
 
 
 def test_onnx_saliency_is_exact_where_the_softmax_saturates():

@@ -188,14 +188,20 @@ def test_new_architectures_are_cheap_and_channel_stacked():
 
     costs = {
         name: network_cost(build_network(name))
-        for name in ("paper_nodia", "improved_nodia", "improved_nodia_fast", "improved_dia")
+        for name in ("paper_nodia", "improved_nodia", "improved_nodia_fast", "improved_dia", "patch_nodia",
+                     "patch_dia")
     }
     assert costs["paper_nodia"]["params"] == 45_908
     for name in ("improved_nodia", "improved_nodia_fast", "improved_dia"):
         assert get_architecture(name).stacking is Stacking.CHANNELS
         assert costs[name]["params"] < 50_000
     assert costs["improved_nodia_fast"]["macs"] < costs["paper_nodia"]["macs"]
+    for name in ("patch_nodia", "patch_dia"):
+        assert get_architecture(name).stacking is Stacking.CHANNELS
+        assert costs[name]["params"] < 100_000
+        assert costs[name]["macs"] < 1.5 * costs["paper_nodia"]["macs"]
     assert build_network("improved_nodia").output_shape == (None, 2)
+    assert build_network("patch_nodia").layers[1].output.shape == (None, 13, 13, 16)  # the 4x4/4 patch grid
 
 
 # --- training --------------------------------------------------------------------------------------

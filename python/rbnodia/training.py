@@ -340,6 +340,22 @@ TRAINING_RECIPES: dict[str, dict[str, Any]] = {
         batch_size=200,
         augment=True,
     ),
+    "patch_nodia": dict(
+        architecture="patch_nodia",
+        optimizer="adam_cosine",
+        epochs=60,
+        patience=15,
+        batch_size=200,
+        augment=True,
+    ),
+    "patch_dia": dict(
+        architecture="patch_dia",
+        optimizer="adam_cosine",
+        epochs=60,
+        patience=15,
+        batch_size=200,
+        augment=True,
+    ),
 }
 """Named training presets for `TrainingConfig.from_recipe`: the paper's two
 (faithful: plain SGD, no augmentation, the paper's patience) and the improved

@@ -28,6 +28,16 @@ unfolded before the next layer mixes channels.  The folded graph needs the
 batch to be a multiple of ``block``; `OnnxPredictor` runs the remainder
 through a second, unfolded graph.  Both compute the same function.
 
+With ``saliency=True`` the graph also runs the network's backward pass
+(`_append_saliency`).  ONNX Runtime is fastest where that pass stays in its
+blocked (NCHWc) layout from one convolution to the next: stride-1
+convolutions are undone by flipped convolutions, and the relu derivatives
+between them are computed and applied in that layout too
+(`_conv_gradient`, `_relu_derivative`).  Strided convolutions can only be
+undone by ``ConvTranspose``, which has no blocked kernel; this is why the
+packaged models use the ``patch_*`` architectures (one non-overlapping
+strided stem, then stride-1 layers; see `rbnodia.nn.architectures`).
+
 Both runners (`OnnxPredictor` and `OnnxSaliency`) cut a batch into chunks
 of at most `CHUNK` stamps and run the chunks on ``threads`` Python threads
 at once, each call on a single ONNX Runtime thread, instead of running one
@@ -151,6 +161,7 @@ class _Builder:
     initializers: list = field(default_factory=list)
     counter: int = 0
     notes: dict = field(default_factory=dict)  # node output -> what its gradient needs
+    value_info: list = field(default_factory=list)  # declared shapes of intermediate tensors
 
     def name(self, stem: str) -> str:
         self.counter += 1
@@ -286,6 +297,7 @@ def keras_to_onnx(network: Any, *, fold: int = 0, saliency: bool = False) -> byt
             )
             build.notes[x] = _transpose_geometry(layer, dims[1:], out_shape[:2])
             x = build.activation(x, _activation_name(layer.activation), "act")
+            build.notes[("image_channels", x)] = weight.shape[0]
             dims = (out_shape[2], out_shape[0], out_shape[1])
         elif kind == "MaxPooling2D":
             _check_channels_last(layer)
@@ -319,11 +331,15 @@ def keras_to_onnx(network: Any, *, fold: int = 0, saliency: bool = False) -> byt
                     or float(layer.threshold) != 0.0):
                 raise OnnxUnsupportedError(f"ReLU {layer.name!r} with options is not supported.")
             x = build.node("Relu", [x], "relu")
+            if state != "flat":
+                build.notes[("image_channels", x)] = dims[0] * repeat
         elif kind == "Activation":
             name = _activation_name(layer.activation)
             if name == "softmax" and state != "flat":
                 raise OnnxUnsupportedError(f"Softmax on images ({layer.name!r}) is not supported.")
             x = build.activation(x, name, "act")
+            if state != "flat":
+                build.notes[("image_channels", x)] = dims[0] * repeat
         elif kind == "Flatten":
             if state == "flat":
                 continue
@@ -336,7 +352,9 @@ def keras_to_onnx(network: Any, *, fold: int = 0, saliency: bool = False) -> byt
             elif c > 1:
                 x = build.node("Transpose", [x], "to_nhwc", perm=[0, 2, 3, 1])
             shape = build.const("shape", np.array([-1, c * h * w], np.int64))
+            image = x
             x = build.node("Reshape", [x, shape], "flatten")
+            build.notes[("image_dims", x)] = (image, (c, h, w))
             state = "flat"
         elif kind == "Dense":
             if state != "flat":
@@ -368,6 +386,7 @@ def keras_to_onnx(network: Any, *, fold: int = 0, saliency: bool = False) -> byt
         [helper.make_tensor_value_info("inputs", TensorProto.FLOAT, ["n", height, width, channels])],
         outputs,
         build.initializers,
+        value_info=build.value_info,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="rbnodia")
     model.ir_version = IR_VERSION
@@ -405,10 +424,14 @@ def _append_saliency(build: _Builder, probabilities: str, classes: int) -> None:
     non-overlapping ``MaxPool`` by ``MaxUnpool`` to
     the pooling indices; inference batch norm by its per-channel slope
     (folded into the filters of the layer before it); activations by their
-    derivative at the forward output; reshapes and transposes by their
-    inverses.  Each sample's gradient depends only on that sample, as with
+    derivative at the forward output (relu: `_relu_derivative`); reshapes
+    and transposes by their inverses (the reshape back from a ``Flatten``
+    with its shape declared, batch included, so that ONNX Runtime can prove
+    the shapes of the gradients and relu derivatives below it equal).  Each sample's gradient depends only on that sample, as with
     TensorFlow's.
     """
+    from onnx import TensorProto, helper
+
     forward = [node for node in build.nodes if node.op_type != "Identity"]
     if not forward or forward[-1].op_type != "Softmax" or forward[-1].output[0] != probabilities:
         raise OnnxUnsupportedError("Saliency needs a network that ends in a softmax.")
@@ -454,18 +477,21 @@ def _append_saliency(build: _Builder, probabilities: str, classes: int) -> None:
         shape[axis] = -1
         return (weight * slope.reshape(shape)).astype(np.float32)
 
+    blocked = False  # whether ``grad`` comes from a convolution ONNX Runtime runs in its blocked layout
     for node in reversed(forward[:-1]):
         op, x, y = node.op_type, node.input[0], node.output[0]
         attributes = {a.name: a for a in node.attribute}
+        was_blocked, blocked = blocked, False
         if slope is not None and op not in ("Gemm", "Conv"):
             grad = build.node("Mul", [grad, build.const("bn_slope", build.notes[slope_of])], "grad_bn")
-            slope = None
+            slope, was_blocked = None, False
         if op == "Gemm":
             grad = build.node("Gemm", [grad, build.const("weight", weight_array(node.input[1], 1))], "grad_dense",
                               transB=1)
             slope = None
         elif op == "Conv":
-            grad = _conv_gradient(build, grad, weight_array(node.input[1], 0), attributes, build.notes[y])
+            grad, blocked = _conv_gradient(build, grad, weight_array(node.input[1], 0), attributes,
+                                           build.notes[y])
             slope = None
         elif op == "MaxPool":
             shape = build.node("Shape", [x], "pool_shape")
@@ -475,18 +501,23 @@ def _append_saliency(build: _Builder, probabilities: str, classes: int) -> None:
         elif op == "BatchNormalization":
             slope, slope_of = build.notes[y].ravel(), y
         elif op == "Relu":
-            # y = max(x, 0), so the derivative is 1 where y > 0 and 0 elsewhere
-            # (0 at 0, as TensorFlow's); Greater + Cast + Mul is the fastest
-            # form in ONNX Runtime (Sign + Mul or Where take 1.7-1.9x as long).
-            on = build.node("Cast", [build.node("Greater", [y, scalar(0.0)], "relu_positive")], "relu_on",
-                            to=1)  # TensorProto.FLOAT
-            grad = build.node("Mul", [grad, on], "grad_relu")
+            grad = build.node("Mul", [grad, _relu_derivative(build, y, scalar, was_blocked)], "grad_relu")
+            blocked = was_blocked
         elif op == "Sigmoid":
             derivative = build.node("Mul", [y, build.node("Sub", [scalar(1.0), y], "one_minus")], "sigmoid_slope")
             grad = build.node("Mul", [grad, derivative], "grad_sigmoid")
         elif op == "Tanh":
             derivative = build.node("Sub", [scalar(1.0), build.node("Mul", [y, y], "square")], "tanh_slope")
             grad = build.node("Mul", [grad, derivative], "grad_tanh")
+        elif op == "Reshape" and ("image_dims", y) in build.notes:
+            # Back from a Flatten to the image, with its shape declared (batch
+            # "n" included): ONNX Runtime then knows that the gradients and
+            # relu derivatives of the layers below have equal shapes and
+            # multiplies them in its blocked layout.
+            image, dims = build.notes[("image_dims", y)]
+            grad = build.node("Reshape", [grad, build.const("shape", np.array([-1, *dims], np.int64))],
+                              "grad_reshape")
+            build.value_info.append(helper.make_tensor_value_info(grad, TensorProto.FLOAT, ["n", *dims]))
         elif op == "Reshape":
             grad = build.node("Reshape", [grad, build.node("Shape", [x], "shape_of")], "grad_reshape")
         elif op == "Transpose":
@@ -504,35 +535,81 @@ def _append_saliency(build: _Builder, probabilities: str, classes: int) -> None:
     build.nodes[-1].output[0] = "saliency"
 
 
-def _conv_gradient(build: _Builder, grad: str, weight: np.ndarray, attributes: dict, geometry: dict) -> str:
-    """Gradient of a ``Conv`` node with respect to its input, from ``grad``
-    with respect to its output.
+RELU_MASK_GAIN = 1e30
+"""Gain of the relu derivative in the blocked layout, ``tanh(gain * y)``
+(see `_relu_derivative`): exactly 1 in float32 for every ``y > 1e-29``."""
+NCHWC_BLOCK = 8
+"""Channels per block of ONNX Runtime's blocked (NCHWc) layout on AVX2 CPUs
+(16 on AVX-512, a multiple of 8): tensors with other channel counts are
+padded to whole blocks."""
 
-    A depthwise, stride-1 convolution (the folded first layer, see the
-    module docstring) is undone by the depthwise convolution with the
-    flipped filters, which ONNX Runtime runs in its blocked layout (for
-    ``paper_nodia``'s folded 7x7 layer 15 us/stamp against the grouped
-    ``ConvTranspose``'s 73, one thread).
-    Every other convolution is undone by the ``ConvTranspose`` with the same
-    filters: for these small images that measured faster than a ``Conv``
-    with flipped filters (stride 1) and than a polyphase ``Conv`` plus an
-    interleave (stride 2), whose interleave costs more than it saves.
+
+def _relu_derivative(build: _Builder, y: str, scalar: Callable[[float], str], blocked: bool) -> str:
+    """The derivative of ``y = relu(x)``: 1 where ``y > 0``, 0 elsewhere (0 at
+    0, as TensorFlow's), to multiply a gradient by.
+
+    Where that gradient is in ONNX Runtime's blocked layout (``blocked``:
+    it comes from a flipped convolution, see `_conv_gradient`) and the
+    image's channels fill whole blocks, it is computed as
+    ``tanh(gain * y)`` with a huge gain (`RELU_MASK_GAIN`), written as a
+    ``BatchNormalization`` and a ``Tanh``: ONNX Runtime runs those, and the
+    ``Mul``, in the blocked layout, so the gradient is not reordered to
+    plain NCHW and back at every layer.  It differs from the exact
+    derivative only for ``0 < y < 1e-29``.  Elsewhere it is ``Greater`` +
+    ``Cast``, the fastest exact form on plain tensors (``Sign`` or ``Where``
+    took 1.7-1.9x as long).
+    """
+    channels = build.notes.get(("image_channels", y))
+    if not (blocked and channels and channels % NCHWC_BLOCK == 0):
+        return build.node("Cast", [build.node("Greater", [y, scalar(0.0)], "relu_positive")], "relu_on",
+                          to=1)  # TensorProto.FLOAT
+    gain = build.const("relu_gain", np.full(channels, RELU_MASK_GAIN, np.float32))
+    zeros = build.const("zeros", np.zeros(channels, np.float32))
+    ones = build.const("ones", np.ones(channels, np.float32))
+    steep = build.node("BatchNormalization", [y, gain, zeros, zeros, ones], "relu_steep", epsilon=0.0)
+    return build.node("Tanh", [steep], "relu_on")
+
+
+def _conv_gradient(
+    build: _Builder, grad: str, weight: np.ndarray, attributes: dict, geometry: dict
+) -> tuple[str, bool]:
+    """Gradient of a ``Conv`` node with respect to its input, from ``grad``
+    with respect to its output, and whether ONNX Runtime computes it in
+    its blocked layout.
+
+    Where ONNX Runtime's blocked convolutions do it well, a stride-1
+    convolution is undone by the "full" convolution with the flipped
+    filters (input and output channels swapped): for a depthwise one (the
+    folded first layer, see the module docstring; ``paper_nodia``'s 7x7
+    layer 15 us/stamp against the grouped ``ConvTranspose``'s 73, one
+    thread), and for a plain one with a kernel of at most 3x3 whose inputs
+    fill whole blocks (`NCHWC_BLOCK`).  Other stride-1 layers measured
+    slower that way than as a ``ConvTranspose``, 1.4x for ``paper_dia``'s
+    5x5 layers and 4-8x where the input has one channel (padded to a
+    block).  Every other convolution is undone by the ``ConvTranspose`` with
+    the same filters, a per-image GEMM plus an unblocked col2im: for
+    strided layers that measured faster than a polyphase ``Conv`` plus an
+    interleave, whose interleave costs more than it saves.
     """
     kernel = list(attributes["kernel_shape"].ints)
     strides = list(attributes["strides"].ints)
     dilations = list(attributes["dilations"].ints)
     group = attributes["group"].i
     depthwise = group > 1 and weight.shape[0] == group and weight.shape[1] == 1
-    if depthwise and all(s == 1 for s in strides) and not any(geometry["output_padding"]):
+    blockable = group == 1 and weight.shape[1] % NCHWC_BLOCK == 0 and max(kernel) <= 3
+    if (depthwise or blockable) and all(s == 1 for s in strides) and not any(geometry["output_padding"]):
         rank = len(kernel)
         spans = [d * (k - 1) for k, d in zip(kernel, dilations)]
         pads = [span - p for span, p in zip(spans + spans, geometry["pads"])]
         if min(pads) >= 0:
-            flipped = np.ascontiguousarray(np.flip(weight, axis=tuple(range(2, 2 + rank))))
-            return build.node("Conv", [grad, build.const("weight_flipped", flipped)], "grad_conv",
-                              kernel_shape=kernel, dilations=dilations, group=group, pads=pads)
+            flipped = np.flip(weight, axis=tuple(range(2, 2 + rank)))
+            if not depthwise:
+                flipped = flipped.swapaxes(0, 1)  # (out, in, ...) -> (in, out, ...)
+            return build.node("Conv", [grad, build.const("weight_flipped", np.ascontiguousarray(flipped))],
+                              "grad_conv", kernel_shape=kernel, dilations=dilations, group=group,
+                              pads=pads), True
     return build.node("ConvTranspose", [grad, build.const("weight", weight)], "grad_conv", kernel_shape=kernel,
-                      strides=strides, dilations=dilations, group=group, **geometry)
+                      strides=strides, dilations=dilations, group=group, **geometry), False
 
 
 def _value(variable: Any) -> np.ndarray:
