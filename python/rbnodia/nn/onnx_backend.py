@@ -352,9 +352,8 @@ def keras_to_onnx(network: Any, *, fold: int = 0, saliency: bool = False) -> byt
             elif c > 1:
                 x = build.node("Transpose", [x], "to_nhwc", perm=[0, 2, 3, 1])
             shape = build.const("shape", np.array([-1, c * h * w], np.int64))
-            image = x
             x = build.node("Reshape", [x, shape], "flatten")
-            build.notes[("image_dims", x)] = (image, (c, h, w))
+            build.notes[("image_dims", x)] = (c, h, w)
             state = "flat"
         elif kind == "Dense":
             if state != "flat":
@@ -514,7 +513,7 @@ def _append_saliency(build: _Builder, probabilities: str, classes: int) -> None:
             # "n" included): ONNX Runtime then knows that the gradients and
             # relu derivatives of the layers below have equal shapes and
             # multiplies them in its blocked layout.
-            image, dims = build.notes[("image_dims", y)]
+            dims = build.notes[("image_dims", y)]
             grad = build.node("Reshape", [grad, build.const("shape", np.array([-1, *dims], np.int64))],
                               "grad_reshape")
             build.value_info.append(helper.make_tensor_value_info(grad, TensorProto.FLOAT, ["n", *dims]))
