@@ -325,10 +325,13 @@ def test_onnx_saliency_matches_finite_differences():
                                    atol=0.02 * np.abs(gradient).max())
 
 
-def test_onnx_saliency_blocked_path_matches_finite_differences():
+@pytest.mark.parametrize("after_flatten", ["dense", "batch_norm"])
+def test_onnx_saliency_blocked_path_matches_finite_differences(after_flatten):
     """Stride-1 convolutions on 8 channels are undone by flipped
     convolutions, and the relu between them by ``tanh(gain * y)`` in ONNX
-    Runtime's blocked layout: still the gradient of the Keras network."""
+    Runtime's blocked layout: still the gradient of the Keras network.  A
+    Flatten followed by a Dense flattens in NCHW order, one followed by
+    anything else transposes to NHWC first."""
     pytest.importorskip("onnxruntime")
     import keras
     import onnx
@@ -345,6 +348,8 @@ def test_onnx_saliency_blocked_path_matches_finite_differences():
     x = keras.layers.ReLU()(x)  # its gradient comes from a flipped convolution: tanh derivative
     x = keras.layers.Conv2D(8, 3, activation="relu")(x)  # flipped, "valid": 7 -> 5
     x = keras.layers.Flatten()(x)
+    if after_flatten == "batch_norm":
+        x = keras.layers.BatchNormalization()(x)
     outputs = keras.layers.Dense(2, activation="softmax")(x)
     network = keras.Model(inputs, outputs)
     bn = network.layers[3]
@@ -353,6 +358,7 @@ def test_onnx_saliency_blocked_path_matches_finite_differences():
     graph = onnx.load_from_string(keras_to_onnx(network, saliency=True)).graph
     ops = [node.op_type for node in graph.node]
     assert ops.count("ConvTranspose") == 1 and ops.count("Conv") == 5 and ops.count("Tanh") == 2, ops
+    assert ops.count("Transpose") == (4 if after_flatten == "batch_norm" else 2), ops  # to_nhwc and back
     model = _wrap(network, "noDIA", "channels", size=size)
     points = np.random.default_rng(12).normal(size=(3, size, size, 2)).astype(np.float32)
     result = saliency_maps(model, points, backend="onnx")

@@ -346,14 +346,16 @@ def keras_to_onnx(network: Any, *, fold: int = 0, saliency: bool = False) -> byt
             c, h, w = dims
             rest = [later for later in layers[index + 1 :] if type(later).__name__ not in _IDENTITY_LAYERS]
             follower = rest[0] if rest else None
+            image_dims = (c, h, w)  # of the tensor flattened
             if c > 1 and follower is not None and type(follower).__name__ == "Dense":
                 # Flatten in NCHW order and permute the Dense rows instead of transposing the data.
                 pending_permutation = (c, h, w)
             elif c > 1:
                 x = build.node("Transpose", [x], "to_nhwc", perm=[0, 2, 3, 1])
+                image_dims = (h, w, c)
             shape = build.const("shape", np.array([-1, c * h * w], np.int64))
             x = build.node("Reshape", [x, shape], "flatten")
-            build.notes[("image_dims", x)] = (c, h, w)
+            build.notes[("image_dims", x)] = image_dims
             state = "flat"
         elif kind == "Dense":
             if state != "flat":
