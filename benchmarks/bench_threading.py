@@ -42,7 +42,7 @@ def _intra_op_runner(network, saliency: bool, threads: int):
         return onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
     graphs = _FoldedGraphs(network, FOLD_BLOCK, saliency, session=session)
-    names = ["outputs", "saliency"] if saliency else ["outputs"]
+    names = ["outputs", "gradient"] if saliency else ["outputs"]
 
     def run(inputs: np.ndarray) -> None:
         for start in range(0, len(inputs), CHUNK):

@@ -424,7 +424,10 @@ def test_onnx_saliency_is_exact_where_the_softmax_saturates():
     weight = np.exp(-margin) / (1.0 + np.exp(-margin)) ** 2  # P_t P_o
     expected = np.abs(margin_gradient) * weight[:, None, None, None]
     assert np.all(result.maps.reshape(len(points), -1).max(axis=1) > 0)
-    np.testing.assert_allclose(result.maps, expected, rtol=1e-3, atol=1e-6 * expected.max(axis=(1, 2, 3)).min())
+    # Per stamp, to float32 rounding of the sums (the reference's own
+    # gradient is float32: up to 4e-5 of a stamp's largest value, seen).
+    for ours, exact in zip(result.maps, expected):
+        np.testing.assert_allclose(ours, exact, rtol=1e-3, atol=1e-4 * exact.max())
     shares = segment_importances(result.maps, model.layout, model.stacking)
     total = sum(value for value in shares.values() if not np.all(np.isnan(value)))
     np.testing.assert_allclose(total, 1.0, rtol=1e-5)

@@ -3,7 +3,10 @@
 A new architecture plugs in with `register_architecture`; tasks and the
 training code look architectures up by name only.  The two paper networks
 (Acero-Cuellar et al., Appendix B) are registered here as ``paper_nodia``
-(45,908 parameters) and ``paper_dia`` (126,050 parameters).
+(45,908 parameters) and ``paper_dia`` (126,050 parameters); beside them, the
+channel-stacked ``improved_*`` networks (strided convolutions) and the
+``patch_*`` networks of the packaged models (a patch stem, then stride-1
+convolutions, whose saliency is cheap on ONNX Runtime).
 """
 
 from __future__ import annotations

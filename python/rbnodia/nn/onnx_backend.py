@@ -228,16 +228,19 @@ def keras_to_onnx(network: Any, *, fold: int = 0, saliency: bool = False) -> byt
         per-channel layers (see the module docstring); the graph then
         accepts only batches that are a multiple of ``fold``.  0 disables.
     saliency : `bool`
-        Also compute the vanilla gradient saliency ``|d P_top / d inputs|``
-        (`rbnodia.nn.saliency`) in the same graph, as a second output
-        ``saliency`` shaped like ``inputs`` (see `_append_saliency`).
+        Also compute the gradient ``d P_top / d inputs`` in the same graph,
+        as a second output ``gradient`` shaped like ``inputs`` (see
+        `_append_saliency`); its absolute value is the vanilla gradient
+        saliency (`rbnodia.nn.saliency`), taken by `OnnxSaliency` while it
+        copies the chunk out (as cheap as the copy, while an ``Abs`` node
+        costs a pass over the maps).
         Needs a network that ends in a softmax.
 
     Returns
     -------
     model : `bytes`
         Serialised ONNX model with input ``inputs`` and output ``outputs``
-        (and ``saliency``); the output equals the Keras network's to float32
+        (and ``gradient``); the output equals the Keras network's to float32
         rounding.
 
     Raises
@@ -268,6 +271,7 @@ def keras_to_onnx(network: Any, *, fold: int = 0, saliency: bool = False) -> byt
     else:
         x = build.node("Transpose", [x], "to_nchw", perm=[0, 3, 1, 2])
     state = "folded" if folded else "nchw"  # then "flat" after Flatten
+    build.notes["folded"] = folded
     dims = (channels, height, width)  # current (c, h, w) of one stamp while images
     pending_permutation = None  # NHWC->NCHW row order for the Dense after a Flatten
 
@@ -377,7 +381,7 @@ def keras_to_onnx(network: Any, *, fold: int = 0, saliency: bool = False) -> byt
     outputs = [helper.make_tensor_value_info("outputs", TensorProto.FLOAT, ["n", classes])]
     if saliency:
         _append_saliency(build, x, classes)
-        outputs.append(helper.make_tensor_value_info("saliency", TensorProto.FLOAT,
+        outputs.append(helper.make_tensor_value_info("gradient", TensorProto.FLOAT,
                                                      ["n", height, width, channels]))
     x = build.node("Identity", [x], "outputs")
     build.nodes[-1].output[0] = "outputs"
@@ -410,7 +414,7 @@ def _transpose_geometry(layer: Any, in_hw: tuple, out_hw: tuple) -> dict[str, li
 
 
 def _append_saliency(build: _Builder, probabilities: str, classes: int) -> None:
-    """Append the backward pass of the chain in ``build`` to output ``saliency``.
+    """Append the backward pass of the chain in ``build`` to output ``gradient``.
 
     The gradient of the top class's probability starts at the softmax,
     ``d P_t / d z_j = P_t (delta_tj - P_j)`` with ``t`` the first argmax (ties
@@ -478,11 +482,23 @@ def _append_saliency(build: _Builder, probabilities: str, classes: int) -> None:
         shape[axis] = -1
         return (weight * slope.reshape(shape)).astype(np.float32)
 
+    def true_scale(grad: str, rank: int) -> str:
+        """``grad`` times the seed's scale, (n, 1) broadcast to ``rank``."""
+        shape = build.const("shape", np.array([-1] + [1] * (rank - 1), np.int64))
+        return build.node("Mul", [grad, build.node("Reshape", [scale, shape], "grad_scale_b")], "grad_true")
+
+    # The scale goes back in before the first layer's gradient, whose output
+    # (shaped like the input) is the largest tensor of the backward pass; in
+    # a folded graph that layer's batch axis is not the stamps', so at the end.
+    first = next((node for node in forward if node.op_type in ("Conv", "Gemm")), None)
+    scaled = False
     blocked = False  # whether ``grad`` comes from a convolution ONNX Runtime runs in its blocked layout
     for node in reversed(forward[:-1]):
         op, x, y = node.op_type, node.input[0], node.output[0]
         attributes = {a.name: a for a in node.attribute}
         was_blocked, blocked = blocked, False
+        if node is first and not build.notes["folded"]:
+            grad, scaled = true_scale(grad, 4 if op == "Conv" else 2), True
         if slope is not None and op not in ("Gemm", "Conv"):
             grad = build.node("Mul", [grad, build.const("bn_slope", build.notes[slope_of])], "grad_bn")
             slope, was_blocked = None, False
@@ -528,12 +544,10 @@ def _append_saliency(build: _Builder, probabilities: str, classes: int) -> None:
             raise OnnxUnsupportedError(f"No saliency gradient for ONNX op {op}.")
     if slope is not None:  # a batch norm on the inputs themselves
         grad = build.node("Mul", [grad, build.const("bn_slope", build.notes[slope_of])], "grad_bn")
-    # Back to the true scale: (n, 1) -> (n, 1, ..., 1) against the input's rank.
-    rank = len(build.notes["input_shape"]) + 1
-    scale = build.node("Reshape", [scale, build.const("shape", np.array([-1] + [1] * (rank - 1), np.int64))],
-                       "grad_scale_b")
-    build.node("Mul", [build.node("Abs", [grad], "grad_abs"), scale], "saliency")
-    build.nodes[-1].output[0] = "saliency"
+    if not scaled:
+        grad = true_scale(grad, len(build.notes["input_shape"]) + 1)
+    build.node("Identity", [grad], "gradient")
+    build.nodes[-1].output[0] = "gradient"
 
 
 RELU_MASK_GAIN = 1e30
@@ -754,13 +768,19 @@ class _ChunkedRunner:
         _LOG.debug("ONNX Runtime %s for %s: %d threads, fold %d.", type(self).__name__, network.name,
                    self.threads, self.fold)
 
+    _absolute: frozenset[str] = frozenset()  # outputs copied as their absolute values
+
     def _run_all(self, inputs: np.ndarray, outputs: dict[str, np.ndarray]) -> None:
-        """Fill each ``outputs[name]`` with graph output ``name`` for ``inputs``."""
+        """Fill each ``outputs[name]`` with graph output ``name`` for ``inputs``
+        (its absolute value for the names in ``_absolute``)."""
         names = list(outputs)
 
         def work(start: int, stop: int) -> None:
             for name, value in zip(names, self._graphs.run(names, inputs[start:stop])):
-                outputs[name][start:stop] = value
+                if name in self._absolute:
+                    np.abs(value, out=outputs[name][start:stop])  # as cheap as the plain copy
+                else:
+                    outputs[name][start:stop] = value
 
         _run_chunks(work, _chunk_bounds(len(inputs), self.chunk, self.threads, self.fold or 1), self.threads)
 
@@ -815,12 +835,13 @@ class OnnxSaliency(_ChunkedRunner):
     """
 
     _saliency = True
+    _absolute = frozenset({"gradient"})
 
     def __call__(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(maps, probabilities)``: ``|d P_top / d inputs|`` shaped like the
         float32 ``inputs``, and the ``(n, classes)`` softmax outputs."""
         inputs = np.ascontiguousarray(inputs, dtype=np.float32)
         outputs = {"outputs": np.empty((len(inputs), self.classes), dtype=np.float32),
-                   "saliency": np.empty(inputs.shape, dtype=np.float32)}
+                   "gradient": np.empty(inputs.shape, dtype=np.float32)}
         self._run_all(inputs, outputs)
-        return outputs["saliency"], outputs["outputs"]
+        return outputs["gradient"], outputs["outputs"]
