@@ -358,7 +358,8 @@ def test_onnx_saliency_blocked_path_matches_finite_differences(after_flatten):
     graph = onnx.load_from_string(keras_to_onnx(network, saliency=True)).graph
     ops = [node.op_type for node in graph.node]
     assert ops.count("ConvTranspose") == 1 and ops.count("Conv") == 5 and ops.count("Tanh") == 2, ops
-    assert ops.count("Transpose") == (4 if after_flatten == "batch_norm" else 2), ops  # to_nhwc and back
+    # to NCHW at the input (the input gradient is written channels-last), to NHWC before the Flatten and back
+    assert ops.count("Transpose") == (3 if after_flatten == "batch_norm" else 1), ops
     model = _wrap(network, "noDIA", "channels", size=size)
     points = np.random.default_rng(12).normal(size=(3, size, size, 2)).astype(np.float32)
     result = saliency_maps(model, points, backend="onnx")
@@ -378,6 +379,33 @@ def test_onnx_saliency_blocked_path_matches_finite_differences(after_flatten):
         assert gradient.max() > 0
         close = np.isclose(result.maps[i].ravel(), gradient, rtol=0.05, atol=0.02 * gradient.max())
         assert close.mean() > 0.95, close.mean()
+
+
+@pytest.mark.parametrize("kernel,stride,padding", [(4, 4, "valid"), (3, 2, "valid"), (5, 3, "same")])
+def test_onnx_input_gradient_written_channels_last(kernel, stride, padding):
+    """The first convolution's input gradient, computed on the input read as
+    one interleaved channel (no transpose back), equals TensorFlow's: with
+    output padding (rows and columns the convolution never reads), and with
+    'same' padding."""
+    pytest.importorskip("onnxruntime")
+    import keras
+    import onnx
+
+    from rbnodia.nn.onnx_backend import keras_to_onnx
+    from rbnodia.nn.saliency import saliency_maps
+
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.Conv2D(8, kernel, strides=stride, padding=padding, activation="relu")(inputs)
+    outputs = keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(x))
+    network = keras.Model(inputs, outputs)
+    ops = [node.op_type for node in onnx.load_from_string(keras_to_onnx(network, saliency=True)).graph.node]
+    assert ops.count("Transpose") == 1, ops  # only the forward one
+    model = _wrap(network, "DIA", "channels", size=SIZE)
+    points = np.random.default_rng(1).normal(size=(5, SIZE, SIZE, 3)).astype(np.float32)
+    result = saliency_maps(model, points, backend="onnx")
+    reference = saliency_maps(model, points, backend="tensorflow")
+    np.testing.assert_allclose(result.maps, reference.maps, rtol=1e-4, atol=1e-6 * reference.maps.max())
 
 
 def test_onnx_saliency_is_exact_where_the_softmax_saturates():

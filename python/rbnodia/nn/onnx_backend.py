@@ -270,6 +270,7 @@ def keras_to_onnx(network: Any, *, fold: int = 0, saliency: bool = False) -> byt
                        "to_nchw")
     else:
         x = build.node("Transpose", [x], "to_nchw", perm=[0, 3, 1, 2])
+        build.notes["nchw_of_input"] = x
     state = "folded" if folded else "nchw"  # then "flat" after Flatten
     build.notes["folded"] = folded
     dims = (channels, height, width)  # current (c, h, w) of one stamp while images
@@ -491,7 +492,7 @@ def _append_saliency(build: _Builder, probabilities: str, classes: int) -> None:
     # (shaped like the input) is the largest tensor of the backward pass; in
     # a folded graph that layer's batch axis is not the stamps', so at the end.
     first = next((node for node in forward if node.op_type in ("Conv", "Gemm")), None)
-    scaled = False
+    scaled = channels_last = False
     blocked = False  # whether ``grad`` comes from a convolution ONNX Runtime runs in its blocked layout
     for node in reversed(forward[:-1]):
         op, x, y = node.op_type, node.input[0], node.output[0]
@@ -506,10 +507,16 @@ def _append_saliency(build: _Builder, probabilities: str, classes: int) -> None:
             grad = build.node("Gemm", [grad, build.const("weight", weight_array(node.input[1], 1))], "grad_dense",
                               transB=1)
             slope = None
+        elif op == "Conv" and x == build.notes.get("nchw_of_input") and _input_gradient_interleaved(
+                build, grad, weight_array(node.input[1], 0), attributes, build.notes[y]) is not None:
+            grad = build.nodes[-1].output[0]
+            slope, channels_last = None, True
         elif op == "Conv":
             grad, blocked = _conv_gradient(build, grad, weight_array(node.input[1], 0), attributes,
                                            build.notes[y])
             slope = None
+        elif op == "Transpose" and channels_last:
+            pass  # the gradient is already laid out like the (channels-last) input
         elif op == "MaxPool":
             shape = build.node("Shape", [x], "pool_shape")
             grad = build.node("MaxUnpool", [grad, node.output[1], shape], "grad_pool",
@@ -625,6 +632,41 @@ def _conv_gradient(
                               pads=pads), True
     return build.node("ConvTranspose", [grad, build.const("weight", weight)], "grad_conv", kernel_shape=kernel,
                       strides=strides, dilations=dilations, group=group, **geometry), False
+
+
+def _input_gradient_interleaved(
+    build: _Builder, grad: str, weight: np.ndarray, attributes: dict, geometry: dict
+) -> str | None:
+    """Gradient of the first convolution with respect to the network's
+    channels-last input, computed in that layout; `None` (and nothing
+    added) where this does not apply.
+
+    Read as one channel, an ``(n, h, w, c)`` image is ``(n, 1, h, w * c)``
+    with the ``c`` values of each pixel side by side, and a convolution with
+    a ``(kh, kw)`` kernel and strides ``(sh, sw)`` (no dilation, no groups) on
+    the ``c``-channel image is the convolution with a ``(kh, kw * c)`` kernel
+    and strides ``(sh, sw * c)`` on that one-channel image, the weights
+    interleaved the same way.  Its ``ConvTranspose`` then writes the input
+    gradient straight in the input's layout, and the transpose back from
+    NCHW (a pass over the largest tensor of the backward pass) disappears:
+    5-8 us/stamp of the packaged models' saliency, one thread.
+    """
+    kernel = list(attributes["kernel_shape"].ints)
+    strides = list(attributes["strides"].ints)
+    if len(kernel) != 2 or attributes["group"].i != 1 or any(d != 1 for d in attributes["dilations"].ints):
+        return None
+    channels = weight.shape[1]
+    pads, output_padding = geometry["pads"], geometry["output_padding"]
+    interleaved = np.ascontiguousarray(weight.transpose(0, 2, 3, 1).reshape(weight.shape[0], 1, kernel[0], -1))
+    gradient = build.node(
+        "ConvTranspose", [grad, build.const("weight_interleaved", interleaved)], "grad_conv",
+        kernel_shape=[kernel[0], kernel[1] * channels], strides=[strides[0], strides[1] * channels],
+        pads=[pads[0], pads[1] * channels, pads[2], pads[3] * channels],
+        output_padding=[output_padding[0], output_padding[1] * channels],
+    )
+    height, width, _ = build.notes["input_shape"]
+    shape = build.const("shape", np.array([-1, height, width, channels], np.int64))
+    return build.node("Reshape", [gradient, shape], "grad_channels_last")
 
 
 def _value(variable: Any) -> np.ndarray:
