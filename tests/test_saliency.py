@@ -281,6 +281,17 @@ def test_onnx_saliency_equals_tensorflow(arch, randomised_model):
         np.testing.assert_allclose(ours[name], theirs[name], rtol=0, atol=5e-3)
 
 
+def _central_differences(network, point, top, eps):
+    """``|d P_top / d x|`` of a Keras network at ``point`` by central
+    differences of step ``eps``, flattened."""
+    n = point.size
+    steps = np.repeat(point.reshape(1, -1).astype(np.float64), 2 * n, axis=0)
+    steps[np.arange(n), np.arange(n)] += eps
+    steps[n + np.arange(n), np.arange(n)] -= eps
+    probabilities = np.asarray(network(steps.reshape((2 * n,) + point.shape).astype(np.float32)), np.float64)
+    return np.abs(probabilities[:n, top] - probabilities[n:, top]) / (2 * eps)
+
+
 def test_onnx_saliency_matches_finite_differences():
     """Strided 'same' convolution, batch norm after an activation and after a
     dense layer, pooling, relu/tanh/sigmoid: the ONNX gradient against central
@@ -312,17 +323,9 @@ def test_onnx_saliency_matches_finite_differences():
     model = _wrap(network, "noDIA", "channels", size=size)
     points = np.random.default_rng(9).normal(size=(3, size, size, 2)).astype(np.float32)
     result = saliency_maps(model, points, backend="onnx")
-    eps = 1e-2
-    n = points[0].size
     for i, point in enumerate(points):
-        top = int(np.argmax(result.probabilities[i]))
-        steps = np.repeat(point.reshape(1, -1).astype(np.float64), 2 * n, axis=0)
-        steps[np.arange(n), np.arange(n)] += eps
-        steps[n + np.arange(n), np.arange(n)] -= eps
-        probabilities = np.asarray(network(steps.reshape((2 * n,) + point.shape).astype(np.float32)), np.float64)
-        gradient = (probabilities[:n, top] - probabilities[n:, top]) / (2 * eps)
-        np.testing.assert_allclose(result.maps[i].ravel(), np.abs(gradient), rtol=0.05,
-                                   atol=0.02 * np.abs(gradient).max())
+        gradient = _central_differences(network, point, int(np.argmax(result.probabilities[i])), 1e-2)
+        np.testing.assert_allclose(result.maps[i].ravel(), gradient, rtol=0.05, atol=0.02 * gradient.max())
 
 
 @pytest.mark.parametrize("after_flatten", ["dense", "batch_norm"])
@@ -367,15 +370,8 @@ def test_onnx_saliency_blocked_path_matches_finite_differences(after_flatten):
     np.testing.assert_allclose(result.maps, reference.maps, rtol=1e-4, atol=1e-6 * reference.maps.max())
     # Central differences agree except where a relu input lies within eps of
     # its kink (then the difference quotient is not the derivative).
-    eps = 1e-3
-    n = points[0].size
     for i, point in enumerate(points):
-        top = int(np.argmax(result.probabilities[i]))
-        steps = np.repeat(point.reshape(1, -1).astype(np.float64), 2 * n, axis=0)
-        steps[np.arange(n), np.arange(n)] += eps
-        steps[n + np.arange(n), np.arange(n)] -= eps
-        probabilities = np.asarray(network(steps.reshape((2 * n,) + point.shape).astype(np.float32)), np.float64)
-        gradient = np.abs(probabilities[:n, top] - probabilities[n:, top]) / (2 * eps)
+        gradient = _central_differences(network, point, int(np.argmax(result.probabilities[i])), 1e-3)
         assert gradient.max() > 0
         close = np.isclose(result.maps[i].ravel(), gradient, rtol=0.05, atol=0.02 * gradient.max())
         assert close.mean() > 0.95, close.mean()

@@ -316,46 +316,12 @@ TRAINING_RECIPES: dict[str, dict[str, Any]] = {
     # epochs, as in the paper).
     "paper_dia_adam": dict(architecture="paper_dia", optimizer="adam", epochs=40, patience=8, batch_size=200),
     "paper_nodia_adam": dict(architecture="paper_nodia", optimizer="adam", epochs=40, patience=8, batch_size=200),
-    "improved_nodia": dict(
-        architecture="improved_nodia",
-        optimizer="adam_cosine",
-        epochs=60,
-        patience=15,
-        batch_size=200,
-        augment=True,
-    ),
-    "improved_nodia_fast": dict(
-        architecture="improved_nodia_fast",
-        optimizer="adam_cosine",
-        epochs=60,
-        patience=15,
-        batch_size=200,
-        augment=True,
-    ),
-    "improved_dia": dict(
-        architecture="improved_dia",
-        optimizer="adam_cosine",
-        epochs=60,
-        patience=15,
-        batch_size=200,
-        augment=True,
-    ),
-    "patch_nodia": dict(
-        architecture="patch_nodia",
-        optimizer="adam_cosine",
-        epochs=60,
-        patience=15,
-        batch_size=200,
-        augment=True,
-    ),
-    "patch_dia": dict(
-        architecture="patch_dia",
-        optimizer="adam_cosine",
-        epochs=60,
-        patience=15,
-        batch_size=200,
-        augment=True,
-    ),
+    # The channel-stacked networks: one recipe, Adam with cosine decay and augmentation.
+    **{
+        name: dict(architecture=name, optimizer="adam_cosine", epochs=60, patience=15, batch_size=200,
+                   augment=True)
+        for name in ("improved_nodia", "improved_nodia_fast", "improved_dia", "patch_nodia", "patch_dia")
+    },
 }
 """Named training presets for `TrainingConfig.from_recipe`: the paper's two
 (faithful: plain SGD, no augmentation, the paper's patience) and the improved

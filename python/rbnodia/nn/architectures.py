@@ -172,6 +172,21 @@ def _paper_nodia(shape):
 # the paper's full-resolution 1-filter first layer.
 
 
+def _conv_bn_relu(layers, x, filters, kernel, **options):
+    """Convolution without bias, batch normalisation (momentum 0.9, so short
+    trainings get usable statistics), relu."""
+    x = layers.Conv2D(filters, kernel, use_bias=False, **options)(x)
+    return layers.ReLU()(layers.BatchNormalization(momentum=0.9)(x))
+
+
+def _dense_head(keras, layers, inputs, x, name):
+    """Flatten (keeping where features sit relative to the centred
+    detection), dropout 0.3, dense 32, 2-way softmax."""
+    x = layers.Dropout(0.3)(layers.Flatten()(x))
+    x = layers.Dense(32, activation="relu")(x)
+    return keras.Model(inputs, layers.Dense(2, activation="softmax")(x), name=name)
+
+
 def _improved_network(shape, name, widths=(16, 32, 32)):
     import keras
     from keras import layers
@@ -179,14 +194,8 @@ def _improved_network(shape, name, widths=(16, 32, 32)):
     inputs = keras.Input(shape)
     x = inputs
     for filters, kernel in zip(widths, (5, 3, 3)):  # 51 -> 24 -> 11 -> 5
-        x = layers.Conv2D(filters, kernel, strides=2, padding="valid", use_bias=False)(x)
-        x = layers.BatchNormalization(momentum=0.9)(x)
-        x = layers.ReLU()(x)
-    x = layers.Flatten()(x)
-    x = layers.Dropout(0.3)(x)
-    x = layers.Dense(32, activation="relu")(x)
-    outputs = layers.Dense(2, activation="softmax")(x)
-    return keras.Model(inputs, outputs, name=name)
+        x = _conv_bn_relu(layers, x, filters, kernel, strides=2, padding="valid")
+    return _dense_head(keras, layers, inputs, x, name)
 
 
 @register_architecture(
@@ -240,18 +249,10 @@ def _patch_network(shape, name, stem=16, widths=(32, 32)):
     from keras import layers
 
     inputs = keras.Input(shape)
-    x = layers.Conv2D(stem, 4, strides=4, padding="same", use_bias=False)(inputs)  # 51 -> 13
-    x = layers.BatchNormalization(momentum=0.9)(x)
-    x = layers.ReLU()(x)
+    x = _conv_bn_relu(layers, inputs, stem, 4, strides=4, padding="same")  # 51 -> 13
     for filters in widths:  # 13 -> 11 -> 9
-        x = layers.Conv2D(filters, 3, padding="valid", use_bias=False)(x)
-        x = layers.BatchNormalization(momentum=0.9)(x)
-        x = layers.ReLU()(x)
-    x = layers.Flatten()(x)
-    x = layers.Dropout(0.3)(x)
-    x = layers.Dense(32, activation="relu")(x)
-    outputs = layers.Dense(2, activation="softmax")(x)
-    return keras.Model(inputs, outputs, name=name)
+        x = _conv_bn_relu(layers, x, filters, 3, padding="valid")
+    return _dense_head(keras, layers, inputs, x, name)
 
 
 @register_architecture(
