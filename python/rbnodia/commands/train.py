@@ -65,8 +65,9 @@ PAPER_RESULTS: dict[str, dict[str, Any]] = {
 and confusion matrices; train cost in NERSC CPU hours, prediction in ms per
 stamp on their hardware)."""
 
-REPRODUCE_DEFAULT_RECIPES = ("paper_dia", "paper_nodia", "improved_nodia")
-"""Training recipes `reproduce_paper` compares by default."""
+REPRODUCE_DEFAULT_RECIPES = ("paper_dia", "paper_nodia", "patch_nodia")
+"""Training recipes `reproduce_paper` compares by default: the paper's two and that of the packaged
+noDIA model."""
 
 
 # ---------------------------------------------------------------------------
