@@ -507,13 +507,15 @@ def _append_saliency(build: _Builder, probabilities: str, classes: int) -> None:
             grad = build.node("Gemm", [grad, build.const("weight", weight_array(node.input[1], 1))], "grad_dense",
                               transB=1)
             slope = None
-        elif op == "Conv" and x == build.notes.get("nchw_of_input") and _input_gradient_interleaved(
-                build, grad, weight_array(node.input[1], 0), attributes, build.notes[y]) is not None:
-            grad = build.nodes[-1].output[0]
-            slope, channels_last = None, True
         elif op == "Conv":
-            grad, blocked = _conv_gradient(build, grad, weight_array(node.input[1], 0), attributes,
-                                           build.notes[y])
+            weight = weight_array(node.input[1], 0)
+            on_input = x == build.notes.get("nchw_of_input")  # the first layer, on the transposed input
+            interleaved = _input_gradient_interleaved(build, grad, weight, attributes, build.notes[y]) \
+                if on_input else None
+            if interleaved is not None:
+                grad, channels_last = interleaved, True
+            else:
+                grad, blocked = _conv_gradient(build, grad, weight, attributes, build.notes[y])
             slope = None
         elif op == "Transpose" and channels_last:
             pass  # the gradient is already laid out like the (channels-last) input
