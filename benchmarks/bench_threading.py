@@ -41,7 +41,7 @@ def _intra_op_runner(network, saliency: bool, threads: int):
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         return onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
-    graphs = _FoldedGraphs(network, FOLD_BLOCK, saliency, session=session)
+    graphs = _FoldedGraphs(network, FOLD_BLOCK, session=session, saliency=saliency)
     names = ["outputs", "gradient"] if saliency else ["outputs"]
 
     def run(inputs: np.ndarray) -> None:

@@ -68,7 +68,7 @@ def test_bad_sections_rejected():
 
 @pytest.mark.parametrize("script, arguments, expected", [
     ("bench_saliency.py", ["--batch-size", "16", "--batches", "1", "--repeats", "1", "--architectures",
-                           "improved_nodia_fast", "--packaged"], "worst saliency/predict ratio"),
+                           "improved_nodia_fast", "--packaged"], "worst ratio to predict"),
     ("bench_threading.py", ["--models", "improved_nodia_fast", "--batches", "16", "--stamps", "16",
                             "--repeats", "1"], "improved_nodia_fast saliency"),
 ])

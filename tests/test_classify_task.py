@@ -164,6 +164,12 @@ def test_saliency_columns_and_maps(nodia_model_file):
     np.testing.assert_allclose(plain["score"], out["score"], rtol=1e-5)
     assert "saliency_srch" not in plain.colnames
     assert list(out.colnames) == list(RELIABILITY_COLUMNS) + list(SALIENCY_COLUMNS)
+    # Without maps to write, the fractions come from the maps' row sums: the same columns.
+    columns = make_task(nodia_model_file, doSaliency=True, batchSize=5).run(
+        science=science, template=template, detections=detections).reliability
+    for name in ("saliency_srch", "saliency_tmpl"):
+        np.testing.assert_allclose(columns[name], out[name], rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(columns["saliency_dominant"], out["saliency_dominant"])
 
 
 def test_saliency_maps_need_saliency():

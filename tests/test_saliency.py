@@ -279,6 +279,38 @@ def test_onnx_saliency_equals_tensorflow(arch, randomised_model):
     ours, theirs = (segment_importances(r.maps, model.layout, model.stacking) for r in (result, reference))
     for name in ours:
         np.testing.assert_allclose(ours[name], theirs[name], rtol=0, atol=5e-3)
+    # The maps summed over their rows (what the catalog's fractions need), on both backends.
+    for backend, maps in (("onnx", result.maps), ("tensorflow", reference.maps)):
+        rows = saliency_maps(model, inputs, batch_size=32, backend=backend, sum_rows=True)
+        assert rows.maps.shape == (37, 1) + inputs.shape[2:] and rows.maps.dtype == np.float32
+        np.testing.assert_array_equal(rows.probabilities, result.probabilities if backend == "onnx"
+                                      else reference.probabilities)
+        np.testing.assert_allclose(rows.maps, maps.sum(axis=1, keepdims=True), rtol=1e-5,
+                                   atol=1e-6 * scale * inputs.shape[1])
+        from_rows = segment_importances(rows.maps, model.layout, model.stacking)
+        for name in from_rows:
+            np.testing.assert_allclose(from_rows[name], ours[name] if backend == "onnx" else theirs[name],
+                                       rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("row_sums", [False, True])
+def test_onnx_saliency_output_is_not_copied(row_sums):
+    """The saliency graph has one saliency output, written by the node that
+    computes it: an ``Identity`` before a graph output is a copy of the
+    largest tensor of the graph (3 us/stamp), and ONNX Runtime runs every
+    node of a graph, fetched or not."""
+    pytest.importorskip("onnxruntime")
+    import onnx
+
+    from rbnodia.nn.architectures import build_network
+    from rbnodia.nn.onnx_backend import keras_to_onnx
+
+    graph = onnx.load_from_string(keras_to_onnx(build_network("patch_nodia"), saliency=True,
+                                                row_sums=row_sums)).graph
+    name = "saliency_row_sums" if row_sums else "gradient"
+    assert [output.name for output in graph.output] == ["outputs", name]
+    producer = next(node for node in graph.node if name in node.output)
+    assert producer.op_type == ("MatMul" if row_sums else "ConvTranspose")
 
 
 def _central_differences(network, point, top, eps):

@@ -159,36 +159,51 @@ def _packaged_models(smoke: bool, command: str, rng: np.random.Generator, have_o
                 command=command,
             ))
             tf_ms = ms if backend == "tensorflow" else tf_ms
-            figures.append(_saliency_figure(name, model, inputs, backend, ms, smoke, command))
+            figures.extend(_saliency_figures(name, model, inputs, backend, ms, smoke, command))
     return figures
 
 
-def _saliency_figure(name: str, model, inputs: np.ndarray, backend: str, predict_ms: float, smoke: bool,
-                     command: str) -> Figure:
-    """Saliency maps (forward + backward, the same model and backend) against
-    plain inference: the cost of ``doSaliency`` per stamp.  The two are
-    timed in alternation (`best_times_interleaved`), so their ratio does not
+def _saliency_figures(name: str, model, inputs: np.ndarray, backend: str, predict_ms: float, smoke: bool,
+                      command: str) -> list[Figure]:
+    """The cost of saliency per stamp against plain inference (the same
+    model and backend), two ways: the segment fractions of the catalog
+    (``doSaliency``: the maps' row sums, then
+    `~rbnodia.core.saliency.segment_importances` and
+    `~rbnodia.core.saliency.dominant_segment`), and the full maps
+    (``doWriteSaliencyMaps``, ``rbnodia saliency``).  The three are timed
+    in alternation (`best_times_interleaved`), so their ratios do not
     depend on when the machine was busy; ``predict_ms`` (timed alone) is
-    only used in the note."""
+    only used in the notes."""
+    from rbnodia.core.saliency import dominant_segment, segment_importances
     from rbnodia.nn.saliency import saliency_backend, saliency_maps
 
     used = saliency_backend(model, backend)
-    saliency_maps(model, inputs[:8], backend=used)  # build the graph / trace once
+    saliency_maps(model, inputs[:8], backend=used)  # build the graphs / trace once
+    saliency_maps(model, inputs[:8], backend=used, sum_rows=True)
 
     def predict(model=model, inputs=inputs, backend=backend):
         model.predict(inputs, batch_size=len(inputs), backend=backend)
 
-    def saliency(model=model, inputs=inputs, used=used):
+    def fractions(model=model, inputs=inputs, used=used):
+        rows = saliency_maps(model, inputs, batch_size=len(inputs), backend=used, sum_rows=True)
+        dominant_segment(segment_importances(rows.maps, model.layout, model.stacking))
+
+    def maps(model=model, inputs=inputs, used=used):
         saliency_maps(model, inputs, batch_size=len(inputs), backend=used)
 
-    timings = best_times_interleaved([predict, saliency], repeats=2 if smoke else 7)
-    plain_ms, saliency_ms = (1e3 * timing.wall / len(inputs) for timing in timings)
-    cpu_ratio = timings[1].cpu / timings[0].cpu if timings[0].cpu > 0 else float("nan")
+    timings = best_times_interleaved([predict, fractions, maps], repeats=2 if smoke else 7)
+    plain_ms = 1e3 * timings[0].wall / len(inputs)
     short = "tf" if backend == "tensorflow" else "onnx"
-    return Figure.amount(
-        f"1.packaged.{name}.{short}.saliency", 1,
-        f"packaged {name}: saliency maps ({used}), batch {len(inputs)}", saliency_ms, "ms/stamp",
-        baseline=plain_ms, baseline_label=f"plain inference, {backend} (timed in alternation)",
-        reference_label="goal: <= 3x plain inference",
-        note=f"CPU-time ratio {cpu_ratio:.2f}; predict alone {predict_ms:.4f} ms/stamp", command=command,
-    )
+    figures = []
+    for timing, suffix, what in ((timings[1], "saliency", "saliency fractions per detection (doSaliency)"),
+                                 (timings[2], "saliency_maps", "saliency maps")):
+        cpu_ratio = timing.cpu / timings[0].cpu if timings[0].cpu > 0 else float("nan")
+        figures.append(Figure.amount(
+            f"1.packaged.{name}.{short}.{suffix}", 1,
+            f"packaged {name}: {what} ({used}), batch {len(inputs)}", 1e3 * timing.wall / len(inputs),
+            "ms/stamp", baseline=plain_ms,
+            baseline_label=f"plain inference, {backend} (timed in alternation)",
+            reference_label="goal: <= 3x plain inference",
+            note=f"CPU-time ratio {cpu_ratio:.2f}; predict alone {predict_ms:.4f} ms/stamp", command=command,
+        ))
+    return figures

@@ -181,6 +181,17 @@ class _Builder:
         self.nodes.append(helper.make_node(op, inputs, [output], name=output, **attributes))
         return output
 
+    def rename(self, old: str, new: str) -> None:
+        """Call tensor ``old`` ``new`` wherever it appears."""
+        for node in self.nodes:
+            for names in (node.input, node.output):
+                for i, name in enumerate(names):
+                    if name == old:
+                        names[i] = new
+        for info in self.value_info:
+            if info.name == old:
+                info.name = new
+
     def activation(self, x: str, name: str, stem: str) -> str:
         op = _ACTIVATIONS[name]
         if op is None:
@@ -214,7 +225,7 @@ def _foldable_first_conv(layers: list[Any], input_channels: int) -> bool:
     )
 
 
-def keras_to_onnx(network: Any, *, fold: int = 0, saliency: bool = False) -> bytes:
+def keras_to_onnx(network: Any, *, fold: int = 0, saliency: bool = False, row_sums: bool = False) -> bytes:
     """Translate a Keras network (channels-last images in, softmax out) to ONNX.
 
     Parameters
@@ -228,20 +239,32 @@ def keras_to_onnx(network: Any, *, fold: int = 0, saliency: bool = False) -> byt
         per-channel layers (see the module docstring); the graph then
         accepts only batches that are a multiple of ``fold``.  0 disables.
     saliency : `bool`
-        Also compute the gradient ``d P_top / d inputs`` in the same graph,
-        as a second output ``gradient`` shaped like ``inputs`` (see
-        `_append_saliency`); its absolute value is the vanilla gradient
-        saliency (`rbnodia.nn.saliency`), taken by `OnnxSaliency` while it
-        copies the chunk out (as cheap as the copy, while an ``Abs`` node
-        costs a pass over the maps).
-        Needs a network that ends in a softmax.
+        Also compute the gradient ``d P_top / d inputs`` in the same graph
+        (see `_append_saliency`), as a second output ``gradient``: the
+        signed gradient, the input's values in the input's memory order,
+        shaped ``(n, h, w, c)`` or, where the first layer's gradient is
+        written channels-last (`_input_gradient_interleaved`),
+        ``(n, 1, h, w * c)``.  Reshaped to the input's shape and made
+        absolute, it is the vanilla gradient saliency map
+        (`rbnodia.nn.saliency`); `OnnxSaliency` takes the absolute value
+        while it copies each chunk out (as cheap as the copy, while an
+        ``Abs`` node costs a pass over the maps).  Needs a network that
+        ends in a softmax.
+    row_sums : `bool`
+        With ``saliency``, output ``saliency_row_sums`` instead of
+        ``gradient``: the saliency map summed over its rows, ``(n, 1, w * c)``
+        (reshape to ``(n, 1, w, c)``).  That is all the segment importances
+        need (the segments lie side by side along the width or the
+        channels), at a tenth of the maps' size.  The sums are one ``Abs``
+        and one ``MatMul`` with a row of ones (half the time of
+        ``ReduceL1``, which ONNX Runtime runs slowly over a middle axis).
 
     Returns
     -------
     model : `bytes`
         Serialised ONNX model with input ``inputs`` and output ``outputs``
-        (and ``gradient``); the output equals the Keras network's to float32
-        rounding.
+        (and the saliency output); ``outputs`` equals the Keras network's
+        output to float32 rounding.
 
     Raises
     ------
@@ -381,9 +404,18 @@ def keras_to_onnx(network: Any, *, fold: int = 0, saliency: bool = False) -> byt
     classes = int(network.output_shape[-1])
     outputs = [helper.make_tensor_value_info("outputs", TensorProto.FLOAT, ["n", classes])]
     if saliency:
-        _append_saliency(build, x, classes)
-        outputs.append(helper.make_tensor_value_info("gradient", TensorProto.FLOAT,
-                                                     ["n", height, width, channels]))
+        grad, shape = _append_saliency(build, x, classes)
+        if row_sums:
+            columns = width * channels
+            shape_rows = build.const("shape", np.array([-1, height, columns], np.int64))
+            rows = build.node("Reshape", [grad, shape_rows], "grad_rows")
+            grad = build.node("MatMul", [build.const("ones", np.ones((1, height), np.float32)),
+                                         build.node("Abs", [rows], "saliency")], "saliency_row_sums")
+            shape, name = (1, columns), "saliency_row_sums"
+        else:
+            name = "gradient"
+        build.rename(grad, name)  # no Identity: ONNX Runtime would copy the tensor
+        outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, ["n", *shape]))
     x = build.node("Identity", [x], "outputs")
     build.nodes[-1].output[0] = "outputs"
     graph = helper.make_graph(
@@ -414,8 +446,9 @@ def _transpose_geometry(layer: Any, in_hw: tuple, out_hw: tuple) -> dict[str, li
     return {"pads": pads_begin + pads_end, "output_padding": output_padding}
 
 
-def _append_saliency(build: _Builder, probabilities: str, classes: int) -> None:
-    """Append the backward pass of the chain in ``build`` to output ``gradient``.
+def _append_saliency(build: _Builder, probabilities: str, classes: int) -> tuple[str, tuple[int, ...]]:
+    """Append the backward pass of the chain in ``build``; return the
+    gradient's name and its shape after the batch axis (see `keras_to_onnx`).
 
     The gradient of the top class's probability starts at the softmax,
     ``d P_t / d z_j = P_t (delta_tj - P_j)`` with ``t`` the first argmax (ties
@@ -433,8 +466,8 @@ def _append_saliency(build: _Builder, probabilities: str, classes: int) -> None:
     derivative at the forward output (relu: `_relu_derivative`); reshapes
     and transposes by their inverses (the reshape back from a ``Flatten``
     with its shape declared, batch included, so that ONNX Runtime can prove
-    the shapes of the gradients and relu derivatives below it equal).  Each sample's gradient depends only on that sample, as with
-    TensorFlow's.
+    the shapes of the gradients and relu derivatives below it equal).  Each
+    sample's gradient depends only on that sample, as with TensorFlow's.
     """
     from onnx import TensorProto, helper
 
@@ -555,8 +588,8 @@ def _append_saliency(build: _Builder, probabilities: str, classes: int) -> None:
         grad = build.node("Mul", [grad, build.const("bn_slope", build.notes[slope_of])], "grad_bn")
     if not scaled:
         grad = true_scale(grad, len(build.notes["input_shape"]) + 1)
-    build.node("Identity", [grad], "gradient")
-    build.nodes[-1].output[0] = "gradient"
+    height, width, channels = build.notes["input_shape"]
+    return grad, (1, height, width * channels) if channels_last else (height, width, channels)
 
 
 RELU_MASK_GAIN = 1e30
@@ -649,9 +682,12 @@ def _input_gradient_interleaved(
     the ``c``-channel image is the convolution with a ``(kh, kw * c)`` kernel
     and strides ``(sh, sw * c)`` on that one-channel image, the weights
     interleaved the same way.  Its ``ConvTranspose`` then writes the input
-    gradient straight in the input's layout, and the transpose back from
-    NCHW (a pass over the largest tensor of the backward pass) disappears:
-    5-8 us/stamp of the packaged models' saliency, one thread.
+    gradient straight in the input's memory order, as ``(n, 1, h, w * c)``,
+    and the transpose back from NCHW (a pass over the largest tensor of the
+    backward pass) disappears: 5-8 us/stamp of the packaged models'
+    saliency, one thread.  The gradient is returned in that shape: a
+    ``Reshape`` to ``(n, h, w, c)`` would copy it (the graph's output),
+    3 us/stamp, where the caller's reshape is free.
     """
     kernel = list(attributes["kernel_shape"].ints)
     strides = list(attributes["strides"].ints)
@@ -666,9 +702,7 @@ def _input_gradient_interleaved(
         pads=[pads[0], pads[1] * channels, pads[2], pads[3] * channels],
         output_padding=[output_padding[0], output_padding[1] * channels],
     )
-    height, width, _ = build.notes["input_shape"]
-    shape = build.const("shape", np.array([-1, height, width, channels], np.int64))
-    return build.node("Reshape", [gradient, shape], "grad_channels_last")
+    return gradient
 
 
 def _value(variable: Any) -> np.ndarray:
@@ -769,16 +803,17 @@ def _run_chunks(work: Callable[[int, int], None], bounds: list[tuple[int, int]],
 
 class _FoldedGraphs:
     """One network's ONNX Runtime session, plus a folded one (see the module
-    docstring) for the part of a batch that is a multiple of ``fold``."""
+    docstring) for the part of a batch that is a multiple of ``fold``;
+    ``translation`` goes to `keras_to_onnx` (``saliency``, ``row_sums``)."""
 
     def __init__(
-        self, network: Any, fold: int, saliency: bool, session: Callable[[bytes], Any] | None = None
+        self, network: Any, fold: int, session: Callable[[bytes], Any] | None = None, **translation: bool
     ) -> None:
         session = session or _session  # another factory only for benchmarks/bench_threading.py
-        self.plain = session(keras_to_onnx(network, saliency=saliency))
+        self.plain = session(keras_to_onnx(network, **translation))
         self.fold = 0
         if fold > 1 and _foldable_first_conv(_chain(network), int(network.input_shape[-1])):
-            self.folded = session(keras_to_onnx(network, fold=fold, saliency=saliency))
+            self.folded = session(keras_to_onnx(network, fold=fold, **translation))
             self.fold = fold
 
     def run(self, names: list[str], inputs: np.ndarray) -> list[np.ndarray]:
@@ -807,6 +842,7 @@ class _ChunkedRunner:
         self.chunk = max(1, int(chunk))
         self.input_shape = tuple(network.input_shape[1:])
         self.classes = int(network.output_shape[-1])
+        self._network, self._fold = network, fold
         self._graphs = _FoldedGraphs(network, fold, saliency=self._saliency)
         self.fold = self._graphs.fold
         _LOG.debug("ONNX Runtime %s for %s: %d threads, fold %d.", type(self).__name__, network.name,
@@ -814,17 +850,24 @@ class _ChunkedRunner:
 
     _absolute: frozenset[str] = frozenset()  # outputs copied as their absolute values
 
-    def _run_all(self, inputs: np.ndarray, outputs: dict[str, np.ndarray]) -> None:
-        """Fill each ``outputs[name]`` with graph output ``name`` for ``inputs``
-        (its absolute value for the names in ``_absolute``)."""
+    def _run_all(
+        self, inputs: np.ndarray, outputs: dict[str, np.ndarray], graphs: _FoldedGraphs | None = None
+    ) -> None:
+        """Fill each ``outputs[name]`` with output ``name`` of ``graphs``
+        (default: the runner's) for ``inputs`` (its absolute value for the
+        names in ``_absolute``), reshaped to the array's shape (the values
+        in the same order)."""
         names = list(outputs)
+        graphs = graphs or self._graphs
 
         def work(start: int, stop: int) -> None:
-            for name, value in zip(names, self._graphs.run(names, inputs[start:stop])):
+            for name, value in zip(names, graphs.run(names, inputs[start:stop])):
+                target = outputs[name][start:stop]
+                value = value.reshape(target.shape)
                 if name in self._absolute:
-                    np.abs(value, out=outputs[name][start:stop])  # as cheap as the plain copy
+                    np.abs(value, out=target)  # as cheap as the plain copy
                 else:
-                    outputs[name][start:stop] = value
+                    target[...] = value
 
         _run_chunks(work, _chunk_bounds(len(inputs), self.chunk, self.threads, self.fold or 1), self.threads)
 
@@ -880,12 +923,55 @@ class OnnxSaliency(_ChunkedRunner):
 
     _saliency = True
     _absolute = frozenset({"gradient"})
+    _row_graphs: _FoldedGraphs | None = None
+    _row_graphs_lock = threading.Lock()
 
-    def __call__(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(maps, probabilities)``: ``|d P_top / d inputs|`` shaped like the
-        float32 ``inputs``, and the ``(n, classes)`` softmax outputs."""
+    def __call__(
+        self,
+        inputs: np.ndarray,
+        *,
+        sum_rows: bool = False,
+        maps: np.ndarray | None = None,
+        probabilities: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(maps, probabilities)`` for float32 ``inputs``.
+
+        Parameters
+        ----------
+        inputs : `numpy.ndarray`
+            ``(n, h, w, c)`` network inputs.
+        sum_rows : `bool`
+            Return each map summed over its rows, ``(n, 1, w, c)``, computed
+            by a second graph (``keras_to_onnx(..., row_sums=True)``, built
+            on first use): enough for the segment importances, without
+            copying the full maps out.
+        maps, probabilities : `numpy.ndarray`, optional
+            Float32 arrays to write the results into (a caller's slices of
+            larger arrays, so the chunks are not copied twice); new arrays
+            if `None`.
+
+        Returns
+        -------
+        maps : `numpy.ndarray`
+            ``|d P_top / d inputs|`` shaped like ``inputs``, or its row sums.
+        probabilities : `numpy.ndarray`
+            The ``(n, classes)`` softmax outputs.
+        """
         inputs = np.ascontiguousarray(inputs, dtype=np.float32)
-        outputs = {"outputs": np.empty((len(inputs), self.classes), dtype=np.float32),
-                   "gradient": np.empty(inputs.shape, dtype=np.float32)}
-        self._run_all(inputs, outputs)
-        return outputs["gradient"], outputs["outputs"]
+        n, height, width, channels = inputs.shape
+        shape = (n, 1, width, channels) if sum_rows else inputs.shape
+        if maps is None:
+            maps = np.empty(shape, dtype=np.float32)
+        if probabilities is None:
+            probabilities = np.empty((n, self.classes), dtype=np.float32)
+        if maps.shape != shape or probabilities.shape != (n, self.classes):
+            raise ValueError(f"Output arrays of shapes {maps.shape} and {probabilities.shape} do not fit "
+                             f"{shape} and {(n, self.classes)}.")
+        if not sum_rows:
+            self._run_all(inputs, {"outputs": probabilities, "gradient": maps})
+        else:
+            with self._row_graphs_lock:
+                if self._row_graphs is None:
+                    self._row_graphs = _FoldedGraphs(self._network, self._fold, saliency=True, row_sums=True)
+            self._run_all(inputs, {"outputs": probabilities, "saliency_row_sums": maps}, self._row_graphs)
+        return maps, probabilities

@@ -64,7 +64,9 @@ class SaliencyResult:
     ----------
     maps : `numpy.ndarray`
         ``(n,) + input_shape`` float32, ``|d P_top / d input|``, laid out like
-        the inputs (split them with `rbnodia.core.split_segments`).
+        the inputs (split them with `rbnodia.core.split_segments`); or,
+        from ``saliency_maps(..., sum_rows=True)``, those maps summed over
+        their rows, ``(n, 1, width, channels)``.
     probabilities : `numpy.ndarray`
         ``(n, 2)`` float32 softmax outputs: column 0 P(real), column 1
         P(bogus), identical to `RealBogusModel.probabilities`.
@@ -250,6 +252,7 @@ def saliency_maps(
     progress: bool = False,
     fast_pooling: bool = True,
     backend: str = "auto",
+    sum_rows: bool = False,
 ) -> SaliencyResult:
     """Vanilla gradient saliency of the top predicted class, with the probabilities.
 
@@ -275,12 +278,18 @@ def saliency_maps(
     backend : `str`
         ``auto`` (default: ONNX Runtime where it can, see
         `saliency_backend`), ``onnx`` or ``tensorflow``.
+    sum_rows : `bool`
+        Return each map summed over its rows, ``(n, 1, width, channels)``.
+        That is all `rbnodia.core.saliency.segment_importances` needs (the
+        segments lie side by side along the width or the channels, never
+        the rows), and on ONNX Runtime the sums are taken inside the graph,
+        so the full maps are neither copied out nor summed again in numpy.
 
     Returns
     -------
     result : `SaliencyResult`
-        Maps ``|d P_top / d input|`` shaped like ``inputs``, and the softmax
-        probabilities of the same forward pass.
+        Maps ``|d P_top / d input|`` shaped like ``inputs`` (or their row
+        sums), and the softmax probabilities of the same forward pass.
 
     Raises
     ------
@@ -301,7 +310,7 @@ def saliency_maps(
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}.")
     n = len(inputs)
-    maps = np.empty(inputs.shape, dtype=np.float32)
+    maps = np.empty((n, 1) + expected[1:] if sum_rows else inputs.shape, dtype=np.float32)
     probabilities = np.empty((n, 2), dtype=np.float32)
     chosen = saliency_backend(model, backend)
     if n == 0:
@@ -315,7 +324,8 @@ def saliency_maps(
         engine = _onnx_saliency(model, required=True)
         for start in starts:
             stop = min(start + batch_size, n)
-            maps[start:stop], probabilities[start:stop] = engine(inputs[start:stop])
+            engine(inputs[start:stop], sum_rows=sum_rows, maps=maps[start:stop],
+                   probabilities=probabilities[start:stop])
         return SaliencyResult(maps, probabilities)
     function = _compiled(model, fast_pooling)
     for start in starts:
@@ -331,6 +341,6 @@ def saliency_maps(
                 _COMPILED[model][True] = _COMPILED[model][False]
             fast_pooling = False
             batch_maps, batch_probabilities = function(inputs[start:stop])
-        maps[start:stop] = batch_maps.numpy()
+        maps[start:stop] = batch_maps.numpy().sum(axis=1, keepdims=True) if sum_rows else batch_maps.numpy()
         probabilities[start:stop] = batch_probabilities.numpy()
     return SaliencyResult(maps, probabilities)

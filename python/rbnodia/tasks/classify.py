@@ -353,7 +353,9 @@ class _SaliencyAccumulator:
         from ..core.saliency import dominant_segment, segment_importances
         from ..nn.saliency import saliency_maps
 
-        result = saliency_maps(self.model, prepared.inputs[scorable], self.batch_size)
+        # Without maps to keep, only their row sums leave the graph (enough for the fractions).
+        result = saliency_maps(self.model, prepared.inputs[scorable], self.batch_size,
+                               sum_rows=not self.keep_maps)
         fractions = segment_importances(result.maps, self.layout, self.model.stacking)
         for name, values in fractions.items():
             self.importances[name][rows] = values
