@@ -243,7 +243,7 @@ def keras_to_onnx(network: Any, *, fold: int = 0, saliency: bool = False, row_su
         (see `_append_saliency`), as a second output ``gradient``: the
         signed gradient, the input's values in the input's memory order,
         shaped ``(n, h, w, c)`` or, where the first layer's gradient is
-        written channels-last (`_input_gradient_interleaved`),
+        written in the input's memory order (`_interleaved_conv`),
         ``(n, 1, h, w * c)``.  Reshaped to the input's shape and made
         absolute, it is the vanilla gradient saliency map
         (`rbnodia.nn.saliency`); `OnnxSaliency` takes the absolute value
@@ -284,16 +284,22 @@ def keras_to_onnx(network: Any, *, fold: int = 0, saliency: bool = False, row_su
     build.notes["input_shape"] = shape
     x = "inputs"
     folded = fold > 0 and _foldable_first_conv(layers, channels)
+    first = next((layer for layer in layers if type(layer).__name__ not in _IDENTITY_LAYERS), None)
+    interleaved = not folded and channels > 1 and _interleavable(first)
     if folded:
         # (n, h, w, 1) -> (n / fold, fold, h, w): stamps become channels.
         x = build.node("Reshape", [x, build.const("shape", np.array([-1, fold, height, width], np.int64))],
                        "fold")
-    elif channels == 1:
-        x = build.node("Reshape", [x, build.const("shape", np.array([-1, 1, height, width], np.int64))],
-                       "to_nchw")
+    elif channels == 1 or interleaved:
+        # (n, h, w, c) read as one channel, (n, 1, h, w * c): no data moves (see `_interleaved_conv`).
+        # Its batch declared "n", as the input's: ONNX Runtime then knows the shapes of the forward
+        # tensors equal those of the gradients (declared from "n" too) and keeps them blocked.
+        view = (1, height, width * channels)
+        x = build.node("Reshape", [x, build.const("shape", np.array([-1, *view], np.int64))], "as_nchw")
+        build.value_info.append(helper.make_tensor_value_info(x, TensorProto.FLOAT, ["n", *view]))
+        build.notes["input_view"] = (x, view)
     else:
         x = build.node("Transpose", [x], "to_nchw", perm=[0, 3, 1, 2])
-        build.notes["nchw_of_input"] = x
     state = "folded" if folded else "nchw"  # then "flat" after Flatten
     build.notes["folded"] = folded
     dims = (channels, height, width)  # current (c, h, w) of one stamp while images
@@ -315,15 +321,16 @@ def keras_to_onnx(network: Any, *, fold: int = 0, saliency: bool = False, row_su
                 raise OnnxUnsupportedError(f"Conv2D {layer.name!r} after Flatten.")
             weight = np.transpose(_value(layer.kernel), (3, 2, 0, 1))  # (out, in/groups, kh, kw)
             bias = _value(layer.bias) if layer.use_bias else np.zeros(layer.filters, np.float32)
-            groups = layer.groups
+            geometry = _transpose_geometry(layer, dims[1:], out_shape[:2])
+            attributes = {"kernel_shape": list(layer.kernel_size), "strides": list(layer.strides),
+                          "dilations": list(layer.dilation_rate), "group": layer.groups, **_pads(layer.padding)}
             if state == "folded":
-                weight, bias, groups = np.tile(weight, (fold, 1, 1, 1)), np.tile(bias, fold), fold
-            x = build.node(
-                "Conv", [x, build.const("weight", weight), build.const("bias", bias)], "conv",
-                kernel_shape=list(layer.kernel_size), strides=list(layer.strides),
-                dilations=list(layer.dilation_rate), group=groups, **_pads(layer.padding),
-            )
-            build.notes[x] = _transpose_geometry(layer, dims[1:], out_shape[:2])
+                weight, bias, attributes["group"] = np.tile(weight, (fold, 1, 1, 1)), np.tile(bias, fold), fold
+            elif interleaved and layer is first:
+                weight, attributes, geometry = _interleaved_conv(weight, attributes, geometry)
+            x = build.node("Conv", [x, build.const("weight", weight), build.const("bias", bias)], "conv",
+                           **attributes)
+            build.notes[x] = geometry
             x = build.activation(x, _activation_name(layer.activation), "act")
             build.notes[("image_channels", x)] = weight.shape[0]
             dims = (out_shape[2], out_shape[0], out_shape[1])
@@ -525,7 +532,9 @@ def _append_saliency(build: _Builder, probabilities: str, classes: int) -> tuple
     # (shaped like the input) is the largest tensor of the backward pass; in
     # a folded graph that layer's batch axis is not the stamps', so at the end.
     first = next((node for node in forward if node.op_type in ("Conv", "Gemm")), None)
-    scaled = channels_last = False
+    scaled = False
+    view = build.notes.get("input_view")  # the input's reshape into NCHW, and its shape
+    grad_shape = build.notes["input_shape"]  # of the gradient, after the batch axis
     blocked = False  # whether ``grad`` comes from a convolution ONNX Runtime runs in its blocked layout
     for node in reversed(forward[:-1]):
         op, x, y = node.op_type, node.input[0], node.output[0]
@@ -541,17 +550,11 @@ def _append_saliency(build: _Builder, probabilities: str, classes: int) -> tuple
                               transB=1)
             slope = None
         elif op == "Conv":
-            weight = weight_array(node.input[1], 0)
-            on_input = x == build.notes.get("nchw_of_input")  # the first layer, on the transposed input
-            interleaved = _input_gradient_interleaved(build, grad, weight, attributes, build.notes[y]) \
-                if on_input else None
-            if interleaved is not None:
-                grad, channels_last = interleaved, True
-            else:
-                grad, blocked = _conv_gradient(build, grad, weight, attributes, build.notes[y])
+            grad, blocked = _conv_gradient(build, grad, weight_array(node.input[1], 0), attributes,
+                                           build.notes[y])
             slope = None
-        elif op == "Transpose" and channels_last:
-            pass  # the gradient is already laid out like the (channels-last) input
+        elif op == "Reshape" and view is not None and y == view[0]:
+            grad_shape = view[1]  # the input as the first layer read it: its memory order, nothing to undo
         elif op == "MaxPool":
             shape = build.node("Shape", [x], "pool_shape")
             grad = build.node("MaxUnpool", [grad, node.output[1], shape], "grad_pool",
@@ -588,8 +591,7 @@ def _append_saliency(build: _Builder, probabilities: str, classes: int) -> tuple
         grad = build.node("Mul", [grad, build.const("bn_slope", build.notes[slope_of])], "grad_bn")
     if not scaled:
         grad = true_scale(grad, len(build.notes["input_shape"]) + 1)
-    height, width, channels = build.notes["input_shape"]
-    return grad, (1, height, width * channels) if channels_last else (height, width, channels)
+    return grad, grad_shape
 
 
 RELU_MASK_GAIN = 1e30
@@ -669,40 +671,43 @@ def _conv_gradient(
                       strides=strides, dilations=dilations, group=group, **geometry), False
 
 
-def _input_gradient_interleaved(
-    build: _Builder, grad: str, weight: np.ndarray, attributes: dict, geometry: dict
-) -> str | None:
-    """Gradient of the first convolution with respect to the network's
-    channels-last input, computed in that layout; `None` (and nothing
-    added) where this does not apply.
+def _interleavable(layer: Any) -> bool:
+    """Whether ``layer``, the network's first, can read its channels-last
+    input as one interleaved channel (`_interleaved_conv`)."""
+    return (
+        layer is not None
+        and type(layer).__name__ == "Conv2D"
+        and layer.groups == 1
+        and all(d == 1 for d in layer.dilation_rate)
+    )
+
+
+def _interleaved_conv(weight: np.ndarray, attributes: dict, geometry: dict) -> tuple[np.ndarray, dict, dict]:
+    """The first convolution rewritten for the channels-last input read as
+    one channel: weights, ``Conv`` attributes, and gradient geometry (see
+    `_transpose_geometry`).
 
     Read as one channel, an ``(n, h, w, c)`` image is ``(n, 1, h, w * c)``
     with the ``c`` values of each pixel side by side, and a convolution with
     a ``(kh, kw)`` kernel and strides ``(sh, sw)`` (no dilation, no groups) on
     the ``c``-channel image is the convolution with a ``(kh, kw * c)`` kernel
     and strides ``(sh, sw * c)`` on that one-channel image, the weights
-    interleaved the same way.  Its ``ConvTranspose`` then writes the input
-    gradient straight in the input's memory order, as ``(n, 1, h, w * c)``,
-    and the transpose back from NCHW (a pass over the largest tensor of the
-    backward pass) disappears: 5-8 us/stamp of the packaged models'
-    saliency, one thread.  The gradient is returned in that shape: a
-    ``Reshape`` to ``(n, h, w, c)`` would copy it (the graph's output),
-    3 us/stamp, where the caller's reshape is free.
+    interleaved the same way and the column padding ``c`` times as wide
+    (explicit pads: ``SAME_UPPER`` would split an odd total differently).
+    The forward pass then needs no transpose of the input to NCHW
+    (4-6 us/stamp of the packaged models' inference, one thread), and the
+    gradient, the ``ConvTranspose`` of this convolution, comes out in the
+    input's memory order with no transpose back (5-8 us/stamp of their
+    saliency).
     """
-    kernel = list(attributes["kernel_shape"].ints)
-    strides = list(attributes["strides"].ints)
-    if len(kernel) != 2 or attributes["group"].i != 1 or any(d != 1 for d in attributes["dilations"].ints):
-        return None
-    channels = weight.shape[1]
-    pads, output_padding = geometry["pads"], geometry["output_padding"]
-    interleaved = np.ascontiguousarray(weight.transpose(0, 2, 3, 1).reshape(weight.shape[0], 1, kernel[0], -1))
-    gradient = build.node(
-        "ConvTranspose", [grad, build.const("weight_interleaved", interleaved)], "grad_conv",
-        kernel_shape=[kernel[0], kernel[1] * channels], strides=[strides[0], strides[1] * channels],
-        pads=[pads[0], pads[1] * channels, pads[2], pads[3] * channels],
-        output_padding=[output_padding[0], output_padding[1] * channels],
-    )
-    return gradient
+    out_channels, channels, kh, kw = weight.shape
+    interleaved = np.ascontiguousarray(weight.transpose(0, 2, 3, 1).reshape(out_channels, 1, kh, kw * channels))
+    (sh, sw), pads = attributes["strides"], geometry["pads"]
+    pads = [pads[0], pads[1] * channels, pads[2], pads[3] * channels]
+    attributes = {"kernel_shape": [kh, kw * channels], "strides": [sh, sw * channels], "dilations": [1, 1],
+                  "group": 1, "pads": pads}
+    output_padding = [geometry["output_padding"][0], geometry["output_padding"][1] * channels]
+    return interleaved, attributes, {"pads": pads, "output_padding": output_padding}
 
 
 def _value(variable: Any) -> np.ndarray:
@@ -826,7 +831,8 @@ class _FoldedGraphs:
             return self.plain.run(names, {"inputs": inputs})
         head = self.folded.run(names, {"inputs": inputs[:bulk]})
         tail = self.plain.run(names, {"inputs": inputs[bulk:]})
-        return [np.concatenate([h, t]) for h, t in zip(head, tail)]
+        # (the two graphs may lay a stamp's gradient out in different shapes, the values in the same order)
+        return [np.concatenate([h, t.reshape((len(t),) + h.shape[1:])]) for h, t in zip(head, tail)]
 
 
 class _ChunkedRunner:
