@@ -158,8 +158,8 @@ class ClassifyRealBogusConfig(pipeBase.PipelineTaskConfig, pipelineConnections=C
         dtype=bool,
         doc="Compute vanilla-gradient saliency (Simonyan et al. 2014, as in the paper) in the same pass and "
         "add the saliency_* segment-importance columns.  Off by default: the backward pass (ONNX Runtime, "
-        "or TensorFlow where a network's gradient has no ONNX translation) makes a stamp cost about 3x "
-        "the plain inference for the packaged models, 4-7x for the paper's networks (make bench, "
+        "or TensorFlow where a network's gradient has no ONNX translation) makes a stamp cost 2.8x "
+        "the plain inference for the packaged models, 4-6x for the paper's networks (make bench, "
         "figures 1.packaged.*.saliency; benchmarks/bench_saliency.py; doc/performance.rst).  "
         "SaliencyDiagnostics.yaml switches it on.",
         default=False,
