@@ -241,10 +241,10 @@ def keras_to_onnx(network: Any, *, fold: int = 0, saliency: bool = False, row_su
     saliency : `bool`
         Also compute the gradient ``d P_top / d inputs`` in the same graph
         (see `_append_saliency`), as a second output ``gradient``: the
-        signed gradient, the input's values in the input's memory order,
-        shaped ``(n, h, w, c)`` or, where the first layer's gradient is
-        written in the input's memory order (`_interleaved_conv`),
-        ``(n, 1, h, w * c)``.  Reshaped to the input's shape and made
+        signed gradient, its values in the input's memory order, shaped
+        ``(n, 1, h, w * c)`` where the first layer reads the input as one
+        channel (`_interleaved_conv`, and one-channel inputs), else
+        ``(n, h, w, c)``.  Reshaped to the input's shape and made
         absolute, it is the vanilla gradient saliency map
         (`rbnodia.nn.saliency`); `OnnxSaliency` takes the absolute value
         while it copies each chunk out (as cheap as the copy, while an
@@ -695,7 +695,7 @@ def _interleaved_conv(weight: np.ndarray, attributes: dict, geometry: dict) -> t
     interleaved the same way and the column padding ``c`` times as wide
     (explicit pads: ``SAME_UPPER`` would split an odd total differently).
     The forward pass then needs no transpose of the input to NCHW
-    (4-6 us/stamp of the packaged models' inference, one thread), and the
+    (3-6 us/stamp of the packaged models' inference, one thread), and the
     gradient, the ``ConvTranspose`` of this convolution, comes out in the
     input's memory order with no transpose back (5-8 us/stamp of their
     saliency).
@@ -929,8 +929,8 @@ class OnnxSaliency(_ChunkedRunner):
 
     _saliency = True
     _absolute = frozenset({"gradient"})
-    _row_graphs: _FoldedGraphs | None = None
-    _row_graphs_lock = threading.Lock()
+    _row_graphs: _FoldedGraphs | None = None  # the row-sum graphs, built on first use
+    _row_graphs_lock = threading.Lock()  # one for all instances: building is rare
 
     def __call__(
         self,
