@@ -158,7 +158,7 @@ class ClassifyRealBogusConfig(pipeBase.PipelineTaskConfig, pipelineConnections=C
         dtype=bool,
         doc="Compute vanilla-gradient saliency (Simonyan et al. 2014, as in the paper) in the same pass and "
         "add the saliency_* segment-importance columns.  Off by default: the backward pass (ONNX Runtime, "
-        "or TensorFlow where a network's gradient has no ONNX translation) makes a stamp cost 2.8x "
+        "or TensorFlow where a network's gradient has no ONNX translation) makes a stamp cost 2.6-2.9x "
         "the plain inference for the packaged models, 4-6x for the paper's networks (make bench, "
         "figures 1.packaged.*.saliency; benchmarks/bench_saliency.py; doc/performance.rst).  "
         "SaliencyDiagnostics.yaml switches it on.",
