@@ -323,9 +323,11 @@ def keras_to_onnx(network: Any, *, fold: int = 0, saliency: bool = False, row_su
             bias = _value(layer.bias) if layer.use_bias else np.zeros(layer.filters, np.float32)
             geometry = _transpose_geometry(layer, dims[1:], out_shape[:2])
             attributes = {"kernel_shape": list(layer.kernel_size), "strides": list(layer.strides),
-                          "dilations": list(layer.dilation_rate), "group": layer.groups, **_pads(layer.padding)}
+                          "dilations": list(layer.dilation_rate), "group": layer.groups,
+                          **_pads(layer.padding)}
             if state == "folded":
-                weight, bias, attributes["group"] = np.tile(weight, (fold, 1, 1, 1)), np.tile(bias, fold), fold
+                weight, bias = np.tile(weight, (fold, 1, 1, 1)), np.tile(bias, fold)
+                attributes["group"] = fold
             elif interleaved and layer is first:
                 weight, attributes, geometry = _interleaved_conv(weight, attributes, geometry)
             x = build.node("Conv", [x, build.const("weight", weight), build.const("bias", bias)], "conv",
@@ -701,7 +703,7 @@ def _interleaved_conv(weight: np.ndarray, attributes: dict, geometry: dict) -> t
     saliency).
     """
     out_channels, channels, kh, kw = weight.shape
-    interleaved = np.ascontiguousarray(weight.transpose(0, 2, 3, 1).reshape(out_channels, 1, kh, kw * channels))
+    interleaved = weight.transpose(0, 2, 3, 1).reshape(out_channels, 1, kh, kw * channels)
     (sh, sw), pads = attributes["strides"], geometry["pads"]
     pads = [pads[0], pads[1] * channels, pads[2], pads[3] * channels]
     attributes = {"kernel_shape": [kh, kw * channels], "strides": [sh, sw * channels], "dilations": [1, 1],
