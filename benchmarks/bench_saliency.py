@@ -9,8 +9,8 @@ milliseconds per stamp of, on each backend:
   inference and for saliency): ``predict``: `RealBogusModel.probabilities`;
   ``fractions``: what ``doSaliency`` computes per detection, the maps' row
   sums (`rbnodia.nn.saliency.saliency_maps` with ``sum_rows=True``: forward
-  + hand-written backward pass in one graph) and the segment fractions
-  (`rbnodia.core.saliency.segment_importances`); ``maps``: the full maps
+  + hand-written backward pass in one graph), the segment fractions and the
+  dominant segment (`rbnodia.core.saliency`); ``maps``: the full maps
   (``saliency_maps``, as ``doWriteSaliencyMaps`` and ``rbnodia saliency``
   use them); each one's ratio to ``predict`` (target: at most 3);
 - TensorFlow: ``predict`` (the compiled forward pass); ``sal plain``:
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import tensorflow as tf
 
-    from rbnodia.core.saliency import segment_importances
+    from rbnodia.core.saliency import dominant_segment, segment_importances
     from rbnodia.nn import RealBogusModel, load_model, packaged_model_names
     from rbnodia.nn.saliency import saliency_backend, saliency_maps
 
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
 
         def fractions(model=model, inputs=inputs):
             rows = saliency_maps(model, inputs, args.batch_size, backend="onnx", sum_rows=True)
-            segment_importances(rows.maps, model.layout, model.stacking)
+            dominant_segment(segment_importances(rows.maps, model.layout, model.stacking))
 
         try:
             onnx = saliency_backend(model, "onnx") == "onnx"
