@@ -21,6 +21,7 @@ __all__ = [
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from ..core.layouts import Layout, Stacking, input_shape
@@ -198,15 +199,21 @@ def _improved_network(shape, name, widths=(16, 32, 32)):
     return _dense_head(keras, layers, inputs, x, name)
 
 
-@register_architecture(
-    "improved_nodia",
-    layout=Layout.NODIA,
-    stacking=Stacking.CHANNELS,
-    description="noDIA CNN on channel-stacked srch/tmpl: 3 strided conv(5x5:16, 3x3:32, 3x3:32)+batch norm,"
-    " dropout 0.3, dense 32, softmax 2",
+def _register_channel_stacked(family: str, network: Callable[..., Any], summary: str) -> None:
+    """Register ``{family}_nodia`` and ``{family}_dia``: ``network(shape,
+    name)`` on channel-stacked stamps (srch/tmpl, and diff/srch/tmpl)."""
+    for layout, segments in ((Layout.NODIA, "srch/tmpl"), (Layout.DIA, "diff/srch/tmpl")):
+        name = f"{family}_{layout.value.lower()}"
+        register_architecture(
+            name, layout=layout, stacking=Stacking.CHANNELS,
+            description=f"{layout.value} CNN on channel-stacked {segments}: {summary}",
+        )(partial(network, name=name))
+
+
+_register_channel_stacked(
+    "improved", _improved_network,
+    "3 strided conv(5x5:16, 3x3:32, 3x3:32)+batch norm, dropout 0.3, dense 32, softmax 2",
 )
-def _improved_nodia(shape):
-    return _improved_network(shape, "improved_nodia")
 
 
 @register_architecture(
@@ -218,17 +225,6 @@ def _improved_nodia(shape):
 )
 def _improved_nodia_fast(shape):
     return _improved_network(shape, "improved_nodia_fast", widths=(8, 16, 32))
-
-
-@register_architecture(
-    "improved_dia",
-    layout=Layout.DIA,
-    stacking=Stacking.CHANNELS,
-    description="DIA CNN on channel-stacked diff/srch/tmpl: 3 strided conv(5x5:16, 3x3:32, 3x3:32)+batch"
-    " norm, dropout 0.3, dense 32, softmax 2",
-)
-def _improved_dia(shape):
-    return _improved_network(shape, "improved_dia")
 
 
 # Patch-stem networks (the packaged defaults).  A 4x4 convolution with stride
@@ -255,23 +251,7 @@ def _patch_network(shape, name, stem=16, widths=(32, 32)):
     return _dense_head(keras, layers, inputs, x, name)
 
 
-@register_architecture(
-    "patch_nodia",
-    layout=Layout.NODIA,
-    stacking=Stacking.CHANNELS,
-    description="noDIA CNN on channel-stacked srch/tmpl: 4x4/4 patch conv (16), 2 conv(3x3: 32)+batch norm,"
-    " dropout 0.3, dense 32, softmax 2",
+_register_channel_stacked(
+    "patch", _patch_network,
+    "4x4/4 patch conv (16), 2 conv(3x3: 32)+batch norm, dropout 0.3, dense 32, softmax 2",
 )
-def _patch_nodia(shape):
-    return _patch_network(shape, "patch_nodia")
-
-
-@register_architecture(
-    "patch_dia",
-    layout=Layout.DIA,
-    stacking=Stacking.CHANNELS,
-    description="DIA CNN on channel-stacked diff/srch/tmpl: 4x4/4 patch conv (16), 2 conv(3x3: 32)+batch"
-    " norm, dropout 0.3, dense 32, softmax 2",
-)
-def _patch_dia(shape):
-    return _patch_network(shape, "patch_dia")
