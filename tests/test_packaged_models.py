@@ -2,9 +2,10 @@
 fits the pipeline's layout, carries its training metadata, and classifies
 freshly simulated stamps (seeds never used in training) well."""
 
+import os
+
 import numpy as np
 import pytest
-import yaml
 from rbnodia.butler.execution import pipeline_path
 from rbnodia.nn import load_model, packaged_model_names
 
@@ -12,8 +13,16 @@ PIPELINE_MODELS = {"RealBogusNoDia": "noDIA", "RealBogusDia": "DIA"}
 
 
 def _pipeline_model(pipeline: str) -> str:
-    config = yaml.safe_load(pipeline_path(pipeline).read_text())["tasks"]["classifyRealBogus"]["config"]
-    return config["modelName"]
+    """The packaged model a shipped pipeline uses, as its task config resolves it."""
+    from lsst.pipe.base import Pipeline
+
+    from rbnodia.commands.info import environment
+
+    for key, value in environment().items():
+        os.environ.setdefault(key, value)
+    config = Pipeline.from_uri(str(pipeline_path(pipeline))).to_graph().tasks["classifyRealBogus"].config
+    assert config.modelSource == "package"
+    return config.packaged_model_name()
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 
 Supported inputs: `astropy.table.Table` (the ``ArrowAstropy`` storage
 class), `pandas.DataFrame`, numpy structured arrays, mappings of column name
-to array, and afw ``SourceCatalog`` (recognised by ``asAstropy``).
+to array, and afw ``SourceCatalog`` (through `rbnodia.adapters.afw`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from .afw import afw_catalog_columns, is_afw
 from .images import UnsupportedInputError
+
+_INT64_MAX = np.iinfo(np.int64).max
 
 
 @dataclass(frozen=True)
@@ -26,7 +29,8 @@ class Detections:
     id : `numpy.ndarray`
         int64 ids.
     x, y : `numpy.ndarray`
-        float64 pixel positions (NaN allowed: such rows get NO_DATA).
+        float64 pixel positions; NaN for masked or non-finite input (such
+        rows get ``NO_DATA`` and NaN sky positions).
     """
 
     id: np.ndarray
@@ -71,22 +75,34 @@ def to_detections(table: Any, id_column: str = "id", x_column: str = "x", y_colu
     KeyError
         If a column is missing; the message lists the available columns.
     ValueError
-        If ids are not integers.
+        If ids are not integers, are masked, or do not fit in int64 (Rubin's
+        id type; a uint64 id >= 2**63 is refused rather than wrapped).
     """
-    if hasattr(table, "asAstropy") and not hasattr(table, "colnames"):  # afw catalog
-        table = table.asAstropy()
+    if is_afw(table) and hasattr(table, "schema"):
+        table = afw_catalog_columns(table, [id_column, x_column, y_column])
     names = _column_names(table)
     missing = [c for c in (id_column, x_column, y_column) if c not in names]
     if missing:
         raise KeyError(f"Detection catalog lacks column(s) {missing}; it has {names}.")
-    ids = np.asarray(table[id_column])
+    return Detections(id=_id_column(table[id_column], id_column), x=_float_column(table[x_column]),
+                      y=_float_column(table[y_column]))
+
+
+def _id_column(column: Any, name: str) -> np.ndarray:
+    """int64 copy of the id column, refusing what cannot be kept exactly."""
+    if np.ma.is_masked(column):
+        raise ValueError(f"Column {name!r} has masked (missing) ids.")
+    ids = np.asarray(column)
     if ids.size and not np.issubdtype(ids.dtype, np.integer):
-        raise ValueError(f"Column {id_column!r} must hold integer ids, got dtype {ids.dtype}.")
-    if np.ma.is_masked(table[id_column]):
-        raise ValueError(f"Column {id_column!r} has masked (missing) ids.")
-    return Detections(id=ids.astype(np.int64), x=_float_column(table[x_column]), y=_float_column(table[y_column]))
+        raise ValueError(f"Column {name!r} must hold integer ids, got dtype {ids.dtype}.")
+    if ids.size and ids.dtype.kind == "u" and ids.max() > _INT64_MAX:
+        first = int(ids[np.argmax(ids > _INT64_MAX)])
+        raise ValueError(f"Column {name!r} holds unsigned ids >= 2**63 (e.g. {first}) that do not fit in "
+                         "int64, the id type of the outputs; they would wrap to negative values.")
+    return ids.astype(np.int64)
 
 
 def _float_column(column: Any) -> np.ndarray:
-    """float64 copy of a column; masked entries become NaN."""
-    return np.ma.filled(np.ma.asarray(column, dtype=np.float64), np.nan)
+    """float64 copy of a column; masked and infinite entries become NaN."""
+    values = np.ma.filled(np.ma.asarray(column, dtype=np.float64), np.nan)
+    return np.where(np.isfinite(values), values, np.nan)

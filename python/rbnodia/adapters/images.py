@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..core.preprocess import PixelImage
+from .afw import afw_pixel_image, afw_pixel_to_sky
 
 
 class UnsupportedInputError(TypeError):
@@ -30,10 +31,6 @@ def _is_lsst_images(obj: Any) -> bool:
     return type(obj).__module__.startswith("lsst.images")
 
 
-def _is_afw(obj: Any) -> bool:
-    return type(obj).__module__.startswith("lsst.afw")
-
-
 def _lsst_images_bad(mask: Any, planes: Iterable[str]) -> np.ndarray | None:
     present = [p for p in planes if p in mask.schema]
     if not present:
@@ -42,13 +39,6 @@ def _lsst_images_bad(mask: Any, planes: Iterable[str]) -> np.ndarray | None:
     for plane in present:
         bad |= mask.get(plane)
     return bad
-
-
-def _afw_bad(mask: Any, planes: Iterable[str]) -> np.ndarray | None:
-    present = [p for p in planes if p in mask.getMaskPlaneDict()]
-    if not present:
-        return None
-    return (mask.array & mask.getPlaneBitMask(present)) != 0
 
 
 def to_pixel_image(obj: Any, bad_mask_planes: Iterable[str] = ("NO_DATA",)) -> PixelImage:
@@ -87,14 +77,9 @@ def to_pixel_image(obj: Any, bad_mask_planes: Iterable[str] = ("NO_DATA",)) -> P
             return PixelImage(obj.image.array, _lsst_images_bad(obj.mask, planes), origin)
         if hasattr(obj, "array"):
             return PixelImage(obj.array, None, origin)
-    if hasattr(obj, "getMaskedImage"):  # afw Exposure
-        return to_pixel_image(obj.getMaskedImage(), planes)
-    if hasattr(obj, "getImage") and hasattr(obj, "getMask"):  # afw MaskedImage
-        xy0 = obj.getXY0()
-        return PixelImage(obj.image.array, _afw_bad(obj.mask, planes), (int(xy0.getX()), int(xy0.getY())))
-    if _is_afw(obj) and hasattr(obj, "array") and hasattr(obj, "getXY0"):  # afw Image
-        xy0 = obj.getXY0()
-        return PixelImage(obj.array, None, (int(xy0.getX()), int(xy0.getY())))
+    afw_image = afw_pixel_image(obj, planes)
+    if afw_image is not None:
+        return afw_image
     raise UnsupportedInputError(
         f"Unsupported image type {type(obj).__module__}.{type(obj).__qualname__}; expected a numpy array, "
         "an lsst.images Image/MaskedImage/VisitImage, or an afw Exposure/MaskedImage/Image."
@@ -126,8 +111,5 @@ def pixel_to_sky(obj: Any, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np
     if projection is not None:
         sky = projection.pixel_to_sky(x=x, y=y)
         return np.asarray(sky.ra.deg, dtype=np.float64), np.asarray(sky.dec.deg, dtype=np.float64)
-    wcs = obj.getWcs() if hasattr(obj, "getWcs") else None
-    if wcs is not None:
-        ra, dec = wcs.pixelToSkyArray(x, y, degrees=True)
-        return np.asarray(ra, dtype=np.float64), np.asarray(dec, dtype=np.float64)
-    return nan, nan.copy()
+    sky = afw_pixel_to_sky(obj, x, y)
+    return sky if sky is not None else (nan, nan.copy())

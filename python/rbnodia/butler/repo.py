@@ -11,6 +11,9 @@ from __future__ import annotations
 
 __all__ = [
     "INPUT_DATASET_TYPES",
+    "MODEL_DATASET_TYPE",
+    "pretrained_model_collection",
+    "put_model",
     "SEED_CONFIG",
     "create_repo",
     "register_instrument",
@@ -42,6 +45,11 @@ INPUT_DATASET_TYPES: dict[str, str] = {
     "truth": "rbnodia_truth",
 }
 """Role -> dataset type name of the pipeline inputs (Rubin AP names)."""
+
+MODEL_DATASET_TYPE = "rbnodia_model"
+"""Dataset type of trained models (storage class ``RealBogusModel``, no
+dimensions): the pipelines read it as a prerequisite input, so the model is
+chosen by input collection, as Rubin does for its own models."""
 
 MASK_PLANES = {
     "BAD": "Bad pixel (e.g. a bad column).",
@@ -304,3 +312,52 @@ def put_detector_inputs(butler, run: str, data_id: Mapping[str, Any], datasets: 
     butler.registry.registerRun(run)
     for role, obj in datasets.items():
         butler.put(obj, INPUT_DATASET_TYPES[role], data_id, run=run)
+
+
+def pretrained_model_collection(name: str) -> str:
+    """Conventional RUN collection of a model: ``pretrained_models/rbnodia_<name>``."""
+    return f"pretrained_models/rbnodia_{name}"
+
+
+def put_model(butler, model: Any, collection: str):
+    """Write a model as the ``rbnodia_model`` dataset of a new RUN collection.
+
+    Parameters
+    ----------
+    butler : `lsst.daf.butler.Butler`
+        Writeable butler whose configuration knows the ``RealBogusModel``
+        storage class (a repository made with rbnodia's seed config, or
+        ``DAF_BUTLER_CONFIG_PATH`` from ``rbnodia env``).
+    model : `rbnodia.nn.RealBogusModel`
+        The model.
+    collection : `str`
+        RUN collection to write; it must not hold a model already (a
+        collection names one model for good, as ``pretrained_models/...``
+        collections do in Rubin repositories).
+
+    Returns
+    -------
+    ref : `lsst.daf.butler.DatasetRef`
+        The written dataset.
+
+    Raises
+    ------
+    FileExistsError
+        If the collection already holds an ``rbnodia_model``.
+    """
+    from lsst.daf.butler import DatasetType, MissingCollectionError
+
+    butler.registry.registerDatasetType(
+        DatasetType(MODEL_DATASET_TYPE, butler.dimensions.empty, "RealBogusModel")
+    )
+    try:
+        existing = butler.query_datasets(MODEL_DATASET_TYPE, collections=collection, explain=False)
+    except MissingCollectionError:
+        existing = []
+    if existing:
+        raise FileExistsError(
+            f"Collection {collection!r} already holds {MODEL_DATASET_TYPE} {existing[0].id}; put the model into "
+            "a new collection (a collection names one model, so results stay reproducible)."
+        )
+    butler.registry.registerRun(collection)
+    return butler.put(model, MODEL_DATASET_TYPE, {}, run=collection)

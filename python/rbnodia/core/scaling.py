@@ -12,7 +12,8 @@ code:
   and every pixel becomes ``(x - lo) / (hi - lo)``.  Pixels outside the
   interval land below 0 or above 1 and are kept.
 
-Beyond the paper: statistics use the usable pixels only; unusable pixels are
+Beyond the paper: statistics use the usable pixels only (finite, below
+`PIXEL_LIMIT`, and not masked); unusable pixels are
 filled with the value the stamp's mean maps to (0 for a standardised
 difference stamp); a stamp with fewer than two usable pixels or no spread is
 set to 0 everywhere and reported as failed, never raising and never returning
@@ -21,13 +22,27 @@ NaN.
 
 from __future__ import annotations
 
-__all__ = ["SCALING_VERSION", "interval_scale", "standardize"]
+__all__ = ["PIXEL_LIMIT", "SCALING_VERSION", "interval_scale", "standardize", "usable_pixels"]
 
 import numpy as np
 
 SCALING_VERSION = "acero-cuellar-2023/v1"
 """Identifier of this scaling recipe, stored in model metadata so that a model
 is never fed stamps scaled differently from its training data."""
+
+
+PIXEL_LIMIT = 1e30
+"""Pixels with ``|value| >= PIXEL_LIMIT`` are unusable, like NaN and inf.
+
+Such values are missing-data sentinels (float32's +-3.4e38 is a common
+one), never fluxes; left in a stamp they dominate its mean and spread and
+overflow the scaled float32 values."""
+
+
+def usable_pixels(pixels: np.ndarray) -> np.ndarray:
+    """Boolean mask of the pixels the scalers may use: finite and below `PIXEL_LIMIT`."""
+    with np.errstate(invalid="ignore"):
+        return np.abs(pixels) < PIXEL_LIMIT
 
 
 CHUNK = 64
@@ -54,7 +69,7 @@ def _prepare(pixels: np.ndarray, usable: np.ndarray | None, out: np.ndarray | No
 def _chunk_values(pixels: np.ndarray, usable: np.ndarray | None) -> tuple:
     """float64 copy of a chunk with unusable pixels zeroed, and the mask
     (None when every pixel is usable)."""
-    good = np.isfinite(pixels)
+    good = usable_pixels(pixels)
     if usable is not None:
         good &= usable
     values = pixels.astype(np.float64)
@@ -91,7 +106,8 @@ def standardize(
     pixels : `numpy.ndarray`
         ``(n, h, w)`` stamps.
     usable : `numpy.ndarray`, optional
-        ``(n, h, w)`` bool; defaults to the finite pixels.
+        ``(n, h, w)`` bool, pixels that may be used; pixels that are not
+        finite or not below `PIXEL_LIMIT` are never used.
     out : `numpy.ndarray`, optional
         ``(n, h, w)`` float32 array (or view) to write the result into.
 
@@ -130,7 +146,8 @@ def interval_scale(
     pixels : `numpy.ndarray`
         ``(n, h, w)`` stamps.
     usable : `numpy.ndarray`, optional
-        ``(n, h, w)`` bool; defaults to the finite pixels.
+        ``(n, h, w)`` bool, pixels that may be used; pixels that are not
+        finite or not below `PIXEL_LIMIT` are never used.
     nsigma : `float`
         Half-width of the interval in standard deviations (the paper: 3).
     out : `numpy.ndarray`, optional

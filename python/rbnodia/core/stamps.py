@@ -16,6 +16,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from .flags import StampFlag
+from .scaling import usable_pixels
+
+POSITION_LIMIT = 1e9
+"""Positions with ``|x|`` or ``|y|`` at or beyond this are treated as
+non-finite (off every image; far from overflowing the integer pixel
+index)."""
 
 
 @dataclass(frozen=True)
@@ -69,12 +75,14 @@ def cut_stamps(
         2-d image array indexed ``[y, x]``.
     x, y : array-like
         Detection positions in the image's pixel coordinates (including the
-        origin offset).  Non-finite positions give an all-unusable stamp.
+        origin offset).  Non-finite positions (and those beyond
+        `POSITION_LIMIT`) give an all-unusable stamp flagged ``NO_DATA``.
     size : `int`
         Stamp width and height in pixels; must be odd and positive.
     bad : `numpy.ndarray`, optional
         Boolean array shaped like ``image``; True marks pixels that must not
-        be used (e.g. NO_DATA).  NaN and infinite pixels are always unusable.
+        be used (e.g. NO_DATA).  NaN, infinite and sentinel pixels
+        (`rbnodia.core.scaling.PIXEL_LIMIT`) are always unusable.
     origin : `tuple` [`int`, `int`]
         ``(x0, y0)``: the pixel coordinates of ``image[0, 0]``.
 
@@ -104,7 +112,8 @@ def cut_stamps(
     n = x.size
     height, width = image.shape
     half = size // 2
-    finite_position = np.isfinite(x) & np.isfinite(y)
+    with np.errstate(invalid="ignore"):
+        finite_position = (np.abs(x) < POSITION_LIMIT) & (np.abs(y) < POSITION_LIMIT)
     cx = np.where(finite_position, nearest_pixel(np.where(finite_position, x, 0.0)) - origin[0], -(10**9))
     cy = np.where(finite_position, nearest_pixel(np.where(finite_position, y, 0.0)) - origin[1], -(10**9))
     bad = None if bad is None else np.asarray(bad, dtype=bool)
@@ -143,7 +152,7 @@ def cut_stamps(
         if bad is not None:
             bad_pixels[rows_out] = bad[r, c]
 
-    good = np.isfinite(pixels)
+    good = usable_pixels(pixels)
     if bad is not None:
         good &= ~bad_pixels
     if off_image is not None:
