@@ -27,11 +27,11 @@ demo: venv
 
 # The whole suite, slow tests (BPS, benchmark smoke run) included, in one run.
 test: venv
-	$(PY) -m pytest -n 2 -m "slow or not slow" tests
+	$(PY) -m pytest -n 2 --dist loadscope -m "slow or not slow" tests
 
 # Without the slow tests, for quick iterations.
 test-fast: venv
-	$(PY) -m pytest -n 2 tests
+	$(PY) -m pytest -n 2 --dist loadscope tests
 
 # make bench BENCH_ARGS="--smoke" (CI size) or BENCH_ARGS="--sections 1,2"; results in bench_out/.
 bench: venv

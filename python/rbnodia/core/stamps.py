@@ -9,7 +9,7 @@ unusable (and filled later by the scaler), and the detection is flagged.
 
 from __future__ import annotations
 
-__all__ = ["Cutouts", "cut_stamps", "nearest_pixel"]
+__all__ = ["Cutouts", "POSITION_LIMIT", "cut_stamps", "nearest_pixel", "usable_positions"]
 
 from dataclasses import dataclass
 
@@ -22,6 +22,12 @@ POSITION_LIMIT = 1e9
 """Positions with ``|x|`` or ``|y|`` at or beyond this are treated as
 non-finite (off every image; far from overflowing the integer pixel
 index)."""
+
+
+def usable_positions(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Boolean mask of the positions that can be used: finite and within `POSITION_LIMIT`."""
+    with np.errstate(invalid="ignore"):
+        return (np.abs(x) < POSITION_LIMIT) & (np.abs(y) < POSITION_LIMIT)
 
 
 @dataclass(frozen=True)
@@ -112,8 +118,7 @@ def cut_stamps(
     n = x.size
     height, width = image.shape
     half = size // 2
-    with np.errstate(invalid="ignore"):
-        finite_position = (np.abs(x) < POSITION_LIMIT) & (np.abs(y) < POSITION_LIMIT)
+    finite_position = usable_positions(x, y)
     cx = np.where(finite_position, nearest_pixel(np.where(finite_position, x, 0.0)) - origin[0], -(10**9))
     cy = np.where(finite_position, nearest_pixel(np.where(finite_position, y, 0.0)) - origin[1], -(10**9))
     bad = None if bad is None else np.asarray(bad, dtype=bool)

@@ -13,6 +13,7 @@ __all__ = ["LabelledStamps", "REAL", "BOGUS", "cut_labelled_stamps"]
 
 import json
 import os
+import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,16 +127,31 @@ class LabelledStamps:
                 raise FileNotFoundError(f"No stamp file or folder {p}.")
         if not files:
             raise FileNotFoundError(f"No .npz stamp files in {[str(p) for p in paths]}.")
-        parts = []
-        for f in files:
-            with np.load(f, allow_pickle=False) as data:
+        parts = [cls._load_one(f) for f in files]
+        return parts[0] if len(parts) == 1 else cls.concatenate(parts)
+
+    @classmethod
+    def _load_one(cls, path: Path) -> LabelledStamps:
+        """One ``.npz`` shard; anything else is refused as not a labelled-stamps file."""
+        if not zipfile.is_zipfile(path):
+            raise ValueError(f"{path} is not a labelled-stamps file (not an .npz archive).")
+        try:
+            with np.load(path, allow_pickle=False) as data:
                 missing = [n for n in _ARRAYS if n not in data]
                 if missing:
-                    raise ValueError(f"{f} is not a labelled-stamps file (missing {missing}).")
+                    raise ValueError(f"{path} is not a labelled-stamps file (missing {missing}).")
                 meta = json.loads(str(data["meta"])) if "meta" in data else {}
-                meta.setdefault("source", str(f))
-                parts.append(cls(**{n: data[n] for n in _ARRAYS}, meta=meta))
-        return parts[0] if len(parts) == 1 else cls.concatenate(parts)
+                arrays = {n: data[n] for n in _ARRAYS}
+        except (OSError, EOFError, zipfile.BadZipFile, json.JSONDecodeError) as err:
+            raise ValueError(f"{path} is not a labelled-stamps file ({err}).") from err
+        except ValueError as err:
+            if "labelled-stamps" in str(err):
+                raise
+            raise ValueError(f"{path} is not a labelled-stamps file ({err}).") from err
+        if not isinstance(meta, dict):
+            raise ValueError(f"{path} is not a labelled-stamps file (its meta is not a JSON object).")
+        meta.setdefault("source", str(path))
+        return cls(**arrays, meta=meta)
 
     def model_inputs(self, layout, stacking="horizontal"):
         """Scale and stack for a network; returns `~rbnodia.core.ModelInputs`-like

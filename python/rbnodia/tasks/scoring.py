@@ -35,6 +35,7 @@ from ..adapters import pixel_to_sky, to_detections, to_pixel_image
 from ..core.flags import FLAG_COLUMNS, StampFlag, flag_columns
 from ..core.layouts import Layout
 from ..core.preprocess import make_model_inputs
+from ..core.stamps import usable_positions
 
 DEFAULT_MODELS: dict[str, str] = {Layout.NODIA.value: "nodia_default", Layout.DIA.value: "dia_default"}
 """Packaged model used for each layout when ``modelName`` is not set."""
@@ -318,10 +319,10 @@ def _flag_unscored(scores: np.ndarray, flags: np.ndarray, ids: np.ndarray, log: 
 
 
 def _sky_positions(science: Any, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """ICRS positions of the rows with a finite pixel position (NaN elsewhere)."""
+    """ICRS positions of the rows with a usable pixel position (NaN elsewhere)."""
     ra = np.full(len(x), np.nan)
     dec = np.full(len(x), np.nan)
-    finite = np.isfinite(x) & np.isfinite(y)
+    finite = usable_positions(x, y)
     if finite.any():
         ra[finite], dec[finite] = pixel_to_sky(science, x[finite], y[finite])
     return ra, dec
