@@ -123,7 +123,7 @@ def test_contracts_fail_when_the_connections_disagree(tmp_path, monkeypatch):
     from lsst.pipe.base import Pipeline
     from lsst.pipe.base.pipelineIR import ContractError
 
-    from rbnodia.commands.info import environment
+    from rbnodia.butler.environment import environment
 
     monkeypatch.syspath_prepend(str(STANDIN))
     for key, value in environment().items():
@@ -141,7 +141,7 @@ def test_lsstcam_override_configures_our_task_with_afw_types(tmp_path, monkeypat
     import yaml
     from lsst.pipe.base import Pipeline
 
-    from rbnodia.commands.info import environment
+    from rbnodia.butler.environment import environment
 
     for key, value in environment().items():
         monkeypatch.setenv(key, value)

@@ -17,7 +17,7 @@ def test_bps_submit_local(tmp_path, nodia_model_file):
     pytest.importorskip("lsst.ctrl.bps.parsl")
     from lsst.daf.butler import Butler
 
-    from rbnodia.commands.info import environment
+    from rbnodia.butler.environment import environment
     from rbnodia.sim import write_simulated_repo
 
     repo = tmp_path / "repo"

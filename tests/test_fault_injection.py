@@ -240,7 +240,7 @@ def test_sigterm_then_extend_run(fault_repo):
     detector ends with exactly one complete catalog."""
     command = pipetask_command(fault_repo["root"], pipeline_path("RealBogusNoDia"), fault_repo["inputs"],
                                "faults/killed")
-    from rbnodia.commands.info import environment
+    from rbnodia.butler.environment import environment
 
     env = dict(os.environ, **environment())
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,

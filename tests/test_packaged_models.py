@@ -16,7 +16,7 @@ def _pipeline_model(pipeline: str) -> str:
     """The packaged model a shipped pipeline uses, as its task config resolves it."""
     from lsst.pipe.base import Pipeline
 
-    from rbnodia.commands.info import environment
+    from rbnodia.butler.environment import environment
 
     for key, value in environment().items():
         os.environ.setdefault(key, value)

@@ -85,7 +85,7 @@ def run_pipetask(*args, stream: bool = True, env: Mapping[str, str] | None = Non
         If pipetask fails.
     """
     command = pipetask_command(*args, **kwargs)
-    from ..commands.info import environment
+    from .environment import environment
 
     process_env = dict(os.environ)
     process_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -5,25 +5,9 @@ from __future__ import annotations
 
 __all__ = ["register", "package_dir", "environment"]
 
-import importlib.resources
 import json
-from pathlib import Path
 
-
-def package_dir() -> Path:
-    """Folder holding ``pipelines/`` and ``config/`` (like ``$RBNODIA_DIR``)."""
-    return Path(str(importlib.resources.files("rbnodia"))).resolve()
-
-
-def environment() -> dict[str, str]:
-    """Variables that make a shell see rbnodia's pipelines and storage classes."""
-    import os
-
-    root = package_dir()
-    butler_config = str(root / "config" / "butler")
-    existing = os.environ.get("DAF_BUTLER_CONFIG_PATH", "")
-    parts = [butler_config] + [p for p in existing.split(os.pathsep) if p and p != butler_config]
-    return {"RBNODIA_DIR": str(root), "DAF_BUTLER_CONFIG_PATH": os.pathsep.join(parts)}
+from ..butler.environment import environment, package_dir
 
 
 def _info(args) -> int:

@@ -16,7 +16,7 @@ def _put_model(args: argparse.Namespace) -> int:
 
     from ..butler.repo import pretrained_model_collection, put_model
     from ..nn.model import load_model, packaged_model_names
-    from .info import environment
+    from ..butler.environment import environment
 
     # The storage class must resolve even for a repository made without
     # rbnodia's seed config: the documented `rbnodia env` setup, applied here.
