@@ -41,16 +41,30 @@ def register(subparsers) -> None:
         "independent of the training simulator, score each model on it, and print and write "
         "report.json, report.md, roc.png, families.png, snr_auc.png and examples.png in OUT.",
     )
-    p.add_argument("--model", action="append", help="Model file or packaged model name (repeatable; default: "
-                   f"{' and '.join(DEFAULT_MODELS)}).")
-    p.add_argument("--n", type=int, default=20_000, help="Stamps in the stress set, split evenly over settings.")
+    p.add_argument(
+        "--model",
+        action="append",
+        help=f"Model file or packaged model name (repeatable; default: {' and '.join(DEFAULT_MODELS)}).",
+    )
+    p.add_argument(
+        "--n", type=int, default=20_000, help="Stamps in the stress set, split evenly over settings."
+    )
     p.add_argument("--seed", type=int, default=16, help="Stress-set seed.")
     p.add_argument("--out", required=True, type=Path, help="Report folder; the set lives in OUT/stress_set.")
-    p.add_argument("--own-test", action="append", type=Path, metavar="PATH",
-                   help="Labelled-stamps file or folder of our own test split (what make-training-set writes; "
-                   "repeatable). Default: the test AUC stored in each model file.")
-    p.add_argument("--settings", nargs="+", metavar="NAME",
-                   help="Observing settings (names in rbnodia.stresstest.SETTINGS; default: all of them).")
+    p.add_argument(
+        "--own-test",
+        action="append",
+        type=Path,
+        metavar="PATH",
+        help="Labelled-stamps file or folder of our own test split (what make-training-set writes; "
+        "repeatable). Default: the test AUC stored in each model file.",
+    )
+    p.add_argument(
+        "--settings",
+        nargs="+",
+        metavar="NAME",
+        help="Observing settings (names in rbnodia.stresstest.SETTINGS; default: all of them).",
+    )
     p.add_argument("--workers", type=int, default=2, help="Processes generating the stress set.")
     p.add_argument("--regenerate", action="store_true", help="Replace a stress set made with another recipe.")
     p.add_argument("--no-progress", action="store_true")

@@ -26,7 +26,12 @@ def _splat(size: int, x: np.ndarray, y: np.ndarray, weight: np.ndarray) -> np.nd
     x0 = np.floor(x).astype(int)
     y0 = np.floor(y).astype(int)
     fx, fy = x - x0, y - y0
-    for ox, oy, w in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
+    for ox, oy, w in (
+        (0, 0, (1 - fx) * (1 - fy)),
+        (1, 0, fx * (1 - fy)),
+        (0, 1, (1 - fx) * fy),
+        (1, 1, fx * fy),
+    ):
         np.add.at(image, ((y0 + oy) % size, (x0 + ox) % size), weight * w)
     return image
 

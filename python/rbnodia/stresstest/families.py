@@ -52,13 +52,17 @@ def nominal_flux(conditions: Conditions, snr: float) -> float:
     return 2.0 * snr * math.sqrt(math.pi * radius**2 * conditions.science_variance)
 
 
-def _draw_galaxy(rng: np.random.Generator, conditions: Conditions, x: float, y: float, flux: float,
-                 compact: bool = False) -> Galaxy:
+def _draw_galaxy(
+    rng: np.random.Generator, conditions: Conditions, x: float, y: float, flux: float, compact: bool = False
+) -> Galaxy:
     pixel = conditions.setting.pixel_scale
     scale = _log_uniform(rng, 0.1, 0.5) if compact else _log_uniform(rng, 0.15, 1.2)
     bulge = rng.uniform(0.3, 0.8) if compact or rng.random() < 0.5 else 0.0
     return Galaxy(
-        x, y, flux, scale / pixel,
+        x,
+        y,
+        flux,
+        scale / pixel,
         q=float(rng.uniform(0.25, 1.0)),
         theta=float(rng.uniform(0.0, math.pi)),
         bulge_fraction=float(bulge),
@@ -67,8 +71,13 @@ def _draw_galaxy(rng: np.random.Generator, conditions: Conditions, x: float, y: 
     )
 
 
-def _background(rng: np.random.Generator, conditions: Conditions, size: int, target: tuple[float, float],
-                keep_clear: float) -> Components:
+def _background(
+    rng: np.random.Generator,
+    conditions: Conditions,
+    size: int,
+    target: tuple[float, float],
+    keep_clear: float,
+) -> Components:
     """Field galaxies and stars anywhere except within ``keep_clear`` pixels
     of the target."""
     area = (size * conditions.setting.pixel_scale) ** 2 / _AREA_REFERENCE
@@ -105,24 +114,48 @@ class _Draw:
     def conditions(self, **options) -> Conditions:
         return draw_conditions(self.rng, self.setting, **options)
 
-    def scene(self, family: str, conditions: Conditions, subject: Components, target: tuple[float, float],
-              accept: float, snr: float, clear: float | None = None, background: Components | None = None,
-              **details) -> Scene:
+    def scene(
+        self,
+        family: str,
+        conditions: Conditions,
+        subject: Components,
+        target: tuple[float, float],
+        accept: float,
+        snr: float,
+        clear: float | None = None,
+        background: Components | None = None,
+        **details,
+    ) -> Scene:
         if background is None:
-            background = _background(self.rng, conditions, self.size, target,
-                                     clear if clear is not None else 3.0 * conditions.fwhm)
+            background = _background(
+                self.rng, conditions, self.size, target, clear if clear is not None else 3.0 * conditions.fwhm
+            )
         return Scene(
-            family=family, label=FAMILIES[family].label, conditions=conditions, background=background,
-            subject=subject, target=target, accept_radius=accept, target_snr=snr,
-            excursion=family.startswith("noise_"), details=details,
+            family=family,
+            label=FAMILIES[family].label,
+            conditions=conditions,
+            background=background,
+            subject=subject,
+            target=target,
+            accept_radius=accept,
+            target_snr=snr,
+            excursion=family.startswith("noise_"),
+            details=details,
         )
 
 
 def _transient_hostless(d: _Draw) -> Scene:
     c, t = d.conditions(), d.target()
     subject = Components(science_points=[PointSource(*t, 1.0)])
-    return d.scene("transient_hostless", c, subject, t, max(1.5, 0.5 * c.fwhm),
-                   _log_uniform(d.rng, 5.0, 80.0), clear=max(8.0, 2.5 * c.fwhm))
+    return d.scene(
+        "transient_hostless",
+        c,
+        subject,
+        t,
+        max(1.5, 0.5 * c.fwhm),
+        _log_uniform(d.rng, 5.0, 80.0),
+        clear=max(8.0, 2.5 * c.fwhm),
+    )
 
 
 def _transient_hosted(d: _Draw) -> Scene:
@@ -137,17 +170,34 @@ def _transient_hosted(d: _Draw) -> Scene:
     background = _background(d.rng, c, d.size, t, max(8.0, 2.5 * c.fwhm))
     background.add_static(galaxies=[host.moved(t[0] - ox, t[1] - oy)])
     subject = Components(science_points=[PointSource(*t, 1.0)])
-    return d.scene("transient_hosted", c, subject, t, max(1.5, 0.5 * c.fwhm), _log_uniform(d.rng, 5.0, 80.0),
-                   background=background, host_offset_arcsec=math.hypot(ox, oy) * c.setting.pixel_scale)
+    return d.scene(
+        "transient_hosted",
+        c,
+        subject,
+        t,
+        max(1.5, 0.5 * c.fwhm),
+        _log_uniform(d.rng, 5.0, 80.0),
+        background=background,
+        host_offset_arcsec=math.hypot(ox, oy) * c.setting.pixel_scale,
+    )
 
 
 def _variable_star(d: _Draw) -> Scene:
     c, t = d.conditions(), d.target()
     change = _log_uniform(d.rng, 0.1, 3.0)
-    subject = Components(science_points=[PointSource(*t, (1.0 + change) / change)],
-                         template_points=[PointSource(*t, 1.0 / change)])
-    return d.scene("variable_star", c, subject, t, max(1.5, 0.5 * c.fwhm), _log_uniform(d.rng, 5.0, 80.0),
-                   brightening=change)
+    subject = Components(
+        science_points=[PointSource(*t, (1.0 + change) / change)],
+        template_points=[PointSource(*t, 1.0 / change)],
+    )
+    return d.scene(
+        "variable_star",
+        c,
+        subject,
+        t,
+        max(1.5, 0.5 * c.fwhm),
+        _log_uniform(d.rng, 5.0, 80.0),
+        brightening=change,
+    )
 
 
 def _noise(d: _Draw, family: str, epochs: int) -> Scene:
@@ -163,8 +213,15 @@ def _galaxy_scale_residual(d: _Draw) -> Scene:
     t = d.target()
     subject = Components()
     subject.add_static(galaxies=[_draw_galaxy(d.rng, c, *t, 1.0, compact=True)])
-    return d.scene("galaxy_scale_residual", c, subject, t, max(2.0, c.fwhm), _log_uniform(d.rng, 5.0, 40.0),
-                   flux_scale_error=error)
+    return d.scene(
+        "galaxy_scale_residual",
+        c,
+        subject,
+        t,
+        max(2.0, c.fwhm),
+        _log_uniform(d.rng, 5.0, 40.0),
+        flux_scale_error=error,
+    )
 
 
 def _psf_mismatch_star(d: _Draw) -> Scene:
@@ -173,8 +230,9 @@ def _psf_mismatch_star(d: _Draw) -> Scene:
     c = dataclasses.replace(c, psf_science_estimate=c.psf_science.perturbed(d.rng, error, 0.05))
     subject = Components()
     subject.add_static(points=[PointSource(*t, 1.0)])
-    return d.scene("psf_mismatch_star", c, subject, t, 1.5 * c.fwhm, _log_uniform(d.rng, 5.0, 60.0),
-                   fwhm_error=error)
+    return d.scene(
+        "psf_mismatch_star", c, subject, t, 1.5 * c.fwhm, _log_uniform(d.rng, 5.0, 60.0), fwhm_error=error
+    )
 
 
 def _dipole(d: _Draw, family: str) -> Scene:
@@ -183,41 +241,68 @@ def _dipole(d: _Draw, family: str) -> Scene:
     angle = d.rng.uniform(0.0, 2 * math.pi)
     sx, sy = shift * math.cos(angle), shift * math.sin(angle)
     if family == "dipole_star":
-        subject = Components(science_points=[PointSource(*t, 1.0)], template_points=[PointSource(t[0] - sx, t[1] - sy, 1.0)])
+        subject = Components(
+            science_points=[PointSource(*t, 1.0)], template_points=[PointSource(t[0] - sx, t[1] - sy, 1.0)]
+        )
     else:
         galaxy = _draw_galaxy(d.rng, c, *t, 1.0, compact=True)
         subject = Components(science_galaxies=[galaxy], template_galaxies=[galaxy.moved(-sx, -sy)])
-    return d.scene(family, c, subject, t, max(2.0, c.fwhm), _log_uniform(d.rng, 5.0, 60.0),
-                   shift_arcsec=shift * c.setting.pixel_scale)
+    return d.scene(
+        family,
+        c,
+        subject,
+        t,
+        max(2.0, c.fwhm),
+        _log_uniform(d.rng, 5.0, 60.0),
+        shift_arcsec=shift * c.setting.pixel_scale,
+    )
 
 
 def _cosmic_ray(d: _Draw) -> Scene:
     c, t = d.conditions(), d.target()
     length = min(25.0, 0.3 + d.rng.exponential(3.0))
     track = cosmic_ray(d.size, *t, length, d.rng.uniform(0.0, math.pi), d.rng)
-    return d.scene("cosmic_ray", c, Components(science_artifact=track), t, 0.5 * length + 1.5,
-                   _log_uniform(d.rng, 5.0, 200.0), length_px=length)
+    return d.scene(
+        "cosmic_ray",
+        c,
+        Components(science_artifact=track),
+        t,
+        0.5 * length + 1.5,
+        _log_uniform(d.rng, 5.0, 200.0),
+        length_px=length,
+    )
 
 
 def _hot_pixel(d: _Draw) -> Scene:
     c, t = d.conditions(), d.target()
     t = (float(round(t[0])), float(round(t[1])))
     pixels = hot_pixels(d.size, int(t[0]), int(t[1]), d.rng)
-    return d.scene("hot_pixel", c, Components(science_artifact=pixels), t, 1.5, _log_uniform(d.rng, 5.0, 200.0))
+    return d.scene(
+        "hot_pixel", c, Components(science_artifact=pixels), t, 1.5, _log_uniform(d.rng, 5.0, 200.0)
+    )
 
 
 def _bad_column(d: _Draw) -> Scene:
     c, t = d.conditions(), d.target()
     length = int(d.rng.integers(15, d.size + 1))
     column = bad_column(d.size, int(round(t[0])), int(round(t[1])) - length // 2, length)
-    return d.scene("bad_column", c, Components(science_artifact=column), (float(round(t[0])), t[1]), 6.0,
-                   _log_uniform(d.rng, 5.0, 60.0), length_px=length)
+    return d.scene(
+        "bad_column",
+        c,
+        Components(science_artifact=column),
+        (float(round(t[0])), t[1]),
+        6.0,
+        _log_uniform(d.rng, 5.0, 60.0),
+        length_px=length,
+    )
 
 
 def _satellite_trail(d: _Draw) -> Scene:
     c, t = d.conditions(), d.target()
     trail = satellite_trail(d.size, *t, d.rng.uniform(0.0, math.pi), c.psf_science)
-    return d.scene("satellite_trail", c, Components(science_artifact=trail), t, 6.0, _log_uniform(d.rng, 5.0, 80.0))
+    return d.scene(
+        "satellite_trail", c, Components(science_artifact=trail), t, 6.0, _log_uniform(d.rng, 5.0, 80.0)
+    )
 
 
 @dataclass(frozen=True)
@@ -247,30 +332,88 @@ class Family:
 
 def _families() -> dict[str, Family]:
     rows = [
-        ("transient_hostless", REAL, 0.15, "point source in the science image only, >= 2.5 FWHM from field sources",
-         _transient_hostless),
-        ("transient_hosted", REAL, 0.25, "point source on a disk(+bulge) galaxy of nominal S/N 5-2000, offset "
-         "drawn from the disk light (0 to a few scale lengths)", _transient_hosted),
-        ("variable_star", REAL, 0.10, "star in both images, brighter in the science by 10-300 %", _variable_star),
-        ("noise_white", BOGUS, 0.05, "noise constrained to a threshold excursion, deep template (2x the "
-         "setting's deepest)", lambda d: _noise(d, "noise_white", 2 * d.setting.template_epochs[1])),
-        ("noise_correlated", BOGUS, 0.05, "noise constrained to a threshold excursion, 1-2 epoch template: the "
-         "warped, kernel-convolved template noise dominates", lambda d: _noise(d, "noise_correlated",
-                                                                             int(d.rng.integers(1, 3)))),
-        ("galaxy_scale_residual", BOGUS, 0.06, "compact bright galaxy with the template flux scale 1-15 % too "
-         "low", _galaxy_scale_residual),
-        ("psf_mismatch_star", BOGUS, 0.06, "bright star with the science PSF estimate 3-12 % too wide or "
-         "narrow (and shape errors): core or ring residual", _psf_mismatch_star),
-        ("dipole_star", BOGUS, 0.05, "star displaced between template and science by 0.08-0.3 FWHM",
-         lambda d: _dipole(d, "dipole_star")),
-        ("dipole_galaxy", BOGUS, 0.05, "compact galaxy displaced by 0.08-0.35 FWHM",
-         lambda d: _dipole(d, "dipole_galaxy")),
+        (
+            "transient_hostless",
+            REAL,
+            0.15,
+            "point source in the science image only, >= 2.5 FWHM from field sources",
+            _transient_hostless,
+        ),
+        (
+            "transient_hosted",
+            REAL,
+            0.25,
+            "point source on a disk(+bulge) galaxy of nominal S/N 5-2000, offset "
+            "drawn from the disk light (0 to a few scale lengths)",
+            _transient_hosted,
+        ),
+        (
+            "variable_star",
+            REAL,
+            0.10,
+            "star in both images, brighter in the science by 10-300 %",
+            _variable_star,
+        ),
+        (
+            "noise_white",
+            BOGUS,
+            0.05,
+            "noise constrained to a threshold excursion, deep template (2x the setting's deepest)",
+            lambda d: _noise(d, "noise_white", 2 * d.setting.template_epochs[1]),
+        ),
+        (
+            "noise_correlated",
+            BOGUS,
+            0.05,
+            "noise constrained to a threshold excursion, 1-2 epoch template: the "
+            "warped, kernel-convolved template noise dominates",
+            lambda d: _noise(d, "noise_correlated", int(d.rng.integers(1, 3))),
+        ),
+        (
+            "galaxy_scale_residual",
+            BOGUS,
+            0.06,
+            "compact bright galaxy with the template flux scale 1-15 % too low",
+            _galaxy_scale_residual,
+        ),
+        (
+            "psf_mismatch_star",
+            BOGUS,
+            0.06,
+            "bright star with the science PSF estimate 3-12 % too wide or "
+            "narrow (and shape errors): core or ring residual",
+            _psf_mismatch_star,
+        ),
+        (
+            "dipole_star",
+            BOGUS,
+            0.05,
+            "star displaced between template and science by 0.08-0.3 FWHM",
+            lambda d: _dipole(d, "dipole_star"),
+        ),
+        (
+            "dipole_galaxy",
+            BOGUS,
+            0.05,
+            "compact galaxy displaced by 0.08-0.35 FWHM",
+            lambda d: _dipole(d, "dipole_galaxy"),
+        ),
         ("cosmic_ray", BOGUS, 0.05, "unrepaired straight track of 0.3-25 pixels in the science", _cosmic_ray),
         ("hot_pixel", BOGUS, 0.04, "unmasked hot pixel, half with a weaker neighbour", _hot_pixel),
-        ("bad_column", BOGUS, 0.04, "unmasked column segment (15 pixels to the whole patch) with excess "
-         "charge", _bad_column),
-        ("satellite_trail", BOGUS, 0.05, "straight trail across the patch, PSF line-spread profile",
-         _satellite_trail),
+        (
+            "bad_column",
+            BOGUS,
+            0.04,
+            "unmasked column segment (15 pixels to the whole patch) with excess charge",
+            _bad_column,
+        ),
+        (
+            "satellite_trail",
+            BOGUS,
+            0.05,
+            "straight trail across the patch, PSF line-spread profile",
+            _satellite_trail,
+        ),
     ]
     return {name: Family(name, label, weight, text, builder) for name, label, weight, text, builder in rows}
 

@@ -111,25 +111,27 @@ def _make_chunk(chunk: _Chunk) -> dict[str, Any]:
             raise RuntimeError(f"No detection for family {family} slot {slot} after {MAX_ATTEMPTS} scenes.")
         out["diff"][i], out["srch"][i], out["tmpl"][i] = result.diff, result.srch, result.tmpl
         c = scene.conditions
-        rows.append({
-            "id": chunk.setting_index * 10**9 + slot,
-            "setting": chunk.setting,
-            "family": family,
-            "label": scene.label,
-            "snr": result.snr,
-            "target_snr": scene.target_snr,
-            "mag": setting.magnitude(result.scale) if scene.label == REAL else float("nan"),
-            "offset_px": result.offset,
-            "attempts": attempt,
-            "psf_science": c.psf_science.family,
-            "psf_template": c.psf_template.family,
-            "seeing_arcsec": c.psf_science.fwhm * setting.pixel_scale,
-            "template_seeing_arcsec": c.psf_template.fwhm * setting.pixel_scale,
-            "template_epochs": c.epochs,
-            "registration_error_px": float(np.hypot(*c.registration_error)),
-            "flux_scale_error": c.flux_scale_error,
-            "details": json.dumps(scene.details, sort_keys=True),
-        })
+        rows.append(
+            {
+                "id": chunk.setting_index * 10**9 + slot,
+                "setting": chunk.setting,
+                "family": family,
+                "label": scene.label,
+                "snr": result.snr,
+                "target_snr": scene.target_snr,
+                "mag": setting.magnitude(result.scale) if scene.label == REAL else float("nan"),
+                "offset_px": result.offset,
+                "attempts": attempt,
+                "psf_science": c.psf_science.family,
+                "psf_template": c.psf_template.family,
+                "seeing_arcsec": c.psf_science.fwhm * setting.pixel_scale,
+                "template_seeing_arcsec": c.psf_template.fwhm * setting.pixel_scale,
+                "template_epochs": c.epochs,
+                "registration_error_px": float(np.hypot(*c.registration_error)),
+                "flux_scale_error": c.flux_scale_error,
+                "details": json.dumps(scene.details, sort_keys=True),
+            }
+        )
     out["rows"] = rows
     return out
 
@@ -179,7 +181,9 @@ def _write_setting(folder: Path, setting: str, parts: list[dict[str, Any]], seed
         "n": len(stamps),
         **{k: v for k, v in stamps.summary().items() if k in ("n_real", "n_bogus", "families")},
         "scenes_per_stamp": {
-            name: round(float(attempts[families == name].mean()), 3) for name in FAMILIES if (families == name).any()
+            name: round(float(attempts[families == name].mean()), 3)
+            for name in FAMILIES
+            if (families == name).any()
         },
     }
 
@@ -227,7 +231,11 @@ def make_stress_set(
     if n < len(settings) or stamp_size % 2 == 0 or not 1 <= stamp_size <= PATCH_SIZE:
         raise ValueError(f"Need n >= {len(settings)} and an odd stamp size <= {PATCH_SIZE}.")
     counts = _split(n, settings)
-    jobs = [c for i, name in enumerate(settings) for c in _chunks(counts[name], seed, name, list(SETTINGS).index(name), stamp_size)]
+    jobs = [
+        c
+        for i, name in enumerate(settings)
+        for c in _chunks(counts[name], seed, name, list(SETTINGS).index(name), stamp_size)
+    ]
     _LOG.info("Generating %d stress-test stamps (%s) with seed %d on %d worker(s).", n, counts, seed, workers)
     bar = Progress(n, "stress stamps", _LOG, progress)
     results: list[dict[str, Any]] = []
@@ -245,11 +253,20 @@ def make_stress_set(
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     summary: dict[str, Any] = {
-        "generator": GENERATOR_VERSION, "rbnodia": __version__, "n": n, "seed": seed,
-        "settings": list(settings), "stamp_size": stamp_size, "patch_size": PATCH_SIZE,
-        "families": {name: {"label": f.label, "weight": f.weight, "description": f.description}
-                     for name, f in FAMILIES.items()},
-        "seconds": round(seconds, 2), "stamps_per_second": round(n / max(seconds, 1e-9), 2), "workers": workers,
+        "generator": GENERATOR_VERSION,
+        "rbnodia": __version__,
+        "n": n,
+        "seed": seed,
+        "settings": list(settings),
+        "stamp_size": stamp_size,
+        "patch_size": PATCH_SIZE,
+        "families": {
+            name: {"label": f.label, "weight": f.weight, "description": f.description}
+            for name, f in FAMILIES.items()
+        },
+        "seconds": round(seconds, 2),
+        "stamps_per_second": round(n / max(seconds, 1e-9), 2),
+        "workers": workers,
         "per_setting": {},
     }
     for name in settings:
@@ -264,8 +281,7 @@ def make_stress_set(
 def load_stress_set(folder: str | os.PathLike) -> tuple[LabelledStamps, Any, dict[str, Any]]:
     """Read a stress set: the stamps, the truth table (rows aligned) and the
     summary."""
-    from astropy.table import vstack
-    from astropy.table import Table
+    from astropy.table import Table, vstack
 
     folder = Path(folder)
     summary_path = folder / "summary.json"

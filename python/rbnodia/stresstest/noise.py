@@ -39,9 +39,7 @@ def exposure_noise(expected: np.ndarray, read_noise: float, rng: np.random.Gener
     return rng.poisson(expected) - expected + rng.normal(0.0, read_noise, expected.shape)
 
 
-def coadd_noise(
-    expected: np.ndarray, epochs: int, read_noise: float, rng: np.random.Generator
-) -> np.ndarray:
+def coadd_noise(expected: np.ndarray, epochs: int, read_noise: float, rng: np.random.Generator) -> np.ndarray:
     """Noise of the mean of ``epochs`` exposures of ``expected`` electrons."""
     total = np.clip(expected, 0.0, None) * epochs
     counts = rng.poisson(total) - total + rng.normal(0.0, read_noise * np.sqrt(epochs), expected.shape)

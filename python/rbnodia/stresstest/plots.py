@@ -50,8 +50,9 @@ def plot_roc(curves: dict[str, dict[str, Any]], path: str | os.PathLike) -> Path
     return save_figure(fig, path)
 
 
-def plot_family_bars(per_model: dict[str, dict[str, dict[str, Any]]], labels: dict[str, int],
-                     path: str | os.PathLike) -> Path:
+def plot_family_bars(
+    per_model: dict[str, dict[str, dict[str, Any]]], labels: dict[str, int], path: str | os.PathLike
+) -> Path:
     """Fraction of each family called real, one bar per model.
 
     Parameters
@@ -77,8 +78,13 @@ def plot_family_bars(per_model: dict[str, dict[str, dict[str, Any]]], labels: di
         for bar, family in zip(bars, families):
             if labels[family] == REAL:
                 bar.set_hatch("//")
-    ax.set_xticks(x, [f"{f}\n({'real' if labels[f] == REAL else 'bogus'})" for f in families],
-                  rotation=60, ha="right", fontsize=7)
+    ax.set_xticks(
+        x,
+        [f"{f}\n({'real' if labels[f] == REAL else 'bogus'})" for f in families],
+        rotation=60,
+        ha="right",
+        fontsize=7,
+    )
     ax.set_ylabel("fraction called real")
     ax.set_ylim(0, 1.05)
     ax.axhline(0.5, color="grey", lw=0.6, ls=":")
@@ -102,7 +108,9 @@ def plot_snr_auc(per_model: dict[str, list[dict[str, Any]]], path: str | os.Path
     return save_figure(fig, path)
 
 
-def plot_examples(stamps: LabelledStamps, path: str | os.PathLike, per_family: int = 3, seed: int = 0) -> Path:
+def plot_examples(
+    stamps: LabelledStamps, path: str | os.PathLike, per_family: int = 3, seed: int = 0
+) -> Path:
     """Example ``diff | srch | tmpl`` triplets of each family (rows), each
     stamp shown with its own 1-99 percentile stretch."""
     rng = np.random.default_rng(seed)

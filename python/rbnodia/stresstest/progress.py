@@ -49,7 +49,11 @@ class Progress:
             rate = self.done / max(now - self.start, 1e-9)
             self.logger.info(
                 "%s: %d of %d (%.0f%%), %.1f per second.",
-                self.description, self.done, self.total, 100.0 * self.done / max(self.total, 1), rate,
+                self.description,
+                self.done,
+                self.total,
+                100.0 * self.done / max(self.total, 1),
+                rate,
             )
 
     def close(self) -> float:

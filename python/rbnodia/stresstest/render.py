@@ -66,20 +66,40 @@ class Galaxy:
         """Unit-flux profile transform centred at the origin (cached: a scene
         renders each galaxy several times)."""
         return _galaxy_transform(
-            grid, self.scale_length, self.q, self.theta, self.bulge_fraction, self.bulge_alpha, self.bulge_beta
+            grid,
+            self.scale_length,
+            self.q,
+            self.theta,
+            self.bulge_fraction,
+            self.bulge_alpha,
+            self.bulge_beta,
         )
 
     def moved(self, dx: float, dy: float, flux_factor: float = 1.0) -> Galaxy:
         """A copy shifted by ``(dx, dy)`` with its flux multiplied."""
         return Galaxy(
-            self.x + dx, self.y + dy, self.flux * flux_factor, self.scale_length, self.q, self.theta,
-            self.bulge_fraction, self.bulge_alpha, self.bulge_beta,
+            self.x + dx,
+            self.y + dy,
+            self.flux * flux_factor,
+            self.scale_length,
+            self.q,
+            self.theta,
+            self.bulge_fraction,
+            self.bulge_alpha,
+            self.bulge_beta,
         )
 
 
 @functools.lru_cache(maxsize=32)
-def _galaxy_transform(grid: FourierGrid, scale_length: float, q: float, theta: float, bulge_fraction: float,
-                      bulge_alpha: float, bulge_beta: float) -> np.ndarray:
+def _galaxy_transform(
+    grid: FourierGrid,
+    scale_length: float,
+    q: float,
+    theta: float,
+    bulge_fraction: float,
+    bulge_alpha: float,
+    bulge_beta: float,
+) -> np.ndarray:
     rho = stretched_frequency(grid.kx, grid.ky, q, theta)
     profile = (1.0 - bulge_fraction) * exponential_disk_ft(rho, scale_length)
     if bulge_fraction > 0:

@@ -43,8 +43,22 @@ SNR_BINS = (5.0, 7.0, 10.0, 20.0, 50.0, math.inf)
 BATCH = 2048
 """Stamps scaled and scored at a time (bounds memory)."""
 
-_HEADLINE = ("roc_auc", "accuracy", "tp_rate", "tn_rate", "fpr", "fnr", "fpr_at_fnr_1pct", "fpr_at_fnr_5pct",
-             "mdr_at_fpr_1pct", "confusion_matrix", "threshold", "n", "n_real", "n_bogus")
+_HEADLINE = (
+    "roc_auc",
+    "accuracy",
+    "tp_rate",
+    "tn_rate",
+    "fpr",
+    "fnr",
+    "fpr_at_fnr_1pct",
+    "fpr_at_fnr_5pct",
+    "mdr_at_fpr_1pct",
+    "confusion_matrix",
+    "threshold",
+    "n",
+    "n_real",
+    "n_bogus",
+)
 
 
 def score_stamps(model: Any, stamps: LabelledStamps, description: str, progress: bool = True) -> tuple:
@@ -76,19 +90,27 @@ def _fraction(mask: np.ndarray) -> float:
     return float(mask.mean()) if mask.size else math.nan
 
 
-def _snr_bins(labels: np.ndarray, scores: np.ndarray, snr: np.ndarray, threshold: float) -> list[dict[str, Any]]:
+def _snr_bins(
+    labels: np.ndarray, scores: np.ndarray, snr: np.ndarray, threshold: float
+) -> list[dict[str, Any]]:
     rows = []
     for low, high in zip(SNR_BINS[:-1], SNR_BINS[1:]):
         inside = (snr >= low) & (snr < high)
         if low == SNR_BINS[0]:
             inside |= snr < low  # detections measured just under the threshold after the centroid step
         name = f"{low:g}-{high:g}" if math.isfinite(high) else f">={low:g}"
-        rows.append({
-            "bin": name, "low": low, "high": high, "n": int(inside.sum()),
-            "n_real": int((labels[inside] == REAL).sum()), "n_bogus": int((labels[inside] != REAL).sum()),
-            "roc_auc": roc_auc(labels[inside], scores[inside]),
-            "accuracy": _fraction((scores[inside] >= threshold) == (labels[inside] == REAL)),
-        })
+        rows.append(
+            {
+                "bin": name,
+                "low": low,
+                "high": high,
+                "n": int(inside.sum()),
+                "n_real": int((labels[inside] == REAL).sum()),
+                "n_bogus": int((labels[inside] != REAL).sum()),
+                "roc_auc": roc_auc(labels[inside], scores[inside]),
+                "accuracy": _fraction((scores[inside] >= threshold) == (labels[inside] == REAL)),
+            }
+        )
     return rows
 
 
@@ -112,13 +134,18 @@ def summarise_scores(labels: np.ndarray, scores: np.ndarray, truth: Any, thresho
     result["per_setting"] = {}
     for name in dict.fromkeys(np.asarray(truth["setting"], dtype=str).tolist()):
         rows = np.asarray(truth["setting"]) == name
-        result["per_setting"][name] = {"n": int(rows.sum()), "roc_auc": roc_auc(labels[rows], scores[rows]),
-                                       "accuracy": _fraction(correct[rows])}
+        result["per_setting"][name] = {
+            "n": int(rows.sum()),
+            "roc_auc": roc_auc(labels[rows], scores[rows]),
+            "accuracy": _fraction(correct[rows]),
+        }
     result["per_family"] = {}
     for name, spec in FAMILIES.items():
         rows = family == name
         result["per_family"][name] = {
-            "label": spec.label, "n": int(rows.sum()), "accuracy": _fraction(correct[rows]),
+            "label": spec.label,
+            "n": int(rows.sum()),
+            "accuracy": _fraction(correct[rows]),
             "fraction_called_real": _fraction(called_real[rows]),
             "mean_score": float(scores[rows].mean()) if rows.any() else math.nan,
         }
@@ -134,12 +161,22 @@ def summarise_scores(labels: np.ndarray, scores: np.ndarray, truth: Any, thresho
 def _own_test(model: Any, own: LabelledStamps | None, name: str, progress: bool) -> dict[str, Any]:
     if own is None:
         test = model.metadata.metrics.get("test", {})
-        return {"source": "model file metadata (test split at training time)", "n": test.get("n"),
-                "roc_auc": test.get("roc_auc", math.nan), "accuracy": test.get("accuracy", math.nan)}
+        return {
+            "source": "model file metadata (test split at training time)",
+            "n": test.get("n"),
+            "roc_auc": test.get("roc_auc", math.nan),
+            "accuracy": test.get("accuracy", math.nan),
+        }
     scores, _ = score_stamps(model, own, f"{name} own test", progress)
     metrics = evaluate(own.label, scores, model.threshold)
-    return {"source": own.meta.get("source", "own test stamps"), "n": metrics["n"], "roc_auc": metrics["roc_auc"],
-            "accuracy": metrics["accuracy"], "labels": own.label, "scores": scores}
+    return {
+        "source": own.meta.get("source", "own test stamps"),
+        "n": metrics["n"],
+        "roc_auc": metrics["roc_auc"],
+        "accuracy": metrics["accuracy"],
+        "labels": own.label,
+        "scores": scores,
+    }
 
 
 def _write_figures(report: dict[str, Any], curves: dict, stamps: LabelledStamps, out: Path) -> dict[str, str]:
@@ -149,8 +186,9 @@ def _write_figures(report: dict[str, Any], curves: dict, stamps: LabelledStamps,
     labels = {name: spec.label for name, spec in FAMILIES.items()}
     return {
         "roc": str(plot_roc(curves, out / "roc.png")),
-        "families": str(plot_family_bars({m: r["per_family"] for m, r in models.items()}, labels,
-                                         out / "families.png")),
+        "families": str(
+            plot_family_bars({m: r["per_family"] for m, r in models.items()}, labels, out / "families.png")
+        ),
         "snr_auc": str(plot_snr_auc({m: r["snr_bins"] for m, r in models.items()}, out / "snr_auc.png")),
         "examples": str(plot_examples(stamps, out / "examples.png")),
     }
@@ -197,14 +235,23 @@ def run_stress_report(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     settings = list(SETTINGS) if settings is None else list(settings)
-    stamps, truth, summary = ensure_stress_set(out / "stress_set", n, seed=seed, settings=settings,
-                                               workers=workers, progress=progress, regenerate=regenerate)
+    stamps, truth, summary = ensure_stress_set(
+        out / "stress_set",
+        n,
+        seed=seed,
+        settings=settings,
+        workers=workers,
+        progress=progress,
+        regenerate=regenerate,
+    )
     own = LabelledStamps.load([Path(p) for p in own_test]) if own_test else None
     if own is not None:
         own.meta["source"] = ", ".join(str(p) for p in own_test)
     report: dict[str, Any] = {
-        "stress_set": {key: summary[key] for key in ("generator", "n", "seed", "settings", "seconds",
-                                                     "stamps_per_second", "workers")},
+        "stress_set": {
+            key: summary[key]
+            for key in ("generator", "n", "seed", "settings", "seconds", "stamps_per_second", "workers")
+        },
         "label_convention": "labels 0 = real, 1 = bogus; scores P(real); called real when score >= threshold",
         "models": {},
     }
@@ -213,8 +260,12 @@ def run_stress_report(
     for name in models:
         model = load_model(name)
         scores, flags = score_stamps(model, stamps, f"{name} stress", progress)
-        entry = {"version": model.version, "layout": model.layout.value, "threshold": model.threshold,
-                 "n_flagged": int((flags != 0).sum())}
+        entry = {
+            "version": model.version,
+            "layout": model.layout.value,
+            "threshold": model.threshold,
+            "n_flagged": int((flags != 0).sum()),
+        }
         entry.update(summarise_scores(stamps.label, scores, truth, model.threshold))
         own_result = _own_test(model, own, name, progress)
         curves[name] = {"stress": (stamps.label, scores, entry["stress"]["roc_auc"])}
@@ -223,7 +274,9 @@ def run_stress_report(
         entry["own_test"] = own_result
         entry["auc_gap"] = own_result["roc_auc"] - entry["stress"]["roc_auc"]
         report["models"][name] = entry
-        _LOG.info("%s: stress AUC %.4f, own-test AUC %.4f.", name, entry["stress"]["roc_auc"], own_result["roc_auc"])
+        _LOG.info(
+            "%s: stress AUC %.4f, own-test AUC %.4f.", name, entry["stress"]["roc_auc"], own_result["roc_auc"]
+        )
     report["files"] = _write_figures(report, curves, stamps, out)
     report["files"].update({"json": str(out / "report.json"), "markdown": str(out / "report.md")})
     (out / "report.json").write_text(json.dumps(report, indent=2, default=_json_default))
@@ -252,12 +305,14 @@ def format_markdown(report: dict[str, Any]) -> str:
         "# Stress test of real/bogus models",
         "",
         f"Stress set: {s['n']} stamps, seed {s['seed']}, settings {', '.join(s['settings'])} "
-        f"({s['generator']}). Labels 0 = real, 1 = bogus; scores P(real); called real when score >= threshold.",
+        f"({s['generator']}). Labels 0 = real, 1 = bogus; scores P(real); "
+        "called real when score >= threshold.",
         "",
         "## Summary",
         "",
         "| model | version | own-test AUC | stress AUC | gap (own - stress) | stress accuracy | threshold | "
-        + " | ".join(f"{k} AUC" for k in s["settings"]) + " | FPR at 1% FNR | MDR at 1% FPR |",
+        + " | ".join(f"{k} AUC" for k in s["settings"])
+        + " | FPR at 1% FNR | MDR at 1% FPR |",
         "|---|---|---|---|---|---|---|" + "---|" * len(s["settings"]) + "---|---|",
     ]
     for name, m in models.items():
@@ -267,22 +322,36 @@ def format_markdown(report: dict[str, Any]) -> str:
             f"{_f(m['auc_gap'])} | {_f(m['stress']['accuracy'])} | {m['threshold']:g} | {settings} | "
             f"{_f(m['stress']['fpr_at_fnr_1pct'])} | {_f(m['stress']['mdr_at_fpr_1pct'])} |"
         )
-    lines += ["", "Own-test source: " + "; ".join(f"{n}: {m['own_test']['source']}" for n, m in models.items()),
-              "", "## Per family", "",
-              "| family | label | n | " + " | ".join(f"{n} called real | {n} accuracy" for n in names) + " |",
-              "|---|---|---|" + "---|---|" * len(names)]
+    lines += [
+        "",
+        "Own-test source: " + "; ".join(f"{n}: {m['own_test']['source']}" for n, m in models.items()),
+        "",
+        "## Per family",
+        "",
+        "| family | label | n | " + " | ".join(f"{n} called real | {n} accuracy" for n in names) + " |",
+        "|---|---|---|" + "---|---|" * len(names),
+    ]
     for family, spec in FAMILIES.items():
         rows = [models[n]["per_family"][family] for n in names]
         cells = " | ".join(f"{_f(r['fraction_called_real'])} | {_f(r['accuracy'])}" for r in rows)
         lines.append(f"| {family} | {'real' if spec.label == REAL else 'bogus'} | {rows[0]['n']} | {cells} |")
-    lines += ["", "## AUC against detection S/N", "",
-              "| S/N | n real | n bogus | " + " | ".join(f"{n} AUC" for n in names) + " |",
-              "|---|---|---|" + "---|" * len(names)]
+    lines += [
+        "",
+        "## AUC against detection S/N",
+        "",
+        "| S/N | n real | n bogus | " + " | ".join(f"{n} AUC" for n in names) + " |",
+        "|---|---|---|" + "---|" * len(names),
+    ]
     for i, b in enumerate(models[names[0]]["snr_bins"]):
         cells = " | ".join(_f(models[n]["snr_bins"][i]["roc_auc"]) for n in names)
         lines.append(f"| {b['bin']} | {b['n_real']} | {b['n_bogus']} | {cells} |")
-    lines += ["", "## AUC per science PSF family", "", "| PSF | n | " + " | ".join(f"{n} AUC" for n in names) + " |",
-              "|---|---|" + "---|" * len(names)]
+    lines += [
+        "",
+        "## AUC per science PSF family",
+        "",
+        "| PSF | n | " + " | ".join(f"{n} AUC" for n in names) + " |",
+        "|---|---|" + "---|" * len(names),
+    ]
     for psf, row in models[names[0]]["per_psf_family"].items():
         cells = " | ".join(_f(models[n]["per_psf_family"][psf]["roc_auc"]) for n in names)
         lines.append(f"| {psf} | {row['n']} | {cells} |")

@@ -160,8 +160,13 @@ class _Pipeline:
     def template(self, part: Components) -> np.ndarray:
         dx, dy = self.c.grid_offset
         return render(
-            self.grid, self.template_transfer, part.template_points, part.template_galaxies,
-            dx=-dx, dy=-dy, flux_factor=1.0 / self.c.transparency,
+            self.grid,
+            self.template_transfer,
+            part.template_points,
+            part.template_galaxies,
+            dx=-dx,
+            dy=-dy,
+            flux_factor=1.0 / self.c.transparency,
         )
 
     def warp(self, template: np.ndarray) -> np.ndarray:
@@ -197,8 +202,9 @@ def _subject_scale(scene: Scene, pipe: _Pipeline, science: np.ndarray, template:
     return float((median + scene.target_snr * sigma - noisy[peak]) / unit[peak])
 
 
-def _constrain(scene: Scene, pipe: _Pipeline, science: np.ndarray, warped: np.ndarray,
-               template_noise: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _constrain(
+    scene: Scene, pipe: _Pipeline, science: np.ndarray, warped: np.ndarray, template_noise: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Condition the science and warped-template noise so the aperture
     statistic at the target equals ``target_snr`` sigma."""
     summed = pipe.summed(pipe.difference(science, warped))
@@ -207,7 +213,10 @@ def _constrain(scene: Scene, pipe: _Pipeline, science: np.ndarray, warped: np.nd
     deficit = median + scene.target_snr * sigma - summed[y, x]
     warped_variance = float(np.var(pipe.warp(template_noise)))
     delta_science, delta_template = constrained_increment(
-        pipe.grid, x, y, deficit,
+        pipe.grid,
+        x,
+        y,
+        deficit,
         [(pipe.aperture, scene.conditions.science_variance), (-pipe.aperture * pipe.kernel, warped_variance)],
     )
     return science + delta_science, warped + delta_template
@@ -224,7 +233,9 @@ def _cut(images: list[np.ndarray], x: int, y: int, stamp_size: int) -> list[np.n
     ]
 
 
-def run_scene(scene: Scene, rng: np.random.Generator, grid: FourierGrid, stamp_size: int = 51) -> SceneResult | None:
+def run_scene(
+    scene: Scene, rng: np.random.Generator, grid: FourierGrid, stamp_size: int = 51
+) -> SceneResult | None:
     """Make the images of ``scene``, detect, and cut the stamps.
 
     Returns

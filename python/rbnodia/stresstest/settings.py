@@ -200,5 +200,8 @@ def draw_conditions(
         transparency=float(rng.uniform(0.75, 1.0)),
         flux_scale_error=float(rng.normal(0.0, flux_scale_sigma)),
         grid_offset=(float(rng.uniform(-0.5, 0.5)), float(rng.uniform(-0.5, 0.5))),
-        registration_error=(float(rng.normal(0.0, registration_sigma)), float(rng.normal(0.0, registration_sigma))),
+        registration_error=(
+            float(rng.normal(0.0, registration_sigma)),
+            float(rng.normal(0.0, registration_sigma)),
+        ),
     )

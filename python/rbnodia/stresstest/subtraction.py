@@ -78,6 +78,8 @@ def matching_kernel(grid: FourierGrid, science: PSFModel, template: PSFModel, sc
     return grid.to_transform(kernel)
 
 
-def subtract(grid: FourierGrid, science: np.ndarray, warped_template: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+def subtract(
+    grid: FourierGrid, science: np.ndarray, warped_template: np.ndarray, kernel: np.ndarray
+) -> np.ndarray:
     """Difference image ``science - kernel * warped_template``."""
     return science - grid.to_image(grid.to_transform(warped_template) * kernel)
