@@ -8,6 +8,7 @@ __all__ = ["plot_examples", "plot_family_bars", "plot_roc", "plot_snr_auc"]
 
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -109,12 +110,18 @@ def plot_snr_auc(per_model: dict[str, list[dict[str, Any]]], path: str | os.Path
 
 
 def plot_examples(
-    stamps: LabelledStamps, path: str | os.PathLike, per_family: int = 3, seed: int = 0
+    stamps: LabelledStamps,
+    path: str | os.PathLike,
+    per_family: int = 3,
+    seed: int = 0,
+    order: Sequence[str] = (),
 ) -> Path:
     """Example ``diff | srch | tmpl`` triplets of each family (rows), each
-    stamp shown with its own 1-99 percentile stretch."""
+    stamp shown with its own 1-99 percentile stretch; families in ``order``
+    come first, in that order, then any others."""
     rng = np.random.default_rng(seed)
-    families = list(dict.fromkeys(stamps.family.tolist()))
+    present = set(stamps.family.tolist())
+    families = [f for f in order if f in present] + sorted(present.difference(order))
     fig = new_figure(1.2 * 3 * per_family, 1.25 * len(families))
     grid = fig.add_gridspec(len(families), 3 * per_family, wspace=0.02, hspace=0.05)
     for row, family in enumerate(families):

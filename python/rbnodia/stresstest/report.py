@@ -190,7 +190,7 @@ def _write_figures(report: dict[str, Any], curves: dict, stamps: LabelledStamps,
             plot_family_bars({m: r["per_family"] for m, r in models.items()}, labels, out / "families.png")
         ),
         "snr_auc": str(plot_snr_auc({m: r["snr_bins"] for m, r in models.items()}, out / "snr_auc.png")),
-        "examples": str(plot_examples(stamps, out / "examples.png")),
+        "examples": str(plot_examples(stamps, out / "examples.png", order=list(FAMILIES))),
     }
 
 
