@@ -21,6 +21,7 @@ _COMMAND_MODULES = (
     "rbnodia.commands.train",
     "rbnodia.commands.saliency",
     "rbnodia.commands.simulate",
+    "rbnodia.commands.stresstest",
 )
 
 
