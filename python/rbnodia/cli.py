@@ -18,6 +18,7 @@ _COMMAND_MODULES = (
     "rbnodia.commands.demo",
     "rbnodia.commands.info",
     "rbnodia.commands.train",
+    "rbnodia.commands.reproduce",
     "rbnodia.commands.saliency",
     "rbnodia.commands.simulate",
 )
