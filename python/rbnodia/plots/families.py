@@ -121,16 +121,17 @@ def plot_auc_vs_snr(
         if not b["both_classes"]:
             ax.text(
                 i,
-                0.02,
+                0.5,
                 "one class" if b["n"] else "empty",
                 ha="center",
-                va="bottom",
+                va="center",
                 fontsize="small",
                 rotation=90,
                 color="0.4",
                 transform=ax.get_xaxis_transform(),
             )
     ax.set_xticks(x, [f"{b['label']}\n{b['n_real']}r/{b['n_bogus']}b" for b in bins], fontsize="small")
+    ax.set_xlim(-0.5, max(len(bins), 1) - 0.5)
     ax.set_xlabel("detection S/N (counts: real/bogus)")
     ax.set_ylabel("ROC AUC")
     ax.grid(alpha=0.3)
