@@ -6,14 +6,14 @@ Keras runs the epochs (`keras.Model.fit` with ``initial_epoch`` when
 resuming); two callbacks do the rest.  ``_EpochKeeper`` tells the feed which
 epoch it serves, updates the `~rbnodia.training.checkpoint.TrainingState`
 (history, early stopping, best weights, time) and writes the checkpoint and
-the learning-curve PNG.  ``_ProgressReporter`` logs a line per epoch and, in
+the learning-curve PNG (`LEARNING_CURVES_FILE`).  ``_ProgressReporter`` logs a line per epoch and, in
 long epochs (training or validation batches), at least every
 ``log_interval`` seconds, and drives a tqdm bar over batches or a callable.
 """
 
 from __future__ import annotations
 
-__all__ = ["LEARNING_CURVES_FILE", "FitOutcome", "fit_network"]
+__all__ = ["LEARNING_CURVES_FILE", "CURVES_INTERVAL", "FitOutcome", "fit_network"]
 
 import dataclasses
 import logging
@@ -28,7 +28,12 @@ from .recipes import get_optimizer_recipe
 from .settings import TrainingConfig
 
 LEARNING_CURVES_FILE = "learning_curves.png"
-"""Learning-curve PNG rewritten in the checkpoint folder after every epoch."""
+"""Learning-curve PNG in the checkpoint folder, rewritten after an epoch when
+`CURVES_INTERVAL` seconds have passed since the last, and when a session ends."""
+CURVES_INTERVAL = 30.0
+"""Shortest time in seconds between two rewrites of `LEARNING_CURVES_FILE`
+within a session (drawing it costs a fraction of a second, much more than
+a short epoch)."""
 
 _BAR_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
@@ -67,6 +72,9 @@ def _epoch_keeper(feed, state: TrainingState, config: TrainingConfig, checkpoint
     import keras
 
     class _EpochKeeper(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.drawn = time.monotonic()
+
         def on_epoch_begin(self, epoch, logs=None):
             feed.epoch = epoch
             self.wall, self.cpu = time.perf_counter(), time.process_time()
@@ -85,7 +93,13 @@ def _epoch_keeper(feed, state: TrainingState, config: TrainingConfig, checkpoint
                 self.model.stop_training = True
             if checkpoint is not None:
                 checkpoint.save(state, self.model)
+                if time.monotonic() - self.drawn >= CURVES_INTERVAL:
+                    self.on_train_end()
+
+        def on_train_end(self, logs=None):
+            if checkpoint is not None and state.history:
                 _write_learning_curves(state, checkpoint.folder / LEARNING_CURVES_FILE, config.model_name)
+                self.drawn = time.monotonic()
 
     return _EpochKeeper()
 
