@@ -103,7 +103,8 @@ def test_pipeline_writes_pngs(tmp_path, nodia_model_file):
     summary = butler.get("rbnodia_saliency_summary", collections="diag/run")
     assert summary["by"] == "quadrant"
     # Family names come from the simulated truth.
-    truth = vstack([butler.get(ref) for ref in butler.query_datasets("rbnodia_truth", collections=sim["collection"])])
+    refs = butler.query_datasets("rbnodia_truth", collections=sim["collection"])
+    truth = vstack([butler.get(ref) for ref in refs])
     assert set(summary["by_family"]) <= set(truth["family"]) and summary["by_family"]
 
 

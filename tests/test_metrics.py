@@ -252,7 +252,8 @@ def test_auc_by_bin_matches_sklearn_per_bin():
         members = (snr >= b["low"]) & (snr < b["high"])
         assert b["n"] == members.sum() and b["n_real"] == (LABELS[members] == 0).sum()
         if b["both_classes"]:
-            assert b["roc_auc"] == pytest.approx(sklearn_metrics.roc_auc_score(LABELS[members] == 0, SCORES[members]))
+            expected = sklearn_metrics.roc_auc_score(LABELS[members] == 0, SCORES[members])
+            assert b["roc_auc"] == pytest.approx(expected)
     assert result["bins_with_auc"] == [b["label"] for b in result["bins"] if b["both_classes"]]
 
 

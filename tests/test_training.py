@@ -86,8 +86,8 @@ def test_feed_preserves_labels_under_augmentation():
     values = np.arange(n, dtype=np.float32)
     inputs = np.repeat(values[:, None, None, None], size * size * 2, axis=1).reshape(n, size, 2 * size, 1)
     labels = (np.arange(n) % 3 == 0).astype(np.int32)
-    feed = make_feed(inputs, labels, np.ones(n, np.float32), batch_size=16, seed=3, augment=True, layout="noDIA",
-                     stacking="horizontal")
+    feed = make_feed(inputs, labels, np.ones(n, np.float32), batch_size=16, seed=3, augment=True,
+                     layout="noDIA", stacking="horizontal")
     orders = []
     for epoch in range(2):
         feed.epoch = epoch
@@ -101,7 +101,8 @@ def test_feed_preserves_labels_under_augmentation():
         orders.append(seen)
     assert orders[0] != orders[1]  # reshuffled every epoch
     feed.epoch = 0  # a function of (seed, epoch, batch): the same batches again, as a resumed run needs
-    np.testing.assert_array_equal(np.concatenate([feed[b][0] for b in range(len(feed))])[:, 0, 0, 0], orders[0])
+    again = np.concatenate([feed[b][0] for b in range(len(feed))])[:, 0, 0, 0]
+    np.testing.assert_array_equal(again, orders[0])
 
 
 # --- configuration ---------------------------------------------------------------------------------
@@ -341,8 +342,10 @@ def test_plots_write_pngs(tmp_path):
         "cm_empty.png": plot_confusion_matrix([[0, 0], [5, 95]], path=tmp_path / "cm_empty.png"),
         "scores.png": plot_score_histograms(labels, scores, threshold=0.4, path=tmp_path / "scores.png"),
         "families.png": plot_family_fractions(
-            {"a": metrics_by_group(labels, scores >= 0.5, families), "b": metrics_by_group(labels, scores >= 0.3,
-                                                                                           families)},
+            {
+                "a": metrics_by_group(labels, scores >= 0.5, families),
+                "b": metrics_by_group(labels, scores >= 0.3, families),
+            },
             path=tmp_path / "families.png",
         ),
         "auc_snr.png": plot_auc_vs_snr({"a": auc_by_bin(labels, scores, snr)}, path=tmp_path / "auc_snr.png"),

@@ -170,7 +170,8 @@ class SaliencyDiagnosticsTask(pipeBase.PipelineTask):
             self._family_report(result, catalog, matched, title)
         return result
 
-    def _family_report(self, result: pipeBase.Struct, catalog: Table, matched: dict | None, title: str) -> None:
+    def _family_report(self, result: pipeBase.Struct, catalog: Table, matched: dict | None,
+                       title: str) -> None:
         """Per-family metrics and AUC per S/N bin into the summary and plots."""
         from ..core.group_metrics import auc_by_bin, metrics_by_group
         from ..plots.families import plot_auc_vs_snr, plot_family_fractions
@@ -186,7 +187,8 @@ class SaliencyDiagnosticsTask(pipeBase.PipelineTask):
                                     for k, v in by_family.items()),
                           ", ".join(by_snr["bins_with_auc"]) or "none (no bin holds both classes)")
         result.summary.update({"by_family": by_family, "auc_by_snr": by_snr})
-        result.familyPlot = plot_family_fractions({"model": by_family}, title=f"fraction called real: {title}")
+        result.familyPlot = plot_family_fractions({"model": by_family},
+                                                  title=f"fraction called real: {title}")
         result.snrPlot = plot_auc_vs_snr({"model": by_snr}, title=f"ROC AUC per S/N bin: {title}")
 
     def _truth(self, catalog: Table, truth: list[Table] | None) -> dict[str, np.ndarray] | None:
@@ -203,10 +205,11 @@ class SaliencyDiagnosticsTask(pipeBase.PipelineTask):
                              missing, len(rows))
             return None
         n = len(table)
+        has = set(table.colnames)
         columns = {
             "label": np.asarray(table["label"], dtype=np.int64),
-            "family": np.asarray(table["family"], dtype=str) if "family" in table.colnames else np.full(n, "unknown"),
-            "snr": np.asarray(table["snr"], dtype=float) if "snr" in table.colnames else np.full(n, np.nan),
+            "family": np.asarray(table["family"], dtype=str) if "family" in has else np.full(n, "unknown"),
+            "snr": np.asarray(table["snr"], dtype=float) if "snr" in has else np.full(n, np.nan),
         }
         return {name: values[rows] for name, values in columns.items()}
 

@@ -50,32 +50,36 @@ class TrainRealBogusConnections(pipeBase.PipelineTaskConnections, dimensions=())
     )
     lossPlot = cT.Output(doc=_PLOTS["lossPlot"][1], name=_PLOTS["lossPlot"][0], storageClass="Plot",
                          dimensions=())
-    rocPlot = cT.Output(doc=_PLOTS["rocPlot"][1], name=_PLOTS["rocPlot"][0], storageClass="Plot", dimensions=())
+    rocPlot = cT.Output(doc=_PLOTS["rocPlot"][1], name=_PLOTS["rocPlot"][0], storageClass="Plot",
+                        dimensions=())
     confusionPlot = cT.Output(doc=_PLOTS["confusionPlot"][1], name=_PLOTS["confusionPlot"][0],
                               storageClass="Plot", dimensions=())
     scorePlot = cT.Output(doc=_PLOTS["scorePlot"][1], name=_PLOTS["scorePlot"][0], storageClass="Plot",
                           dimensions=())
     familyPlot = cT.Output(doc=_PLOTS["familyPlot"][1], name=_PLOTS["familyPlot"][0], storageClass="Plot",
                            dimensions=())
-    snrPlot = cT.Output(doc=_PLOTS["snrPlot"][1], name=_PLOTS["snrPlot"][0], storageClass="Plot", dimensions=())
+    snrPlot = cT.Output(doc=_PLOTS["snrPlot"][1], name=_PLOTS["snrPlot"][0], storageClass="Plot",
+                        dimensions=())
 
 
 class TrainRealBogusConfig(pipeBase.PipelineTaskConfig, pipelineConnections=TrainRealBogusConnections):
     training = pexConfig.ConfigField(
         dtype=TrainingConfig,
-        doc="Training settings (rbnodia.training.TrainingConfig, the same as the options of `rbnodia train`), "
-        "e.g. -c trainRealBogus:training.epochs=40.",
+        doc="Training settings (rbnodia.training.TrainingConfig, the same as the options of `rbnodia "
+        "train`), e.g. -c trainRealBogus:training.epochs=40.",
     )
     layout = pexConfig.ChoiceField(
         dtype=str,
         doc="Stamps the model reads; must be the architecture's layout (a guard against training the wrong "
         "kind of model for a pipeline).",
         default=Layout.NODIA.value,
-        allowed={Layout.NODIA.value: "science and template", Layout.DIA.value: "difference, science, template"},
+        allowed={Layout.NODIA.value: "science and template",
+                 Layout.DIA.value: "difference, science, template"},
         optional=False,
     )
     testFraction = pexConfig.RangeField(
-        dtype=float, doc="Fraction of the stamps held out (stratified, seeded) for the test metrics and plots.",
+        dtype=float,
+        doc="Fraction of the stamps held out (stratified, seeded) for the test metrics and plots.",
         default=0.2, min=0.0, max=1.0, inclusiveMax=False,
     )
 
@@ -87,7 +91,8 @@ class TrainRealBogusConfig(pipeBase.PipelineTaskConfig, pipelineConnections=Trai
         if arch.layout.value != self.layout:
             raise pexConfig.FieldValidationError(
                 TrainRealBogusConfig.layout, self,
-                f"architecture {self.training.architecture} reads {arch.layout.value} stamps, not {self.layout}",
+                f"architecture {self.training.architecture} reads {arch.layout.value} stamps, "
+                f"not {self.layout}",
             )
 
 
@@ -143,10 +148,13 @@ class TrainRealBogusTask(pipeBase.PipelineTask):
         result = train_model(train, config, log=self.log)
         if not result.finished:  # only a session limit stops early, and the task sets none
             raise RuntimeError("Training did not finish.")
-        test_metrics, test_scores = evaluate_model(result.model, test, return_scores=True) if len(test) else ({}, None)
+        test_metrics, test_scores = ({}, None)
+        if len(test):
+            test_metrics, test_scores = evaluate_model(result.model, test, return_scores=True)
         model = finalize_model(result, test_metrics, test_summary=test.summary() if len(test) else None,
                                extra={"n_input_datasets": len(parts)})
-        self.log.info("Trained %s in %d epochs (%.0f s): test accuracy %.4f, ROC AUC %.4f, threshold %.3f (%s).",
+        self.log.info("Trained %s in %d epochs (%.0f s): test accuracy %.4f, ROC AUC %.4f, threshold %.3f "
+                      "(%s).",
                       model.version, result.epochs_run, result.train_seconds,
                       test_metrics.get("accuracy", np.nan), test_metrics.get("roc_auc", np.nan),
                       model.threshold, model.metadata.threshold_method)
@@ -197,7 +205,8 @@ class TrainRealBogusTask(pipeBase.PipelineTask):
             "scorePlot": plot_score_histograms(labels, scores, threshold=threshold, title=title),
             "familyPlot": plot_family_fractions({name: metrics.get("by_family", {})},
                                                 title=f"{title}: fraction called real"),
-            "snrPlot": plot_auc_vs_snr({name: metrics.get("auc_by_snr", {})}, title=f"{title}: ROC AUC per S/N bin"),
+            "snrPlot": plot_auc_vs_snr({name: metrics.get("auc_by_snr", {})},
+                                       title=f"{title}: ROC AUC per S/N bin"),
         }
 
     def _split(self, stamps):
