@@ -24,7 +24,7 @@ import sys
 
 
 def main(argv=None) -> int:
-    from rbnodia.commands.train import add_reproduce_arguments, run_reproduce
+    from rbnodia.commands.reproduce import add_reproduce_arguments, run_reproduce
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_reproduce_arguments(parser)

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from astropy.table import Table
+from astropy.table import Table, vstack
 
 from rbnodia.butler.execution import pipeline_path, run_pipetask
 from rbnodia.tasks.classify import ClassifyRealBogusConfig, ClassifyRealBogusTask
@@ -21,7 +21,9 @@ def classified(model_file, n=30, seed=0):
     config.doWriteSaliencyMaps = True
     config.threshold = 0.45  # an untrained model: make both predicted classes appear
     result = ClassifyRealBogusTask(config=config).run(science=science, template=template, detections=detections)
-    truth = Table({"id": ids, "label": rng.integers(0, 2, n).astype(np.int8)})
+    label = rng.integers(0, 2, n).astype(np.int8)
+    family = np.where(label == 0, "sn", np.where(rng.random(n) < 0.5, "dipole", "cosmic_ray"))
+    truth = Table({"id": ids, "label": label, "family": family, "snr": rng.uniform(0, 60, n)})
     return result.reliability, result.saliency, truth
 
 
@@ -46,6 +48,24 @@ def test_in_memory(nodia_model_file, use_truth):
     assert sum(v for v in fractions.values() if v is not None) == pytest.approx(1.0)
     for fig in (result.dominantPlot, result.distributionPlot, result.examplesPlot):
         assert fig.axes
+    if not use_truth:
+        assert "by_family" not in summary and not hasattr(result, "familyPlot")
+        return
+    # Per family: counts and fraction called real, checked against the catalogs and truth directly.
+    reliability = vstack([p[0] for p in parts])
+    truth = vstack([p[2] for p in parts])
+    scored = ~np.asarray(reliability["flag_no_data"])
+    family_of = dict(zip(truth["id"], truth["family"]))
+    families = np.array([family_of[i] for i in reliability["id"][scored]])
+    called = np.asarray(reliability["is_real"][scored])
+    assert set(summary["by_family"]) == set(families)
+    for name, row in summary["by_family"].items():
+        assert row["n"] == (families == name).sum()
+        assert row["fraction_called_real"] == pytest.approx(called[families == name].mean())
+    bins = summary["auc_by_snr"]["bins"]
+    assert sum(b["n"] for b in bins) == n_scored and summary["auc_by_snr"]["n_unbinned"] == 0
+    assert [b["label"] for b in bins] == ["< 5", "5-10", "10-20", "20-50", "50-100", ">= 100"]
+    assert result.familyPlot.axes and result.snrPlot.axes
 
 
 def test_missing_truth_falls_back_to_prediction(nodia_model_file):
@@ -76,11 +96,16 @@ def test_pipeline_writes_pngs(tmp_path, nodia_model_file):
     run_pipetask(tmp_path / "repo", pipeline_path("SaliencyDiagnostics"), [sim["collection"]], "diag/run",
                  config={"classifyRealBogus:modelName": str(nodia_model_file)}, stream=False)
     butler = Butler.from_config(str(tmp_path / "repo"))
-    for name in ("dominant", "distribution", "examples"):
-        uri = butler.getURI(f"rbnodia_saliency_{name}_plot", collections="diag/run")
+    plots = [f"rbnodia_saliency_{name}_plot" for name in ("dominant", "distribution", "examples")]
+    for dataset in plots + ["rbnodia_diagnostics_family_plot", "rbnodia_diagnostics_snr_plot"]:
+        uri = butler.getURI(dataset, collections="diag/run")
         assert uri.getExtension() == ".png" and uri.size() > 1000
     summary = butler.get("rbnodia_saliency_summary", collections="diag/run")
     assert summary["by"] == "quadrant"
+    # Family names come from the simulated truth.
+    refs = butler.query_datasets("rbnodia_truth", collections=sim["collection"])
+    truth = vstack([butler.get(ref) for ref in refs])
+    assert set(summary["by_family"]) <= set(truth["family"]) and summary["by_family"]
 
 
 def test_channel_stacked_model_without_table_metadata(tmp_path):

@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from rbnodia.core import metrics
+from rbnodia.core import group_metrics, metrics
 
 sklearn_metrics = pytest.importorskip("sklearn.metrics")
 
@@ -211,16 +211,63 @@ def test_evaluate_contents_and_nan_policy():
     assert omitted["n_nan"] == 1 and omitted["accuracy"] == result["accuracy"]
 
 
-def test_accuracy_by_group_hand_worked():
+def test_metrics_by_group_hand_worked():
     labels = [0, 0, 1, 1, 1, 0]
-    scores = [0.9, 0.2, 0.1, 0.7, 0.4, 0.5]  # correct: yes, no, yes, no, yes, yes (0.5 >= 0.5)
+    scores = np.array([0.9, 0.2, 0.1, 0.7, 0.4, 0.5])  # correct: yes, no, yes, no, yes, yes (0.5 >= 0.5)
     groups = ["sn", "sn", "dipole", "dipole", "cosmic", "sn"]
-    result = metrics.accuracy_by_group(labels, scores, groups)
+    result = group_metrics.metrics_by_group(labels, scores >= 0.5, groups)
     assert list(result) == ["cosmic", "dipole", "sn"]
-    assert result["sn"] == {"n": 3, "label": 0, "accuracy": pytest.approx(2 / 3)}
-    assert result["dipole"] == {"n": 2, "label": 1, "accuracy": 0.5}
-    assert result["cosmic"] == {"n": 1, "label": 1, "accuracy": 1.0}
-    lower = metrics.accuracy_by_group(labels, scores, groups, threshold=0.3)  # 0.4 now called real
-    assert lower["cosmic"]["accuracy"] == 0.0 and lower["sn"]["accuracy"] == pytest.approx(2 / 3)
-    with pytest.raises(ValueError):
-        metrics.accuracy_by_group(labels, scores, groups[:-1])
+    assert result["sn"] == {"n": 3, "n_real": 3, "n_bogus": 0, "label": 0, "accuracy": pytest.approx(2 / 3),
+                            "fraction_called_real": pytest.approx(2 / 3)}
+    assert result["dipole"] == {"n": 2, "n_real": 0, "n_bogus": 2, "label": 1, "accuracy": 0.5,
+                                "fraction_called_real": 0.5}
+    assert result["cosmic"]["accuracy"] == 1.0 and result["cosmic"]["fraction_called_real"] == 0.0
+    lower = group_metrics.metrics_by_group(labels, scores >= 0.3, groups)  # 0.4 now called real
+    assert lower["cosmic"]["accuracy"] == 0.0 and lower["cosmic"]["fraction_called_real"] == 1.0
+    mixed = group_metrics.metrics_by_group([0, 1, 1], [True, True, False], ["m", "m", "m"])["m"]
+    assert (mixed["label"], mixed["accuracy"], mixed["fraction_called_real"]) == (1, pytest.approx(2 / 3),
+                                                                                  pytest.approx(2 / 3))
+    with pytest.raises(ValueError, match="length"):
+        group_metrics.metrics_by_group(labels, scores >= 0.5, groups[:-1])
+    with pytest.raises(ValueError, match="0 \\(real\\) or 1"):
+        group_metrics.metrics_by_group([2], [True], ["a"])
+
+
+def test_metrics_by_group_families_partition_the_accuracy():
+    groups = np.array(["a", "b", "c"])[_RNG.integers(0, 3, LABELS.size)]
+    result = group_metrics.metrics_by_group(LABELS, SCORES >= 0.5, groups)
+    assert sum(r["n"] for r in result.values()) == LABELS.size
+    weighted = sum(r["n"] * r["accuracy"] for r in result.values()) / LABELS.size
+    assert weighted == pytest.approx(metrics.rates(LABELS, SCORES, 0.5)["accuracy"])
+
+
+def test_auc_by_bin_matches_sklearn_per_bin():
+    snr = np.linspace(-3, 200, LABELS.size)
+    snr[::17] = np.nan
+    result = group_metrics.auc_by_bin(LABELS, SCORES, snr)
+    assert [b["label"] for b in result["bins"]] == ["< 5", "5-10", "10-20", "20-50", "50-100", ">= 100"]
+    assert result["n_unbinned"] == int(np.isnan(snr).sum())
+    assert sum(b["n"] for b in result["bins"]) + result["n_unbinned"] == LABELS.size
+    for b in result["bins"]:
+        members = (snr >= b["low"]) & (snr < b["high"])
+        assert b["n"] == members.sum() and b["n_real"] == (LABELS[members] == 0).sum()
+        if b["both_classes"]:
+            expected = sklearn_metrics.roc_auc_score(LABELS[members] == 0, SCORES[members])
+            assert b["roc_auc"] == pytest.approx(expected)
+    assert result["bins_with_auc"] == [b["label"] for b in result["bins"] if b["both_classes"]]
+
+
+def test_auc_by_bin_one_class_and_bad_input():
+    labels = np.array([0, 0, 1, 1, 0])
+    scores = np.array([0.9, 0.8, 0.1, 0.6, 0.3])
+    snr = np.array([3.0, 4.0, 30.0, 40.0, 35.0])
+    result = group_metrics.auc_by_bin(labels, scores, snr, edges=[0, 10, 100, 1000])
+    low, mid, high = result["bins"]
+    assert not low["both_classes"] and math.isnan(low["roc_auc"]) and low["n"] == 2
+    assert mid["both_classes"] and mid["roc_auc"] == pytest.approx(0.5)  # the real (0.3) between the bogus
+    assert high["n"] == 0 and not high["both_classes"]
+    assert result["bins_with_auc"] == ["10-100"]
+    with pytest.raises(ValueError, match="increase"):
+        group_metrics.auc_by_bin(labels, scores, snr, edges=[0, 10, 10])
+    with pytest.raises(ValueError, match="length"):
+        group_metrics.auc_by_bin(labels, scores, snr[:-1])

@@ -19,8 +19,8 @@ def trained(tmp_path_factory):
                                progress=False)
     run_pipetask(
         root, pipeline_path("TrainRealBogus"), [sim["collection"]], "train/run1",
-        config={"trainRealBogus:epochs": "2", "trainRealBogus:batchSize": "32",
-                "trainRealBogus:optimizer": "adam", "trainRealBogus:testFraction": "0.25"},
+        config={"trainRealBogus:training.epochs": "2", "trainRealBogus:training.batchSize": "32",
+                "trainRealBogus:training.optimizer": "adam", "trainRealBogus:testFraction": "0.25"},
         stream=False,
     )
     return {"root": root, "sim": sim}
@@ -42,9 +42,18 @@ def test_training_outputs(trained):
     assert metrics["data"]["train"]["n"] + metrics["data"]["test"]["n"] > 0
     stamps_refs = butler.query_datasets("rbnodia_labelled_stamps", collections="train/run1")
     assert len(stamps_refs) == len(trained["sim"]["data_ids"])
-    for name in ("loss", "roc", "confusion", "score"):
+    for name in ("loss", "roc", "confusion", "score", "family", "snr"):
         uri = butler.getURI(f"rbnodia_training_{name}_plot", collections="train/run1")
         assert uri.getExtension() == ".png" and uri.size() > 1000
+    # Settings from the pipeline YAML and -c reach the one training config.
+    assert metrics["config"]["epochs"] == 2 and metrics["config"]["name"] == "nodia_trained"
+    assert model.metadata.name == "nodia_trained"
+    # Per-family metrics, family names from the data: the test split's families.
+    test_families = metrics["data"]["test"]["families"]
+    assert set(metrics["test"]["by_family"]) == set(test_families)
+    for name, row in metrics["test"]["by_family"].items():
+        assert row["n"] == test_families[name] and 0 <= row["fraction_called_real"] <= 1
+    assert model.metadata.metrics["test"]["by_family"] == metrics["test"]["by_family"]
 
 
 def test_classification_uses_trained_model(trained):

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from rbnodia.core.layouts import Layout, Stacking, stack_segments
-from rbnodia.core.stampset import LabelledStamps
+from easy_stamps import easy_stamps
+from lsst.pex.config import FieldValidationError
 from rbnodia.training import (
     TRAINING_RECIPES,
     TrainingConfig,
@@ -16,40 +17,12 @@ from rbnodia.training import (
     evaluate_model,
     finalize_model,
     jsonable,
+    make_feed,
     network_cost,
     optimizer_names,
     split_validation,
     train_model,
 )
-
-
-def easy_stamps(n: int, seed: int, size: int = 51) -> LabelledStamps:
-    """Reals: a point source in srch that is absent from tmpl; bogus: the
-    same source in both (PSFs differ a little, as without PSF matching)."""
-    rng = np.random.default_rng(seed)
-    label = np.arange(n) % 2
-    rng.shuffle(label)
-    yy, xx = np.mgrid[:size, :size]
-    c = size // 2
-    sigma_s = rng.uniform(1.4, 2.0, n)[:, None, None]
-    sigma_t = rng.uniform(1.1, 1.7, n)[:, None, None]
-    flux = rng.uniform(150, 500, n)[:, None, None]
-    r2 = ((xx - c) ** 2 + (yy - c) ** 2)[None]
-    star_s = flux * np.exp(-r2 / (2 * sigma_s**2)) / (2 * np.pi * sigma_s**2)
-    star_t = flux * np.exp(-r2 / (2 * sigma_t**2)) / (2 * np.pi * sigma_t**2)
-    srch = 100 + star_s + rng.normal(0, 1, (n, size, size))
-    tmpl = 300 + np.where(label[:, None, None] == 1, star_t, 0) + rng.normal(0, 0.5, (n, size, size))
-    return LabelledStamps(
-        diff=srch - 100 - (tmpl - 300),
-        srch=srch,
-        tmpl=tmpl,
-        label=label,
-        id=np.arange(n) + 1000 * seed,
-        family=np.where(label == 0, "easy_real", "easy_static"),
-        mag=np.full(n, np.nan),
-        snr=np.full(n, np.nan),
-        meta={"simulator": "tests.easy_stamps", "seed": seed},
-    )
 
 
 @pytest.fixture(scope="module")
@@ -108,24 +81,28 @@ def test_augmentation_rejects_wrong_shapes():
 
 
 def test_feed_preserves_labels_under_augmentation():
-    from rbnodia.training import _make_feed
-
     n, size = 50, 5
     # Each sample is constant-valued, so its value survives any flip/rotation and names the sample.
     values = np.arange(n, dtype=np.float32)
     inputs = np.repeat(values[:, None, None, None], size * size * 2, axis=1).reshape(n, size, 2 * size, 1)
     labels = (np.arange(n) % 3 == 0).astype(np.int32)
-    config = TrainingConfig(batch_size=16, augment=True, seed=3)
-    feed = _make_feed(inputs, labels, np.ones(n, np.float32), config, "noDIA", "horizontal")
-    seen = []
-    for _ in range(2):
+    feed = make_feed(inputs, labels, np.ones(n, np.float32), batch_size=16, seed=3, augment=True,
+                     layout="noDIA", stacking="horizontal")
+    orders = []
+    for epoch in range(2):
+        feed.epoch = epoch
+        seen = []
         for b in range(len(feed)):
             x, y, w = feed[b]
             ids = x[:, 0, 0, 0].astype(int)
             np.testing.assert_array_equal(y, labels[ids])
             seen.extend(ids)
-        feed.on_epoch_end()
-    assert sorted(seen) == sorted(list(range(n)) * 2)
+        assert sorted(seen) == list(range(n))
+        orders.append(seen)
+    assert orders[0] != orders[1]  # reshuffled every epoch
+    feed.epoch = 0  # a function of (seed, epoch, batch): the same batches again, as a resumed run needs
+    again = np.concatenate([feed[b][0] for b in range(len(feed))])[:, 0, 0, 0]
+    np.testing.assert_array_equal(again, orders[0])
 
 
 # --- configuration ---------------------------------------------------------------------------------
@@ -134,19 +111,30 @@ def test_feed_preserves_labels_under_augmentation():
 @pytest.mark.parametrize(
     "field,value,match",
     [
-        ("architecture", "no_such_net", "Unknown architecture"),
         ("epochs", 0, "epochs"),
-        ("batch_size", -1, "batch_size"),
-        ("optimizer", "rmsprop2000", "Unknown optimizer"),
-        ("learning_rate", -0.1, "learning_rate"),
+        ("batchSize", -1, "batchSize"),
+        ("learningRate", -0.1, "learningRate"),
         ("patience", -1, "patience"),
-        ("validation_fraction", 1.0, "validation_fraction"),
+        ("validationFraction", 1.0, "validationFraction"),
         ("balance", "oversample", "balance"),
-        ("threshold_method", "magic", "threshold_method"),
-        ("threshold_method", "fnr:2", "threshold_method"),
-        ("stamp_size", 50, "stamp_size"),
-        ("epochs", 2.5, "integer"),
+        ("stampSize", 1, "stampSize"),
+        ("epochs", 2.5, "epochs"),
         ("seed", -3, "seed"),
+    ],
+)
+def test_config_rejects_bad_values_on_assignment(field, value, match):
+    with pytest.raises(FieldValidationError, match=match):
+        TrainingConfig(**{field: value})
+
+
+@pytest.mark.parametrize(
+    "field,value,match",
+    [
+        ("architecture", "no_such_net", "Unknown architecture"),
+        ("optimizer", "rmsprop2000", "Unknown optimizer"),
+        ("thresholdMethod", "magic", "thresholdMethod"),
+        ("thresholdMethod", "fnr:2", "thresholdMethod"),
+        ("stampSize", 50, "odd"),
     ],
 )
 def test_config_validation(field, value, match):
@@ -160,13 +148,8 @@ def test_recipes_and_optimizers():
     for name in TRAINING_RECIPES:
         TrainingConfig.from_recipe(name).validate()
     paper = TrainingConfig.from_recipe("paper_nodia")
-    assert (paper.optimizer, paper.batch_size, paper.patience, paper.augment) == (
-        "paper_sgd",
-        200,
-        100,
-        False,
-    )
-    assert TrainingConfig().optimizer == "paper_sgd" and TrainingConfig().batch_size == 200
+    assert (paper.optimizer, paper.batchSize, paper.patience, paper.augment) == ("paper_sgd", 200, 100, False)
+    assert TrainingConfig().optimizer == "paper_sgd" and TrainingConfig().batchSize == 200
     assert TrainingConfig.from_recipe("improved_nodia", epochs=3, seed=None).epochs == 3
     with pytest.raises(ValueError, match="Unknown training recipe"):
         TrainingConfig.from_recipe("nope")
@@ -214,7 +197,7 @@ def test_training_learns_easy_set(train_set, test_set):
         optimizer="adam",
         augment=True,
         patience=0,
-        threshold_method="max_accuracy",
+        thresholdMethod="max_accuracy",
         seed=7,
     )
     logged = []
@@ -240,7 +223,7 @@ def test_paper_recipe_runs_and_model_file_roundtrip(tmp_path, train_set, test_se
     from rbnodia.nn import load_model
 
     config = TrainingConfig.from_recipe(
-        "paper_nodia", epochs=1, seed=3, balance="weights", threshold_method="youden"
+        "paper_nodia", epochs=1, seed=3, balance="weights", thresholdMethod="youden"
     )
     result = train_model(train_set.subset(slice(0, 200)), config)
     test_metrics = evaluate_model(result.model, test_set)
@@ -249,6 +232,18 @@ def test_paper_recipe_runs_and_model_file_roundtrip(tmp_path, train_set, test_se
     assert model.metadata.training["optimizer"]["name"] == "paper_sgd"
     assert model.metadata.training["note"] == "unit test"
     assert model.metadata.metrics["test"]["n"] == 200
+    # Per-family metrics everywhere, with family names from the data.
+    for split, n in (("train", 160), ("validation", 40), ("test", 200)):
+        families = model.metadata.metrics[split]["by_family"]
+        assert set(families) == {"easy_real", "easy_static"}
+        assert sum(f["n"] for f in families.values()) == n
+        real, static = families["easy_real"], families["easy_static"]
+        assert real["accuracy"] == pytest.approx(real["fraction_called_real"])
+        assert static["accuracy"] == pytest.approx(1 - static["fraction_called_real"])
+        # Both families partition the split: their weighted accuracy is the split's.
+        weighted = (real["n"] * real["accuracy"] + static["n"] * static["accuracy"]) / n
+        assert weighted == pytest.approx(model.metadata.metrics[split]["accuracy"])
+    assert model.metadata.metrics["test"]["auc_by_snr"]["n_unbinned"] == 200  # the easy set has no S/N
     path = model.save(tmp_path / "trained.rbmodel")
     loaded = load_model(path)
     assert loaded.version == model.version
@@ -263,7 +258,7 @@ def test_training_is_deterministic(train_set):
         epochs=1,
         optimizer="adam",
         augment=True,
-        evaluate_train=False,
+        evaluateTrain=False,
         seed=11,
     )
     small = train_set.subset(slice(0, 120))
@@ -276,8 +271,8 @@ def test_training_input_errors(train_set):
     reals_only = train_set.subset(train_set.label == 0)
     with pytest.raises(ValueError, match="both real and bogus"):
         train_model(reals_only, TrainingConfig(epochs=1))
-    with pytest.raises(ValueError, match="stamp_size"):
-        train_model(train_set, TrainingConfig(epochs=1, stamp_size=31))
+    with pytest.raises(ValueError, match="stampSize"):
+        train_model(train_set, TrainingConfig(epochs=1, stampSize=31))
 
 
 def test_undersampling_balances_and_timer_logging(train_set, caplog):
@@ -291,7 +286,7 @@ def test_undersampling_balances_and_timer_logging(train_set, caplog):
         epochs=1,
         optimizer="adam",
         balance="undersample",
-        evaluate_train=False,
+        evaluateTrain=False,
     )
     with caplog.at_level(logging.INFO, logger="rbnodia.training"):
         result = train_model(unbalanced, config, log_interval=0.0)
@@ -320,9 +315,15 @@ def test_plots_write_pngs(tmp_path):
         plot_score_histograms,
     )
 
+    from rbnodia.core.group_metrics import auc_by_bin, metrics_by_group
+    from rbnodia.plots.families import plot_auc_vs_snr, plot_family_fractions
+
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 2, 200)
     scores = np.clip(np.where(labels == 0, 0.7, 0.3) + rng.normal(0, 0.2, 200), 0, 1)
+    families = np.where(labels == 0, "sn", np.where(rng.random(200) < 0.5, "dipole", "cosmic_ray"))
+    snr = rng.uniform(1, 40, 200)
+    snr[labels == 1] *= 0.1  # the faint bins hold bogus only
     history = {
         "loss": [0.7, 0.5, 0.4],
         "val_loss": [0.7, 0.6, 0.65],
@@ -340,12 +341,25 @@ def test_plots_write_pngs(tmp_path):
         "cm.png": plot_confusion_matrix([[90, 10], [5, 95]], title="cm", path=tmp_path / "cm.png"),
         "cm_empty.png": plot_confusion_matrix([[0, 0], [5, 95]], path=tmp_path / "cm_empty.png"),
         "scores.png": plot_score_histograms(labels, scores, threshold=0.4, path=tmp_path / "scores.png"),
+        "families.png": plot_family_fractions(
+            {
+                "a": metrics_by_group(labels, scores >= 0.5, families),
+                "b": metrics_by_group(labels, scores >= 0.3, families),
+            },
+            path=tmp_path / "families.png",
+        ),
+        "auc_snr.png": plot_auc_vs_snr({"a": auc_by_bin(labels, scores, snr)}, path=tmp_path / "auc_snr.png"),
+        "empty.png": plot_auc_vs_snr({"a": {}}, path=tmp_path / "empty.png"),
     }
     for name, fig in figures.items():
         assert isinstance(fig, Figure)
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     legend = [t.get_text() for t in figures["roc.png"].axes[0].get_legend().get_texts()]
     assert any("AUC" in text for text in legend)
+    ticks = [t.get_text() for t in figures["families.png"].axes[0].get_yticklabels()]
+    assert ticks == ["sn (n=%d)" % (labels == 0).sum(), *sorted(t for t in ticks if not t.startswith("sn"))]
+    texts = [t.get_text() for t in figures["auc_snr.png"].axes[0].texts]
+    assert "one class" in texts  # the S/N bins without reals are marked
     with pytest.raises(ValueError, match="2x2"):
         plot_confusion_matrix(np.zeros((3, 3)))
 
@@ -400,14 +414,15 @@ def test_cli_train_end_to_end(tmp_path, train_set, test_set, capsys):
     assert model.metadata.training["config"]["augment"] is True
     report = json.loads((tmp_path / "models" / "cli.metrics.json").read_text())
     assert report["version"] == model.version and "test" in report["metrics"]
-    for name in ("history", "roc", "confusion", "scores"):
+    assert set(report["metrics"]["test"]["by_family"]) == {"easy_real", "easy_static"}
+    for name in ("history", "roc", "confusion", "scores", "families", "auc_snr"):
         assert (plots / f"cli_test_{name}.png").stat().st_size > 1000
     assert (plots / "cli_test_metrics.json").exists()
     # Refuses to overwrite without --overwrite; bad options are clear errors.
     assert main(argv) == 1
     assert "exists" in capsys.readouterr().err
-    assert main(["train", "--data", str(data), "--out", str(tmp_path / "x.rbmodel")]) == 1
-    assert "--arch" in capsys.readouterr().err
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "x.rbmodel"), "--epochs", "0"]) == 1
+    assert "epochs" in capsys.readouterr().err
 
 
 def test_cli_reproduce_paper_end_to_end(tmp_path, train_set, test_set, capsys):
@@ -446,8 +461,15 @@ def test_cli_reproduce_paper_end_to_end(tmp_path, train_set, test_set, capsys):
     assert (
         0 <= row["test_accuracy"] <= 1 and row["ms_per_stamp"] > 0 and not math.isnan(row["train_cpu_hours"])
     )
+    for recipe in ("paper_nodia", "improved_nodia_fast"):
+        assert set(results["metrics"][recipe]["by_family"]) == {"easy_real", "easy_static"}
+        assert results["metrics"][recipe]["auc_by_snr"]["n_unbinned"] == 60
+    markdown = (out / "results.md").read_text()
+    assert "Fraction called real per family" in markdown and "ROC AUC per detection S/N bin" in markdown
     for name in (
         "roc.png",
+        "families.png",
+        "auc_snr.png",
         "paper_nodia_confusion.png",
         "improved_nodia_fast_history.png",
         "results.md",

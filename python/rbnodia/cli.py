@@ -19,6 +19,7 @@ _COMMAND_MODULES = (
     "rbnodia.commands.info",
     "rbnodia.commands.put_model",
     "rbnodia.commands.train",
+    "rbnodia.commands.reproduce",
     "rbnodia.commands.saliency",
     "rbnodia.commands.simulate",
     "rbnodia.commands.stresstest",

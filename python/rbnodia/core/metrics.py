@@ -23,6 +23,8 @@ Degenerate inputs
   fixed-rate figures when one class is absent.
 - `choose_threshold` raises `ValueError` when the requested method is
   undefined for the data (e.g. ``youden`` with one class only).
+
+Metrics within families and S/N bins are in `rbnodia.core.group_metrics`.
 """
 
 from __future__ import annotations
@@ -37,7 +39,6 @@ __all__ = [
     "mdr_at_fpr",
     "choose_threshold",
     "evaluate",
-    "accuracy_by_group",
 ]
 
 import math
@@ -403,42 +404,5 @@ def evaluate(labels: Any, scores: Any, threshold: float = 0.5, nan_policy: str =
             "n_nan": n_nan,
         }
     )
-    return result
-
-
-def accuracy_by_group(labels: Any, scores: Any, groups: Any, threshold: float = 0.5) -> dict[str, dict[str, Any]]:
-    """Fraction classified correctly within each group (e.g. artifact family).
-
-    Parameters
-    ----------
-    labels : array-like
-        0 (real) / 1 (bogus).
-    scores : array-like
-        P(real).
-    groups : array-like
-        One group name per detection.
-    threshold : `float`
-        A detection is predicted real when ``score >= threshold``.
-
-    Returns
-    -------
-    by_group : `dict`
-        Per group name, sorted: ``n``, ``label`` (the group's majority true
-        label) and ``accuracy`` (fraction of its detections whose predicted
-        class equals their label).
-    """
-    is_real, scores = _check(labels, scores)
-    groups = np.asarray(groups).ravel()
-    if groups.shape != scores.shape:
-        raise ValueError(f"groups ({groups.size}) and scores ({scores.size}) differ in length.")
-    correct = (scores >= threshold) == is_real
-    result = {}
-    for name in np.unique(groups):
-        members = groups == name
-        result[str(name)] = {
-            "n": int(members.sum()),
-            "label": 0 if is_real[members].mean() >= 0.5 else 1,
-            "accuracy": float(correct[members].mean()),
-        }
     return result
 

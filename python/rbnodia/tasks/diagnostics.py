@@ -1,6 +1,8 @@
-"""Saliency diagnostics across visits and detectors: which stamp segment the
-network relied on, per confusion-matrix quadrant (the paper's Figures 8-11
-and Appendix C), as PNG plots in the Butler."""
+"""Diagnostics across visits and detectors: which stamp segment the network
+relied on, per confusion-matrix quadrant (the paper's Figures 8-11 and
+Appendix C), and, with truth, the count, accuracy and fraction called real of
+every family and the ROC AUC per S/N bin, as a summary and PNG plots in the
+Butler."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import lsst.pipe.base as pipeBase
 import lsst.pipe.base.connectionTypes as cT
 from lsst.utils.timer import timeMethod
 
+from ..core.group_metrics import SNR_BIN_EDGES
 from ..core.layouts import Layout
 
 _DETECTOR = ("instrument", "visit", "detector")
@@ -51,10 +54,20 @@ class SaliencyDiagnosticsConnections(pipeBase.PipelineTaskConnections, dimension
         doc="Example stamps beside their saliency maps, per quadrant (Figures 8-9, Appendix C).",
         name="rbnodia_saliency_examples_plot", storageClass="Plot", dimensions=(),
     )
+    familyPlot = cT.Output(
+        doc="Fraction of each family (from rbnodia_truth) called real; used when config.useTruth.",
+        name="rbnodia_diagnostics_family_plot", storageClass="Plot", dimensions=(),
+    )
+    snrPlot = cT.Output(
+        doc="ROC AUC per detection S/N bin (from rbnodia_truth); used when config.useTruth.",
+        name="rbnodia_diagnostics_snr_plot", storageClass="Plot", dimensions=(),
+    )
 
     def __init__(self, *, config: SaliencyDiagnosticsConfig):
         if not config.useTruth:
             del self.truth
+            del self.familyPlot
+            del self.snrPlot
         if not config.doExamples:
             del self.saliencyMaps
             del self.examplesPlot
@@ -63,9 +76,17 @@ class SaliencyDiagnosticsConnections(pipeBase.PipelineTaskConnections, dimension
 class SaliencyDiagnosticsConfig(pipeBase.PipelineTaskConfig, pipelineConnections=SaliencyDiagnosticsConnections):
     useTruth = pexConfig.Field(
         dtype=bool,
-        doc="Read rbnodia_truth and break down by confusion-matrix quadrant (TP, FN, FP, TN).  Without truth "
-        "(set False for survey data) the breakdown is by predicted class alone.",
+        doc="Read rbnodia_truth, break down by confusion-matrix quadrant (TP, FN, FP, TN), and report the "
+        "metrics per family and S/N bin.  Without truth (set False for survey data) the breakdown is by "
+        "predicted class alone.",
         default=True,
+    )
+    snrBinEdges = pexConfig.ListField(
+        dtype=float,
+        doc="Increasing inner detection S/N bin edges for the ROC AUC per bin; the first bin holds every S/N "
+        "below the first edge (negative included), the last every S/N from the last edge up.",
+        default=list(SNR_BIN_EDGES[1:-1]),
+        listCheck=lambda edges: len(edges) >= 1 and all(b > a for a, b in zip(edges, edges[1:])),
     )
     doExamples = pexConfig.Field(
         dtype=bool,
@@ -84,6 +105,12 @@ class SaliencyDiagnosticsTask(pipeBase.PipelineTask):
     are left out of the fractions and counted in the summary.  If some
     detections lack a truth row, the whole breakdown falls back to the
     predicted class, and the log says how many were missing.
+
+    With truth, the summary also holds ``by_family`` (count, accuracy and
+    fraction called real of every family found in the truth, by the
+    catalogs' ``is_real``) and ``auc_by_snr`` (ROC AUC of ``score`` per S/N
+    bin, for the bins with both classes); truth without a ``family`` column
+    counts as one family ``unknown``, without ``snr`` as unbinned.
     """
 
     ConfigClass = SaliencyDiagnosticsConfig
@@ -97,8 +124,10 @@ class SaliencyDiagnosticsTask(pipeBase.PipelineTask):
         Returns
         -------
         result : `lsst.pipe.base.Struct`
-            ``summary``, ``dominantPlot``, ``distributionPlot`` and, with
-            ``doExamples``, ``examplesPlot``.
+            ``summary``, ``dominantPlot``, ``distributionPlot``, with
+            ``doExamples`` ``examplesPlot``, and with ``useTruth``
+            ``familyPlot`` and ``snrPlot`` (empty figures if some detections
+            lack truth).
 
         Raises
         ------
@@ -120,7 +149,8 @@ class SaliencyDiagnosticsTask(pipeBase.PipelineTask):
         catalog = catalog[scored]
         importances = {name: np.asarray(catalog[f"saliency_{name}"], dtype=np.float64)
                        for name in layout.segments}
-        labels = self._labels(catalog, truth)
+        matched = self._truth(catalog, truth)
+        labels = None if matched is None else matched["label"]
         groups = confusion_quadrant(labels, np.asarray(catalog["is_real"]))
         summary = summarize_importances(importances, groups)
         summary.update({"layout": layout.value, "n_catalogs": len(reliability),
@@ -136,20 +166,52 @@ class SaliencyDiagnosticsTask(pipeBase.PipelineTask):
         )
         if self.config.doExamples:
             result.examplesPlot = self._examples(saliencyMaps, catalog, groups, layout, title)
+        if self.config.useTruth:
+            self._family_report(result, catalog, matched, title)
         return result
 
-    def _labels(self, catalog: Table, truth: list[Table] | None) -> np.ndarray | None:
+    def _family_report(self, result: pipeBase.Struct, catalog: Table, matched: dict | None,
+                       title: str) -> None:
+        """Per-family metrics and AUC per S/N bin into the summary and plots."""
+        from ..core.group_metrics import auc_by_bin, metrics_by_group
+        from ..plots.families import plot_auc_vs_snr, plot_family_fractions
+
+        by_family, by_snr = {}, {}
+        if matched is not None:
+            labels = matched["label"]
+            by_family = metrics_by_group(labels, np.asarray(catalog["is_real"]), matched["family"])
+            by_snr = auc_by_bin(labels, np.asarray(catalog["score"], dtype=float), matched["snr"],
+                                [-np.inf, *self.config.snrBinEdges, np.inf])
+            self.log.info("Per family: %s; ROC AUC in S/N bins %s.",
+                          ", ".join(f"{k} {v['n']} ({v['fraction_called_real']:.2f} called real)"
+                                    for k, v in by_family.items()),
+                          ", ".join(by_snr["bins_with_auc"]) or "none (no bin holds both classes)")
+        result.summary.update({"by_family": by_family, "auc_by_snr": by_snr})
+        result.familyPlot = plot_family_fractions({"model": by_family},
+                                                  title=f"fraction called real: {title}")
+        result.snrPlot = plot_auc_vs_snr({"model": by_snr}, title=f"ROC AUC per S/N bin: {title}")
+
+    def _truth(self, catalog: Table, truth: list[Table] | None) -> dict[str, np.ndarray] | None:
+        """Truth ``label``, ``family`` and ``snr`` per catalog row, or `None`
+        without truth or when some rows have none."""
         if not truth:
             return None
         table = vstack([t for t in truth if len(t)] or truth[:1], metadata_conflicts="silent")
-        label_of = {int(i): int(lab) for i, lab in zip(table["id"], table["label"])}
-        labels = np.array([label_of.get(int(i), -1) for i in catalog["id"]], dtype=np.int64)
-        missing = int((labels < 0).sum())
+        row_of = {int(i): k for k, i in enumerate(table["id"])}
+        rows = np.array([row_of.get(int(i), -1) for i in catalog["id"]], dtype=np.int64)
+        missing = int((rows < 0).sum())
         if missing:
             self.log.warning("%d of %d detections have no truth label; grouping by prediction only.",
-                             missing, len(labels))
+                             missing, len(rows))
             return None
-        return labels
+        n = len(table)
+        has = set(table.colnames)
+        columns = {
+            "label": np.asarray(table["label"], dtype=np.int64),
+            "family": np.asarray(table["family"], dtype=str) if "family" in has else np.full(n, "unknown"),
+            "snr": np.asarray(table["snr"], dtype=float) if "snr" in has else np.full(n, np.nan),
+        }
+        return {name: values[rows] for name, values in columns.items()}
 
     def _examples(self, saliency_maps: list[Table], catalog: Table, groups: np.ndarray, layout: Layout,
                   title: str) -> Any:

@@ -15,12 +15,15 @@ import lsst.pipe.base.connectionTypes as cT
 from lsst.utils.timer import timeMethod
 
 from ..core.layouts import Layout
+from ..training.settings import TrainingConfig
 
 _PLOTS = {
     "lossPlot": ("rbnodia_training_loss_plot", "Loss and accuracy per epoch, training and validation."),
     "rocPlot": ("rbnodia_training_roc_plot", "ROC curve on the held-out test stamps."),
     "confusionPlot": ("rbnodia_training_confusion_plot", "Confusion matrix on the held-out test stamps."),
     "scorePlot": ("rbnodia_training_score_plot", "Score histograms per true class on the test stamps."),
+    "familyPlot": ("rbnodia_training_family_plot", "Fraction of each family called real, test stamps."),
+    "snrPlot": ("rbnodia_training_snr_plot", "ROC AUC per detection S/N bin, test stamps."),
 }
 
 
@@ -47,85 +50,50 @@ class TrainRealBogusConnections(pipeBase.PipelineTaskConnections, dimensions=())
     )
     lossPlot = cT.Output(doc=_PLOTS["lossPlot"][1], name=_PLOTS["lossPlot"][0], storageClass="Plot",
                          dimensions=())
-    rocPlot = cT.Output(doc=_PLOTS["rocPlot"][1], name=_PLOTS["rocPlot"][0], storageClass="Plot", dimensions=())
+    rocPlot = cT.Output(doc=_PLOTS["rocPlot"][1], name=_PLOTS["rocPlot"][0], storageClass="Plot",
+                        dimensions=())
     confusionPlot = cT.Output(doc=_PLOTS["confusionPlot"][1], name=_PLOTS["confusionPlot"][0],
                               storageClass="Plot", dimensions=())
     scorePlot = cT.Output(doc=_PLOTS["scorePlot"][1], name=_PLOTS["scorePlot"][0], storageClass="Plot",
                           dimensions=())
+    familyPlot = cT.Output(doc=_PLOTS["familyPlot"][1], name=_PLOTS["familyPlot"][0], storageClass="Plot",
+                           dimensions=())
+    snrPlot = cT.Output(doc=_PLOTS["snrPlot"][1], name=_PLOTS["snrPlot"][0], storageClass="Plot",
+                        dimensions=())
 
 
 class TrainRealBogusConfig(pipeBase.PipelineTaskConfig, pipelineConnections=TrainRealBogusConnections):
-    architecture = pexConfig.Field(
-        dtype=str, doc="Registered architecture (`rbnodia info` lists them).", default="paper_nodia"
+    training = pexConfig.ConfigField(
+        dtype=TrainingConfig,
+        doc="Training settings (rbnodia.training.TrainingConfig, the same as the options of `rbnodia "
+        "train`), e.g. -c trainRealBogus:training.epochs=40.",
     )
     layout = pexConfig.ChoiceField(
         dtype=str,
         doc="Stamps the model reads; must be the architecture's layout (a guard against training the wrong "
         "kind of model for a pipeline).",
         default=Layout.NODIA.value,
-        allowed={Layout.NODIA.value: "science and template", Layout.DIA.value: "difference, science, template"},
+        allowed={Layout.NODIA.value: "science and template",
+                 Layout.DIA.value: "difference, science, template"},
+        optional=False,
     )
-    modelName = pexConfig.Field(dtype=str, doc="Name recorded in the model (catalog version prefix).",
-                                default="nodia_trained")
-    epochs = pexConfig.RangeField(dtype=int, doc="Maximum epochs (paper: up to 500).", default=100, min=1)
-    batchSize = pexConfig.RangeField(dtype=int, doc="Minibatch size (paper: 200).", default=200, min=1)
-    optimizer = pexConfig.Field(
-        dtype=str,
-        doc="Optimizer recipe: paper_sgd (SGD lr 0.01, the paper), sgd_momentum, adam, adam_cosine.",
-        default="paper_sgd",
-    )
-    learningRate = pexConfig.Field(dtype=float, doc="Overrides the recipe's learning rate.", default=None,
-                                   optional=True)
-    patience = pexConfig.RangeField(dtype=int, doc="Early-stopping patience on val_loss (0: none).",
-                                    default=30, min=0)
-    validationFraction = pexConfig.RangeField(dtype=float, doc="Fraction of training stamps for validation.",
-                                              default=0.2, min=0.0, max=0.9)
     testFraction = pexConfig.RangeField(
-        dtype=float, doc="Fraction of the stamps held out (stratified, seeded) for the test metrics and plots.",
-        default=0.2, min=0.0, max=0.9,
-    )
-    seed = pexConfig.RangeField(dtype=int, doc="Seed for splits, shuffling, augmentation and weights.",
-                                default=0, min=0)
-    augment = pexConfig.Field(dtype=bool, doc="Random flips and 90-degree rotations.", default=False)
-    balance = pexConfig.ChoiceField(
-        dtype=str, doc="Class balancing.", default="none",
-        allowed={"none": "as given", "weights": "inverse-frequency sample weights",
-                 "undersample": "drop majority-class stamps"},
-    )
-    thresholdMethod = pexConfig.Field(
-        dtype=str, doc="Threshold choice on the validation split: fixed, max_accuracy, youden, fnr:<x>.",
-        default="max_accuracy",
+        dtype=float,
+        doc="Fraction of the stamps held out (stratified, seeded) for the test metrics and plots.",
+        default=0.2, min=0.0, max=1.0, inclusiveMax=False,
     )
 
     def validate(self):
         super().validate()
         from ..nn.architectures import get_architecture
-        from ..training import TrainingConfig
 
-        try:
-            arch = get_architecture(self.architecture)
-        except KeyError as err:
-            raise pexConfig.FieldValidationError(TrainRealBogusConfig.architecture, self, str(err)) from None
+        arch = get_architecture(self.training.architecture)
         if arch.layout.value != self.layout:
             raise pexConfig.FieldValidationError(
                 TrainRealBogusConfig.layout, self,
-                f"architecture {self.architecture} reads {arch.layout.value} stamps, not {self.layout}",
+                f"architecture {self.training.architecture} reads {arch.layout.value} stamps, "
+                f"not {self.layout}",
             )
-        try:
-            self.training_config().validate()
-        except ValueError as err:
-            raise pexConfig.FieldValidationError(TrainRealBogusConfig.optimizer, self, str(err)) from None
-
-    def training_config(self):
-        """The equivalent `rbnodia.training.TrainingConfig`."""
-        from ..training import TrainingConfig
-
-        return TrainingConfig(
-            architecture=self.architecture, epochs=self.epochs, batch_size=self.batchSize,
-            optimizer=self.optimizer, learning_rate=self.learningRate, patience=self.patience,
-            validation_fraction=self.validationFraction, seed=self.seed, augment=self.augment,
-            balance=self.balance, threshold_method=self.thresholdMethod, name=self.modelName,
-        )
 
 
 class TrainRealBogusTask(pipeBase.PipelineTask):
@@ -133,10 +101,12 @@ class TrainRealBogusTask(pipeBase.PipelineTask):
 
     The stamps of all input datasets are pooled; ``testFraction`` of them
     (stratified by label, seeded) is held out for the test metrics and plots,
-    and ``validationFraction`` of the rest drives early stopping and the
-    threshold choice.  The model is written with its metadata (architecture,
-    layout, threshold and method, training summary, metrics, library
-    versions, content hash).
+    and ``training.validationFraction`` of the rest drives early stopping and
+    the threshold choice.  With ``training.checkpointDir`` set, training
+    checkpoints after every epoch and a rerun of the quantum resumes it.  The
+    model is written with its metadata (architecture, layout, threshold and
+    method, training summary, metrics with per-family and per-S/N-bin
+    breakdowns, library versions, content hash).
     """
 
     ConfigClass = TrainRealBogusConfig
@@ -154,17 +124,16 @@ class TrainRealBogusTask(pipeBase.PipelineTask):
         Returns
         -------
         result : `lsst.pipe.base.Struct`
-            ``model``, ``metrics`` and the four plots.
+            ``model``, ``metrics`` and the plots (``lossPlot``, ``rocPlot``,
+            ``confusionPlot``, ``scorePlot``, ``familyPlot``, ``snrPlot``).
 
         Raises
         ------
         ValueError
             If there are no stamps, or only one class.
         """
-        from ..core.metrics import confusion_matrix
         from ..core.stampset import LabelledStamps
-        from ..plots.training import plot_confusion_matrix, plot_history, plot_roc, plot_score_histograms
-        from ..training import evaluate_model, finalize_model, jsonable, train_model
+        from ..training import evaluate_model, finalize_model, train_model
 
         parts = [s for s in stamps if len(s)]
         if not parts:
@@ -173,19 +142,36 @@ class TrainRealBogusTask(pipeBase.PipelineTask):
         if len(np.unique(pooled.label)) < 2:
             raise ValueError("Training needs both real (0) and bogus (1) stamps; the inputs have one class.")
         train, test = self._split(pooled)
+        config = self.config.training
         self.log.info("Training %s on %d stamps (%d real) from %d datasets; %d held out for testing.",
-                      self.config.architecture, len(train), int((train.label == 0).sum()), len(parts), len(test))
-        result = train_model(train, self.config.training_config(), log=self.log)
-        test_metrics, test_scores = evaluate_model(result.model, test, return_scores=True) if len(test) else ({}, None)
+                      config.architecture, len(train), int((train.label == 0).sum()), len(parts), len(test))
+        result = train_model(train, config, log=self.log)
+        if not result.finished:  # only a session limit stops early, and the task sets none
+            raise RuntimeError("Training did not finish.")
+        test_metrics, test_scores = ({}, None)
+        if len(test):
+            test_metrics, test_scores = evaluate_model(result.model, test, return_scores=True)
         model = finalize_model(result, test_metrics, test_summary=test.summary() if len(test) else None,
-                               name=self.config.modelName, extra={"n_input_datasets": len(parts)})
-        self.log.info("Trained %s in %d epochs (%.0f s): test accuracy %.4f, ROC AUC %.4f, threshold %.3f (%s).",
+                               extra={"n_input_datasets": len(parts)})
+        self.log.info("Trained %s in %d epochs (%.0f s): test accuracy %.4f, ROC AUC %.4f, threshold %.3f "
+                      "(%s).",
                       model.version, result.epochs_run, result.train_seconds,
                       test_metrics.get("accuracy", np.nan), test_metrics.get("roc_auc", np.nan),
                       model.threshold, model.metadata.threshold_method)
-        metrics = jsonable({
+        metrics = self._metrics(model, result, test_metrics, train, test, len(parts))
+        if test_scores is not None:
+            evaluation = (test.label, test_scores, test_metrics, "test")
+        else:
+            evaluation = (result.validation_labels, result.validation_scores, result.validation_metrics,
+                          "validation")
+        return pipeBase.Struct(model=model, metrics=metrics, **self._plots(model, result, *evaluation))
+
+    def _metrics(self, model, result, test_metrics, train, test, n_parts) -> dict[str, Any]:
+        from ..training import jsonable
+
+        return jsonable({
             "model": model.version,
-            "architecture": self.config.architecture,
+            "architecture": self.config.training.architecture,
             "layout": self.config.layout,
             "threshold": model.threshold,
             "threshold_method": model.metadata.threshold_method,
@@ -195,32 +181,39 @@ class TrainRealBogusTask(pipeBase.PipelineTask):
             "history": result.history,
             "epochs_run": result.epochs_run,
             "best_epoch": result.best_epoch,
+            "stopped_early": result.stopped_early,
+            "sessions": result.sessions,
             "train_seconds": result.train_seconds,
             "cpu_seconds": result.cpu_seconds,
             "data": {"train": train.summary(), "test": test.summary() if len(test) else {},
-                     "n_input_datasets": len(parts)},
-            "config": self.config.training_config().to_dict(),
+                     "n_input_datasets": n_parts},
+            "config": self.config.training.toDict(),
         })
-        eval_labels, eval_scores, which = (
-            (test.label, test_scores, "test") if test_scores is not None
-            else (result.validation_labels, result.validation_scores, "validation")
-        )
-        title = f"{model.version} ({which})"
-        plots = {
-            "lossPlot": plot_history(result.history, best_epoch=result.best_epoch, title=model.version),
-            "rocPlot": plot_roc({model.version: (eval_labels, eval_scores)},
-                                operating_points={model.version: model.threshold}, title=title),
-            "confusionPlot": plot_confusion_matrix(confusion_matrix(eval_labels, eval_scores, model.threshold),
-                                                   title=title),
-            "scorePlot": plot_score_histograms(eval_labels, eval_scores, threshold=model.threshold, title=title),
+
+    @staticmethod
+    def _plots(model, result, labels, scores, metrics, which) -> dict[str, Any]:
+        from ..core.metrics import confusion_matrix
+        from ..plots.families import plot_auc_vs_snr, plot_family_fractions
+        from ..plots.training import plot_confusion_matrix, plot_history, plot_roc, plot_score_histograms
+
+        name, threshold = model.version, model.threshold
+        title = f"{name} ({which})"
+        return {
+            "lossPlot": plot_history(result.history, best_epoch=result.best_epoch, title=name),
+            "rocPlot": plot_roc({name: (labels, scores)}, operating_points={name: threshold}, title=title),
+            "confusionPlot": plot_confusion_matrix(confusion_matrix(labels, scores, threshold), title=title),
+            "scorePlot": plot_score_histograms(labels, scores, threshold=threshold, title=title),
+            "familyPlot": plot_family_fractions({name: metrics.get("by_family", {})},
+                                                title=f"{title}: fraction called real"),
+            "snrPlot": plot_auc_vs_snr({name: metrics.get("auc_by_snr", {})},
+                                       title=f"{title}: ROC AUC per S/N bin"),
         }
-        return pipeBase.Struct(model=model, metrics=metrics, **plots)
 
     def _split(self, stamps):
         """Stratified, seeded hold-out of ``testFraction`` of the stamps."""
         if self.config.testFraction == 0:
             return stamps, stamps.subset(np.zeros(len(stamps), dtype=bool))
-        rng = np.random.default_rng(self.config.seed + 7919)
+        rng = np.random.default_rng(self.config.training.seed + 7919)
         test = np.zeros(len(stamps), dtype=bool)
         for label in (0, 1):
             members = np.flatnonzero(stamps.label == label)

@@ -1,0 +1,235 @@
+"""Text reports of training and evaluation results: metric tables, the
+comparison with the paper, per-family and per-S/N tables, and strict JSON
+files written atomically.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "PAPER_RESULTS",
+    "format_metrics_table",
+    "format_comparison_table",
+    "format_family_table",
+    "format_snr_table",
+    "format_results_markdown",
+    "write_json",
+]
+
+import json
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+PAPER_RESULTS: dict[str, dict[str, Any]] = {
+    "DIA (paper)": {
+        "train_accuracy": 0.962,
+        "test_accuracy": 0.959,
+        "test_accuracy_err": 0.004,
+        "roc_auc": 0.992,
+        "tp_rate": 0.95,
+        "tn_rate": 0.97,
+        "train_cpu_hours": 35.0,
+        "ms_per_stamp": 1.00,
+        "confusion_matrix": [[9564, 514], [306, 9616]],
+    },
+    "noDIA (paper)": {
+        "train_accuracy": 0.915,
+        "test_accuracy": 0.916,
+        "test_accuracy_err": 0.007,
+        "roc_auc": 0.973,
+        "tp_rate": 0.91,
+        "tn_rate": 0.92,
+        "train_cpu_hours": 56.0,
+        "ms_per_stamp": 0.30,
+        "confusion_matrix": [[9163, 915], [775, 9147]],
+    },
+}
+"""Acero-Cuellar et al., DES Y1 autoscan, 20,000 test stamps (their Table 1
+and confusion matrices; train cost in NERSC CPU hours, prediction in ms per
+stamp on their hardware)."""
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+_TABLE_ROWS = (
+    ("accuracy", "accuracy"),
+    ("roc_auc", "ROC AUC"),
+    ("tp_rate", "TP rate (reals kept)"),
+    ("tn_rate", "TN rate (bogus rejected)"),
+    ("fpr", "FPR"),
+    ("fnr", "FNR (missed reals)"),
+    ("fpr_at_fnr_1pct", "FPR at 1% FNR"),
+    ("fpr_at_fnr_5pct", "FPR at 5% FNR"),
+    ("mdr_at_fpr_1pct", "MDR at 1% FPR"),
+    ("threshold", "threshold"),
+    ("n", "stamps"),
+    ("n_real", "real"),
+    ("n_bogus", "bogus"),
+    ("confusion_matrix", "[[TP, FN], [FP, TN]]"),
+    ("ms_per_stamp", "predict ms/stamp"),
+)
+
+
+def format_metrics_table(columns: Mapping[str, Mapping[str, Any]]) -> str:
+    """Plain-text table: one row per metric, one column per data split.
+
+    Parameters
+    ----------
+    columns : `~collections.abc.Mapping` [`str`, `dict`]
+        Split name (e.g. ``train``, ``validation``, ``test``) -> metrics from
+        `rbnodia.core.metrics.evaluate`; empty dicts are skipped.
+    """
+    columns = {k: v for k, v in columns.items() if v}
+    width = max(len(label) for _, label in _TABLE_ROWS)
+    cells = {name: [_fmt(m.get(key)) for key, _ in _TABLE_ROWS] for name, m in columns.items()}
+    widths = {name: max(len(name), *(len(c) for c in cells[name])) for name in columns}
+    lines = ["  ".join([" " * width] + [name.rjust(widths[name]) for name in columns])]
+    for i, (_, label) in enumerate(_TABLE_ROWS):
+        lines.append(
+            "  ".join([label.ljust(width)] + [cells[name][i].rjust(widths[name]) for name in columns])
+        )
+    return "\n".join(lines)
+
+
+_COMPARISON_COLUMNS = (
+    ("train_accuracy", "train acc", 3),
+    ("test_accuracy", "test acc", 3),
+    ("roc_auc", "ROC AUC", 3),
+    ("tp_rate", "TP rate", 2),
+    ("tn_rate", "TN rate", 2),
+    ("fpr_at_fnr_1pct", "FPR@1%FNR", 3),
+    ("train_cpu_hours", "train CPU h", 4),
+    ("ms_per_stamp", "predict ms/stamp", 3),
+)
+
+
+def format_comparison_table(rows: Mapping[str, Mapping[str, Any]]) -> str:
+    """Markdown table of models (ours and the paper's) side by side."""
+    header = ["model"] + [label for _, label, _ in _COMPARISON_COLUMNS] + ["epochs"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, row in rows.items():
+        cells = [name]
+        for key, _, digits in _COMPARISON_COLUMNS:
+            text = _fmt(row.get(key), digits)
+            if key == "test_accuracy" and row.get("test_accuracy_err") is not None and text != "n/a":
+                text += f" +- {row['test_accuracy_err']:.{digits}f}"
+            cells.append(text)
+        cells.append(_fmt(row.get("epochs")))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def format_family_table(
+    families: Mapping[str, Mapping[str, Mapping[str, Any]]], key: str = "accuracy"
+) -> str:
+    """Markdown table of per-family metrics, one column per model.
+
+    Parameters
+    ----------
+    families : `~collections.abc.Mapping`
+        Model name -> `rbnodia.core.group_metrics.metrics_by_group` result.
+    key : `str`
+        The per-family figure shown: ``accuracy`` or ``fraction_called_real``.
+    """
+    models = list(families)
+    names = sorted(
+        {name for groups in families.values() for name in groups},
+        key=lambda name: (next(g[name]["label"] for g in families.values() if name in g), name),
+    )
+    lines = ["| family | label | n | " + " | ".join(models) + " |", "|---|---|---|" + "---|" * len(models)]
+    for name in names:
+        first = next(groups[name] for groups in families.values() if name in groups)
+        cells = [f"{families[m][name][key]:.3f}" if name in families[m] else "" for m in models]
+        lines.append(f"| {name} | {first['label']} | {first['n']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def format_snr_table(bins: Mapping[str, Mapping[str, Any]]) -> str:
+    """Markdown table of ROC AUC per S/N bin, one column per model.
+
+    Parameters
+    ----------
+    bins : `~collections.abc.Mapping`
+        Model name -> `rbnodia.core.group_metrics.auc_by_bin` result (all on
+        the same stamps and edges).  Bins without both classes show
+        ``one class``.
+    """
+    models = list(bins)
+    if not models:
+        return ""
+    reference = bins[models[0]]["bins"]
+    lines = [
+        "| S/N | n | real | bogus | " + " | ".join(models) + " |",
+        "|---|---|---|---|" + "---|" * len(models),
+    ]
+    for i, row in enumerate(reference):
+        cells = [
+            _fmt(bins[m]["bins"][i]["roc_auc"], 4) if row["both_classes"] else "one class" for m in models
+        ]
+        lines.append(
+            f"| {row['label']} | {row['n']} | {row['n_real']} | {row['n_bogus']} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+def write_json(path: str | os.PathLike, data: Any) -> Path:
+    """Write strict JSON (NaN and inf as null) atomically."""
+    from ..training import jsonable
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(json.dumps(jsonable(data), indent=2, allow_nan=False) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def format_results_markdown(
+    intro: str, rows: Mapping[str, Mapping[str, Any]], test_metrics: Mapping[str, Mapping[str, Any]]
+) -> str:
+    """The markdown report of a comparison of models on one test set.
+
+    Parameters
+    ----------
+    intro : `str`
+        Paragraph describing the data and the columns.
+    rows : `~collections.abc.Mapping`
+        Model name -> comparison row (`format_comparison_table`); the
+        paper's rows are appended.
+    test_metrics : `~collections.abc.Mapping`
+        Model name -> test metrics with ``by_family`` and ``auc_by_snr``
+        (`rbnodia.training.evaluate_model`).
+
+    Returns
+    -------
+    markdown : `str`
+        Title, intro, comparison table, and the tables of accuracy and
+        fraction called real per family and ROC AUC per S/N bin.
+    """
+    families = {m: t["by_family"] for m, t in test_metrics.items() if t.get("by_family")}
+    snr = {m: t["auc_by_snr"] for m, t in test_metrics.items() if t.get("auc_by_snr")}
+    parts = [
+        "# Reproducing Acero-Cuellar et al. (DIA vs noDIA)",
+        intro,
+        format_comparison_table({**rows, **PAPER_RESULTS}),
+    ]
+    if families:
+        parts += [
+            "## Test accuracy per family (label 0 = real, 1 = bogus)",
+            format_family_table(families),
+            "## Fraction called real per family",
+            format_family_table(families, "fraction_called_real"),
+        ]
+    if snr:
+        parts += ["## Test ROC AUC per detection S/N bin", format_snr_table(snr)]
+    return "\n\n".join(parts) + "\n"

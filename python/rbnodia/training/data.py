@@ -1,0 +1,284 @@
+"""Training data: the validation split, class balancing, network inputs,
+augmentation, and the batch feed Keras trains from.
+
+Every random choice here is a pure function of the seed (and of the epoch
+and batch number for shuffling and augmentation), so a run resumed from a
+checkpoint sees exactly the batches an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "Splits",
+    "augment_inputs",
+    "split_validation",
+    "undersample",
+    "class_weights",
+    "model_inputs",
+    "prepare_splits",
+    "make_feed",
+    "data_fingerprint",
+]
+
+import dataclasses
+import hashlib
+import logging
+import math
+import time
+
+import numpy as np
+
+from ..core.layouts import Layout, Stacking
+from ..core.stampset import BOGUS, REAL, LabelledStamps
+
+
+def augment_inputs(
+    inputs: np.ndarray, layout: Layout | str, stacking: Stacking | str, rng: np.random.Generator
+) -> np.ndarray:
+    """Apply one random symmetry of the square per sample, to all its segments.
+
+    Each sample gets one of the 8 transforms (rotation by 0/90/180/270
+    degrees, optionally after a left-right flip), applied identically to every
+    segment, so ``srch`` and ``tmpl`` (and ``diff``) stay aligned.  With
+    horizontal stacking each segment block is transformed in place; segments
+    never move or mix.  The per-stamp scaling commutes with these transforms,
+    so augmenting scaled inputs equals scaling augmented stamps.
+
+    Parameters
+    ----------
+    inputs : `numpy.ndarray`
+        Network inputs ``(n,) + input_shape(layout, size, stacking)``.
+    layout : `~rbnodia.core.Layout` or `str`
+        Which segments the inputs hold.
+    stacking : `~rbnodia.core.Stacking` or `str`
+        How they are arranged.
+    rng : `numpy.random.Generator`
+        Source of the random choices.
+
+    Returns
+    -------
+    augmented : `numpy.ndarray`
+        New array of the same shape and dtype.
+
+    Raises
+    ------
+    ValueError
+        If the inputs are not square stamps stacked as ``stacking`` says.
+    """
+    inputs = np.asarray(inputs)
+    k = len(Layout(layout).segments)
+    n = inputs.shape[0]
+    horizontal = Stacking(stacking) is Stacking.HORIZONTAL
+    if horizontal:
+        size = inputs.shape[1]
+        if inputs.shape[2] != k * size or inputs.shape[3] != 1:
+            raise ValueError(
+                f"Inputs of shape {inputs.shape[1:]} are not {k} horizontally stacked square stamps."
+            )
+        blocks = inputs[..., 0].reshape(n, size, k, size).transpose(0, 2, 1, 3)  # (n, k, y, x)
+    else:
+        if inputs.shape[1] != inputs.shape[2] or inputs.shape[3] != k:
+            raise ValueError(f"Inputs of shape {inputs.shape[1:]} are not {k} channel-stacked square stamps.")
+        blocks = inputs.transpose(0, 3, 1, 2)
+    rotation = rng.integers(0, 4, n)
+    flip = rng.integers(0, 2, n).astype(bool)
+    out = np.empty_like(blocks)
+    for r in range(4):
+        for f in (False, True):
+            chosen = (rotation == r) & (flip == f)
+            if not chosen.any():
+                continue
+            block = blocks[chosen]
+            if f:
+                block = block[..., ::-1]
+            out[chosen] = np.rot90(block, r, axes=(-2, -1))
+    if horizontal:
+        return np.ascontiguousarray(out.transpose(0, 2, 1, 3).reshape(inputs.shape[:3])[..., None])
+    return np.ascontiguousarray(out.transpose(0, 2, 3, 1))
+
+
+def split_validation(
+    labels: np.ndarray, fraction: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified random split into training and validation indices.
+
+    Each class contributes ``round(fraction * n_class)`` validation rows (at
+    least one when ``fraction > 0`` and the class has two or more rows).
+
+    Returns
+    -------
+    fit_index, validation_index : `numpy.ndarray`
+        Sorted row indices.
+    """
+    labels = np.asarray(labels)
+    fit, val = [], []
+    for value in np.unique(labels):
+        rows = rng.permutation(np.flatnonzero(labels == value))
+        count = int(round(fraction * rows.size))
+        if fraction > 0 and rows.size >= 2:
+            count = min(max(count, 1), rows.size - 1)
+        val.append(rows[:count])
+        fit.append(rows[count:])
+    empty = np.zeros(0, dtype=np.int64)
+    return np.sort(np.concatenate(fit or [empty])), np.sort(np.concatenate(val or [empty]))
+
+
+def undersample(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Sorted row indices keeping every minority-class row and as many
+    randomly chosen majority-class rows."""
+    rows = {value: np.flatnonzero(labels == value) for value in (REAL, BOGUS)}
+    keep = min(len(r) for r in rows.values())
+    return np.sort(np.concatenate([rng.choice(r, keep, replace=False) for r in rows.values()]))
+
+
+def class_weights(labels: np.ndarray) -> np.ndarray:
+    """Per-class loss weights ``n / (2 n_class)``, indexed by label."""
+    counts = np.bincount(labels, minlength=2).astype(np.float64)
+    return np.where(counts > 0, labels.size / (2.0 * np.maximum(counts, 1)), 0.0)
+
+
+def model_inputs(
+    stamps: LabelledStamps,
+    layout: Layout | str,
+    stacking: Stacking | str,
+    *,
+    chunk: int = 8192,
+    log: logging.Logger | None = None,
+    log_interval: float = 30.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Scaled, stacked network inputs and scaling flags.
+
+    Computed in chunks (bounding the memory of scaling intermediates), with a
+    log line at least every ``log_interval`` seconds on large sets.
+
+    Returns
+    -------
+    inputs : `numpy.ndarray`
+        ``(n,) + input_shape``, float32.
+    flags : `numpy.ndarray`
+        Per-stamp scaling flags (`rbnodia.core.flags`).
+    """
+    if len(stamps) <= chunk:
+        return stamps.model_inputs(layout, stacking)
+    parts, last = [], time.monotonic()
+    for start in range(0, len(stamps), chunk):
+        parts.append(stamps.subset(slice(start, start + chunk)).model_inputs(layout, stacking))
+        if log is not None and time.monotonic() - last >= log_interval:
+            last = time.monotonic()
+            log.info("Scaled %d of %d stamps.", min(start + chunk, len(stamps)), len(stamps))
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+@dataclasses.dataclass
+class Splits:
+    """The stamps a run fits on and validates with.
+
+    Attributes
+    ----------
+    fit : `~rbnodia.core.LabelledStamps`
+        Training split (after balancing by undersampling, if asked).
+    validation : `~rbnodia.core.LabelledStamps` or `None`
+        Validation split; `None` without one.
+    """
+
+    fit: LabelledStamps
+    validation: LabelledStamps | None
+
+
+def prepare_splits(
+    train: LabelledStamps,
+    validation: LabelledStamps | None,
+    *,
+    fraction: float,
+    balance: str,
+    seed: int,
+    log: logging.Logger,
+) -> Splits:
+    """Hold out the validation split (unless given) and balance by
+    undersampling (if asked), seeded.
+
+    Raises
+    ------
+    ValueError
+        If the training split lacks a class.
+    """
+    rng = np.random.default_rng(seed)
+    if validation is None and fraction > 0:
+        fit_index, val_index = split_validation(train.label, fraction, rng)
+        fit, validation = train.subset(fit_index), train.subset(val_index)
+    else:
+        fit = train
+    if balance == "undersample":
+        fit = fit.subset(undersample(fit.label, rng))
+    if not (np.any(fit.label == REAL) and np.any(fit.label == BOGUS)):
+        raise ValueError(f"The training split needs both real and bogus stamps ({fit.summary()}).")
+    if validation is not None and len(validation) == 0:
+        validation = None
+    if validation is not None and len(np.unique(validation.label)) < 2:
+        log.warning("The validation split holds one class only (%s).", validation.summary())
+    return Splits(fit, validation)
+
+
+def make_feed(
+    inputs: np.ndarray,
+    labels: np.ndarray,
+    weights: np.ndarray | None,
+    *,
+    batch_size: int,
+    seed: int,
+    augment: bool,
+    layout: Layout | str,
+    stacking: Stacking | str,
+):
+    """A Keras `~keras.utils.PyDataset` that shuffles each epoch and augments
+    per batch.
+
+    The batch order and the augmentation are functions of ``(seed, epoch,
+    batch)``; the feed's ``epoch`` attribute says which epoch it serves (the
+    training loop sets it at the start of every epoch), so they do not depend
+    on how Keras iterates or where a run resumed.
+    """
+    import keras
+
+    class _Feed(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__(workers=1, use_multiprocessing=False)
+            self.epoch = 0
+            self._cached = (-1, None)
+
+        def __len__(self):
+            return max(1, math.ceil(len(labels) / batch_size))
+
+        def order(self):
+            epoch, order = self._cached
+            if epoch != self.epoch:
+                epoch, order = self.epoch, np.random.default_rng([seed, self.epoch]).permutation(len(labels))
+                self._cached = (epoch, order)
+            return order
+
+        def __getitem__(self, index):
+            rows = np.sort(self.order()[index * batch_size : (index + 1) * batch_size])
+            x = inputs[rows]
+            if augment:
+                x = augment_inputs(x, layout, stacking, np.random.default_rng([seed, self.epoch, index, 1]))
+            if weights is None:
+                return x, labels[rows]
+            return x, labels[rows], weights[rows]
+
+    return _Feed()
+
+
+def data_fingerprint(*sets: LabelledStamps | None) -> str:
+    """SHA-256 over the ids, labels, shapes and pixel sums of stamp sets: a
+    checkpoint is resumed only with the data it was written for."""
+    digest = hashlib.sha256()
+    for stamps in sets:
+        if stamps is None:
+            digest.update(b"none")
+            continue
+        digest.update(np.ascontiguousarray(stamps.id).tobytes())
+        digest.update(np.ascontiguousarray(stamps.label).tobytes())
+        digest.update(str(stamps.diff.shape).encode())
+        for name in ("diff", "srch", "tmpl"):
+            digest.update(np.float64(np.nansum(getattr(stamps, name), dtype=np.float64)).tobytes())
+    return digest.hexdigest()
