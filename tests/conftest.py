@@ -113,17 +113,17 @@ def simulated_inputs(tmp_path_factory):
 @pytest.fixture(scope="session")
 def make_postgres_repo(postgres_server, simulated_inputs):
     """``make_postgres_repo(root, *, seed=True)``: a Butler repository whose
-    registry is a new database of `postgres_server`, made as an admin makes
-    one: ``butler create`` (with rbnodia's seed configuration unless
-    ``seed=False``), then ``butler transfer-datasets`` of the simulated
-    inputs.  Returns the repository folder."""
+    registry is a schema of its own (``namespace``) in one database of
+    `postgres_server`, made as an admin makes one: ``butler create`` (with
+    rbnodia's seed configuration unless ``seed=False``), then ``butler
+    transfer-datasets`` of the simulated inputs.  Returns the repository
+    folder."""
     from sharedrepo import create_repo
 
+    url = postgres_server.create_database("rbnodia")
     count = iter(range(1000))
 
     def make(root, *, seed=True):
-        database = f"repo{next(count)}"
-        url = postgres_server.create_database(database)
-        return create_repo(root, url, simulated_inputs, seed=seed)
+        return create_repo(root, url, simulated_inputs, namespace=f"repo{next(count)}", seed=seed)
 
     return make

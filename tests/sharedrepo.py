@@ -50,7 +50,8 @@ def run(command: Sequence[str] | str, env: Mapping[str, str], *, cwd=None, timeo
     return done
 
 
-def create_repo(root: str | os.PathLike, db_url: str, source: Mapping, *, seed: bool = True) -> Path:
+def create_repo(root: str | os.PathLike, db_url: str, source: Mapping, *, namespace: str | None = None,
+                seed: bool = True) -> Path:
     """Create a repository with a PostgreSQL registry and copy the simulated
     inputs into it, as doc/shared_repository.rst tells an admin to.
 
@@ -59,9 +60,12 @@ def create_repo(root: str | os.PathLike, db_url: str, source: Mapping, *, seed: 
     root : `str` or `os.PathLike`
         Repository folder (datastore root and ``butler.yaml``).
     db_url : `str`
-        ``postgresql://`` URL of an empty database with ``btree_gist``.
+        ``postgresql://`` URL of a database with ``btree_gist``.
     source : `~collections.abc.Mapping`
         Summary of `rbnodia.sim.write_simulated_repo` (``root``, ``collection``).
+    namespace : `str`, optional
+        Schema of the registry tables (created), so that several
+        repositories share one database.
     seed : `bool`
         Create with a seed configuration that includes rbnodia's
         (``config/butler-seed.yaml``), so the repository itself declares
@@ -71,7 +75,8 @@ def create_repo(root: str | os.PathLike, db_url: str, source: Mapping, *, seed: 
     root.mkdir(parents=True, exist_ok=True)
     seed_file = root.parent / f"{root.name}-seed.yaml"
     include = "includeConfigs: ${RBNODIA_DIR}/config/butler-seed.yaml\n" if seed else ""
-    seed_file.write_text(f"{include}registry:\n  db: {db_url}\n")
+    schema = f"  namespace: {namespace}\n" if namespace else ""
+    seed_file.write_text(f"{include}registry:\n  db: {db_url}\n{schema}")
     env = admin_env()
     run([BIN / "butler", "create", root, "--seed-config", seed_file], env)
     run([BIN / "butler", "transfer-datasets", source["root"], root, "--collections", source["collection"],

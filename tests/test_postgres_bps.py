@@ -1,7 +1,13 @@
 """BPS (ctrl_bps_parsl, local site) against a shared repository with a
-PostgreSQL registry: each job runs its quantum from a quantum-backed butler
-(``pipetask run-qbb``, no registry access) and the final job writes the
-outputs into the PostgreSQL registry (``butler transfer-from-graph``)."""
+PostgreSQL registry, with the model read from the Butler.
+
+The repository is created without rbnodia's seed configuration, so every
+process that reads the model (a ``RealBogusModel`` dataset) must have
+``rbnodia env``'s variables: the BPS jobs inherit them from the submitting
+shell.  Each job runs its quantum from a quantum-backed butler (``pipetask
+run-qbb``, no registry access); the final job writes the outputs into the
+PostgreSQL registry (``butler aggregate-graph``, formerly
+``transfer-from-graph``)."""
 
 import pytest
 from sharedrepo import BIN, admin_env, run
@@ -9,33 +15,54 @@ from sharedrepo import BIN, admin_env, run
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 OUTPUT = "u/test/bps-postgres"
+MODELS = "models/published"
 
 
 def test_bps_submit_postgres(tmp_path, make_postgres_repo, simulated_inputs, nodia_model_file):
     pytest.importorskip("lsst.ctrl.bps.parsl")
     from lsst.daf.butler import Butler
 
-    repo = make_postgres_repo(tmp_path / "repo")
+    from rbnodia.nn import load_model
+
+    repo = make_postgres_repo(tmp_path / "repo", seed=False)
+    env = admin_env()
+    # The admin publishes a model file into the repository.
+    run([BIN / "butler", "register-dataset-type", repo, "rbnodia_model", "RealBogusModel"], env)
+    table = tmp_path / "models.csv"
+    table.write_text(f"file\n{nodia_model_file}\n")
+    run([BIN / "butler", "ingest-files", "-t", "copy", repo, "rbnodia_model", MODELS, table], env)
+
     submit = tmp_path / "submit.yaml"
     submit.write_text(
         "includeConfigs:\n"
         "  - ${RBNODIA_DIR}/config/bps/local.yaml\n"
         "payload:\n"
         f"  butlerConfig: {repo}\n"
-        f"  inCollection: {simulated_inputs['collection']}\n"
+        f"  inCollection: {simulated_inputs['collection']},{MODELS}\n"
         f"  output: {OUTPUT}\n"
-        '  dataQuery: ""\n'
-        f'extraQgraphOptions: "-c classifyRealBogus:modelName={nodia_model_file}"\n'
+        '  dataQuery: "detector = 0"\n'
+        'extraQgraphOptions: "-c classifyRealBogus:modelSource=butler"\n'
         f"submitPath: {tmp_path}/submit/{{outputRun}}\n"
     )
-    run([BIN / "bps", "submit", submit], admin_env(), cwd=tmp_path, timeout=900)
+    run([BIN / "bps", "submit", submit], env, cwd=tmp_path, timeout=900)
 
     butler = Butler.from_config(str(repo))
     assert "registry='PostgreSQL@" in str(butler)
     refs = butler.query_datasets("rbnodia_reliability", collections=OUTPUT, explain=False)
     assert sorted((r.dataId["visit"], r.dataId["detector"]) for r in refs) == sorted(
-        (d["visit"], d["detector"]) for d in simulated_inputs["data_ids"])
+        (d["visit"], d["detector"]) for d in simulated_inputs["data_ids"] if d["detector"] == 0)
+    version = load_model(nodia_model_file).version
     for ref in refs:
-        assert len(butler.get(ref)) == len(
-            butler.get("dia_source_unstandardized", ref.dataId, collections=simulated_inputs["collection"]))
-    print(sorted(p.relative_to(tmp_path) for p in (tmp_path / "submit").rglob("*") if p.is_file()))
+        catalog = butler.get(ref)
+        detections = butler.get("dia_source_unstandardized", ref.dataId,
+                                collections=simulated_inputs["collection"])
+        assert len(catalog) == len(detections) and (catalog["version"] == version).all()
+    # How the jobs ran: each quantum job from the quantum graph alone
+    # (run-qbb), and only the final job wrote to the registry.
+    (run_dir,) = (tmp_path / "submit" / OUTPUT).iterdir()
+    job_logs = sorted((run_dir / "logs" / "classifyRealBogus").rglob("*.stderr"))
+    assert len(job_logs) == len(refs)
+    for log in job_logs:
+        assert " run-qbb " in log.read_text(), log
+    final = (run_dir / "logs" / "finalJob" / "finalJob.stderr").read_text()
+    assert f" {repo}" in final and ("aggregate-graph" in final or "transfer-from-graph" in final), final[-2000:]
