@@ -32,6 +32,7 @@ from __future__ import annotations
 __all__ = ["PostgresServer", "find_bindir", "server_user"]
 
 import atexit
+import datetime
 import fcntl
 import glob
 import os
@@ -194,6 +195,8 @@ class PostgresServer:
             "listen_addresses": "127.0.0.1", "port": str(self.port), "unix_socket_directories": "",
             "fsync": "off", "synchronous_commit": "off", "full_page_writes": "off",
             "max_connections": "200", "shared_buffers": "64MB",
+            # For connection_times().
+            "log_connections": "on", "log_line_prefix": "%m ", "log_timezone": "UTC",
         }
         command = [str(self.bindir / "postgres"), "-D", str(self.data)]
         for key, value in options.items():
@@ -231,6 +234,15 @@ class PostgresServer:
         self._execute("postgres", f'CREATE DATABASE "{name}"')
         self._execute(name, "CREATE EXTENSION btree_gist")
         return self.url(name)
+
+    def connection_times(self) -> list[datetime.datetime]:
+        """When each client connection was opened (UTC), from the server log."""
+        times = []
+        for line in self.logfile.read_text(errors="replace").splitlines():
+            if "connection authorized" in line:
+                day, clock = line.split()[:2]
+                times.append(datetime.datetime.fromisoformat(f"{day}T{clock}+00:00"))
+        return times
 
     def stop(self, timeout: float = 60.0) -> None:
         """Fast shutdown (SIGINT), then remove the folder."""

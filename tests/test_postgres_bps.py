@@ -5,9 +5,13 @@ The repository is created without rbnodia's seed configuration, so every
 process that reads the model (a ``RealBogusModel`` dataset) must have
 ``rbnodia env``'s variables: the BPS jobs inherit them from the submitting
 shell.  Each job runs its quantum from a quantum-backed butler (``pipetask
-run-qbb``, no registry access); the final job writes the outputs into the
+run-qbb``): the server's connection log shows no connection while the jobs
+run, and one from the final job, which writes the outputs into the
 PostgreSQL registry (``butler aggregate-graph``, formerly
 ``transfer-from-graph``)."""
+
+import datetime
+import re
 
 import pytest
 from sharedrepo import BIN, admin_env, run
@@ -18,7 +22,15 @@ OUTPUT = "u/test/bps-postgres"
 MODELS = "models/published"
 
 
-def test_bps_submit_postgres(tmp_path, make_postgres_repo, simulated_inputs, nodia_model_file):
+def _log_window(path):
+    """First and last ``--long-log`` time in a job's log."""
+    stamps = re.findall(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+\+00:00", path.read_text())
+    assert stamps, path
+    return datetime.datetime.fromisoformat(stamps[0]), datetime.datetime.fromisoformat(stamps[-1])
+
+
+def test_bps_submit_postgres(tmp_path, postgres_server, make_postgres_repo, simulated_inputs,
+                             nodia_model_file):
     pytest.importorskip("lsst.ctrl.bps.parsl")
     from lsst.daf.butler import Butler
 
@@ -58,11 +70,20 @@ def test_bps_submit_postgres(tmp_path, make_postgres_repo, simulated_inputs, nod
                                 collections=simulated_inputs["collection"])
         assert len(catalog) == len(detections) and (catalog["version"] == version).all()
     # How the jobs ran: each quantum job from the quantum graph alone
-    # (run-qbb), and only the final job wrote to the registry.
+    # (run-qbb); no process opened a database connection from the start of
+    # pipetaskInit to the end of the last quantum job; the final job did.
     (run_dir,) = (tmp_path / "submit" / OUTPUT).iterdir()
-    job_logs = sorted((run_dir / "logs" / "classifyRealBogus").rglob("*.stderr"))
+    logs = run_dir / "logs"
+    job_logs = sorted((logs / "classifyRealBogus").rglob("*.stderr"))
     assert len(job_logs) == len(refs)
     for log in job_logs:
         assert " run-qbb " in log.read_text(), log
-    final = (run_dir / "logs" / "finalJob" / "finalJob.stderr").read_text()
+    final = (logs / "finalJob" / "finalJob.stderr").read_text()
     assert f" {repo}" in final and ("aggregate-graph" in final or "transfer-from-graph" in final), final[-2000:]
+    jobs_start = _log_window(logs / "pipetaskInit" / "pipetaskInit.stderr")[0]
+    jobs_end = max(_log_window(log)[1] for log in job_logs)
+    final_end = _log_window(logs / "finalJob" / "finalJob.stderr")[1]
+    connections = postgres_server.connection_times()
+    during_jobs = [t for t in connections if jobs_start <= t <= jobs_end]
+    assert not during_jobs, (jobs_start, jobs_end, during_jobs)
+    assert [t for t in connections if jobs_end < t <= final_end], (jobs_end, final_end, connections)
