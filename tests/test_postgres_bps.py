@@ -79,7 +79,8 @@ def test_bps_submit_postgres(tmp_path, postgres_server, make_postgres_repo, simu
     for log in job_logs:
         assert " run-qbb " in log.read_text(), log
     final = (logs / "finalJob" / "finalJob.stderr").read_text()
-    assert f" {repo}" in final and ("aggregate-graph" in final or "transfer-from-graph" in final), final[-2000:]
+    assert f" {repo}" in final, final[-2000:]
+    assert "aggregate-graph" in final or "transfer-from-graph" in final, final[-2000:]
     jobs_start = _log_window(logs / "pipetaskInit" / "pipetaskInit.stderr")[0]
     jobs_end = max(_log_window(log)[1] for log in job_logs)
     final_end = _log_window(logs / "finalJob" / "finalJob.stderr")[1]

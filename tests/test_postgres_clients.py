@@ -48,7 +48,7 @@ def repos(tmp_path_factory, make_postgres_repo, simulated_inputs):
     return {"seeded": seeded, "plain": plain, "root": root}
 
 
-def test_training_outputs(repos, simulated_inputs):
+def _check_training_outputs(repo, simulated_inputs):
     """The training pipeline's outputs, read back through the PostgreSQL
     registry (this process needs no environment: the repo is seeded)."""
     from lsst.daf.butler import Butler
@@ -56,7 +56,7 @@ def test_training_outputs(repos, simulated_inputs):
     from rbnodia.core.stampset import LabelledStamps
     from rbnodia.nn import RealBogusModel
 
-    butler = Butler.from_config(str(repos["seeded"]), collections=TRAIN_RUN)
+    butler = Butler.from_config(str(repo), collections=TRAIN_RUN)
     assert "registry='PostgreSQL@" in str(butler)
     model = butler.get("rbnodia_model")
     assert isinstance(model, RealBogusModel) and model.layout.value == "noDIA"
@@ -69,36 +69,34 @@ def test_training_outputs(repos, simulated_inputs):
     assert all(isinstance(s, LabelledStamps) for s in stamps)
     assert sum(len(s) for s in stamps) == simulated_inputs["n_detections"]
     assert metrics["data"]["train"]["n"] + metrics["data"]["test"]["n"] == simulated_inputs["n_detections"]
+    return model.version
 
 
 def _client(repo, home, *, setup: bool):
     """A user's python process in a clean environment, after ``eval
     "$(rbnodia env)"`` if ``setup``."""
+    home.mkdir(exist_ok=True)
     script = home / "client.py"
     script.write_text(CLIENT)
     setup_line = 'eval "$(rbnodia env)" && ' if setup else ""
-    return run(f'{setup_line}python {script} {repo}', client_env(home), cwd=home, check=False)
+    return run(f"{setup_line}python {script} {repo}", client_env(home), cwd=home, check=False)
 
 
-@pytest.mark.parametrize("kind", ["seeded", "plain"])
-def test_client_after_rbnodia_env(repos, kind, tmp_path):
-    from lsst.daf.butler import Butler
-
-    expected = Butler.from_config(str(repos["seeded"]), collections=TRAIN_RUN).get("rbnodia_model").version
-    done = _client(repos[kind], tmp_path, setup=True)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert result["model"] == "RealBogusModel" and result["version"] == expected
-    assert result["stamps"] == ["LabelledStamps"] and result["n_stamps"] > 0
-
-
-def test_client_without_setup(repos, tmp_path):
-    """Without ``rbnodia env``: the seeded repository still works, the plain
-    one cannot find the storage classes (so the env route is what makes
-    it work there)."""
-    seeded = _client(repos["seeded"], tmp_path, setup=False)
+def test_training_and_clean_clients(repos, simulated_inputs, tmp_path):
+    """One test, not four, so that parallel test workers never train twice."""
+    version = _check_training_outputs(repos["seeded"], simulated_inputs)
+    # After the documented setup, a user reads both repositories.
+    for kind in ("seeded", "plain"):
+        done = _client(repos[kind], tmp_path / kind, setup=True)
+        assert done.returncode == 0, (kind, done.stdout[-3000:] + done.stderr[-3000:])
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        assert result == {"model": "RealBogusModel", "version": version, "stamps": ["LabelledStamps"],
+                          "n_stamps": simulated_inputs["n_detections"]}, kind
+    # Without it: the seeded repository still works; the plain one cannot
+    # find the storage classes, so the setup is what makes it work there.
+    seeded = _client(repos["seeded"], tmp_path / "seeded-bare", setup=False)
     assert seeded.returncode == 0, seeded.stdout[-3000:] + seeded.stderr[-3000:]
-    assert json.loads(seeded.stdout.strip().splitlines()[-1])["model"] == "RealBogusModel"
-    plain = _client(repos["plain"], tmp_path, setup=False)
+    assert json.loads(seeded.stdout.strip().splitlines()[-1])["version"] == version
+    plain = _client(repos["plain"], tmp_path / "plain-bare", setup=False)
     assert plain.returncode != 0
     assert "KeyError: 'RealBogusModel'" in plain.stderr, plain.stderr[-3000:]
