@@ -24,7 +24,7 @@ database; `PostgresServer.create_database` enables it.
 
 pytest-postgresql is not used: it runs ``pg_ctl`` as the current user,
 which fails as root ("pg_ctl: cannot be run as root", its issues #341 and
-#455, closed without a user option), and CI here runs as root.
+#455), and CI here runs as root.
 """
 
 from __future__ import annotations
@@ -133,7 +133,10 @@ class PostgresServer:
         self.port: int | None = None
         self._log = log
         self._process: subprocess.Popen | None = None
-        self.base = Path(tempfile.mkdtemp(prefix="rbnodia-pg-"))
+        # As root, in /tmp: the server user must reach the folder, and TMPDIR
+        # may point under /root.
+        parent = "/tmp" if self.user is not None and os.path.isdir("/tmp") else None
+        self.base = Path(tempfile.mkdtemp(prefix="rbnodia-pg-", dir=parent))
         self.data = self.base / "data"
         self.logfile = self.base / "postgres.log"
         self.version = ""
@@ -190,6 +193,8 @@ class PostgresServer:
         raise RuntimeError(f"PostgreSQL did not start; log:\n{self.logfile.read_text()[-3000:]}")
 
     def _launch(self, timeout: float) -> bool:
+        import psycopg
+
         # Durability is not needed for a throwaway test server.
         options = {
             "listen_addresses": "127.0.0.1", "port": str(self.port), "unix_socket_directories": "",
@@ -211,7 +216,7 @@ class PostgresServer:
             try:
                 self._execute("postgres", "SELECT 1")
                 return True
-            except Exception:
+            except psycopg.OperationalError:
                 time.sleep(0.2)
         self.stop()
         return False
