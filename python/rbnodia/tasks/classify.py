@@ -344,7 +344,7 @@ class _SaliencyAccumulator:
         self.dominant = np.full(n, "none", dtype="<U4")
         self.keep_maps = config.doWriteSaliencyMaps
         if self.keep_maps:
-            shape = tuple(model.network.input_shape[1:])
+            shape = tuple(model.input_shape)
             size = config.stampSize
             self.maps = np.zeros((n,) + shape, dtype=np.float32)
             self.raw = {name: np.full((n, size, size), np.nan, dtype=np.float32) for name in layout.segments}
