@@ -17,6 +17,7 @@ import sys
 _COMMAND_MODULES = (
     "rbnodia.commands.demo",
     "rbnodia.commands.info",
+    "rbnodia.commands.model",
     "rbnodia.commands.train",
     "rbnodia.commands.saliency",
     "rbnodia.commands.simulate",

@@ -465,8 +465,12 @@ class RealBogusModel:
                 f"Model file {source}: content hash mismatch (stored {stored[:12]}, computed "
                 f"{metadata.content_hash[:12]}): the file is corrupt or was edited."
             )
-        if "forward" not in model._graphs:
-            _LOG.info("Model file %s has no ONNX forward graph: predicting needs TensorFlow.", source)
+        if "forward" not in model._graphs:  # the network is all there is: read it now
+            try:
+                model.network  # noqa: B018
+            except ImportError as err:
+                raise ImportError(f"Model file {source} has no ONNX forward graph (its network has layers the "
+                                  f"translation does not handle): using it needs {TRAIN_EXTRA}.") from err
         return model
 
     @classmethod
