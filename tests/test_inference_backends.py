@@ -216,5 +216,6 @@ def test_parallel_chunks_report_errors_and_survive_fork(randomised_model):
     _FORKED["predictor"] = predictor
     context = multiprocessing.get_context("fork")
     with context.Pool(1) as pool:
-        in_child = pool.apply_async(_predict_in_forked_child, (x,)).get(timeout=120)  # a stale pool would hang
+        # a stale pool would hang
+        in_child = pool.apply_async(_predict_in_forked_child, (x,)).get(timeout=120)
     np.testing.assert_array_equal(in_child, expected)

@@ -33,8 +33,8 @@ def poisoned_path(tmp_path_factory):
 
 def _run_poisoned(poisoned_path, code: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": poisoned_path}
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True,
+                          text=True, timeout=300)
 
 
 def test_the_poison_works(poisoned_path):
@@ -67,7 +67,8 @@ try:
 except ImportError as err:
     errors.append(str(err))
 np.savez(sys.argv[2], **out)
-print(json.dumps({"modules": [m for m in ("tensorflow", "keras", "onnx") if m in sys.modules], "errors": errors}))
+modules = [m for m in ("tensorflow", "keras", "onnx") if m in sys.modules]
+print(json.dumps({"modules": modules, "errors": errors}))
 """
 
 
@@ -82,12 +83,13 @@ def test_load_predict_and_saliency_without_tensorflow(poisoned_path, nodia_model
 
     rng = np.random.default_rng(3)
     names = ["nodia_default", "dia_default", str(nodia_model_file)]
-    inputs = {name: rng.normal(0.5, 0.3, (40,) + load_model(name).input_shape).astype(np.float32) for name in names}
+    inputs = {name: rng.normal(0.5, 0.3, (40,) + load_model(name).input_shape).astype(np.float32)
+              for name in names}
     np.savez(tmp_path / "inputs.npz", **inputs)
     old = _format1_file(tmp_path / "old.rbmodel", RealBogusModel.from_architecture("paper_nodia"))
-    result = subprocess.run([sys.executable, "-c", _CHILD, str(tmp_path / "inputs.npz"), str(tmp_path / "out.npz"),
-                             str(old)], env={**os.environ, "PYTHONPATH": poisoned_path}, capture_output=True,
-                            text=True, timeout=300)
+    arguments = [str(tmp_path / "inputs.npz"), str(tmp_path / "out.npz"), str(old)]
+    result = subprocess.run([sys.executable, "-c", _CHILD, *arguments], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": poisoned_path}, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["modules"] == []
@@ -101,7 +103,8 @@ def test_load_predict_and_saliency_without_tensorflow(poisoned_path, nodia_model
         here = saliency_maps(model, x, threads=1)
         np.testing.assert_array_equal(child[name + "|maps"], here.maps)
         np.testing.assert_array_equal(child[name + "|saliency_scores"], here.score)
-        np.testing.assert_array_equal(child[name + "|rows"], saliency_maps(model, x, threads=1, sum_rows=True).maps)
+        rows = saliency_maps(model, x, threads=1, sum_rows=True).maps
+        np.testing.assert_array_equal(child[name + "|rows"], rows)
         assert child[name + "|maps"].max() > 0
 
 

@@ -71,4 +71,5 @@ def test_packaged_graphs_score_as_the_keras_network(pipeline, fresh_stamps):
     tf_scores = model.predict(inputs, backend="tensorflow")
     assert np.abs(onnx_scores - tf_scores).max() <= 1e-6
     graphs, errors = translate_model_graphs(model.network)
-    assert errors == {} and graphs == dict(model.graphs), "packaged graphs are stale: run rbnodia convert-model"
+    assert errors == {}
+    assert graphs == dict(model.graphs), "the packaged graphs are stale: run rbnodia convert-model"

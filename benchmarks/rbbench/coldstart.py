@@ -53,10 +53,11 @@ def cold_import_figures(model: str, repeats: int, command: str) -> list[Figure]:
             f"{best['task']:.2f} s, load_model {best['load']:.3f} s; imported: "
             f"{', '.join(imported) if imported else 'neither TensorFlow, Keras nor onnx'}")
     return [
-        Figure.amount("4.cold.import_load", 4, f"cold process: import the classification task + load_model({model})",
-                    best["pipe_base"] + best["task"] + best["load"], "s", baseline=best["pipe_base"],
-                    baseline_label="import lsst.pipe.base alone (same process)", reference=1.5,
-                    reference_label="target <= 1.5 s", note=note, command=command),
+        Figure.amount("4.cold.import_load", 4,
+                      f"cold process: import the classification task + load_model({model})",
+                      best["pipe_base"] + best["task"] + best["load"], "s", baseline=best["pipe_base"],
+                      baseline_label="import lsst.pipe.base alone (same process)", reference=1.5,
+                      reference_label="target <= 1.5 s", note=note, command=command),
         Figure.time("4.cold.first_predict", 4, "cold process: first predict (ONNX Runtime sessions), 1 stamp",
                     best["predict"], "s", command=command),
     ]

@@ -66,8 +66,8 @@ def timed_pipetask(root, inputs, output, *, jobs=1, data_query=None, model_path=
     from rbnodia.commands.info import environment
 
     config = {"classifyRealBogus:modelName": str(model_path)} if model_path else None
-    command = pipetask_command(root, pipeline_path(PIPELINE), inputs, output, jobs=jobs, data_query=data_query,
-                               config=config)
+    command = pipetask_command(root, pipeline_path(PIPELINE), inputs, output, jobs=jobs,
+                               data_query=data_query, config=config)
     env = dict(os.environ)
     for key, value in environment().items():
         env.setdefault(key, value)
@@ -111,7 +111,8 @@ def max_tf_difference(root, inputs, output, data_ids) -> tuple[float, int]:
         catalog = butler.get("rbnodia_reliability", data_id, collections=output)
         found = to_detections(butler.get("dia_source_unstandardized", data_id, collections=inputs),
                               config.idColumn, config.xColumn, config.yColumn)
-        images = {key: to_pixel_image(butler.get(name, data_id, collections=inputs), list(config.badMaskPlanes))
+        planes = list(config.badMaskPlanes)
+        images = {key: to_pixel_image(butler.get(name, data_id, collections=inputs), planes)
                   for key, name in (("srch", "preliminary_visit_image"), ("tmpl", "template_detector"))}
         prepared = make_model_inputs(images, found.x, found.y, model.layout, model.stamp_size, model.stacking)
         scorable = np.flatnonzero((prepared.flags & StampFlag.NO_DATA) == 0)
@@ -149,14 +150,14 @@ def _startup_figures(v2: dict, v1: dict | None, counts, note: str, command: str)
     label = "the same with a format-1 model file (TensorFlow imported, network translated)"
     return [
         Figure.time("4.startup", 4, "pipetask run: start-up overhead (T(1) - per-quantum time)", a, "s",
-                    baseline=base.get("a"), baseline_label=label, reference=3.0, reference_label="target <= 3 s",
-                    note=note, command=command),
+                    baseline=base.get("a"), baseline_label=label, reference=3.0,
+                    reference_label="target <= 3 s", note=note, command=command),
         Figure.time("4.serial.per_quantum", 4, "pipetask run, serial: wall time per extra quantum", b, "s",
                     baseline=base.get("b"), baseline_label=label, note=f"(T({q}) - T(1)) / {q - 1}",
                     command=command),
-        Figure.time("4.serial.one", 4, "pipetask run, serial, 1 quantum: total wall time", v2[("serial", 1)][0],
-                    "s", baseline=None if v1 is None else v1[("serial", 1)][0], baseline_label=label,
-                    command=command),
+        Figure.time("4.serial.one", 4, "pipetask run, serial, 1 quantum: total wall time",
+                    v2[("serial", 1)][0], "s", baseline=None if v1 is None else v1[("serial", 1)][0],
+                    baseline_label=label, command=command),
     ]
 
 
@@ -167,8 +168,9 @@ def _parallel_figures(times: dict, counts, command: str, suffix: str = "", what:
             continue
         serial, parallel = times[("serial", q)][0], times[("j2", q)][0]
         figures += [
-            Figure.time(f"4.serial.q{q}{suffix}", 4, f"pipetask run, serial, {q} quanta{what}: total wall time",
-                        serial, "s", command=command),
+            Figure.time(f"4.serial.q{q}{suffix}", 4,
+                        f"pipetask run, serial, {q} quanta{what}: total wall time", serial, "s",
+                        command=command),
             Figure.time(f"4.j2.q{q}{suffix}", 4, f"pipetask run -j 2, {q} quanta{what}: total wall time",
                         parallel, "s", baseline=serial, baseline_label=f"serial, the same {q} quanta",
                         note="each quantum in a process of its own (spawn)", command=command),
@@ -210,8 +212,8 @@ def run_section(smoke: bool, workdir: Path) -> list[Figure]:
                                    image_size=size, progress=False)
     make_s = time.perf_counter() - start
     inputs, data_ids = [summary["collection"]], summary["data_ids"]
-    note = (f"{len(data_ids)} LSST detectors {size[1]}x{size[0]}, {summary['n_detections']} detections in all, "
-            f"model {MODEL}; repo written in {make_s:.0f} s")
+    note = (f"{len(data_ids)} LSST detectors {size[1]}x{size[0]}, {summary['n_detections']} detections "
+            f"in all, model {MODEL}; repo written in {make_s:.0f} s")
     model_v1 = None if smoke else format1_copy(MODEL, workdir / "nodia_default_format1.rbmodel")
 
     v2 = _runs(root, inputs, data_ids, counts, "v2")
@@ -223,7 +225,8 @@ def run_section(smoke: bool, workdir: Path) -> list[Figure]:
     if v1 is not None:
         figures += _parallel_figures(v1, (4,), command, suffix=".format1", what=", format-1 model file")
     figures.append(Figure.amount(
-        "4.scores.max_diff_tf", 4, "pipetask scores (ONNX Runtime) vs the Keras network on TensorFlow: max |diff|",
+        "4.scores.max_diff_tf", 4,
+        "pipetask scores (ONNX Runtime) vs the Keras network on TensorFlow: max |diff|",
         worst, "", reference=1e-6, reference_label="target <= 1e-6",
         note=f"{compared} detections, same stamps" + ("" if not smoke else f"; {note}"), command=command))
     shutil.rmtree(root, ignore_errors=True)

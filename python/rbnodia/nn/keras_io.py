@@ -9,7 +9,14 @@ says which install extra brings them (``[train]``).
 
 from __future__ import annotations
 
-__all__ = ["TRAIN_EXTRA", "import_keras", "import_tensorflow", "library_versions", "load_network", "save_network"]
+__all__ = [
+    "TRAIN_EXTRA",
+    "import_keras",
+    "import_tensorflow",
+    "library_versions",
+    "load_network",
+    "save_network",
+]
 
 import importlib.metadata
 import os
@@ -95,8 +102,9 @@ def load_network(data: bytes, source: str) -> Any:
                     f"custom object), which rbnodia never runs."
                 ) from None
             reason = text.splitlines()[0] if text else type(err).__name__
-            raise ModelFileError(f"Not a valid network in {source}: model.keras cannot be loaded ({reason}).") \
-                from None
+            raise ModelFileError(
+                f"Not a valid network in {source}: model.keras cannot be loaded ({reason})."
+            ) from None
 
 
 def save_network(network: Any) -> bytes:
@@ -114,8 +122,9 @@ def library_versions() -> dict[str, str]:
     from ..version import __version__
 
     versions = {"rbnodia": __version__}
-    for name, distributions in (("tensorflow", ("tensorflow", "tensorflow-cpu")), ("keras", ("keras",)),
-                                ("numpy", ("numpy",)), ("onnx", ("onnx",)), ("onnxruntime", ("onnxruntime",))):
+    sources = {"tensorflow": ("tensorflow", "tensorflow-cpu"), "keras": ("keras",), "numpy": ("numpy",),
+               "onnx": ("onnx",), "onnxruntime": ("onnxruntime",)}
+    for name, distributions in sources.items():
         for distribution in distributions:
             try:
                 versions[name] = importlib.metadata.version(distribution)

@@ -135,8 +135,10 @@ def _mapping(value: Any) -> str | None:
 
 
 def _hash(value: Any) -> str | None:
-    ok = isinstance(value, str) and (value == "" or (len(value) == 64 and all(c in "0123456789abcdef" for c in value)))
-    return None if ok else "must be 64 lowercase hexadecimal digits"
+    hexadecimal = set("0123456789abcdef")
+    if isinstance(value, str) and (value == "" or (len(value) == 64 and set(value) <= hexadecimal)):
+        return None
+    return "must be 64 lowercase hexadecimal digits"
 
 
 _CHECKS: dict[str, Callable[[Any], str | None]] = {
@@ -160,9 +162,10 @@ def _problems(values: dict[str, Any]) -> list[str]:
     problems = []
     for name, check in _CHECKS.items():
         if name in values:
-            problem = check(values[name])
+            value = values[name]
+            problem = check(value)
             if problem:
-                problems.append(f"field {name!r} {problem}, got {values[name]!r} ({type(values[name]).__name__})")
+                problems.append(f"field {name!r} {problem}, got {value!r} ({type(value).__name__})")
     return problems
 
 

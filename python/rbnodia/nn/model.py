@@ -64,6 +64,8 @@ INFERENCE_BACKENDS = ("auto", "tensorflow", "onnx")
 """Values of the ``backend`` argument of `RealBogusModel.probabilities`."""
 _UNAVAILABLE = {"forward": "The ONNX backend is unavailable", "saliency": "ONNX saliency is unavailable"}
 _NO_ONNX = f"the onnx package is missing, {TRAIN_EXTRA}"
+_REQUIRED_FIELDS = ("stacking", "stamp_size", "scaling_version", "threshold", "content_hash")
+"""Fields a format-2 file must have (besides name, architecture and layout)."""
 
 
 class ModelMismatchError(ValueError):
@@ -128,9 +130,10 @@ class RealBogusModel:
     def _check_network(self, network: Any) -> None:
         actual = tuple(network.input_shape[1:])
         if actual != self.input_shape:
+            meta = self.metadata
             raise ModelMismatchError(
-                f"Network input shape {actual} does not match layout {self.metadata.layout}, stacking "
-                f"{self.metadata.stacking} and stamp size {self.metadata.stamp_size} (expected {self.input_shape})."
+                f"Network input shape {actual} does not match layout {meta.layout}, stacking {meta.stacking} "
+                f"and stamp size {meta.stamp_size} (expected {self.input_shape})."
             )
 
     @classmethod
@@ -141,8 +144,9 @@ class RealBogusModel:
         from .architectures import build_network, get_architecture
 
         arch = get_architecture(architecture)
-        metadata = ModelMetadata(name=name or architecture, architecture=architecture, layout=arch.layout.value,
-                                 stacking=arch.stacking.value, stamp_size=stamp_size, threshold=threshold)
+        metadata = ModelMetadata(name=name or architecture, architecture=architecture,
+                                 layout=arch.layout.value, stacking=arch.stacking.value,
+                                 stamp_size=stamp_size, threshold=threshold)
         return cls(build_network(architecture, stamp_size), metadata)
 
     # Convenience accessors.
@@ -194,8 +198,8 @@ class RealBogusModel:
                 self._check_network(network)
                 if weights_sha256(network.get_weights()) != self._weights_sha256:
                     raise ModelFileError(
-                        f"Model file {self.source}: content hash mismatch: the weights in model.keras are not "
-                        "those the file's hash covers; the file is corrupt or was edited."
+                        f"Model file {self.source}: content hash mismatch: the weights in model.keras are "
+                        "not those the file's hash covers; the file is corrupt or was edited."
                     )
                 self._network = network
             return self._network
@@ -272,7 +276,8 @@ class RealBogusModel:
                 reason = self._graph_errors.get(role, f"the model file has no {role} graph")
                 raise RuntimeError(f"{_UNAVAILABLE[role]} for model {self.version}: {reason}")
             if importlib.util.find_spec("onnxruntime") is None:
-                raise RuntimeError(f"{_UNAVAILABLE[role]} for model {self.version}: onnxruntime is not installed")
+                raise RuntimeError(f"{_UNAVAILABLE[role]} for model {self.version}: "
+                                   "onnxruntime is not installed")
             try:
                 if role == "forward":
                     runner = OnnxPredictor(self._graphs[role])
@@ -358,7 +363,8 @@ class RealBogusModel:
         inputs = np.asarray(inputs, dtype=np.float32)
         if inputs.shape[1:] != self.input_shape:
             raise ModelMismatchError(
-                f"Inputs of shape {inputs.shape[1:]} do not fit model {self.version} (expects {self.input_shape})."
+                f"Inputs of shape {inputs.shape[1:]} do not fit model {self.version} "
+                f"(expects {self.input_shape})."
             )
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}.")
@@ -448,7 +454,7 @@ class RealBogusModel:
         """
         contents = read_model_file(data, source)
         legacy = contents.format_version < FORMAT_VERSION
-        required = () if legacy else ("stacking", "stamp_size", "scaling_version", "threshold", "content_hash")
+        required = () if legacy else _REQUIRED_FIELDS
         metadata = metadata_from_header(contents.header, source, required)
         stored = metadata.content_hash
         if legacy:
@@ -469,27 +475,29 @@ class RealBogusModel:
             try:
                 model.network  # noqa: B018
             except ImportError as err:
-                raise ImportError(f"Model file {source} has no ONNX forward graph (its network has layers the "
-                                  f"translation does not handle): using it needs {TRAIN_EXTRA}.") from err
+                raise ImportError(f"Model file {source} has no ONNX forward graph (its network has layers "
+                                  f"the translation does not handle): using it needs {TRAIN_EXTRA}.") from err
         return model
 
     @classmethod
-    def _from_legacy(cls, contents: ModelFileContents, metadata: ModelMetadata, source: str) -> RealBogusModel:
+    def _from_legacy(
+        cls, contents: ModelFileContents, metadata: ModelMetadata, source: str
+    ) -> RealBogusModel:
         """A format-1 file: its Keras network, translated now."""
         try:
             network = load_network(contents.keras, source)
         except ImportError as err:
             raise ImportError(
-                f"{source} is a format-1 model file, without inference graphs: reading it needs TensorFlow and "
-                f"Keras, {TRAIN_EXTRA}; convert it once where they are installed with "
+                f"{source} is a format-1 model file, without inference graphs: reading it needs TensorFlow "
+                f"and Keras, {TRAIN_EXTRA}; convert it once where they are installed with "
                 f"`rbnodia convert-model {source} NEW{MODEL_SUFFIX}`."
             ) from err
         stored = metadata.content_hash
         computed = legacy_content_hash(metadata, network.get_weights())
         if stored and stored != computed:
             raise ModelFileError(
-                f"Model file {source}: content hash mismatch (stored {stored[:12]}, computed {computed[:12]}): "
-                "the file is corrupt or was edited."
+                f"Model file {source}: content hash mismatch (stored {stored[:12]}, computed "
+                f"{computed[:12]}): the file is corrupt or was edited."
             )
         model = cls(network, metadata)
         model.source = source

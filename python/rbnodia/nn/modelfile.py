@@ -64,7 +64,12 @@ from .onnx.runtime import GraphVariants
 
 FORMAT_VERSION = 2
 """Format written by this rbnodia (1: Keras network only)."""
-MEMBER_LIMITS = {"metadata.json": 4 * 2**20, "model.keras": 256 * 2**20, "graphs/": 256 * 2**20, "": 256 * 2**20}
+MEMBER_LIMITS = {
+    "metadata.json": 4 * 2**20,
+    "model.keras": 256 * 2**20,
+    "graphs/": 256 * 2**20,
+    "": 256 * 2**20,
+}
 """Most bytes a member may inflate to: ``metadata.json``, ``model.keras``,
 each graph, and each member of ``model.keras``."""
 TOTAL_LIMIT = 1024 * 2**20
@@ -127,8 +132,9 @@ def content_hash(metadata: ModelMetadata, weights_digest: str, graphs: dict[str,
     digest.update(weights_digest.encode())
     for role in sorted(graphs):
         variants = graphs[role]
+        plain = hashlib.sha256(variants.plain).hexdigest()
         folded = hashlib.sha256(variants.folded).hexdigest() if variants.folded is not None else ""
-        digest.update(json.dumps([role, variants.fold, hashlib.sha256(variants.plain).hexdigest(), folded]).encode())
+        digest.update(json.dumps([role, variants.fold, plain, folded]).encode())
     return digest.hexdigest()
 
 
@@ -169,8 +175,10 @@ def _open_archive(data: bytes, source: str, what: str) -> zipfile.ZipFile:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as err:
         if what == "the file":
-            raise ModelFileError(f"Not an rbnodia model file: {source} is not a zip archive ({err}).") from None
-        raise ModelFileError(f"Not a valid network in {source}: {what} is not a Keras archive ({err}).") from None
+            message = f"Not an rbnodia model file: {source} is not a zip archive ({err})."
+        else:
+            message = f"Not a valid network in {source}: {what} is not a Keras archive ({err})."
+        raise ModelFileError(message) from None
     infos = archive.infolist()
     if len(infos) > MAX_MEMBERS:
         raise ModelFileError(f"Invalid model file {source}: {what} holds {len(infos)} members, more than "
@@ -183,7 +191,8 @@ def _open_archive(data: bytes, source: str, what: str) -> zipfile.ZipFile:
         limit = _limit(info.filename) if what == "the file" else MEMBER_LIMITS[""]
         if info.file_size > limit:
             raise ModelFileError(f"Invalid model file {source}: {info.filename} in {what} inflates to "
-                                 f"{info.file_size} bytes, more than the {limit} allowed; refusing to read it.")
+                                 f"{info.file_size} bytes, more than the {limit} allowed; refusing to read "
+                                 "it.")
     return archive
 
 
@@ -209,7 +218,8 @@ def _parse_header(raw: bytes, source: str) -> tuple[dict[str, Any], int]:
     try:
         header = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ModelFileError(f"Invalid model file {source}: metadata.json is not valid JSON ({err}).") from None
+        raise ModelFileError(f"Invalid model file {source}: metadata.json is not valid JSON ({err}).") \
+            from None
     if not isinstance(header, dict):
         raise ModelFileError(f"Invalid model file {source}: metadata.json must hold a JSON object, "
                              f"not a {type(header).__name__}.")
@@ -227,14 +237,14 @@ def _parse_header(raw: bytes, source: str) -> tuple[dict[str, Any], int]:
 def _read_graphs(archive: zipfile.ZipFile, header: dict[str, Any], source: str) -> dict[str, GraphVariants]:
     manifest = header.get("graphs")
     if not isinstance(manifest, dict):
-        raise ModelFileError(f"Invalid model file {source}: metadata.json field 'graphs' must be a JSON object, "
-                             f"got {manifest!r}.")
+        raise ModelFileError(f"Invalid model file {source}: metadata.json field 'graphs' must be a JSON "
+                             f"object, got {manifest!r}.")
     graphs = {}
     for role, entry in manifest.items():
         fold = entry.get("fold") if isinstance(entry, dict) else None
         if not isinstance(fold, int) or isinstance(fold, bool) or fold < 0 or fold == 1:
-            raise ModelFileError(f"Invalid model file {source}: metadata.json field 'graphs' entry {role!r} needs "
-                                 f"a fold of 0 or more than 1, got {entry!r}.")
+            raise ModelFileError(f"Invalid model file {source}: metadata.json field 'graphs' entry {role!r} "
+                                 f"needs a fold of 0 or more than 1, got {entry!r}.")
         folded = _read_member(archive, graph_member(role, fold), source) if fold else None
         graphs[role] = GraphVariants(_read_member(archive, graph_member(role), source), folded, fold)
     return graphs

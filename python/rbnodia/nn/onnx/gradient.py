@@ -118,16 +118,16 @@ class _Backward:
         onehot = build.node("OneHot", [top, build.const("depth", np.array([classes], np.int64)),
                                        build.const("off_on", np.array([0.0, 1.0], np.float32))], "onehot",
                             axis=-1)
-        shifted = build.node("Sub", [logits, build.node("ReduceMax", [logits], "z_max", axes=[1], keepdims=1)],
-                             "z_shifted")
+        z_max = build.node("ReduceMax", [logits], "z_max", axes=[1], keepdims=1)
+        shifted = build.node("Sub", [logits, z_max], "z_shifted")
         log_sum = build.node("Log", [build.node("ReduceSum", [build.node("Exp", [shifted], "exp"), axis1],
                                                 "sum_exp", keepdims=1)], "log_sum")
         log_p = build.node("Sub", [shifted, log_sum], "log_p")
         log_p_top = build.node("ReduceSum", [build.node("Mul", [log_p, onehot], "log_p_masked"), axis1],
                                "log_p_top", keepdims=1)
         # P_t P_j for j != t; the top class's own entry is P_t (1 - P_t) = sum of those.
-        others = build.node("Mul", [build.node("Exp", [build.node("Add", [log_p, log_p_top], "log_pp")], "pp"),
-                                    build.node("Sub", [scalar(1.0), onehot], "not_top")], "p_top_p_other")
+        pp = build.node("Exp", [build.node("Add", [log_p, log_p_top], "log_pp")], "pp")
+        others = build.node("Mul", [pp, build.node("Sub", [scalar(1.0), onehot], "not_top")], "p_top_p_other")
         grad = build.node("Sub", [build.node("Mul", [onehot, build.node("ReduceSum", [others, axis1],
                                                                        "p_top_rest", keepdims=1)],
                                              "seed_top"), others], "grad_logits")
@@ -140,7 +140,8 @@ class _Backward:
         """``grad`` times the seed's scale, (n, 1) broadcast to ``rank``."""
         build = self.build
         shape = build.const("shape", np.array([-1] + [1] * (rank - 1), np.int64))
-        return build.node("Mul", [grad, build.node("Reshape", [self.scale, shape], "grad_scale_b")], "grad_true")
+        scale = build.node("Reshape", [self.scale, shape], "grad_scale_b")
+        return build.node("Mul", [grad, scale], "grad_true")
 
     def weight_array(self, name: str, axis: int) -> np.ndarray:
         """A forward weight, times the pending batch-norm slope along ``axis``."""
@@ -278,5 +279,6 @@ def conv_gradient(
             return build.node("Conv", [grad, build.const("weight_flipped", np.ascontiguousarray(flipped))],
                               "grad_conv", kernel_shape=kernel, dilations=dilations, group=group,
                               pads=pads), True
-    return build.node("ConvTranspose", [grad, build.const("weight", weight)], "grad_conv", kernel_shape=kernel,
-                      strides=strides, dilations=dilations, group=group, **geometry), False
+    grad = build.node("ConvTranspose", [grad, build.const("weight", weight)], "grad_conv",
+                      kernel_shape=kernel, strides=strides, dilations=dilations, group=group, **geometry)
+    return grad, False

@@ -196,7 +196,8 @@ class _Translator:
         self.build.notes["input_shape"] = self.shape
         channels = self.shape[2]
         self.folded = fold > 0 and _foldable_first_conv(self.layers, channels)
-        self.first = next((layer for layer in self.layers if type(layer).__name__ not in _IDENTITY_LAYERS), None)
+        computing = (layer for layer in self.layers if type(layer).__name__ not in _IDENTITY_LAYERS)
+        self.first = next(computing, None)
         self.interleaved = not self.folded and channels > 1 and _interleavable(self.first)
         self.state = "folded" if self.folded else "nchw"
         self.dims = (channels, self.shape[0], self.shape[1])
