@@ -1,5 +1,6 @@
 """`RealBogusModel`: a real/bogus network, its metadata and its inference
-graphs, loaded once per process from a model file (`rbnodia.nn.modelfile`).
+graphs, read from and written to a model file (`rbnodia.nn.modelfile`;
+`rbnodia.nn.files` loads them once per process).
 
 A model read from a file classifies with the file's ONNX graphs on ONNX
 Runtime: numpy and onnxruntime are all it needs.  Its Keras network
@@ -27,8 +28,6 @@ __all__ = [
 ]
 
 import datetime
-import hashlib
-import importlib.resources
 import importlib.util
 import logging
 import os
@@ -46,6 +45,7 @@ from .keras_io import TRAIN_EXTRA, import_tensorflow, library_versions, load_net
 from .metadata import ModelFileError, ModelMetadata, check_metadata, metadata_from_header
 from .modelfile import (
     FORMAT_VERSION,
+    MODEL_SUFFIX,
     ModelFileContents,
     check_keras_archive,
     content_hash,
@@ -57,7 +57,6 @@ from .modelfile import (
 )
 from .onnx.runtime import GRAPH_ROLES, GraphVariants
 
-MODEL_SUFFIX = ".rbmodel"
 _LOG = logging.getLogger(__name__)
 
 INFERENCE_BACKENDS = ("auto", "tensorflow", "onnx")
@@ -506,85 +505,5 @@ class RealBogusModel:
         return model
 
 
-_CACHE: dict[str, RealBogusModel] = {}
-_CACHE_LOCK = threading.Lock()
-
-
-def load_model(source: str | os.PathLike | bytes, *, origin: str | None = None) -> RealBogusModel:
-    """Load a model file once per process.
-
-    Parameters
-    ----------
-    source : `str`, `os.PathLike` or `bytes`
-        Path of a ``.rbmodel`` file, the name of a packaged model (see
-        `packaged_model_names`), or the file's bytes.
-    origin : `str`, optional
-        Where bytes come from (e.g. a Butler URI), for messages.
-
-    Returns
-    -------
-    model : `RealBogusModel`
-        Shared instance: later loads of the same bytes return it.
-
-    Raises
-    ------
-    FileNotFoundError
-        If there is no such file or packaged model.
-    rbnodia.nn.ModelFileError
-        If the file is invalid (the message names it).
-    """
-    if isinstance(source, bytes):
-        data, name = source, origin or "<bytes>"
-    else:
-        path = Path(source)
-        if not path.exists() and str(source) in packaged_model_names():
-            path = packaged_model_path(str(source))
-        if not path.exists():
-            raise FileNotFoundError(
-                f"No model file {str(source)!r}; packaged models are {packaged_model_names()}."
-            )
-        data, name = path.read_bytes(), str(path)
-    key = hashlib.sha256(data).hexdigest()
-    with _CACHE_LOCK:
-        model = _CACHE.get(key)
-        if model is None:
-            model = RealBogusModel.from_bytes(data, source=name)
-            _CACHE[key] = model
-    return model
-
-
-def convert_model_file(source: str | os.PathLike, destination: str | os.PathLike) -> RealBogusModel:
-    """Rewrite a model file in the current format, its graphs translated
-    again from its Keras network (needs the ``[train]`` extra).
-
-    Weights and metadata are kept; the ``version`` changes when the graphs
-    (or the format's hash) do.
-
-    Returns
-    -------
-    model : `RealBogusModel`
-        The model as written.
-    """
-    source = Path(source)
-    model = RealBogusModel.from_bytes(source.read_bytes(), source=str(source))
-    model.network  # noqa: B018 - loads (and checks) the Keras network, so the graphs are translated again
-    model.save(destination)
-    return model
-
-
-def _packaged_dir() -> Path:
-    return Path(str(importlib.resources.files("rbnodia.data").joinpath("models")))
-
-
-def packaged_model_names() -> list[str]:
-    """Names of the model files shipped inside the package."""
-    folder = _packaged_dir()
-    return sorted(p.name[: -len(MODEL_SUFFIX)] for p in folder.glob(f"*{MODEL_SUFFIX}"))
-
-
-def packaged_model_path(name: str) -> Path:
-    """Path of a packaged model file by name (e.g. ``nodia_default``)."""
-    path = _packaged_dir() / f"{name}{MODEL_SUFFIX}"
-    if not path.exists():
-        raise FileNotFoundError(f"No packaged model {name!r}; packaged models are {packaged_model_names()}.")
-    return path
+# The model-file functions, importable from here as before (see rbnodia.nn.files).
+from .files import convert_model_file, load_model, packaged_model_names, packaged_model_path  # noqa: E402

@@ -37,6 +37,7 @@ __all__ = [
     "FORMAT_VERSION",
     "MAX_MEMBERS",
     "MEMBER_LIMITS",
+    "MODEL_SUFFIX",
     "TOTAL_LIMIT",
     "ModelFileContents",
     "check_keras_archive",
@@ -62,6 +63,8 @@ import numpy as np
 from .metadata import ModelFileError, ModelMetadata
 from .onnx.runtime import GraphVariants
 
+MODEL_SUFFIX = ".rbmodel"
+"""File name suffix of model files."""
 FORMAT_VERSION = 2
 """Format written by this rbnodia (1: Keras network only)."""
 MEMBER_LIMITS = {
