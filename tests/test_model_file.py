@@ -335,3 +335,19 @@ def test_content_hash_covers_each_part(model_file):
     # name, metrics, training record and creation time do not change the output: not hashed
     untouched = ModelMetadata.from_dict({**header, "name": "renamed", "metrics": {}, "created": "now"})
     assert content_hash(untouched, header["weights_sha256"], graphs) == base
+
+
+def test_without_the_onnx_package_a_network_predicts_on_tensorflow_and_is_not_written(monkeypatch):
+    """Where Keras is installed without onnx, a model built from a network
+    cannot be translated: it predicts with TensorFlow, and writing it says
+    which extra is missing instead of writing a file without graphs."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "rbnodia.nn.onnx.translate", None)  # "import" raises ImportError
+    model = RealBogusModel.from_architecture("paper_nodia")
+    assert dict(model.graphs) == {} and model.inference_backend() == "tensorflow"
+    assert model.predict(_inputs(3)).shape == (3,)
+    with pytest.raises(RuntimeError, match="onnx package is missing"):
+        model.predict(_inputs(3), backend="onnx")
+    with pytest.raises(ImportError, match=r"needs the onnx package, the \[train\] extra"):
+        model.to_bytes()
