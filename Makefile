@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 	@set -e; PYBIN=$$(scripts/find-python.sh); \
 	if [ ! -x $(PY) ]; then echo "Creating $(VENV) with $$PYBIN"; "$$PYBIN" -m venv $(VENV); fi; \
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"; \
-	$(PY) -m pip install --quiet --disable-pip-version-check -c requirements/constraints.txt -e ".[test,bps]"
+	$(PY) -m pip install --quiet --disable-pip-version-check -c requirements/constraints.txt -e ".[train,sim,bps,test]"
 	@touch $(STAMP)
 
 demo: venv

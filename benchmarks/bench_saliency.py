@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     models += [(name, load_model(name)) for name in packaged]
     worst = {"fractions": 0.0, "maps": 0.0}
     for name, model in models:
-        shape = tuple(model.network.input_shape[1:])
+        shape = model.input_shape
         inputs = rng.normal(size=(n,) + shape).astype(np.float32)
 
         def fractions(model=model, inputs=inputs):

@@ -2,7 +2,7 @@
 """Two ways of using several cores with ONNX Runtime, side by side.
 
 - ``intra-op``: one session with ``--threads`` intra-op threads, the batch
-  run through it in calls of `rbnodia.nn.onnx_backend.CHUNK` stamps, one
+  run through it in calls of `rbnodia.nn.onnx.runtime.CHUNK` stamps, one
   after the other (what rbnodia did before the chunk runner);
 - ``chunks``: what `OnnxPredictor` / `OnnxSaliency` do now: single-threaded
   sessions, the chunks handed to ``--threads`` threads in turn.
@@ -27,12 +27,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 
 
-def _intra_op_runner(network, saliency: bool, threads: int):
+def _intra_op_runner(variants, saliency: bool, threads: int):
     """The previous scheme: one session on ``threads`` intra-op threads,
     calls of ``CHUNK`` stamps in turn (folded graph for whole blocks)."""
     import onnxruntime
 
-    from rbnodia.nn.onnx_backend import CHUNK, FOLD_BLOCK, _FoldedGraphs
+    from rbnodia.nn.onnx.runtime import CHUNK, GraphSessions
 
     def session(model: bytes):
         options = onnxruntime.SessionOptions()
@@ -41,7 +41,7 @@ def _intra_op_runner(network, saliency: bool, threads: int):
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         return onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
-    graphs = _FoldedGraphs(network, FOLD_BLOCK, session=session, saliency=saliency)
+    graphs = GraphSessions(variants, session=session)
     names = ["outputs", "gradient"] if saliency else ["outputs"]
 
     def run(inputs: np.ndarray) -> None:
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     from rbbench.common import best_times_interleaved
 
     from rbnodia.nn import RealBogusModel, architecture_names, load_model
-    from rbnodia.nn.onnx_backend import OnnxPredictor, OnnxSaliency, default_threads
+    from rbnodia.nn.onnx.runtime import OnnxPredictor, OnnxSaliency, default_threads
 
     threads = args.threads or default_threads()
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
@@ -77,12 +77,12 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(0)
     for name in args.models:
         model = (RealBogusModel.from_architecture(name) if name in architecture_names() else load_model(name))
-        network = model.network
         for saliency in (False, True):
-            before = _intra_op_runner(network, saliency, threads)
-            after = (OnnxSaliency if saliency else OnnxPredictor)(network, threads=threads)
+            variants = model.graphs["saliency" if saliency else "forward"]
+            before = _intra_op_runner(variants, saliency, threads)
+            after = (OnnxSaliency if saliency else OnnxPredictor)(variants, threads=threads)
             for batch in args.batches:
-                inputs = rng.normal(size=(batch,) + tuple(network.input_shape[1:])).astype(np.float32)
+                inputs = rng.normal(size=(batch,) + model.input_shape).astype(np.float32)
                 calls = max(1, args.stamps // batch)
                 n = calls * batch
                 timings = best_times_interleaved(

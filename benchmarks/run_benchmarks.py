@@ -21,8 +21,11 @@ Sections (``--sections 1,2,...``; default all):
 3. The avoided cost: PSF-matched image subtraction (rbnodia.sim.subtract,
    Alard-Lupton) of the same detectors against noDIA classification of
    their detections.
-4. ``pipetask run`` end to end on a small simulated repository: start-up
-   overhead and wall time per quantum, serially and with ``-j 2``.
+4. ``pipetask run`` end to end on a simulated repository: start-up
+   overhead and wall time per quantum, serially and with ``-j 2``, against
+   a format-1 model file (TensorFlow in every process); import + model load
+   in a cold process; peak RSS on a full LSST detector; the scores against
+   the Keras network on TensorFlow.
 5. Training time per epoch on 80,000 stamps for both networks,
    extrapolated from a measured fraction of an epoch.
 

@@ -1,5 +1,6 @@
 """Inference backends of RealBogusModel: ONNX Runtime equals TensorFlow,
-``auto`` picks and falls back correctly, and models load once per process."""
+``auto`` picks and falls back correctly, backend and threads are arguments
+(no environment variables), and models load once per process."""
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ pytest.importorskip("onnx")
 
 
 def _inputs(model: RealBogusModel, n: int, seed: int = 0) -> np.ndarray:
-    shape = tuple(model.network.input_shape[1:])
+    shape = model.input_shape
     return np.random.default_rng(seed).normal(0.5, 0.3, (n,) + shape).astype(np.float32)
 
 
@@ -29,19 +30,20 @@ def test_onnx_equals_tensorflow(arch, randomised_model):
 
 
 def test_fold_rewrite_is_used_and_exact(randomised_model):
-    from rbnodia.nn.onnx_backend import OnnxPredictor
+    from rbnodia.nn.onnx.runtime import OnnxPredictor
+    from rbnodia.nn.onnx.translate import translate_variants
 
     model = randomised_model("paper_nodia")
     x = _inputs(model, 64)
-    folded = OnnxPredictor(model.network, threads=1)
-    plain = OnnxPredictor(model.network, threads=1, fold=0)
+    folded = OnnxPredictor(translate_variants(model.network), threads=1)
+    plain = OnnxPredictor(translate_variants(model.network, fold=0), threads=1)
     assert folded.fold > 1 and plain.fold == 0
     np.testing.assert_allclose(folded(x), plain(x), rtol=0, atol=1e-6)
     np.testing.assert_allclose(folded(x[:5]), plain(x[:5]), rtol=0, atol=1e-6)
 
 
 def test_chunk_bounds_cover_the_batch_once():
-    from rbnodia.nn.onnx_backend import MIN_PIECE, _chunk_bounds
+    from rbnodia.nn.onnx.runtime import MIN_PIECE, _chunk_bounds
 
     for n in (0, 1, 15, 16, 17, 100, 128, 300, 1000):
         for chunk in (1, 16, 128):
@@ -62,40 +64,50 @@ def test_chunk_bounds_cover_the_batch_once():
 def test_parallel_chunks_give_the_same_outputs(arch, randomised_model):
     """Chunks on several threads at once: the same probabilities and
     saliency maps as one thread in one call, in the input order."""
-    from rbnodia.nn.onnx_backend import OnnxPredictor, OnnxSaliency
+    from rbnodia.nn.onnx.runtime import OnnxPredictor, OnnxSaliency
+    from rbnodia.nn.onnx.translate import translate_variants
 
     model = randomised_model(arch)
     x = _inputs(model, 203, seed=4)
-    single = OnnxPredictor(model.network, threads=1, chunk=1000)(x)
+    forward, maps_graph = translate_variants(model.network), translate_variants(model.network, saliency=True)
+    single = OnnxPredictor(forward, threads=1, chunk=1000)(x)
     for threads, chunk in ((2, 32), (3, 16)):
-        parallel = OnnxPredictor(model.network, threads=threads, chunk=chunk)(x)
+        parallel = OnnxPredictor(forward, threads=threads, chunk=chunk)(x)
         np.testing.assert_allclose(parallel, single, rtol=0, atol=1e-6)
-    maps, probabilities = OnnxSaliency(model.network, threads=1, chunk=1000)(x)
-    parallel_maps, parallel_probabilities = OnnxSaliency(model.network, threads=2, chunk=32)(x)
+        # the per-call thread count overrides the runner's
+        np.testing.assert_allclose(OnnxPredictor(forward, threads=1, chunk=chunk)(x, threads=threads), single,
+                                   rtol=0, atol=1e-6)
+    maps, probabilities = OnnxSaliency(maps_graph, threads=1, chunk=1000)(x)
+    parallel_maps, parallel_probabilities = OnnxSaliency(maps_graph, threads=2, chunk=32)(x)
     np.testing.assert_array_equal(parallel_maps, maps)
     np.testing.assert_array_equal(parallel_probabilities, probabilities)
     np.testing.assert_allclose(probabilities, single, rtol=0, atol=1e-6)
 
 
-def test_auto_prefers_onnx_and_env_overrides(monkeypatch):
+def test_auto_prefers_onnx_and_environment_is_ignored(monkeypatch):
+    """Backend and thread count are arguments; the environment variables
+    that used to choose them have no effect."""
     model = RealBogusModel.from_architecture("paper_nodia")
-    monkeypatch.delenv("RBNODIA_INFERENCE_BACKEND", raising=False)
     assert model.inference_backend() == "onnx"
     assert model.inference_backend("tensorflow") == "tensorflow"
+    x = _inputs(model, 40)
     monkeypatch.setenv("RBNODIA_INFERENCE_BACKEND", "tensorflow")
-    assert model.inference_backend() == "tensorflow"
-    monkeypatch.setenv("RBNODIA_INFERENCE_BACKEND", "bogus")
-    with pytest.raises(ValueError, match="RBNODIA_INFERENCE_BACKEND"):
-        model.inference_backend()
+    monkeypatch.setenv("RBNODIA_INFERENCE_THREADS", "not a number")
+    assert model.inference_backend() == "onnx"
+    one = model.predict(x, threads=1)
+    np.testing.assert_allclose(model.predict(x, threads=2), one, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(model.predict(x, threads=0), one, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(model.predict(x, backend="tensorflow", threads=1), one, rtol=0, atol=1e-5)
     with pytest.raises(ValueError, match="Unknown inference backend"):
-        model.predict(_inputs(model, 2), backend="torch")
+        model.predict(x, backend="torch")
+    with pytest.raises(ValueError, match="threads"):
+        model.predict(x, threads=-1)
     assert set(INFERENCE_BACKENDS) == {"auto", "tensorflow", "onnx"}
 
 
-def test_unsupported_network_falls_back_to_tensorflow(monkeypatch):
+def test_unsupported_network_falls_back_to_tensorflow():
     import keras
 
-    monkeypatch.delenv("RBNODIA_INFERENCE_BACKEND", raising=False)
     network = keras.Sequential([keras.Input((51, 102, 1)), keras.layers.AveragePooling2D(3),
                                 keras.layers.Flatten(), keras.layers.Dense(2, activation="softmax")])
     model = RealBogusModel(network, ModelMetadata(name="odd", architecture="custom", layout="noDIA"))
@@ -107,7 +119,7 @@ def test_unsupported_network_falls_back_to_tensorflow(monkeypatch):
 
 
 def test_onnx_graph_built_once_and_rebuilt_after_weight_change(monkeypatch, randomised_model):
-    import rbnodia.nn.onnx_backend as backend
+    import rbnodia.nn.onnx.runtime as backend
 
     built = []
     original = backend.OnnxPredictor.__init__
@@ -150,9 +162,9 @@ def test_model_file_loaded_once_per_process(tmp_path, monkeypatch):
     loads = []
     original = model_module.RealBogusModel.from_bytes.__func__
 
-    def counting_from_bytes(cls, data):
+    def counting_from_bytes(cls, data, source="<bytes>"):
         loads.append(1)
-        return original(cls, data)
+        return original(cls, data, source)
 
     monkeypatch.setattr(model_module.RealBogusModel, "from_bytes", classmethod(counting_from_bytes))
     first = load_model(path)
@@ -183,7 +195,8 @@ def test_parallel_chunks_report_errors_and_survive_fork(randomised_model):
     a forked child (pipetask -j) builds its own worker threads."""
     import multiprocessing
 
-    from rbnodia.nn.onnx_backend import OnnxPredictor, _chunk_bounds, _run_chunks
+    from rbnodia.nn.onnx.runtime import OnnxPredictor, _chunk_bounds, _run_chunks
+    from rbnodia.nn.onnx.translate import translate_variants
 
     done = []
 
@@ -197,11 +210,12 @@ def test_parallel_chunks_report_errors_and_survive_fork(randomised_model):
     assert 32 not in done and 0 in done
 
     model = randomised_model("improved_nodia")
-    predictor = OnnxPredictor(model.network, threads=2, chunk=16)
+    predictor = OnnxPredictor(translate_variants(model.network), threads=2, chunk=16)
     x = _inputs(model, 64, seed=7)
     expected = predictor(x)  # the parent's pool exists now
     _FORKED["predictor"] = predictor
     context = multiprocessing.get_context("fork")
     with context.Pool(1) as pool:
-        in_child = pool.apply_async(_predict_in_forked_child, (x,)).get(timeout=120)  # a stale pool would hang
+        # a stale pool would hang
+        in_child = pool.apply_async(_predict_in_forked_child, (x,)).get(timeout=120)
     np.testing.assert_array_equal(in_child, expected)

@@ -1,6 +1,8 @@
 """The models shipped in the package: each pipeline's default model exists,
-fits the pipeline's layout, carries its training metadata, and classifies
-freshly simulated stamps (seeds never used in training) well."""
+fits the pipeline's layout, carries its training metadata and the inference
+graphs this rbnodia translates its network into, scores as its Keras
+network does, and classifies freshly simulated stamps (seeds never used in
+training) well."""
 
 import os
 
@@ -59,3 +61,24 @@ def test_packaged_model_classifies_fresh_simulated_stamps(pipeline, fresh_stamps
     metrics = evaluate_model(model, fresh_stamps)
     assert metrics["accuracy"] >= 0.9, metrics
     assert metrics["roc_auc"] >= 0.95, metrics
+
+
+@pytest.mark.parametrize("pipeline", sorted(PIPELINE_MODELS))
+def test_packaged_graphs_score_as_the_keras_network(pipeline, fresh_stamps):
+    """The file's ONNX graphs (what pipelines run) against its Keras network
+    (TensorFlow), on the stamps a pipeline would feed them: float32
+    rounding apart, the same scores; and the graphs are exactly those this
+    rbnodia translates the network into (else: ``rbnodia convert-model``)."""
+    from rbnodia.nn.model import RealBogusModel, packaged_model_path
+    from rbnodia.nn.onnx.translate import translate_model_graphs
+
+    model = RealBogusModel.from_bytes(packaged_model_path(_pipeline_model(pipeline)).read_bytes())
+    assert set(model.graphs) == {"forward", "saliency", "saliency_rows"}
+    inputs = fresh_stamps.model_inputs(model.layout, model.stacking)[0]
+    onnx_scores = model.predict(inputs, backend="onnx")
+    assert model._network is None  # the graphs alone
+    tf_scores = model.predict(inputs, backend="tensorflow")
+    assert np.abs(onnx_scores - tf_scores).max() <= 1e-6
+    graphs, errors = translate_model_graphs(model.network)
+    assert errors == {}
+    assert graphs == dict(model.graphs), "the packaged graphs are stale: run rbnodia convert-model"

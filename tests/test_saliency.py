@@ -176,7 +176,7 @@ def test_one_segment_model_has_zero_saliency_elsewhere(layout, stacking):
     from rbnodia.nn.saliency import saliency_maps
 
     model = _srch_only_model(layout, stacking)
-    shape = (5,) + tuple(model.network.input_shape[1:])
+    shape = (5,) + model.input_shape
     inputs = np.random.default_rng(1).normal(size=shape).astype(np.float32)
     result = saliency_maps(model, inputs, batch_size=2)
     segments = split_segments(result.maps, layout, stacking)
@@ -255,13 +255,13 @@ def test_fast_pooling_gradient_equals_maxpoolgrad(caplog):
 def test_onnx_saliency_equals_tensorflow(arch, randomised_model):
     """The hand-written ONNX backward pass gives TensorFlow's gradients."""
     pytest.importorskip("onnxruntime")
-    from rbnodia.nn.saliency import _onnx_saliency, saliency_backend, saliency_maps
+    from rbnodia.nn.saliency import saliency_backend, saliency_maps
 
     model = randomised_model(arch)
     assert saliency_backend(model, "onnx") == "onnx"
-    assert (_onnx_saliency(model, required=True).fold > 1) == (arch == "paper_nodia")
+    assert (model.onnx_runner("saliency").fold > 1) == (arch == "paper_nodia")
     # 37 in batches of 32: whole chunks of 16 (paper_nodia's folded graph) and a remainder.
-    shape = (37,) + tuple(model.network.input_shape[1:])
+    shape = (37,) + model.input_shape
     inputs = np.random.default_rng(5).normal(0.5, 0.3, shape).astype(np.float32)
     reference = saliency_maps(model, inputs, batch_size=32, backend="tensorflow")
     result = saliency_maps(model, inputs, batch_size=32, backend="onnx")
@@ -303,7 +303,7 @@ def test_onnx_saliency_output_is_not_copied(row_sums):
     import onnx
 
     from rbnodia.nn.architectures import build_network
-    from rbnodia.nn.onnx_backend import keras_to_onnx
+    from rbnodia.nn.onnx.translate import keras_to_onnx
 
     graph = onnx.load_from_string(keras_to_onnx(build_network("patch_nodia"), saliency=True,
                                                 row_sums=row_sums)).graph
@@ -371,7 +371,7 @@ def test_onnx_saliency_blocked_path_matches_finite_differences(after_flatten):
     import keras
     import onnx
 
-    from rbnodia.nn.onnx_backend import keras_to_onnx
+    from rbnodia.nn.onnx.translate import keras_to_onnx
     from rbnodia.nn.saliency import saliency_maps
 
     keras.utils.set_random_seed(11)
@@ -419,7 +419,7 @@ def test_onnx_input_gradient_written_channels_last(kernel, stride, padding):
     import keras
     import onnx
 
-    from rbnodia.nn.onnx_backend import keras_to_onnx
+    from rbnodia.nn.onnx.translate import keras_to_onnx
     from rbnodia.nn.saliency import saliency_maps
 
     keras.utils.set_random_seed(3)
@@ -509,18 +509,21 @@ def test_onnx_saliency_falls_back_and_obeys_the_backend_choice(monkeypatch, rand
     logits = keras.layers.Dense(2)(keras.layers.Flatten()(inputs))
     with pytest.raises(RuntimeError):
         saliency_backend(_wrap(keras.Model(inputs, logits), "noDIA"), "onnx")
-    # auto is ONNX Runtime where it can, unless RBNODIA_INFERENCE_BACKEND says otherwise.
+    # auto is ONNX Runtime where it can; the backend is an argument, not an environment variable.
     model = randomised_model("paper_nodia")
     assert saliency_backend(model, "auto") == "onnx"
     assert saliency_backend(model, "onnx") == "onnx"
     assert saliency_backend(model, "tensorflow") == "tensorflow"
     monkeypatch.setenv("RBNODIA_INFERENCE_BACKEND", "tensorflow")
-    assert saliency_backend(model, "auto") == "tensorflow"
-    monkeypatch.setenv("RBNODIA_INFERENCE_BACKEND", "jax")
-    with pytest.raises(ValueError, match="RBNODIA_INFERENCE_BACKEND"):
-        saliency_backend(model, "auto")
-    with pytest.raises(ValueError):
+    assert saliency_backend(model, "auto") == "onnx"
+    with pytest.raises(ValueError, match="Unknown inference backend"):
         saliency_backend(model, "torch")
+    points = np.random.default_rng(6).normal(size=(40,) + model.input_shape).astype(np.float32)
+    one = saliency_maps(model, points, threads=1, sum_rows=True)
+    two = saliency_maps(model, points, threads=2, sum_rows=True)
+    np.testing.assert_allclose(two.maps, one.maps, rtol=1e-6, atol=0)
+    with pytest.raises(ValueError, match="threads"):
+        saliency_maps(model, points, threads=-2)
 
 
 def test_saliency_on_paper_network_and_edge_cases():

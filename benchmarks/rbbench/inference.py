@@ -18,6 +18,7 @@ from __future__ import annotations
 
 __all__ = ["run_section"]
 
+import importlib.util
 import logging
 import time
 
@@ -39,18 +40,18 @@ def _ms_per_stamp(function, n: int, repeats: int) -> float:
 def run_section(smoke: bool) -> list[Figure]:
     """Measure section 1; see the module docstring."""
     from rbnodia.nn import RealBogusModel
-    from rbnodia.nn.onnx_backend import OnnxPredictor, onnx_available
+    from rbnodia.nn.onnx.runtime import OnnxPredictor
 
     command = section_command(1, smoke)
     batch_sizes = (1, 64) if smoke else (1, 64, 1024, 8192)
     naive_stamps = 3 if smoke else 30
     figures: list[Figure] = []
-    have_onnx = onnx_available()
+    have_onnx = importlib.util.find_spec("onnxruntime") is not None
     rng = np.random.default_rng(0)
     for arch in ("paper_nodia", "paper_dia"):
         label = LABEL[arch]
         model = RealBogusModel.from_architecture(arch)
-        shape = tuple(model.network.input_shape[1:])
+        shape = model.input_shape
         inputs = rng.random((max(batch_sizes),) + shape, dtype=np.float32)
 
         # One-time costs per process, against the same call once warm.
@@ -112,8 +113,10 @@ def run_section(smoke: bool) -> list[Figure]:
         if have_onnx and arch == "paper_nodia" and not smoke:
             # What the fold rewrite and the thread count buy, at a large batch.
             batch_inputs = inputs[:1024]
-            for label_extra, kwargs in (("no fold rewrite", {"fold": 0}), ("1 thread", {"threads": 1})):
-                predictor = OnnxPredictor(network, **kwargs)
+            from rbnodia.nn.onnx.translate import translate_variants
+
+            for label_extra, fold, threads in (("no fold rewrite", 0, None), ("1 thread", 16, 1)):
+                predictor = OnnxPredictor(translate_variants(network, fold=fold), threads=threads)
 
                 def run_chunks(predictor=predictor, batch_inputs=batch_inputs):
                     for i in range(0, len(batch_inputs), 256):
@@ -139,7 +142,7 @@ def _packaged_models(smoke: bool, command: str, rng: np.random.Generator, have_o
     batch = 64 if smoke else 2048
     for name in packaged_model_names():
         model = load_model(name)
-        shape = tuple(model.network.input_shape[1:])
+        shape = model.input_shape
         inputs = rng.random((batch,) + shape, dtype=np.float32)
         paper = PAPER_MS["paper_dia" if model.layout.value == "DIA" else "paper_nodia"]
         goal = GOAL_MS.get("paper_nodia") if model.layout.value == "noDIA" else None

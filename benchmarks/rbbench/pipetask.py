@@ -1,103 +1,243 @@
-"""Section 4: ``pipetask run`` end to end on a small simulated repository.
+"""Section 4: ``pipetask run`` end to end on a simulated repository.
 
-Writes a repository of simulated LSST detectors (`write_simulated_repo`),
-saves an untrained ``paper_nodia`` model file, and runs the packaged
-``RealBogusNoDia`` pipeline with the real ``pipetask`` command:
+Writes a repository of simulated LSST detectors (`write_simulated_repo`)
+and runs the packaged ``RealBogusNoDia`` pipeline (its default model,
+``nodia_default``) with the real ``pipetask`` command:
 
-- on one quantum and on all ``Q`` quanta, serially: the wall times give the
-  start-up overhead ``a`` and the time per quantum ``b`` of ``T = a + b Q``;
-- on all quanta with ``-j 2`` (every quantum in its own process).
+- serially on 1, 4 (and 8) quanta: the wall times give the start-up
+  overhead ``a`` and the time per quantum ``b`` of ``T = a + b Q``;
+- with ``-j 2`` (every quantum in a process of its own) on the same quanta,
+  against the serial run;
+- the same runs with a format-1 copy of the model file (its Keras network
+  only, as rbnodia wrote them before the files carried their ONNX graphs):
+  every process then imports TensorFlow and translates the network, the
+  baseline this section measures the graphs against;
+- on one full-size LSST detector (4096x4096), for the peak RSS of the
+  ``pipetask`` process (`os.wait4` in a small launcher), with both model
+  files;
+- the scores of the serial run against the model's Keras network on
+  TensorFlow, on the same stamps (`max_tf_difference`).
 
-The baseline is the same task run in memory on one quantum's data (read with
-`Butler.get` beforehand), in this process: what a quantum costs without
-process start-up, imports, graph building and Butler I/O.
+`rbbench.coldstart` adds the import of the classification task and the
+model load in a cold process.  ``--smoke`` runs 2 small quanta, no
+format-1 baseline and no full-size detector.
 """
 
 from __future__ import annotations
 
-__all__ = ["run_section"]
+__all__ = ["max_tf_difference", "run_section", "timed_pipetask"]
 
+import json
+import os
 import shutil
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
-from .common import Figure, best_time, section_command
+import numpy as np
+
+from .coldstart import cold_import_figures, format1_copy
+from .common import Figure, section_command
+
+PIPELINE = "RealBogusNoDia"
+MODEL = "nodia_default"
 
 
-def _timed_pipetask(root, inputs, output, model_path, *, jobs=1, data_query=None) -> float:
-    from rbnodia.butler.execution import pipeline_path, run_pipetask
+_WAIT4 = """
+import json, os, subprocess, sys
+process = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(process.pid, 0)
+with open(sys.argv[1], "w") as stream:
+    json.dump({"returncode": os.waitstatus_to_exitcode(status), "maxrss_kib": usage.ru_maxrss}, stream)
+"""
+"""Runs a command and writes its exit code and peak RSS.  A small process of
+its own, because a child's peak RSS starts from its parent's when it is
+spawned (``ru_maxrss`` survives ``exec``): from this benchmark's process,
+holding TensorFlow, every child would report at least its size."""
 
-    start = time.perf_counter()
-    run_pipetask(root, pipeline_path("RealBogusNoDia"), inputs, output, jobs=jobs, data_query=data_query,
-                 config={"classifyRealBogus:modelName": str(model_path)}, stream=False)
-    return time.perf_counter() - start
+
+def timed_pipetask(root, inputs, output, *, jobs=1, data_query=None, model_path=None) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB, of the ``pipetask`` process itself;
+    with ``-j`` its workers are not counted) of one ``pipetask run`` of the
+    pipeline."""
+    from rbnodia.butler.execution import PipetaskError, pipeline_path, pipetask_command
+    from rbnodia.commands.info import environment
+
+    config = {"classifyRealBogus:modelName": str(model_path)} if model_path else None
+    command = pipetask_command(root, pipeline_path(PIPELINE), inputs, output, jobs=jobs,
+                               data_query=data_query, config=config)
+    env = dict(os.environ)
+    for key, value in environment().items():
+        env.setdefault(key, value)
+    with tempfile.TemporaryDirectory() as tmp, open(Path(tmp) / "log", "w+") as log:
+        result = Path(tmp) / "result.json"
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", _WAIT4, str(result), *command], stdout=log,
+                       stderr=subprocess.STDOUT, env=env, check=True)
+        wall = time.perf_counter() - start
+        outcome = json.loads(result.read_text())
+        if outcome["returncode"]:
+            log.seek(0)
+            raise PipetaskError(f"pipetask failed: {' '.join(command)}\n{log.read()[-4000:]}")
+    return wall, outcome["maxrss_kib"] / 1024.0
 
 
-def _in_memory(root, collection, data_id, model_path, repeats: int) -> float:
+def _query(data_ids) -> str:
+    first = data_ids[0]
+    detectors = ", ".join(str(d["detector"]) for d in data_ids)
+    return f"instrument = '{first['instrument']}' AND visit = {first['visit']} AND detector IN ({detectors})"
+
+
+def max_tf_difference(root, inputs, output, data_ids) -> tuple[float, int]:
+    """Largest ``|score - score_TF|`` over the scored detections of
+    ``output``: the catalog's scores (ONNX Runtime, in pipetask) against the
+    model's Keras network on TensorFlow, on stamps cut as the task cuts
+    them; and how many detections were compared."""
     from lsst.daf.butler import Butler
-    from rbnodia.nn import load_model
-    from rbnodia.tasks.classify import ClassifyRealBogusConfig, ClassifyRealBogusTask
 
-    butler = Butler.from_config(str(root))
-    science = butler.get("preliminary_visit_image", data_id, collections=collection)
-    template = butler.get("template_detector", data_id, collections=collection)
-    detections = butler.get("dia_source_unstandardized", data_id, collections=collection)
+    from rbnodia.adapters import to_detections, to_pixel_image
+    from rbnodia.core.flags import StampFlag
+    from rbnodia.core.preprocess import make_model_inputs
+    from rbnodia.nn.model import RealBogusModel, packaged_model_path
+    from rbnodia.tasks.classify import ClassifyRealBogusConfig
+
     config = ClassifyRealBogusConfig()
-    config.modelName = str(model_path)
-    task = ClassifyRealBogusTask(config=config)
-    model = load_model(model_path)
-    return best_time(lambda: task.run(science=science, template=template, detections=detections, model=model),
-                     repeats=repeats).wall
+    model = RealBogusModel.from_bytes(packaged_model_path(MODEL).read_bytes())
+    butler = Butler.from_config(str(root))
+    worst, compared = 0.0, 0
+    for data_id in data_ids:
+        catalog = butler.get("rbnodia_reliability", data_id, collections=output)
+        found = to_detections(butler.get("dia_source_unstandardized", data_id, collections=inputs),
+                              config.idColumn, config.xColumn, config.yColumn)
+        planes = list(config.badMaskPlanes)
+        images = {key: to_pixel_image(butler.get(name, data_id, collections=inputs), planes)
+                  for key, name in (("srch", "preliminary_visit_image"), ("tmpl", "template_detector"))}
+        prepared = make_model_inputs(images, found.x, found.y, model.layout, model.stamp_size, model.stacking)
+        scorable = np.flatnonzero((prepared.flags & StampFlag.NO_DATA) == 0)
+        if len(scorable):
+            tf_scores = model.predict(prepared.inputs[scorable], backend="tensorflow")
+            scores = np.asarray(catalog["score"])[scorable]
+            worst = max(worst, float(np.abs(scores - tf_scores).max()))
+            compared += len(scorable)
+    return worst, compared
+
+
+def _runs(root, inputs, data_ids, counts, label, model_path=None, with_j2=True) -> dict:
+    """Wall times (and peak RSS) of serial runs on the first ``counts`` quanta, and -j 2 runs."""
+    times = {}
+    for q in counts:
+        query = _query(data_ids[:q])
+        for kind, jobs in (("serial", 1), ("j2", 2)):
+            if jobs > 1 and (not with_j2 or q == 1):
+                continue
+            times[(kind, q)] = timed_pipetask(root, inputs, f"bench/{label}/{kind}_{q}", jobs=jobs,
+                                              data_query=query, model_path=model_path)
+            print(f"   {label}: pipetask {kind}, {q} quanta: {times[(kind, q)][0]:.1f} s, "
+                  f"peak RSS {times[(kind, q)][1]:.0f} MiB", flush=True)
+    return times
+
+
+def _startup_figures(v2: dict, v1: dict | None, counts, note: str, command: str) -> list[Figure]:
+    """T(1), start-up a and per-quantum b, with the format-1 baseline."""
+    q = counts[-1]
+
+    def fit(times):  # from T(1) and the most quanta run serially
+        most = max(k for kind, k in times if kind == "serial")
+        b = (times[("serial", most)][0] - times[("serial", 1)][0]) / (most - 1)
+        return times[("serial", 1)][0] - b, b
+
+    a, b = fit(v2)
+    base = {} if v1 is None else dict(zip(("a", "b"), fit(v1)))
+    label = "the same with a format-1 model file (TensorFlow imported, network translated)"
+    return [
+        Figure.time("4.startup", 4, "pipetask run: start-up overhead (T(1) - per-quantum time)", a, "s",
+                    baseline=base.get("a"), baseline_label=label, reference=3.0,
+                    reference_label="target <= 3 s", note=note, command=command),
+        Figure.time("4.serial.per_quantum", 4, "pipetask run, serial: wall time per extra quantum", b, "s",
+                    baseline=base.get("b"), baseline_label=label,
+                    note=f"(T({q}) - T(1)) / {q - 1}; format-1 baseline from T(4) and T(1)", command=command),
+        Figure.time("4.serial.one", 4, "pipetask run, serial, 1 quantum: total wall time",
+                    v2[("serial", 1)][0], "s", baseline=None if v1 is None else v1[("serial", 1)][0],
+                    baseline_label=label, command=command),
+    ]
+
+
+def _parallel_figures(times: dict, counts, command: str, suffix: str = "", what: str = "") -> list[Figure]:
+    figures = []
+    for q in counts:
+        if ("j2", q) not in times:
+            continue
+        serial, parallel = times[("serial", q)][0], times[("j2", q)][0]
+        figures += [
+            Figure.time(f"4.serial.q{q}{suffix}", 4,
+                        f"pipetask run, serial, {q} quanta{what}: total wall time", serial, "s",
+                        command=command),
+            Figure.time(f"4.j2.q{q}{suffix}", 4, f"pipetask run -j 2, {q} quanta{what}: total wall time",
+                        parallel, "s", baseline=serial, baseline_label=f"serial, the same {q} quanta",
+                        note="each quantum in a process of its own (spawn)", command=command),
+        ]
+    return figures
+
+
+def _rss_figures(workdir: Path, model_v1: Path | None, command: str) -> list[Figure]:
+    """Peak RSS of pipetask on one full-size LSST detector."""
+    from rbnodia.sim import write_simulated_repo
+
+    root = workdir / "pipetask_full"
+    shutil.rmtree(root, ignore_errors=True)
+    summary = write_simulated_repo(root, preset="lsst", n_visits=1, n_detectors=1, seed=8, progress=False)
+    inputs = [summary["collection"]]
+    wall, rss = timed_pipetask(root, inputs, "bench/full")
+    base = timed_pipetask(root, inputs, "bench/full_v1", model_path=model_v1) if model_v1 else (None, None)
+    shutil.rmtree(root, ignore_errors=True)
+    note = (f"one LSST 4096x4096 detector, {summary['n_detections']} detections, serial; pipetask wall "
+            f"{wall:.1f} s" + (f" ({base[0]:.1f} s with the format-1 file)" if base[0] else ""))
+    return [Figure.amount("4.rss.detector", 4, "pipetask run on a full LSST detector: peak RSS", rss, "MiB",
+                          baseline=base[1], baseline_label="the same with a format-1 model file",
+                          reference=500.0, reference_label="target <= 500 MiB", note=note, command=command)]
 
 
 def run_section(smoke: bool, workdir: Path) -> list[Figure]:
     """Measure section 4; see the module docstring."""
-    from rbnodia.nn import RealBogusModel
     from rbnodia.sim import write_simulated_repo
 
     command = section_command(4, smoke)
-    n_detectors, size = (2, (256, 256)) if smoke else (4, (1024, 1024))
-    root = Path(workdir) / "pipetask_repo"
-    if root.exists():
-        shutil.rmtree(root)
+    n_detectors, size = (2, (256, 256)) if smoke else (8, (1024, 1024))
+    counts = (2,) if smoke else (1, 4, 8)
+    workdir = Path(workdir)
+    root = workdir / "pipetask_repo"
+    shutil.rmtree(root, ignore_errors=True)
     root.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     summary = write_simulated_repo(root, preset="lsst", n_visits=1, n_detectors=n_detectors, seed=7,
                                    image_size=size, progress=False)
     make_s = time.perf_counter() - start
-    model_path = root / "bench_nodia.rbmodel"
-    RealBogusModel.from_architecture("paper_nodia", name="bench_nodia").save(model_path)
-    inputs = [summary["collection"]]
-    data_ids = summary["data_ids"]
-    q = len(data_ids)
-    first = data_ids[0]
-    one_query = " AND ".join(f"{k} = {v!r}" if isinstance(v, str) else f"{k} = {v}" for k, v in first.items())
+    inputs, data_ids = [summary["collection"]], summary["data_ids"]
+    note = (f"{len(data_ids)} LSST detectors {size[1]}x{size[0]}, {summary['n_detections']} detections "
+            f"in all, model {MODEL}; repo written in {make_s:.0f} s")
+    model_v1 = None if smoke else format1_copy(MODEL, workdir / "nodia_default_format1.rbmodel")
 
-    in_memory = _in_memory(root, inputs, first, model_path, repeats=1 if smoke else 3)
-    # Smoke runs skip the one-quantum run (pipetask start-up dominates CI time).
-    t_one = None if smoke else _timed_pipetask(root, inputs, "bench/one", model_path, data_query=one_query)
-    t_all = _timed_pipetask(root, inputs, "bench/serial", model_path)
-    t_j2 = _timed_pipetask(root, inputs, "bench/j2", model_path, jobs=2)
-    note = (f"{q} LSST detectors {size[1]}x{size[0]}, {summary['n_detections']} detections in all; "
-            f"repo written in {make_s:.0f} s")
+    v2 = _runs(root, inputs, data_ids, counts, "v2")
+    v1 = None if smoke else _runs(root, inputs, data_ids, (1, 4), "v1", model_path=model_v1)
+    worst, compared = max_tf_difference(root, inputs, f"bench/v2/serial_{counts[-1]}", data_ids[:counts[-1]])
+
+    figures = [] if smoke else _startup_figures(v2, v1, counts, note, command)
+    figures += _parallel_figures(v2, counts, command)
+    if v1 is not None:
+        figures += _parallel_figures(v1, (4,), command, suffix=".format1", what=", format-1 model file")
+    figures.append(Figure.amount(
+        "4.scores.max_diff_tf", 4,
+        "pipetask scores (ONNX Runtime) vs the Keras network on TensorFlow: max |diff|",
+        worst, "", reference=1e-6, reference_label="target <= 1e-6",
+        note=f"{compared} detections, same stamps" + ("" if not smoke else f"; {note}"), command=command))
     shutil.rmtree(root, ignore_errors=True)
-    base = dict(baseline=in_memory, baseline_label="task.run in memory, one quantum", command=command)
-    figures = []
-    if t_one is not None:
-        per_quantum = (t_all - t_one) / (q - 1) if q > 1 else t_all
-        figures += [
-            Figure.amount("4.startup", 4, "pipetask run: start-up overhead (T(1) - per-quantum time)",
-                          t_one - per_quantum, "s", note=note, **base),
-            Figure.amount("4.serial.per_quantum", 4, "pipetask run, serial: wall time per extra quantum",
-                          per_quantum, "s", note="(T(Q) - T(1)) / (Q - 1)", **base),
-            Figure.amount("4.serial.one", 4, "pipetask run, serial, 1 quantum: total wall time", t_one, "s",
-                          **base),
-        ]
-    figures += [
-        Figure.amount("4.serial.all", 4, f"pipetask run, serial, {q} quanta: total wall time", t_all, "s",
-                      note=note if t_one is None else "", **base),
-        Figure.amount("4.j2.all", 4, f"pipetask run -j 2, {q} quanta: total wall time", t_j2, "s", **base),
-        Figure.amount("4.j2.per_quantum", 4, "pipetask run -j 2: wall time per quantum (total / Q)", t_j2 / q,
-                      "s", note="each quantum is a new process", **base),
-    ]
+    figures += cold_import_figures(MODEL, repeats=1 if smoke else 3, command=command)
+    if smoke:
+        figures.append(Figure.amount("4.rss.detector", 4, "pipetask run, serial, 2 small quanta: peak RSS",
+                                     v2[("serial", 2)][1], "MiB", reference=500.0,
+                                     reference_label="target <= 500 MiB", command=command))
+    else:
+        figures += _rss_figures(workdir, model_v1, command)
     return figures

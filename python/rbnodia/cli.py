@@ -17,6 +17,7 @@ import sys
 _COMMAND_MODULES = (
     "rbnodia.commands.demo",
     "rbnodia.commands.info",
+    "rbnodia.commands.model",
     "rbnodia.commands.put_model",
     "rbnodia.commands.train",
     "rbnodia.commands.reproduce",
@@ -37,8 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"rbnodia {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="Debug logging.")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    unavailable = []
     for module_name in _COMMAND_MODULES:
-        importlib.import_module(module_name).register(subparsers)
+        try:
+            importlib.import_module(module_name).register(subparsers)
+        except ImportError as err:  # an install without the extra the commands need
+            unavailable.append(f"the commands of {module_name} ({err}; see the README's install table)")
+    if unavailable:
+        parser.epilog = "Unavailable in this install: " + "; ".join(unavailable) + "."
     return parser
 
 

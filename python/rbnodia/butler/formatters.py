@@ -29,7 +29,9 @@ class RealBogusModelFormatter(FormatterV2):
     """Read and write `rbnodia.nn.RealBogusModel` as ``.rbmodel`` files.
 
     Reading goes through `rbnodia.nn.load_model`, so a process that reads the
-    same model for many quanta deserialises it once.
+    same model for many quanta deserialises it once; a model file with its
+    inference graphs is read without TensorFlow.  Errors name the dataset's
+    URI.
     """
 
     default_extension = MODEL_SUFFIX
@@ -39,7 +41,7 @@ class RealBogusModelFormatter(FormatterV2):
     def read_from_uri(self, uri: ResourcePath, component: str | None = None, expected_size: int = -1) -> Any:
         from ..nn.model import load_model
 
-        return load_model(uri.read())
+        return load_model(uri.read(), origin=str(uri))
 
     def to_bytes(self, in_memory_dataset: Any) -> bytes:
         return in_memory_dataset.to_bytes()

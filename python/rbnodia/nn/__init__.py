@@ -1,11 +1,13 @@
-"""Networks (Keras builders registered by name) and the rbnodia model file.
+"""Networks (Keras builders registered by name), the model file, and
+inference and saliency on ONNX Runtime.
 
-TensorFlow is imported only when a network is built or a model is loaded.
+Importing this package imports neither TensorFlow nor ONNX Runtime: Keras
+is imported when a network is built, trained or read from a model file
+(`rbnodia.nn.keras_io`), ONNX Runtime when a model first predicts.
 """
 
-import os as _os
-
-_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # silence TensorFlow start-up chatter
-
 from .architectures import *
+from .metadata import ModelFileError, ModelMetadata
 from .model import *
+
+__all__ = architectures.__all__ + ["ModelFileError", "ModelMetadata"] + model.__all__  # noqa: F405

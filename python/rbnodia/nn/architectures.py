@@ -109,8 +109,16 @@ def build_network(name: str, stamp_size: int = 51) -> Any:
     Returns
     -------
     model : `keras.Model`
+
+    Raises
+    ------
+    ImportError
+        If Keras is missing (the ``[train]`` extra).
     """
+    from .keras_io import import_keras
+
     arch = get_architecture(name)
+    import_keras(f"Building the {name} network")
     return arch.builder(input_shape(arch.layout, stamp_size, arch.stacking))
 
 

@@ -1,18 +1,13 @@
-"""The rbnodia model file: a trained Keras network plus everything needed to
-use it correctly.
+"""`RealBogusModel`: a real/bogus network, its metadata and its inference
+graphs, read from and written to a model file (`rbnodia.nn.modelfile`;
+`rbnodia.nn.files` loads them once per process).
 
-A model file (suffix ``.rbmodel``) is a zip archive holding
-
-``model.keras``
-    The Keras network in Keras' native format (the source of truth).
-``metadata.json``
-    `ModelMetadata`: architecture, layout, stacking, stamp size, scaling
-    recipe, decision threshold and how it was chosen, training-data summary,
-    metrics, library versions, and the content hash.
-
-The content hash is a SHA-256 over the weights and the settings that change
-what the network computes; ``version`` (``<name>@<hash[:12]>``) is what the
-classification task writes into every catalog row.
+A model read from a file classifies with the file's ONNX graphs on ONNX
+Runtime: numpy and onnxruntime are all it needs.  Its Keras network
+(`RealBogusModel.network`) is loaded, with TensorFlow, only when asked for:
+to train, to use the ``tensorflow`` backend, or to translate it again.  A
+model built from a network (`RealBogusModel.from_architecture`, training)
+translates it into the graphs at once, so both kinds predict the same way.
 
 Output convention: the network's softmax column 0 is the probability that a
 detection is REAL (DES autoscan labels: 0 = real, 1 = bogus), and
@@ -24,174 +19,133 @@ from __future__ import annotations
 __all__ = [
     "INFERENCE_BACKENDS",
     "MODEL_SUFFIX",
-    "ModelMetadata",
     "ModelMismatchError",
     "RealBogusModel",
+    "convert_model_file",
     "load_model",
-    "packaged_model_path",
     "packaged_model_names",
+    "packaged_model_path",
 ]
 
-import dataclasses
 import datetime
-import hashlib
-import importlib.resources
-import io
-import json
+import importlib.util
 import logging
 import os
-import tempfile
 import threading
-import zipfile
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
 from ..core.layouts import Layout, Stacking, input_shape
 from ..core.scaling import SCALING_VERSION
+from .keras_io import TRAIN_EXTRA, import_tensorflow, library_versions, load_network, save_network
+from .metadata import ModelFileError, ModelMetadata, check_metadata, metadata_from_header
+from .modelfile import (
+    FORMAT_VERSION,
+    MODEL_SUFFIX,
+    ModelFileContents,
+    check_keras_archive,
+    content_hash,
+    graph_member,
+    legacy_content_hash,
+    read_model_file,
+    weights_sha256,
+    write_model_file,
+)
+from .onnx.runtime import GRAPH_ROLES, GraphVariants
 
-MODEL_SUFFIX = ".rbmodel"
-_FORMAT_VERSION = 1
 _LOG = logging.getLogger(__name__)
 
 INFERENCE_BACKENDS = ("auto", "tensorflow", "onnx")
 """Values of the ``backend`` argument of `RealBogusModel.probabilities`."""
+_UNAVAILABLE = {"forward": "The ONNX backend is unavailable", "saliency": "ONNX saliency is unavailable"}
+_NO_ONNX = f"the onnx package is missing, {TRAIN_EXTRA}"
+_REQUIRED_FIELDS = ("stacking", "stamp_size", "scaling_version", "threshold", "content_hash")
+"""Fields a format-2 file must have (besides name, architecture and layout)."""
+
 
 class ModelMismatchError(ValueError):
     """A model does not fit the inputs it was asked to classify."""
 
 
-@dataclasses.dataclass
-class ModelMetadata:
-    """Everything a user of a model file needs besides the weights.
-
-    Attributes
-    ----------
-    name : `str`
-        Human-readable model name (e.g. ``nodia_default``).
-    architecture : `str`
-        Registered architecture name (`rbnodia.nn.architectures`).
-    layout : `str`
-        ``noDIA`` or ``DIA``.
-    stacking : `str`
-        ``horizontal`` (the paper) or ``channels``.
-    stamp_size : `int`
-        Stamp width/height in pixels.
-    scaling_version : `str`
-        Scaling recipe the network was trained with.
-    threshold : `float`
-        Default decision threshold on ``score`` (P(real)): ``is_real`` is
-        ``score >= threshold``.
-    threshold_method : `str`
-        How the threshold was chosen.
-    training : `dict`
-        Training-data summary and recipe.
-    metrics : `dict`
-        Evaluation metrics on held-out data.
-    libraries : `dict`
-        Versions of the libraries that wrote the model.
-    created : `str`
-        ISO 8601 UTC time the file was written.
-    content_hash : `str`
-        SHA-256 of weights and input settings (filled on save/load).
-    """
-
-    name: str
-    architecture: str
-    layout: str
-    stacking: str = Stacking.HORIZONTAL.value
-    stamp_size: int = 51
-    scaling_version: str = SCALING_VERSION
-    threshold: float = 0.5
-    threshold_method: str = "fixed at 0.5"
-    training: dict[str, Any] = dataclasses.field(default_factory=dict)
-    metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
-    libraries: dict[str, str] = dataclasses.field(default_factory=dict)
-    created: str = ""
-    content_hash: str = ""
-
-    @property
-    def version(self) -> str:
-        """Catalog ``version`` string: ``<name>@<first 12 hex of hash>``."""
-        return f"{self.name}@{self.content_hash[:12]}"
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dictionary."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelMetadata:
-        """Inverse of `to_dict`, ignoring unknown keys from newer writers."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-
-def _library_versions() -> dict[str, str]:
-    import keras
-    import tensorflow as tf
-
-    from ..version import __version__
-
-    return {"rbnodia": __version__, "tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__}
+def _translate(network: Any) -> tuple[dict[str, GraphVariants], dict[str, str]]:
+    """The network's inference graphs, and why any role is missing."""
+    try:
+        from .onnx.translate import translate_model_graphs
+    except ImportError:
+        return {}, dict.fromkeys(GRAPH_ROLES, _NO_ONNX)
+    return translate_model_graphs(network)
 
 
 class RealBogusModel:
-    """A Keras real/bogus network with its metadata and a fast predictor.
+    """A real/bogus network with its metadata and inference graphs.
 
     Parameters
     ----------
     network : `keras.Model`
         Network whose last layer is a 2-way softmax, column 0 = P(real).
-    metadata : `ModelMetadata`
-        Its metadata; ``content_hash`` is recomputed from the network.
+    metadata : `~rbnodia.nn.ModelMetadata`
+        Its metadata; ``content_hash`` is recomputed.
 
     Raises
     ------
     ModelMismatchError
         If the network's input shape does not match the metadata.
+    ValueError
+        If a metadata value is invalid (e.g. a threshold outside [0, 1]).
 
     Notes
     -----
-    Prediction runs on ONNX Runtime when it is installed (the ``auto``
-    backend; `rbnodia.nn.onnx_backend`), else through a compiled TensorFlow
-    function; each is built on first use and kept for the life of the
-    object.  The ONNX graph holds a copy of the weights taken when it was
-    built: after changing the Keras weights call `refresh_hash` (training
-    does), which also drops the compiled predictors.
+    The graphs hold a copy of the weights taken when they were translated:
+    after changing the Keras weights call `refresh_hash` (training does),
+    which translates them again and drops the compiled predictors.
+    Models read from a file are made by `from_bytes` / `load_model`.
     """
 
     def __init__(self, network: Any, metadata: ModelMetadata) -> None:
-        self.network = network
+        self._setup(metadata, f"<model {metadata.name!r} in memory>")
+        problems = check_metadata(metadata)
+        if problems:
+            raise ValueError(f"Invalid model metadata: {'; '.join(problems)}.")
+        self._check_network(network)
+        self._network = network
+        self.refresh_hash()
+
+    def _setup(self, metadata: ModelMetadata, source: str) -> None:
         self.metadata = metadata
-        expected = input_shape(metadata.layout, metadata.stamp_size, metadata.stacking)
+        self.source = source  # where the model was read from, for messages
+        self._network: Any = None
+        self._keras_bytes: bytes | None = None
+        self._weights_sha256 = ""
+        self._graphs: dict[str, GraphVariants] = {}
+        self._graph_errors: dict[str, str] = {}
+        self._runners: dict[str, Any] = {}
+        self._predict_fn: Any = None
+        self._lock = threading.RLock()
+
+    def _check_network(self, network: Any) -> None:
         actual = tuple(network.input_shape[1:])
-        if actual != expected:
+        if actual != self.input_shape:
+            meta = self.metadata
             raise ModelMismatchError(
-                f"Network input shape {actual} does not match layout {metadata.layout}, "
-                f"stacking {metadata.stacking} and stamp size {metadata.stamp_size} (expected {expected})."
+                f"Network input shape {actual} does not match layout {meta.layout}, stacking {meta.stacking} "
+                f"and stamp size {meta.stamp_size} (expected {self.input_shape})."
             )
-        self.metadata.content_hash = self.compute_content_hash()
-        self._predict_fn = None
-        self._onnx: Any = None  # OnnxPredictor, or the exception that prevented one
-        self._lock = threading.Lock()
 
     @classmethod
     def from_architecture(
         cls, architecture: str, *, name: str | None = None, stamp_size: int = 51, threshold: float = 0.5
     ) -> RealBogusModel:
-        """An untrained model of a registered architecture."""
+        """An untrained model of a registered architecture (needs Keras)."""
         from .architectures import build_network, get_architecture
 
         arch = get_architecture(architecture)
-        metadata = ModelMetadata(
-            name=name or architecture,
-            architecture=architecture,
-            layout=arch.layout.value,
-            stacking=arch.stacking.value,
-            stamp_size=stamp_size,
-            threshold=threshold,
-        )
+        metadata = ModelMetadata(name=name or architecture, architecture=architecture,
+                                 layout=arch.layout.value, stacking=arch.stacking.value,
+                                 stamp_size=stamp_size, threshold=threshold)
         return cls(build_network(architecture, stamp_size), metadata)
 
     # Convenience accessors.
@@ -215,25 +169,56 @@ class RealBogusModel:
     def version(self) -> str:
         return self.metadata.version
 
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """Shape of one network input ``(height, width, channels)``, from the metadata."""
+        return input_shape(self.metadata.layout, int(self.metadata.stamp_size), self.metadata.stacking)
+
+    @property
+    def graphs(self) -> Mapping[str, GraphVariants]:
+        """The inference graphs by role (`rbnodia.nn.onnx.runtime.GRAPH_ROLES`), read only."""
+        return MappingProxyType(self._graphs)
+
+    @property
+    def network(self) -> Any:
+        """The Keras network, loaded from the model file on first use.
+
+        Raises
+        ------
+        ImportError
+            If TensorFlow/Keras is missing (the ``[train]`` extra).
+        rbnodia.nn.ModelFileError
+            If the file's ``model.keras`` is not a valid network, holds code,
+            or has other weights than the file's hash covers.
+        """
+        with self._lock:
+            if self._network is None:
+                network = load_network(self._keras_bytes, self.source)
+                self._check_network(network)
+                if weights_sha256(network.get_weights()) != self._weights_sha256:
+                    raise ModelFileError(
+                        f"Model file {self.source}: content hash mismatch: the weights in model.keras are "
+                        "not those the file's hash covers; the file is corrupt or was edited."
+                    )
+                self._network = network
+            return self._network
+
     def compute_content_hash(self) -> str:
-        """SHA-256 over input settings and every weight array, in order."""
-        digest = hashlib.sha256()
-        settings = {
-            k: getattr(self.metadata, k) for k in ("architecture", "layout", "stacking", "stamp_size", "scaling_version")
-        }
-        digest.update(json.dumps(settings, sort_keys=True).encode())
-        for weight in self.network.get_weights():
-            weight = np.ascontiguousarray(weight)
-            digest.update(f"{weight.dtype.str}{weight.shape}".encode())
-            digest.update(weight.tobytes())
-        return digest.hexdigest()
+        """SHA-256 over the output-changing settings, the weights' digest
+        and the inference graphs (`rbnodia.nn.modelfile.content_hash`)."""
+        return content_hash(self.metadata, self._weights_sha256, self._graphs)
 
     def refresh_hash(self) -> None:
-        """Recompute the content hash after the weights changed (training)."""
-        self.metadata.content_hash = self.compute_content_hash()
+        """Recompute the content hash after the weights or the threshold
+        changed (training); with a loaded network, translate it again."""
         with self._lock:
+            if self._network is not None:
+                self._weights_sha256 = weights_sha256(self._network.get_weights())
+                self._graphs, self._graph_errors = _translate(self._network)
+                self._keras_bytes = None
+            self._runners = {}
             self._predict_fn = None
-            self._onnx = None
+            self.metadata.content_hash = self.compute_content_hash()
 
     def check_compatible(
         self, layout: Layout | str, stamp_size: int, stacking: Stacking | str | None = None
@@ -263,14 +248,73 @@ class RealBogusModel:
         if problems:
             raise ModelMismatchError(f"Model {self.version} expects " + "; ".join(problems) + ".")
 
-    # Prediction.
-    def _compiled(self):
+    # ONNX Runtime.
+    def has_onnx(self, role: str = "forward") -> bool:
+        """Whether graph ``role`` exists and ONNX Runtime is installed."""
+        return role in self._graphs and importlib.util.find_spec("onnxruntime") is not None
+
+    def onnx_runner(self, role: str = "forward") -> Any:
+        """The ONNX Runtime runner of this model, made on first use:
+        `~rbnodia.nn.onnx.runtime.OnnxPredictor` for ``forward``,
+        `~rbnodia.nn.onnx.runtime.OnnxSaliency` for ``saliency``.
+
+        Raises
+        ------
+        RuntimeError
+            If the model has no such graph, or ONNX Runtime is missing.
+        rbnodia.nn.ModelFileError
+            If ONNX Runtime cannot read the graph.
+        """
+        from .onnx.runtime import OnnxPredictor, OnnxSaliency
+
+        with self._lock:
+            runner = self._runners.get(role)
+            if runner is not None:
+                return runner
+            if role not in self._graphs:
+                reason = self._graph_errors.get(role, f"the model file has no {role} graph")
+                raise RuntimeError(f"{_UNAVAILABLE[role]} for model {self.version}: {reason}")
+            if importlib.util.find_spec("onnxruntime") is None:
+                raise RuntimeError(f"{_UNAVAILABLE[role]} for model {self.version}: "
+                                   "onnxruntime is not installed")
+            try:
+                if role == "forward":
+                    runner = OnnxPredictor(self._graphs[role])
+                else:
+                    runner = OnnxSaliency(self._graphs[role], self._graphs.get("saliency_rows"))
+            except Exception as err:  # noqa: BLE001 - ONNX Runtime's errors have no common base
+                raise ModelFileError(f"Not a valid network in {self.source} ({graph_member(role)}): "
+                                     f"ONNX Runtime cannot read it ({err}).") from None
+            self._runners[role] = runner
+            return runner
+
+    def inference_backend(self, backend: str = "auto") -> str:
+        """The backend `probabilities` uses for ``backend``: ``onnx`` or ``tensorflow``.
+
+        ``auto`` means ONNX Runtime when the model has its forward graph and
+        ONNX Runtime is installed, else TensorFlow.
+
+        Raises
+        ------
+        ValueError
+            If ``backend`` is not one of `INFERENCE_BACKENDS`.
+        RuntimeError
+            If ``backend='onnx'`` and the model cannot use it.
+        """
+        if backend not in INFERENCE_BACKENDS:
+            raise ValueError(f"Unknown inference backend {backend!r}; choose from {INFERENCE_BACKENDS}.")
+        if backend == "auto":
+            return "onnx" if self.has_onnx("forward") else "tensorflow"
+        if backend == "onnx":
+            self.onnx_runner("forward")
+        return backend
+
+    def _compiled(self) -> Any:
         with self._lock:
             if self._predict_fn is None:
-                import tensorflow as tf
-
+                tf = import_tensorflow(f"Predicting with model {self.version} on TensorFlow")
                 network = self.network
-                spec = tf.TensorSpec((None,) + tuple(network.input_shape[1:]), tf.float32)
+                spec = tf.TensorSpec((None,) + self.input_shape, tf.float32)
 
                 @tf.function(input_signature=[spec], reduce_retracing=True)
                 def forward(batch):
@@ -279,51 +323,8 @@ class RealBogusModel:
                 self._predict_fn = forward
             return self._predict_fn
 
-    def _onnx_predictor(self, required: bool) -> Any:
-        """The ONNX Runtime predictor, built on first use; `None` if unusable
-        and not ``required``."""
-        with self._lock:
-            if self._onnx is None:
-                from .onnx_backend import OnnxPredictor, onnx_available
-
-                if not onnx_available():
-                    self._onnx = ImportError("onnx and onnxruntime are needed for the ONNX backend")
-                else:
-                    try:
-                        self._onnx = OnnxPredictor(self.network)
-                        _LOG.debug("Model %s predicts with ONNX Runtime.", self.version)
-                    except Exception as err:  # noqa: BLE001 - unsupported layer, broken onnxruntime: use TF
-                        self._onnx = err
-                        _LOG.info("Model %s cannot use ONNX Runtime (%s); using TensorFlow.",
-                                  self.version, err)
-            predictor = self._onnx
-        if isinstance(predictor, Exception):
-            if required:
-                raise RuntimeError(f"The ONNX backend is unavailable for model {self.version}: {predictor}") \
-                    from predictor
-            return None
-        return predictor
-
-    def inference_backend(self, backend: str = "auto") -> str:
-        """The backend `probabilities` uses for ``backend``: ``onnx`` or ``tensorflow``.
-
-        ``auto`` means ``RBNODIA_INFERENCE_BACKEND`` if set, else ONNX Runtime
-        when it is installed and can run the network, else TensorFlow.
-        """
-        if backend not in INFERENCE_BACKENDS:
-            raise ValueError(f"Unknown inference backend {backend!r}; choose from {INFERENCE_BACKENDS}.")
-        if backend == "auto":
-            backend = os.environ.get("RBNODIA_INFERENCE_BACKEND", "auto").strip().lower() or "auto"
-            if backend not in INFERENCE_BACKENDS:
-                raise ValueError(f"RBNODIA_INFERENCE_BACKEND={backend!r}; choose from {INFERENCE_BACKENDS}.")
-        if backend == "auto":
-            return "onnx" if self._onnx_predictor(required=False) is not None else "tensorflow"
-        if backend == "onnx":
-            self._onnx_predictor(required=True)
-        return backend
-
     def probabilities(
-        self, inputs: np.ndarray, batch_size: int = 1024, *, backend: str = "auto"
+        self, inputs: np.ndarray, batch_size: int = 1024, *, backend: str = "auto", threads: int | None = None
     ) -> np.ndarray:
         """Softmax outputs ``(n, 2)``: column 0 P(real), column 1 P(bogus).
 
@@ -334,155 +335,175 @@ class RealBogusModel:
         batch_size : `int`
             Most inputs per call into the backend (bounds memory).  ONNX
             Runtime cuts each call into chunks of at most
-            `rbnodia.nn.onnx_backend.CHUNK` stamps, which keeps its
-            intermediate images in the CPU caches, and runs the chunks on
-            all cores at once.
+            `rbnodia.nn.onnx.runtime.CHUNK` stamps, which keeps its
+            intermediate images in the CPU caches, and runs ``threads``
+            chunks at once.
         backend : `str`
-            ``auto`` (default; see `inference_backend`), ``tensorflow`` (the
-            compiled Keras network) or ``onnx`` (ONNX Runtime; the graph is
-            translated from the Keras network once per model and process).
-            Both give the same outputs to float32 rounding (1e-6).
+            ``auto`` (default; see `inference_backend`), ``onnx`` (the
+            model's forward graph on ONNX Runtime) or ``tensorflow`` (the
+            compiled Keras network; needs the ``[train]`` extra).  Both give
+            the same outputs to float32 rounding (about 1e-6).
+        threads : `int`, optional
+            Chunks ONNX Runtime runs at once, one thread each; `None` or 0:
+            every CPU this process may run on.  Ignored by TensorFlow.
 
         Raises
         ------
         ModelMismatchError
             If the inputs' shape does not fit the network.
+        ValueError
+            If ``batch_size`` is not positive, ``threads`` negative or
+            ``backend`` unknown.
         RuntimeError
-            If ``backend='onnx'`` and ONNX Runtime cannot run this network.
+            If ``backend='onnx'`` and the model cannot use ONNX Runtime.
+        ImportError
+            If TensorFlow is needed and missing.
         """
         inputs = np.asarray(inputs, dtype=np.float32)
-        if inputs.shape[1:] != tuple(self.network.input_shape[1:]):
+        if inputs.shape[1:] != self.input_shape:
             raise ModelMismatchError(
                 f"Inputs of shape {inputs.shape[1:]} do not fit model {self.version} "
-                f"(expects {tuple(self.network.input_shape[1:])})."
+                f"(expects {self.input_shape})."
             )
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}.")
+        if threads is not None and threads < 0:
+            raise ValueError(f"threads must be 0 (all CPUs) or positive, got {threads}.")
         chosen = self.inference_backend(backend)
         if len(inputs) == 0:
             return np.zeros((0, 2), dtype=np.float32)
         if chosen == "onnx":
-            forward = self._onnx_predictor(required=True)
+            runner = self.onnx_runner("forward")
+
+            def forward(batch):
+                return runner(batch, threads=threads)
         else:
             forward = self._compiled()
         out = [np.asarray(forward(inputs[i : i + batch_size])) for i in range(0, len(inputs), batch_size)]
         return np.concatenate(out).astype(np.float32, copy=False)
 
-    def predict(self, inputs: np.ndarray, batch_size: int = 1024, *, backend: str = "auto") -> np.ndarray:
+    def predict(
+        self, inputs: np.ndarray, batch_size: int = 1024, *, backend: str = "auto", threads: int | None = None
+    ) -> np.ndarray:
         """Reliability score P(real) per input, float32 in [0, 1] (see `probabilities`)."""
-        return self.probabilities(inputs, batch_size, backend=backend)[:, 0]
+        return self.probabilities(inputs, batch_size, backend=backend, threads=threads)[:, 0]
 
     # Serialisation.
     def to_bytes(self) -> bytes:
-        """The model file's bytes (see module docstring)."""
-        self.refresh_hash()
-        self.metadata.libraries = _library_versions()
-        self.metadata.created = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-        with tempfile.TemporaryDirectory() as tmp:
-            keras_path = os.path.join(tmp, "model.keras")
-            self.network.save(keras_path)
-            buffer = io.BytesIO()
-            with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-                archive.writestr(
-                    "metadata.json",
-                    json.dumps({"format_version": _FORMAT_VERSION, **self.metadata.to_dict()}, indent=2),
-                )
-                archive.write(keras_path, "model.keras")
-        return buffer.getvalue()
+        """The model file's bytes (see `rbnodia.nn.modelfile`).
+
+        Raises
+        ------
+        ValueError
+            If a metadata value is invalid.
+        ImportError
+            If the model has a network to translate and the ``onnx``
+            package is missing.
+        """
+        with self._lock:
+            self.refresh_hash()
+            problems = check_metadata(self.metadata)
+            if problems:
+                raise ValueError(f"Invalid model metadata: {'; '.join(problems)}.")
+            if _NO_ONNX in self._graph_errors.values():
+                raise ImportError(f"Writing model {self.version} needs the onnx package, {TRAIN_EXTRA}.")
+            for role, reason in self._graph_errors.items():
+                _LOG.warning("Model %s gets no ONNX %s graph (%s): using it will need TensorFlow.",
+                             self.version, role, reason)
+            if self._network is not None:
+                keras = save_network(self._network)
+                self.metadata.libraries = {**self.metadata.libraries, **library_versions()}
+            else:
+                keras = self._keras_bytes
+            self.metadata.created = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+            header = {**self.metadata.to_dict(), "weights_sha256": self._weights_sha256}
+            return write_model_file(header, keras, self._graphs)
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the model file atomically (a partial file is never left)."""
         path = Path(path)
         data = self.to_bytes()
         tmp = path.with_name(path.name + ".partial")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        try:
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
         return path
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> RealBogusModel:
-        """Read a model file's bytes (uncached; see `load_model`)."""
-        import keras
+    def from_bytes(cls, data: bytes, source: str = "<bytes>") -> RealBogusModel:
+        """Read a model file's bytes (uncached; see `load_model`).
 
+        Parameters
+        ----------
+        data : `bytes`
+            The file's bytes.
+        source : `str`
+            Where they come from, for messages.
+
+        Raises
+        ------
+        rbnodia.nn.ModelFileError
+            If the file is not a valid model file, was edited, or is unsafe;
+            the message names ``source``.
+        ImportError
+            If it is a format-1 file (no inference graphs) and TensorFlow is
+            missing.
+        """
+        contents = read_model_file(data, source)
+        legacy = contents.format_version < FORMAT_VERSION
+        required = () if legacy else _REQUIRED_FIELDS
+        metadata = metadata_from_header(contents.header, source, required)
+        stored = metadata.content_hash
+        if legacy:
+            return cls._from_legacy(contents, metadata, source)
+        check_keras_archive(contents.keras, source)
+        model = cls.__new__(cls)
+        model._setup(metadata, source)
+        model._keras_bytes = contents.keras
+        model._weights_sha256 = contents.weights_sha256
+        model._graphs = contents.graphs
+        model.refresh_hash()
+        if stored != metadata.content_hash:
+            raise ModelFileError(
+                f"Model file {source}: content hash mismatch (stored {stored[:12]}, computed "
+                f"{metadata.content_hash[:12]}): the file is corrupt or was edited."
+            )
+        if "forward" not in model._graphs:  # the network is all there is: read it now
+            try:
+                model.network  # noqa: B018
+            except ImportError as err:
+                raise ImportError(f"Model file {source} has no ONNX forward graph (its network has layers "
+                                  f"the translation does not handle): using it needs {TRAIN_EXTRA}.") from err
+        return model
+
+    @classmethod
+    def _from_legacy(
+        cls, contents: ModelFileContents, metadata: ModelMetadata, source: str
+    ) -> RealBogusModel:
+        """A format-1 file: its Keras network, translated now."""
         try:
-            archive = zipfile.ZipFile(io.BytesIO(data))
-            header = json.loads(archive.read("metadata.json"))
-            keras_bytes = archive.read("model.keras")
-        except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as err:
-            raise ValueError(f"Not an rbnodia model file: {err}") from err
-        if header.get("format_version", 0) > _FORMAT_VERSION:
-            raise ValueError(
-                f"Model file format {header['format_version']} is newer than this rbnodia "
-                f"understands ({_FORMAT_VERSION}); upgrade rbnodia."
+            network = load_network(contents.keras, source)
+        except ImportError as err:
+            raise ImportError(
+                f"{source} is a format-1 model file, without inference graphs: reading it needs TensorFlow "
+                f"and Keras, {TRAIN_EXTRA}; convert it once where they are installed with "
+                f"`rbnodia convert-model {source} NEW{MODEL_SUFFIX}`."
+            ) from err
+        stored = metadata.content_hash
+        computed = legacy_content_hash(metadata, network.get_weights())
+        if stored and stored != computed:
+            raise ModelFileError(
+                f"Model file {source}: content hash mismatch (stored {stored[:12]}, computed "
+                f"{computed[:12]}): the file is corrupt or was edited."
             )
-        stored_hash = header.get("content_hash", "")
-        metadata = ModelMetadata.from_dict(header)
-        with tempfile.TemporaryDirectory() as tmp:
-            keras_path = os.path.join(tmp, "model.keras")
-            with open(keras_path, "wb") as stream:
-                stream.write(keras_bytes)
-            network = keras.saving.load_model(keras_path, compile=False)
         model = cls(network, metadata)
-        if stored_hash and stored_hash != model.metadata.content_hash:
-            raise ValueError(
-                f"Model file content hash mismatch (stored {stored_hash[:12]}, "
-                f"computed {model.metadata.content_hash[:12]}): the file is corrupt or was edited."
-            )
+        model.source = source
+        _LOG.info("Model file %s has format 1: translated its network on load (rbnodia convert-model "
+                  "rewrites it with its inference graphs).", source)
         return model
 
 
-_CACHE: dict[str, RealBogusModel] = {}
-_CACHE_LOCK = threading.Lock()
-
-
-def load_model(source: str | os.PathLike | bytes) -> RealBogusModel:
-    """Load a model file once per process.
-
-    Parameters
-    ----------
-    source : `str`, `os.PathLike` or `bytes`
-        Path of a ``.rbmodel`` file, the name of a packaged model (see
-        `packaged_model_names`), or the file's bytes.
-
-    Returns
-    -------
-    model : `RealBogusModel`
-        Shared instance: later loads of the same bytes return it without
-        touching TensorFlow again.
-    """
-    if isinstance(source, bytes):
-        data = source
-    else:
-        path = Path(source)
-        if not path.exists() and str(source) in packaged_model_names():
-            path = packaged_model_path(str(source))
-        if not path.exists():
-            raise FileNotFoundError(
-                f"No model file {str(source)!r}; packaged models are {packaged_model_names()}."
-            )
-        data = path.read_bytes()
-    key = hashlib.sha256(data).hexdigest()
-    with _CACHE_LOCK:
-        model = _CACHE.get(key)
-        if model is None:
-            model = RealBogusModel.from_bytes(data)
-            _CACHE[key] = model
-    return model
-
-
-def _packaged_dir() -> Path:
-    return Path(str(importlib.resources.files("rbnodia.data").joinpath("models")))
-
-
-def packaged_model_names() -> list[str]:
-    """Names of the model files shipped inside the package."""
-    folder = _packaged_dir()
-    return sorted(p.name[: -len(MODEL_SUFFIX)] for p in folder.glob(f"*{MODEL_SUFFIX}"))
-
-
-def packaged_model_path(name: str) -> Path:
-    """Path of a packaged model file by name (e.g. ``nodia_default``)."""
-    path = _packaged_dir() / f"{name}{MODEL_SUFFIX}"
-    if not path.exists():
-        raise FileNotFoundError(f"No packaged model {name!r}; packaged models are {packaged_model_names()}.")
-    return path
+# The model-file functions, importable from here as before (see rbnodia.nn.files).
+from .files import convert_model_file, load_model, packaged_model_names, packaged_model_path  # noqa: E402

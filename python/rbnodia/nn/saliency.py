@@ -10,12 +10,13 @@ Two backends compute the same maps, with the probabilities of the same
 forward pass:
 
 - ``onnx`` (what ``auto`` picks when it can): the network and its
-  hand-written backward pass in one ONNX Runtime graph
-  (`rbnodia.nn.onnx_backend.OnnxSaliency`), for the layers the ONNX
-  inference backend supports (non-overlapping max pooling only).  The
-  softmax gradient is taken from the logits in log space, so it stays exact
-  where the probabilities round to 0 and 1;
-- ``tensorflow``: one compiled function per model runs the forward pass and
+  hand-written backward pass in one ONNX Runtime graph, the model file's
+  saliency graph (`rbnodia.nn.onnx.gradient`; run by
+  `rbnodia.nn.onnx.runtime.OnnxSaliency`), for the layers the ONNX
+  translation supports (non-overlapping max pooling only).  The softmax
+  gradient is taken from the logits in log space, so it stays exact where
+  the probabilities round to 0 and 1.  Needs only ONNX Runtime;
+- ``tensorflow`` (the ``[train]`` extra): one compiled function per model runs the forward pass and
   the backward pass on a whole batch with a `tf.GradientTape`.  On CPU the
   slowest backward op is TensorFlow's ``MaxPoolGrad``; non-overlapping
   max-pool layers are therefore differentiated by an equivalent
@@ -23,8 +24,7 @@ forward pass:
   Where the softmax saturates, TensorFlow differentiates the rounded
   probabilities: its maps then keep only part of the gradient.
 
-The
-per-segment reduction of the maps (the paper's Eq. 4) is
+The per-segment reduction of the maps (the paper's Eq. 4) is
 `rbnodia.core.saliency.segment_importances`.
 """
 
@@ -40,20 +40,16 @@ from typing import Any
 
 import numpy as np
 
-from .model import ModelMismatchError, RealBogusModel
+from .keras_io import import_keras, import_tensorflow
+from .model import INFERENCE_BACKENDS, ModelMismatchError, RealBogusModel
 
 _LOG = logging.getLogger(__name__)
 
-# Compiled saliency functions per model (and pooling-gradient flavour); each
-# remembers which network it was traced for, so replacing ``model.network``
-# recompiles.
+# Compiled TensorFlow saliency functions per model (and pooling-gradient
+# flavour); each remembers which network it was traced for.
 _COMPILED: weakref.WeakKeyDictionary[RealBogusModel, dict[bool, tuple[Any, Any]]]
 _COMPILED = weakref.WeakKeyDictionary()
 _COMPILED_LOCK = threading.Lock()
-
-# ONNX Runtime saliency graphs per model: (network, content hash, OnnxSaliency
-# or the exception that prevented one), rebuilt when either changes.
-_ONNX: weakref.WeakKeyDictionary[RealBogusModel, tuple[Any, str, Any]] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -97,7 +93,7 @@ def _first_max_mask_grad(ph: int, pw: int) -> Any:
     instead of ``MaxPoolGrad``, the slowest op of the backward pass on CPU.
     One function per pooling layer, so each is traced for one input shape.
     """
-    import tensorflow as tf
+    tf = import_tensorflow("Saliency on TensorFlow")
 
     @tf.function(jit_compile=True)
     def pool_grad(x, pooled, upstream):
@@ -127,8 +123,8 @@ def _fast_pool_layer(layer: Any) -> Any:
     Only non-overlapping pools (stride = pool size, valid padding,
     channels last) are replaced; the forward values are identical.
     """
-    import keras
-    import tensorflow as tf
+    keras = import_keras("Saliency on TensorFlow")
+    tf = import_tensorflow("Saliency on TensorFlow")
 
     if not isinstance(layer, keras.layers.MaxPooling2D):
         return None
@@ -160,7 +156,7 @@ def _saliency_network(network: Any) -> Any:
     """``network`` with its max-pool layers swapped for `_fast_pool_layer`
     ones, sharing every other layer (and so the weights); ``network`` itself
     if there is nothing to swap or it cannot be cloned."""
-    import keras
+    keras = import_keras("Saliency on TensorFlow")
 
     swapped = {id(layer): _fast_pool_layer(layer) for layer in network.layers}
     if not any(swapped.values()):
@@ -174,7 +170,7 @@ def _saliency_network(network: Any) -> Any:
 
 def _build(network: Any, fast_pooling: bool = True) -> Any:
     """Compile forward + backward for one network, for any batch size."""
-    import tensorflow as tf
+    tf = import_tensorflow("Saliency on TensorFlow")
 
     spec = tf.TensorSpec((None,) + tuple(network.input_shape[1:]), tf.float32)
     forward = _saliency_network(network) if fast_pooling else network
@@ -205,43 +201,27 @@ def _compiled(model: RealBogusModel, fast_pooling: bool = True) -> Any:
         return cached[1]
 
 
-def _onnx_saliency(model: RealBogusModel, required: bool) -> Any:
-    """The model's ONNX Runtime saliency graph, built on first use; `None`
-    if it cannot be built and not ``required``."""
-    with _COMPILED_LOCK:
-        cached = _ONNX.get(model)
-        if cached is None or cached[0] is not model.network or cached[1] != model.metadata.content_hash:
-            from .onnx_backend import OnnxSaliency
-
-            try:
-                engine: Any = OnnxSaliency(model.network)
-                _LOG.debug("Model %s computes saliency with ONNX Runtime.", model.version)
-            except Exception as err:  # noqa: BLE001 - unsupported layer or gradient: use TensorFlow
-                engine = err
-                _LOG.info("Model %s cannot compute saliency with ONNX Runtime (%s); using TensorFlow.",
-                          model.version, err)
-            cached = (model.network, model.metadata.content_hash, engine)
-            _ONNX[model] = cached
-        engine = cached[2]
-    if isinstance(engine, Exception):
-        if required:
-            raise RuntimeError(f"ONNX saliency is unavailable for model {model.version}: {engine}") from engine
-        return None
-    return engine
-
-
 def saliency_backend(model: RealBogusModel, backend: str = "auto") -> str:
     """The backend `saliency_maps` uses for ``backend``: ``onnx`` or ``tensorflow``.
 
-    ``auto`` follows `RealBogusModel.inference_backend` (so
-    ``RBNODIA_INFERENCE_BACKEND=tensorflow`` applies to saliency too) and
-    then falls back to TensorFlow if the network's gradient has no ONNX
-    translation.  ``onnx`` raises `RuntimeError` if it cannot be used.
+    ``auto`` means ONNX Runtime when the model has its saliency graph (all
+    networks whose gradient has an ONNX translation) and ONNX Runtime is
+    installed, else TensorFlow.
+
+    Raises
+    ------
+    ValueError
+        If ``backend`` is not one of `rbnodia.nn.INFERENCE_BACKENDS`.
+    RuntimeError
+        If ``backend='onnx'`` and the model has no saliency graph.
     """
-    chosen = model.inference_backend(backend)
-    if chosen == "onnx" and _onnx_saliency(model, required=backend == "onnx") is None:
-        return "tensorflow"
-    return chosen
+    if backend not in INFERENCE_BACKENDS:
+        raise ValueError(f"Unknown inference backend {backend!r}; choose from {INFERENCE_BACKENDS}.")
+    if backend == "auto":
+        return "onnx" if model.has_onnx("saliency") else "tensorflow"
+    if backend == "onnx":
+        model.onnx_runner("saliency")
+    return backend
 
 
 def saliency_maps(
@@ -253,6 +233,7 @@ def saliency_maps(
     fast_pooling: bool = True,
     backend: str = "auto",
     sum_rows: bool = False,
+    threads: int | None = None,
 ) -> SaliencyResult:
     """Vanilla gradient saliency of the top predicted class, with the probabilities.
 
@@ -284,6 +265,9 @@ def saliency_maps(
         segments lie side by side along the width or the channels, never
         the rows), and on ONNX Runtime the sums are taken inside the graph,
         so the full maps are neither copied out nor summed again in numpy.
+    threads : `int`, optional
+        Chunks ONNX Runtime runs at once, one thread each; `None` or 0:
+        every CPU this process may run on.  Ignored by TensorFlow.
 
     Returns
     -------
@@ -302,13 +286,15 @@ def saliency_maps(
         saliency.
     """
     inputs = np.asarray(inputs, dtype=np.float32)
-    expected = tuple(model.network.input_shape[1:])
+    expected = model.input_shape
     if inputs.ndim != len(expected) + 1 or inputs.shape[1:] != expected:
         raise ModelMismatchError(
             f"Inputs of shape {inputs.shape[1:]} do not fit model {model.version} (expects {expected})."
         )
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}.")
+    if threads is not None and threads < 0:
+        raise ValueError(f"threads must be 0 (all CPUs) or positive, got {threads}.")
     n = len(inputs)
     maps = np.empty((n, 1) + expected[1:] if sum_rows else inputs.shape, dtype=np.float32)
     probabilities = np.empty((n, 2), dtype=np.float32)
@@ -321,11 +307,11 @@ def saliency_maps(
 
         starts = tqdm(starts, desc="saliency", unit="batch", disable=None)
     if chosen == "onnx":
-        engine = _onnx_saliency(model, required=True)
+        engine = model.onnx_runner("saliency")
         for start in starts:
             stop = min(start + batch_size, n)
             engine(inputs[start:stop], sum_rows=sum_rows, maps=maps[start:stop],
-                   probabilities=probabilities[start:stop])
+                   probabilities=probabilities[start:stop], threads=threads)
         return SaliencyResult(maps, probabilities)
     function = _compiled(model, fast_pooling)
     for start in starts:

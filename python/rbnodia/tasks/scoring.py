@@ -128,6 +128,21 @@ class ScoringConfig(pipeBase.PipelineTaskConfig, pipelineConnections=_NoConnecti
         "times the plain inference (doc/performance.rst).",
         default=False,
     )
+    inferenceBackend = pexConfig.ChoiceField(
+        dtype=str,
+        doc="Where the network runs.",
+        default="auto",
+        allowed={"auto": "ONNX Runtime with the model file's graphs (TensorFlow only for a network ONNX "
+                         "cannot run)",
+                 "onnx": "ONNX Runtime; an error if the model has no usable graph",
+                 "tensorflow": "the Keras network on TensorFlow (needs the [train] extra); for cross-checks"},
+    )
+    inferenceThreads = pexConfig.RangeField(
+        dtype=int,
+        doc="Threads the network may use; 0 means every CPU this process may run on.",
+        default=0,
+        min=0,
+    )
     logInterval = pexConfig.RangeField(
         dtype=float, doc="Seconds between progress log lines on long runs.", default=10.0, min=0.0,
     )
@@ -256,7 +271,7 @@ def score_detections(
     flags = np.zeros(n, dtype=np.int32)
     saliency = None
     if config.doSaliency:
-        saliency = _SaliencyAccumulator(n, layout, model, config.batchSize, config.stampSize, keep_saliency_maps)
+        saliency = _SaliencyAccumulator(n, layout, model, config, keep_saliency_maps)
     log.info("Classifying %d detections with model %s (layout %s, threshold %.3f, saliency %s).",
              n, model.version, layout.value, threshold, "on" if saliency else "off")
     start = last_log = time.monotonic()
@@ -271,7 +286,9 @@ def score_detections(
             if saliency is not None:
                 scores[rows] = saliency.add(rows, prepared, scorable)
             else:
-                scores[rows] = model.predict(prepared.inputs[scorable])
+                scores[rows] = model.predict(prepared.inputs[scorable], config.batchSize,
+                                             backend=config.inferenceBackend,
+                                             threads=config.inferenceThreads or None)
         now = time.monotonic()
         if now - last_log >= config.logInterval and chunk.stop < n:
             log.info("Classified %d/%d detections (%.0f s).", chunk.stop, n, now - start)
@@ -354,16 +371,18 @@ def _make_catalog(found, ra, dec, scores, flags, threshold, version) -> Table:
 class _SaliencyAccumulator:
     """Collects saliency importances (and optionally maps) batch by batch."""
 
-    def __init__(self, n: int, layout: Layout, model: Any, batch_size: int, stamp_size: int,
-                 keep_maps: bool) -> None:
+    def __init__(self, n: int, layout: Layout, model: Any, config: ScoringConfig, keep_maps: bool) -> None:
         self.layout = layout
         self.model = model
-        self.batch_size = batch_size
+        self.batch_size = config.batchSize
+        self.backend = config.inferenceBackend
+        self.threads = config.inferenceThreads or None
+        stamp_size = config.stampSize
         self.importances = {name: np.full(n, np.nan, dtype=np.float32) for name in ("diff", "srch", "tmpl")}
         self.dominant = np.full(n, "none", dtype="<U4")
         self.keep_maps = keep_maps
         if self.keep_maps:
-            shape = tuple(model.network.input_shape[1:])
+            shape = tuple(model.input_shape)
             self.maps = np.zeros((n,) + shape, dtype=np.float32)
             self.raw = {name: np.full((n, stamp_size, stamp_size), np.nan, dtype=np.float32)
                         for name in layout.segments}
@@ -375,7 +394,7 @@ class _SaliencyAccumulator:
 
         # Without maps to keep, only their row sums leave the graph (enough for the fractions).
         result = saliency_maps(self.model, prepared.inputs[scorable], self.batch_size,
-                               sum_rows=not self.keep_maps)
+                               sum_rows=not self.keep_maps, backend=self.backend, threads=self.threads)
         fractions = segment_importances(result.maps, self.layout, self.model.stacking)
         for name, values in fractions.items():
             self.importances[name][rows] = values
