@@ -199,9 +199,12 @@ def test_scores_are_bitwise_deterministic(fault_repo, serial_run):
 
 
 def _fails_cleanly(repo, collection, match, *, pipeline="RealBogusNoDia", inputs=None, config=None):
-    with pytest.raises(PipetaskError, match=match):
+    import re
+
+    with pytest.raises(PipetaskError) as caught:
         run_pipetask(repo["root"], pipeline_path(pipeline), inputs or repo["inputs"], collection,
                      data_query="detector = 0", config=config, stream=False)
+    assert re.search(match, caught.value.output), caught.value.output[-3000:]
     assert _outputs(repo, collection) == {}
 
 
@@ -276,3 +279,66 @@ def test_train_refuses_a_file_that_is_not_labelled_stamps(tmp_path):
     assert done.returncode != 0
     assert "not a labelled-stamps file" in done.stderr
     assert not (tmp_path / "m.rbmodel").exists()
+
+
+def _bad_model_files(tmp_path):
+    """Hostile model files, each with the words its error must contain."""
+    import json
+    import zipfile
+
+    from test_model_file import _edited, _lambda_model, _members, _write
+
+    good = Path(str(__import__("rbnodia.nn", fromlist=["packaged_model_path"]).packaged_model_path(
+        "nodia_default")))
+    members = _members(good)
+    files = {
+        "threshold edited": (_edited(tmp_path, good, "edited.rbmodel", threshold=0.3), "content hash mismatch"),
+        "threshold 2.0 rehashed": (_edited(tmp_path, good, "rehashed.rbmodel", rehash=True, threshold=2.0),
+                                   "field 'threshold'"),
+        "threshold NaN rehashed": (_edited(tmp_path, good, "nan.rbmodel", rehash=True, threshold=float("nan")),
+                                   "field 'threshold'"),
+        "format_version string": (_edited(tmp_path, good, "format.rbmodel", format_version="2"),
+                                  "field 'format_version'"),
+        "metadata a JSON list": (_write(tmp_path / "list.rbmodel", {**members, "metadata.json": b"[1, 2]"}),
+                                 "must hold a JSON object"),
+        "garbage model.keras": (_write(tmp_path / "garbage.rbmodel", {**members, "model.keras": b"\0junk" * 50}),
+                                "Not a valid network in"),
+        "truncated file": (tmp_path / "truncated.rbmodel", "not a zip archive"),
+        "code in model.keras": (_lambda_model().save(tmp_path / "code.rbmodel"), "holds Python"),
+    }
+    files["truncated file"][0].write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    bomb = tmp_path / "bomb.rbmodel"
+    header = members["metadata.json"]
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("metadata.json", "w") as stream:
+            stream.write(header[:-1] + b',\n  "padding": "' + b" " * 400 * 2**20 + b'"}')
+        for name, data in members.items():
+            if name != "metadata.json":
+                archive.writestr(name, data)
+    files["metadata inflating to 400 MB"] = (bomb, "inflates to")
+    assert json.loads(header)["name"]  # the untouched header is valid: only the edits break the files
+    return files
+
+
+BAD_MODELS = ["threshold edited", "threshold 2.0 rehashed", "threshold NaN rehashed", "format_version string",
+              "metadata a JSON list", "garbage model.keras", "truncated file", "code in model.keras",
+              "metadata inflating to 400 MB"]
+
+
+@pytest.fixture(scope="module")
+def bad_models(tmp_path_factory):
+    return _bad_model_files(tmp_path_factory.mktemp("bad-models"))
+
+
+@pytest.mark.parametrize("case", BAD_MODELS)
+def test_hostile_model_files_fail_cleanly(fault_repo, bad_models, case):
+    """Each hostile model file makes the quantum fail with one clear error
+    naming the file, before anything is written."""
+    path, words = bad_models[case]
+    collection = "faults/model-" + case.replace(" ", "-").replace(".", "")
+    with pytest.raises(PipetaskError) as caught:
+        run_pipetask(fault_repo["root"], pipeline_path("RealBogusNoDia"), fault_repo["inputs"], collection,
+                     data_query="detector = 0", config={"classifyRealBogus:modelName": str(path)}, stream=False)
+    error = [line for line in caught.value.output.splitlines() if words in line]
+    assert error and str(path) in error[0], caught.value.output[-3000:]
+    assert _outputs(fault_repo, collection) == {}
