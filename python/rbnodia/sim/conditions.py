@@ -32,6 +32,9 @@ class VisitConditions:
     airmass: float = 1.0
     parallactic_angle: float = 0.0
     """Radians, from north through east, direction of the zenith."""
+    psf_shape_curvature: tuple[float, float] = (0.0, 0.0)
+    """Quadratic change of the PSF ``(g1, g2)`` from the centre to the
+    corners of a full detector."""
 
 
 def visit_conditions(preset: Preset, visit: int, seed: int, band: str | None = None) -> VisitConditions:
@@ -71,4 +74,5 @@ def visit_conditions(preset: Preset, visit: int, seed: int, band: str | None = N
         psf_gradient_angle=float(rng.uniform(0, 2 * np.pi)),
         airmass=float(1.0 + abs(rng.normal(0.0, 0.3))),
         parallactic_angle=float(rng.uniform(0, 2 * np.pi)),
+        psf_shape_curvature=tuple(float(c) for c in rng.normal(0.0, preset.psf_shape_variation, 2)),
     )

@@ -57,7 +57,7 @@ from .options import RUN_OPTIONS, split_options
 from .presets import Preset, get_preset
 from .science import expose_science, place_sources, render_science, science_frame
 from .sky import static_scene
-from .template import make_template, warp_template
+from .template import make_template, template_key, warp_template
 
 _log = logging.getLogger(__name__)
 
@@ -168,15 +168,14 @@ def simulate_detector(
         sources or artifacts: pure sky noise); ``inject`` (transients);
         ``artifacts`` (cosmic rays, defects, trails, template edges);
         ``n_transients``; ``inject_margin`` (pixels kept free of injections
-        at the edges); ``variable_star_label`` (1 = bogus, the DES
-        convention); ``threshold`` (detection sigma); ``match_radius``
+        at the edges); ``threshold`` (detection sigma); ``match_radius``
         (pixels); ``kernel_spatial_order``; ``kernel_candidates``
         (``"auto"``, ``"stamps"`` (bright isolated sources of the image),
         ``"image"`` (whole image) or ``"psf"`` (synthetic bright stars
         drawn with both PSFs, for sub-images)); ``max_stamp_half``
         (largest half-size in pixels of a rendered object);
         ``bright_stars``, ``bright_galaxies`` (mean numbers of extra bright
-        stars, r = saturation - 1.5 to m5 - 3, and galaxies, r = 17 to 21,
+        stars, r = saturation - 1.5 to m5 - 3, and galaxies, r = 16 to 20.5,
         added to the detector's static sky: sources of subtraction
         artifacts, used by the training mode).
 
@@ -203,14 +202,15 @@ def _simulate_detector(preset, *, visit: int, detector: int, seed: int, **option
     max_half = int(run["max_stamp_half"])
 
     extras = (float(run["bright_stars"]), float(run["bright_galaxies"]))
+    key = template_key(preset)
     scene = _cached(
         "scene",
-        (preset, seed, detector, blank, extras),
+        (key, seed, detector, blank, extras),
         lambda: static_scene(preset, seed, detector, blank, *extras),
     )
     tmpl = _cached(
         "template",
-        (preset, seed, detector, cond.band, blank, with_artifacts, extras, max_half),
+        (key, seed, detector, cond.band, blank, with_artifacts, extras, max_half),
         lambda: make_template(preset, seed, detector, cond.band, scene, blank, with_artifacts, max_half),
     )
     timer.step("template")
@@ -227,7 +227,7 @@ def _simulate_detector(preset, *, visit: int, detector: int, seed: int, **option
         inject_margin=float(run["inject_margin"]),
     )
     timer.step("scene")
-    model = render_science(preset, scene, sci, src, max_half)
+    static, model = render_science(preset, scene, sci, src, max_half)
     timer.step("render science")
     exposure = expose_science(
         preset, model, sci, seed=seed, visit=visit, detector=detector, blank=blank, artifacts=with_artifacts
@@ -248,6 +248,7 @@ def _simulate_detector(preset, *, visit: int, detector: int, seed: int, **option
         mode=run["kernel_candidates"],
         spatial_order=run["kernel_spatial_order"],
         rng=np.random.default_rng([seed, visit, detector, 606]),
+        kernel_errors=(preset.kernel_width_error, preset.kernel_shape_error),
     )
     timer.step("subtract")
     meas = detect_and_measure(
@@ -269,12 +270,16 @@ def _simulate_detector(preset, *, visit: int, detector: int, seed: int, **option
         warped_sat,
         sub,
         meas,
-        variable_star_label=run["variable_star_label"],
-        match_radius=run["match_radius"],
+        tmpl,
+        static,
+        visit=visit,
+        detector=detector,
+        run=run,
     )
+    del static
     timer.step("truth")
     masks = _masks(exposure.mask, warped_nodata, warped_sat, sub.edge, meas.detected)
-    meta = _meta(preset, seed, cond, sci, tmpl, src, sub, exposure, injections, timer)
+    meta = _meta(preset, seed, cond, sci, tmpl, src, sub, meas, exposure, injections, timer)
     _log.debug(
         '%s: band %s, seeing %.2f" (template %.2f"), m5 %.2f, %d detections (%d real, %d bogus) in %.1f s',
         timer.label,
@@ -328,7 +333,7 @@ def _masks(science_mask, warped_nodata, warped_sat, edge, detected) -> dict[str,
     return {"template": template_mask, "difference": difference_mask}
 
 
-def _meta(preset, seed, cond, sci, tmpl, src, sub, exposure, injections, timer) -> dict[str, Any]:
+def _meta(preset, seed, cond, sci, tmpl, src, sub, meas, exposure, injections, timer) -> dict[str, Any]:
     """Provenance and the simulator's inner state of a detector-visit."""
     solution = sub.solution
     artifacts = exposure.artifacts
@@ -358,7 +363,12 @@ def _meta(preset, seed, cond, sci, tmpl, src, sub, exposure, injections, timer) 
             "b": tmpl.astrometric_error.b.tolist(),
         },
         "template_edge": tmpl.edge,
+        "flux_scale_error_rms": preset.flux_scale_error,
+        "variance_underestimate": preset.variance_underestimate,
+        "noise_factor": meas.noise_factor,
         "kernel": {
+            "convolved": sub.convolve,
+            "errors": dict(solution.info),
             "mode": solution.mode,
             "half_width": sub.basis.half,
             "n_basis": len(sub.basis),

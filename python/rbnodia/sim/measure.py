@@ -4,7 +4,7 @@ repository-unique ids."""
 
 from __future__ import annotations
 
-__all__ = ["Measurement", "PsfStamps", "detection_id", "detect_and_measure"]
+__all__ = ["Measurement", "PsfStamps", "detection_id", "detect_and_measure", "noise_factor"]
 
 from dataclasses import dataclass
 
@@ -61,12 +61,18 @@ class Measurement:
         Peak significance of each detection.
     detected : `numpy.ndarray`
         Footprints of the detections (bool map).
+    noise_factor : `float`
+        Robust rms (1.4826 MAD) of the significance map away from the
+        detections: 1 when the variance plane describes the noise of the
+        matched filter, above 1 when the noise is correlated or the
+        variance plane too low.
     """
 
     detections: Table
     significance: np.ndarray
     peak: np.ndarray
     detected: np.ndarray
+    noise_factor: float
 
 
 def detect_and_measure(difference, variance, no_data, *, sci, visit: int, detector: int, threshold: float):
@@ -78,7 +84,7 @@ def detect_and_measure(difference, variance, no_data, *, sci, visit: int, detect
     no_data : `numpy.ndarray`
         Pixels without data.
     sci : `~rbnodia.sim.science.ScienceFrame`
-        Science PSF (matched filter and PSF fluxes) and WCS.
+        The difference image's PSF (matched filter and PSF fluxes) and WCS.
     visit, detector : `int`
         For the ids.
     threshold : `float`
@@ -88,14 +94,15 @@ def detect_and_measure(difference, variance, no_data, *, sci, visit: int, detect
     -------
     measurement : `Measurement`
     """
-    significance = matched_filter_significance(difference, variance, no_data, sci.fwhm_px)
+    fwhm_px = sci.diff_fwhm_px
+    significance = matched_filter_significance(difference, variance, no_data, fwhm_px)
     objects, segmentation = detect_sources(
-        difference, variance, no_data, sci.fwhm_px, threshold=float(threshold), significance=significance
+        difference, variance, no_data, fwhm_px, threshold=float(threshold), significance=significance
     )
     x = np.asarray(objects["x"], dtype=np.float64)
     y = np.asarray(objects["y"], dtype=np.float64)
     flux, flux_err = psf_photometry(
-        difference, variance, x, y, PsfStamps(sci.psf, sci.jacobian), int(np.ceil(1.5 * sci.fwhm_px))
+        difference, variance, x, y, PsfStamps(sci.diff_psf, sci.jacobian), int(np.ceil(1.5 * fwhm_px))
     )
     ra, dec = sci.wcs.pixel_to_world_values(x, y)
     ids = detection_id(visit, detector, np.arange(len(x)))
@@ -115,9 +122,26 @@ def detect_and_measure(difference, variance, no_data, *, sci, visit: int, detect
     )
     for name, unit in (("flux", "nJy"), ("flux_err", "nJy"), ("ra", "deg"), ("dec", "deg")):
         detections[name].unit = unit
+    detected = segmentation > 0
     return Measurement(
         detections=detections,
         significance=significance,
         peak=np.asarray(objects["peak"], dtype=np.float64),
-        detected=segmentation > 0,
+        detected=detected,
+        noise_factor=noise_factor(significance, detected),
     )
+
+
+def noise_factor(significance: np.ndarray, detected: np.ndarray) -> float:
+    """Robust rms (1.4826 MAD) of a significance map outside the
+    (grown) detection footprints; 1 for white noise described by the
+    variance plane."""
+    from scipy import ndimage
+
+    away = np.isfinite(significance)
+    if detected.any():
+        away &= ~ndimage.binary_dilation(detected, iterations=3)
+    values = significance[away]
+    if values.size < 100:
+        return 1.0
+    return float(1.4826 * np.median(np.abs(values - np.median(values))))

@@ -13,7 +13,6 @@ RUN_OPTIONS: dict[str, Any] = {
     "inject": True,
     "artifacts": True,
     "n_transients": None,
-    "variable_star_label": 1,
     "threshold": 5.0,
     "match_radius": 2.0,
     "kernel_spatial_order": None,

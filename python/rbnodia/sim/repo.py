@@ -10,11 +10,13 @@ input dataset types, and writes for each (visit, detector):
 ``difference_image``          PSF-matched difference
 ``dia_source_unstandardized`` detections (ArrowAstropy)
 ``rbnodia_truth``             labels and families (ArrowAstropy; 0 = real)
+``rbnodia_injected``          every injected transient, detected or not
+                              (ArrowAstropy; see `INJECTED_DATASET_TYPE`)
 """
 
 from __future__ import annotations
 
-__all__ = ["write_simulated_repo", "detector_names", "DEFAULT_SEED", "visit_ids"]
+__all__ = ["write_simulated_repo", "detector_names", "DEFAULT_SEED", "INJECTED_DATASET_TYPE", "visit_ids"]
 
 import logging
 import time
@@ -23,6 +25,7 @@ from typing import Any
 
 from .detector import SimulatedDetector, clear_cache, science_wcs, simulate_detector, visit_conditions
 from .geometry import footprint_corners
+from .options import split_options
 from .presets import Preset, get_preset
 from .truth import family_counts
 
@@ -30,6 +33,16 @@ _log = logging.getLogger(__name__)
 
 DEFAULT_SEED = 20220315
 """Default master seed (the paper's arXiv date)."""
+
+INJECTED_DATASET_TYPE = "rbnodia_injected"
+"""Dataset type (dimensions instrument, visit, detector; ArrowAstropy) of
+the injected transients: ``id`` (unique in the repository, never a
+detection id), ``x``, ``y``, ``ra``, ``dec``, ``mag`` (AB, injected),
+``flux`` (nJy), ``snr_expected`` (PSF-fit S/N expected on the difference
+image), ``family`` (``sn_hosted`` or ``sn_hostless``), ``hosted``,
+``host`` (index of the host galaxy, -1 if hostless), ``host_mag`` (AB in
+the visit's band, NaN if hostless), ``detected`` and ``detection_id`` (the
+matched detection's id, -1 if undetected)."""
 
 
 def visit_ids(n_visits: int) -> list[int]:
@@ -109,12 +122,14 @@ def write_simulated_repo(
     )
 
     t0 = time.monotonic()
-    preset = get_preset(preset, image_size=image_size)
+    run_options, overrides = split_options(options)
+    preset = get_preset(preset, image_size=image_size, **overrides)
     root = Path(root)
     butler = create_repo(root, clobber=clobber)
     instrument = preset.instrument
     register_instrument(butler, instrument, detector_names(preset, n_detectors), preset.physical_filters)
     register_input_dataset_types(butler)
+    register_input_dataset_types(butler, names={"injected": INJECTED_DATASET_TYPE})
     collection = f"{instrument}/sim/inputs"
     butler.registry.registerRun(collection)
 
@@ -124,14 +139,14 @@ def write_simulated_repo(
     n_injected = 0
     n_injected_detected = 0
     last_log = time.monotonic()
-    band_option = options.get("band")
+    band_option = run_options["band"]
     visits = visit_ids(n_visits)
     for visit in visits:
         cond = visit_conditions(preset, visit, seed, band_option)
         regions = {
             d: sky_polygon(
                 footprint_corners(
-                    science_wcs(preset, visit=visit, detector=d, seed=seed, band=band_option), preset.shape
+                    science_wcs(preset, visit=visit, detector=d, seed=seed, **run_options), preset.shape
                 )
             )
             for d in range(n_detectors)
@@ -151,7 +166,7 @@ def write_simulated_repo(
     with tqdm(total=n_visits * n_detectors, desc="simulate", unit="det", disable=not progress) as bar:
         for detector in range(n_detectors):
             for visit in visits:
-                sim = simulate_detector(preset, visit=visit, detector=detector, seed=seed, **options)
+                sim = simulate_detector(preset, visit=visit, detector=detector, seed=seed, **run_options)
                 data_id = dict(sim.data_id)
                 put_detector_inputs(
                     butler,
@@ -167,6 +182,7 @@ def write_simulated_repo(
                         "truth": sim.truth,
                     },
                 )
+                butler.put(sim.meta["injections"], INJECTED_DATASET_TYPE, data_id, run=collection)
                 data_ids.append(data_id)
                 truths.append(sim.truth[["label", "family"]].copy(copy_data=True))
                 n_injected += sim.meta["n_injected"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 __all__ = ["ScienceFrame", "Sources", "Exposure", "science_frame", "place_sources", "expose_science"]
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +46,18 @@ class ScienceFrame:
     shape: tuple[int, int]
     pixel_scale: float
     """arcsec / pixel."""
+    convolve: str
+    """Which image the matching kernel convolves: ``template`` (the
+    science is the broader) or ``science`` (see
+    `~rbnodia.sim.presets.Preset.convolve_science`)."""
+    diff_psf: PsfModel
+    """PSF of the difference image on this grid: the science PSF, or the
+    template's when the science is convolved."""
+
+    @property
+    def diff_fwhm_px(self) -> float:
+        """FWHM (pixels) of the difference image's PSF at the grid centre."""
+        return self.diff_psf.fwhm / self.pixel_scale
 
 
 @dataclass
@@ -81,15 +94,19 @@ class Exposure:
 
 
 def science_frame(preset: Preset, detector: int, cond: VisitConditions, tmpl: Template) -> ScienceFrame:
-    """The science grid, its PSF (seeing floored at 1.05 x the template's)
-    and depths of the science and difference images."""
+    """The science grid, its PSF, which image the kernel convolves, and
+    depths of the science and difference images.
+
+    Without ``preset.convolve_science`` the science seeing is floored at
+    1.05 x the template's, so the template is always the one convolved.
+    """
     height, width = preset.shape
     scale = preset.pixel_scale
     band = cond.band
     centre = ((width - 1) / 2.0, (height - 1) / 2.0)
     sci_wcs, frame = science_geometry(preset, detector, cond)
     jac = local_jacobian(sci_wcs, *centre, frame)
-    fwhm_s = float(max(cond.fwhm, 1.05 * tmpl.fwhm))
+    fwhm_s = float(cond.fwhm if preset.convolve_science else max(cond.fwhm, 1.05 * tmpl.fwhm))
     psf = PsfModel(
         fwhm=fwhm_s,
         model=preset.psf_model,
@@ -101,12 +118,21 @@ def science_frame(preset: Preset, detector: int, cond: VisitConditions, tmpl: Te
         gradient_angle=cond.psf_gradient_angle,
         shape=(height, width),
         curvature=preset.psf_fwhm_curvature * (height / preset.native_shape[0]) ** 2,
+        shape_curvature=tuple(c * (height / preset.native_shape[0]) ** 2 for c in cond.psf_shape_curvature),
     )
-    psf_img = psf.image(*centre, jac, tmpl.psf_image.shape[0])
+    size = tmpl.psf_image.shape[0]
+    psf_img = psf.image(*centre, jac, size)
     cal = preset.nJy_per_electron(band)
     sky_e = preset.sky_electrons(band, cond.sky_mag)
     sigma = float(np.sqrt(sky_e + preset.read_noise**2) * cal)
-    neff_ratio = np.sum(psf_img**2) / np.sum(tmpl.psf_image**2)
+    if fwhm_s >= tmpl.fwhm:
+        convolve, diff_psf, diff_img = "template", psf, psf_img
+        diff_sigma = np.sqrt(sigma**2 + tmpl.sigma**2 * np.sum(psf_img**2) / np.sum(tmpl.psf_image**2))
+    else:
+        convolve = "science"
+        diff_psf = dataclasses.replace(tmpl.psf, shape=(height, width))
+        diff_img = diff_psf.image(*centre, jac, size)
+        diff_sigma = np.sqrt(tmpl.sigma**2 + sigma**2 * np.sum(diff_img**2) / np.sum(psf_img**2))
     return ScienceFrame(
         wcs=sci_wcs,
         frame=frame,
@@ -119,9 +145,11 @@ def science_frame(preset: Preset, detector: int, cond: VisitConditions, tmpl: Te
         sky_e=sky_e,
         sigma=sigma,
         m5=m5_of_noise(sigma, psf_img),
-        m5_diff=m5_of_noise(np.sqrt(sigma**2 + tmpl.sigma**2 * neff_ratio), psf_img),
+        m5_diff=m5_of_noise(diff_sigma, diff_img),
         shape=(height, width),
         pixel_scale=scale,
+        convolve=convolve,
+        diff_psf=diff_psf,
     )
 
 
@@ -202,8 +230,15 @@ def place_sources(
 
 def render_science(
     preset: Preset, scene: Scene, sci: ScienceFrame, src: Sources, max_half: int
-) -> np.ndarray:
-    """Noise-free science model (nJy per pixel): galaxies, stars, transients."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Noise-free science models (nJy per pixel).
+
+    Returns
+    -------
+    static, model : `numpy.ndarray`
+        The static sky (galaxies and stars, as they are at this epoch) and
+        the same with the injected transients.
+    """
     render = Renderer(
         sci.shape,
         sci.jacobian,
@@ -223,8 +258,9 @@ def render_science(
     use = src.star_use
     faint = stars.mag_r > fast_source_limit(preset)
     render.add_points(src.star_x[use], src.star_y[use], src.star_flux[use], faint[use])
+    static = render.array.copy()
     render.add_points(src.tr_x, src.tr_y, src.tr_flux)
-    return render.array
+    return static, render.array
 
 
 def expose_science(
@@ -262,4 +298,7 @@ def expose_science(
         fwhm_px=sci.fwhm_px,
         defect_rng=np.random.default_rng([seed, detector, 505]) if artifacts else None,
     )
+    if preset.variance_underestimate:
+        # The variance plane misses part of the noise.
+        variance *= np.float32(1.0 - preset.variance_underestimate)
     return Exposure(image=image, variance=variance, mask=mask, artifacts=truth)

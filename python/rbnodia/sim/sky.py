@@ -66,8 +66,9 @@ def static_scene(
         No sources at all.
     bright_stars, bright_galaxies : `float`
         Mean numbers of extra bright stars (saturation - 1.5 to m5 - 3 in r)
-        and galaxies (r = 17 to 21) inside the nominal footprint: the
-        sources of subtraction artifacts.
+        and bulge-dominated galaxies (r = 16 to 20.5, bulge fraction 0.3 to
+        1) inside the nominal footprint: the sources of subtraction
+        artifacts.
     """
     height, width = preset.shape
     scale = preset.pixel_scale
@@ -94,8 +95,10 @@ def static_scene(
         extra = star_properties(brng, preset, mag, brng.uniform(-hw, hw, n), brng.uniform(-hh, hh, n))
         stars = concatenate_catalogs(stars, extra)
         n = brng.poisson(bright_galaxies)
-        mag = brng.uniform(17.0, 21.0, n)
+        mag = brng.uniform(16.0, 20.5, n)
         extra = galaxy_properties(brng, mag, brng.uniform(-hw, hw, n), brng.uniform(-hh, hh, n))
+        # Bulge-dominated: compact cores are what leaves residuals.
+        extra.bulge_fraction = brng.uniform(0.3, 1.0, n)
         galaxies = concatenate_catalogs(galaxies, extra)
     return Scene(stars=stars, galaxies=galaxies, frame=frame, box=box)
 

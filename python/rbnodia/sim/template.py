@@ -4,13 +4,22 @@ light lies), and its warp onto a science grid."""
 
 from __future__ import annotations
 
-__all__ = ["Template", "make_template", "warp_template"]
+__all__ = [
+    "SCIENCE_ONLY_FIELDS",
+    "Template",
+    "correlated_noise",
+    "make_template",
+    "template_key",
+    "warp_template",
+]
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 from astropy.wcs import WCS
 
+from .calibration import FluxScaleField
 from .footprint import template_grid
 from .geometry import AstrometricError, make_tan_wcs, pixel_mapping
 from .photometry import band_factor, fast_source_limit, flux_of_mag, m5_of_noise
@@ -18,6 +27,49 @@ from .presets import Preset
 from .render import PsfModel, Renderer, local_jacobian
 from .sky import Scene, dcr_offset, to_pixels
 from .warp import warp_image
+
+
+SCIENCE_ONLY_FIELDS = frozenset(
+    {
+        "gain",
+        "gain_scatter",
+        "sky_scatter",
+        "seeing_sigma",
+        "epoch_start",
+        "psf_shape_variation",
+        "kernel_width_error",
+        "kernel_shape_error",
+        "variance_underestimate",
+        "convolve_science",
+        "background_error",
+        "variable_star_label",
+        "transient_density",
+        "hostless_fraction",
+        "host_weight_power",
+        "transient_mag_bright",
+        "transient_mag_faint",
+        "cosmic_ray_rate",
+        "pixel_size_um",
+        "cosmic_ray_track_px",
+        "cosmic_ray_repair_fraction",
+        "bad_columns",
+        "hot_pixels",
+        "defect_mask_fraction",
+        "satellite_probability",
+    }
+)
+"""Preset fields that only the science exposure (or its processing) reads:
+neither the static sky nor the template depends on them."""
+
+
+def template_key(preset: Preset) -> tuple:
+    """The preset fields the static sky and the template depend on (a cache
+    key: visits that differ only in `SCIENCE_ONLY_FIELDS` share them)."""
+    return tuple(
+        (f.name, getattr(preset, f.name))
+        for f in dataclasses.fields(preset)
+        if f.name not in SCIENCE_ONLY_FIELDS
+    )
 
 
 @dataclass
@@ -32,6 +84,8 @@ class Template:
 
     image: np.ndarray
     variance: np.ndarray
+    model: np.ndarray
+    """Noise-free image (nJy per pixel, before saturation clipping)."""
     saturated: np.ndarray
     no_data: np.ndarray
     wcs: WCS
@@ -39,6 +93,8 @@ class Template:
     jacobian: object
     fwhm: float
     photometric_scale: float
+    flux_scale: FluxScaleField
+    """Flux-scale error field of the template's sources (``epsilon(u, v)``)."""
     astrometric_error: AstrometricError
     edge: dict | None
     m5: float
@@ -65,9 +121,10 @@ def _template_psf(preset: Preset, rng: np.random.Generator, fwhm: float, shape) 
     )
 
 
-def _render_model(preset, band, scene: Scene, wcs, astrom, render: Renderer, rng, m5, phot):
+def _render_model(preset, band, scene: Scene, wcs, astrom, render: Renderer, rng, m5, phot, field):
     """Draw the scene's galaxies and stars (template epoch, template DCR,
-    astrometric error) into ``render``; returns the numbers drawn."""
+    astrometric error, flux scale ``phot (1 + field(u, v))``) into
+    ``render``; returns the numbers drawn."""
     t_height, t_width = render.shape
     stars, galaxies = scene.stars, scene.galaxies
 
@@ -81,7 +138,7 @@ def _render_model(preset, band, scene: Scene, wcs, astrom, render: Renderer, rng
     ex, ey = astrom(gx, gy)
     gx, gy = gx + ex, gy + ey
     use_g = usable(gx, gy, 20) & (gal_mag < m5 + preset.galaxy_depth_beyond_template)
-    gal_flux = flux_of_mag(gal_mag) * phot
+    gal_flux = flux_of_mag(gal_mag) * phot * (1.0 + field(galaxies.u, galaxies.v))
     fast = galaxies.mag_r > fast_source_limit(preset)
     render.add_galaxies(gx[use_g], gy[use_g], gal_flux[use_g], galaxies, np.flatnonzero(use_g), fast[use_g])
     star_mag = stars.mag(band, preset)
@@ -90,10 +147,27 @@ def _render_model(preset, band, scene: Scene, wcs, astrom, render: Renderer, rng
     ex, ey = astrom(sx, sy)
     sx, sy = sx + ex, sy + ey
     use_s = usable(sx, sy, 100)
-    star_flux = flux_of_mag(star_mag) * phot
+    star_flux = flux_of_mag(star_mag) * phot * (1.0 + field(stars.u, stars.v))
     faint = stars.mag_r > fast_source_limit(preset)
     render.add_points(sx[use_s], sy[use_s], star_flux[use_s], faint[use_s])
     return int(use_s.sum()), int(use_g.sum())
+
+
+def correlated_noise(rng: np.random.Generator, shape, sigma: float) -> np.ndarray:
+    """Unit-variance Gaussian noise correlated by a Gaussian of ``sigma``
+    pixels (white for ``sigma = 0``): the noise of a co-add whose input
+    epochs were resampled onto its grid."""
+    from scipy import ndimage
+
+    noise = rng.standard_normal(shape, dtype=np.float32)
+    if sigma <= 0:
+        return noise
+    delta = np.zeros(2 * int(np.ceil(4 * sigma)) + 1)
+    delta[len(delta) // 2] = 1.0
+    weights = ndimage.gaussian_filter1d(delta, sigma)
+    # The 2-d kernel's sum of squares is (sum of the 1-d weights^2)^2.
+    norm = np.float32(1.0 / np.sum(weights**2))
+    return ndimage.gaussian_filter(noise, sigma) * norm
 
 
 def _coadd_edge(preset: Preset, rng, shape, centre):
@@ -172,18 +246,25 @@ def make_template(
         full_well=preset.full_well * cal,
         max_half=max_half,
     )
-    n_stars, n_galaxies = _render_model(preset, band, scene, wcs, astrom, render, trng, m5, phot)
+    field = (
+        FluxScaleField.none()
+        if blank
+        else FluxScaleField.draw(trng, preset.flux_scale_error, preset.flux_scale_length_arcsec)
+    )
+    n_stars, n_galaxies = _render_model(preset, band, scene, wcs, astrom, render, trng, m5, phot, field)
     model = render.array
     del render
     model_e = np.maximum(model / cal, 0.0)
     variance = ((sky_e + model_e + rn2) * cal**2 / preset.template_n_coadd).astype(np.float32)
     nrng = np.random.default_rng([seed, detector, preset.bands.index(band), 31])
-    image = (model + nrng.standard_normal(t_shape, dtype=np.float32) * np.sqrt(variance)).astype(np.float32)
+    noise = correlated_noise(nrng, t_shape, preset.template_noise_correlation)
+    image = (model + noise * np.sqrt(variance)).astype(np.float32)
+    del noise
     saturated = model_e + sky_e > preset.full_well
     if saturated.any():
         # Saturated cores of the input epochs stay clipped in the co-add.
         image[saturated] = np.float32((preset.full_well - sky_e) * cal)
-    del model, model_e
+    del model_e
     no_data = np.zeros(t_shape, dtype=bool)
     edge = None
     if edges and trng.uniform() < preset.template_edge_probability:
@@ -193,6 +274,7 @@ def make_template(
     return Template(
         image=image,
         variance=variance,
+        model=model,
         saturated=saturated,
         no_data=no_data,
         wcs=wcs,
@@ -200,6 +282,7 @@ def make_template(
         jacobian=jac,
         fwhm=fwhm_t,
         photometric_scale=phot,
+        flux_scale=field,
         astrometric_error=astrom,
         edge=edge,
         m5=float(m5),
