@@ -88,8 +88,16 @@ def test_convolving_the_science_correlates_the_difference_noise():
     PSF, correlated noise (noise factor well above 1) and a flood of
     ``correlated_noise`` detections."""
     sim = simulate_detector(
-        "des", visit=1, detector=0, seed=3, image_size=(256, 256), template_seeing_factor=1.4,
-        convolve_science=True, artifacts=False, n_transients=0, **WHITE,
+        "des",
+        visit=1,
+        detector=0,
+        seed=3,
+        image_size=(256, 256),
+        template_seeing_factor=1.4,
+        convolve_science=True,
+        artifacts=False,
+        n_transients=0,
+        **WHITE,
     )
     assert sim.meta["kernel"]["convolved"] == "science"
     assert sim.psf_fwhm_science < sim.psf_fwhm_template

@@ -86,8 +86,15 @@ def test_workers_do_not_change_result(tmp_path):
 
 def test_splits_use_distinct_seeds(tmp_path):
     summary = make_training_splits(
-        tmp_path, n_train=8, n_validation=0, n_test=6, presets=("lsst",), seed=11, workers=1,
-        progress=False, patch_size=192,
+        tmp_path,
+        n_train=8,
+        n_validation=0,
+        n_test=6,
+        presets=("lsst",),
+        seed=11,
+        workers=1,
+        progress=False,
+        patch_size=192,
     )
     assert set(summary) == {"train", "test"}
     train = LabelledStamps.load(tmp_path / "train" / "lsst")
@@ -120,8 +127,14 @@ def test_bogus_quotas():
 def _stamps(families, labels):
     n = len(families)
     return LabelledStamps(
-        diff=np.zeros((n, 3, 3)), srch=np.zeros((n, 3, 3)), tmpl=np.zeros((n, 3, 3)), label=labels,
-        id=np.arange(n), family=families, mag=np.full(n, np.nan), snr=np.full(n, 5.0),
+        diff=np.zeros((n, 3, 3)),
+        srch=np.zeros((n, 3, 3)),
+        tmpl=np.zeros((n, 3, 3)),
+        label=labels,
+        id=np.arange(n),
+        family=families,
+        mag=np.full(n, np.nan),
+        snr=np.full(n, 5.0),
     )
 
 
@@ -178,8 +191,13 @@ def test_patch_options_share_the_template_within_a_sky():
     keys = []
     for index in range(8):
         opts = patch_options(preset, index, **kw)
-        run = {k: opts.pop(k) for k in list(opts) if k not in {f for f, _ in template_key(preset)}
-               and k not in SCIENCE_ONLY_FIELDS and k != "image_size"}
+        run = {
+            k: opts.pop(k)
+            for k in list(opts)
+            if k not in {f for f, _ in template_key(preset)}
+            and k not in SCIENCE_ONLY_FIELDS
+            and k != "image_size"
+        }
         assert run["band"] in preset.bands
         keys.append((template_key(preset.with_options(**opts)), run["band"]))
     assert keys[0] == keys[1] == keys[2] == keys[3] and keys[4] == keys[7] and keys[0] != keys[4]

@@ -200,8 +200,9 @@ def test_each_residual_family_comes_from_its_cause(preset, family, scene, cause)
 def test_variable_star_label_follows_the_survey_convention(preset, label):
     """Variable stars are bogus under the DES autoscan convention and real
     under Rubin's reliability."""
-    sim = simulate_detector(preset, visit=1, detector=0, seed=31, **{**QUIET, "bright_stars": 12,
-                                                                     "variable_star_fraction": 1.0})
+    sim = simulate_detector(
+        preset, visit=1, detector=0, seed=31, **{**QUIET, "bright_stars": 12, "variable_star_fraction": 1.0}
+    )
     variable = np.asarray(sim.truth["family"]) == "variable_star"
     assert variable.sum() >= 2
     assert set(np.asarray(sim.truth["label"])[variable]) == {label}
@@ -221,9 +222,15 @@ def _probe(static, template):
     wcs = make_tan_wcs((10.0, -5.0), (0.0, 0.0), 0.2)
     basis = gaussian_basis(1.5 * 2.3548 * 1.01, 1.5 * 2.3548)
     ref = _star(shape, 30.3, 30.6, 1e5) + _star(shape, 90.1, 91.4, 1e5) + _star(shape, 30.7, 90.2, 1e5)
-    solution = fit_kernel(ref, np.ones(shape), ref, basis, candidates=np.array([[30.3, 30.6], [90.1, 91.4],
-                                                                                [30.7, 90.2]]),
-                          spatial_order=0, background_order=0)
+    solution = fit_kernel(
+        ref,
+        np.ones(shape),
+        ref,
+        basis,
+        candidates=np.array([[30.3, 30.6], [90.1, 91.4], [30.7, 90.2]]),
+        spatial_order=0,
+        background_order=0,
+    )
     return ResidualProbe(static, template, wcs, wcs, solution, "template", np.ones(shape), 1.5 * 2.3548)
 
 

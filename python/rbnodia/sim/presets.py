@@ -177,8 +177,14 @@ class Preset:
     """rms proper motion of those stars."""
     # Transients (real, label 0)
     transient_density: float
-    """Injected transients per megapixel (DES injected fakes generously, to
-    get balanced training sets; 15 / Mpix gives ~125 per DECam CCD)."""
+    """Injected transients per megapixel in repository mode (1 / Mpix gives
+    ~8 per DECam CCD: more than the live supernovae of a field, few enough
+    that bogus detections are the majority; training patches set their own
+    number)."""
+    min_transients: int
+    """At least this many injections per detector-visit (sub-images
+    included), so that every simulated detector has real detections to
+    learn from and to score."""
     hostless_fraction: float
     host_weight_power: float
     """Hosts are chosen with weight ``flux^host_weight_power`` among the
@@ -298,6 +304,7 @@ _DES = Preset(
     proper_motion_fraction=0.3,
     proper_motion_mas_per_yr=15.0,
     transient_density=1.0,
+    min_transients=2,
     hostless_fraction=0.15,
     host_weight_power=0.5,
     transient_mag_bright=4.0,

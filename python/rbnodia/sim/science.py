@@ -192,7 +192,7 @@ def place_sources(
     if inject:
         n_tr = n_transients
         if n_tr is None:
-            n_tr = rng.poisson(preset.transient_density * height * width / 1e6)
+            n_tr = max(rng.poisson(preset.transient_density * height * width / 1e6), preset.min_transients)
 
         def inside(u, v):
             x, y, _, _ = to_pixels(sci.wcs, scene.frame, u, v)

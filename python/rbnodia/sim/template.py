@@ -44,6 +44,7 @@ SCIENCE_ONLY_FIELDS = frozenset(
         "background_error",
         "variable_star_label",
         "transient_density",
+        "min_transients",
         "hostless_fraction",
         "host_weight_power",
         "transient_mag_bright",
