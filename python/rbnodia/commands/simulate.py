@@ -62,6 +62,8 @@ def _make_training_set(args: argparse.Namespace) -> int:
         first = LabelledStamps.load(summary["shards"][0])
         summary["plot"] = str(plot_examples(first, args.plot))
     summary["shards"] = len(summary["shards"])
+    for key in ("domain_randomization", "boost"):  # in summary.json
+        summary.pop(key, None)
     _print(summary)
     return 0
 

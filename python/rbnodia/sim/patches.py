@@ -40,7 +40,7 @@ TRAINING_BOOST: dict[str, tuple[float, float]] = {
     "hot_pixels": (0.0, 20.0),
     "bad_columns": (0.0, 15.0),
     "astrometric_error_arcsec": (0.5, 2.0),
-    "variable_star_fraction": (1.0, 5.0),
+    "variable_star_fraction": (2.0, 10.0),
 }
 """Per-patch ranges of multipliers of the preset rates (drawn log-uniformly,
 or uniformly when the range starts at 0): each training patch is a
@@ -53,7 +53,7 @@ TRAINING_FIXED: dict[str, float] = {
 }
 """Per-patch probabilities of the rare, large artifacts."""
 
-BOGUS_PER_PATCH = 9.0
+BOGUS_PER_PATCH = 14.0
 """Bogus detections (stamps fully inside) per 256 x 256 training patch that
 the injections are scaled to: the mean number of injections is
 ``BOGUS_PER_PATCH (patch / 256)^2 real_fraction / (1 - real_fraction) / 0.8``
@@ -97,7 +97,7 @@ def _boosted(
     # appear without a transient, as most galaxies of a field do.
     opts["host_weight_power"] = 0.0
     ratio = real_fraction / max(1.0 - real_fraction, 1e-3)
-    mean = float(np.clip(BOGUS_PER_PATCH * area * ratio / 0.8, 0.0, 14.0 * area))
+    mean = float(np.clip(BOGUS_PER_PATCH * area * ratio / 0.8, 0.0, 20.0 * area))
     opts["n_transients"] = int(rng.poisson(mean))
     return opts
 
