@@ -191,16 +191,11 @@ def simulate_detector(
         return _simulate_detector(preset, visit=visit, detector=detector, seed=seed, **options)
 
 
-def _simulate_detector(preset, *, visit: int, detector: int, seed: int, **options) -> SimulatedDetector:
-    """The steps of `simulate_detector`, in order."""
-    run, overrides = split_options(options)
-    preset = get_preset(preset, **overrides)
-    timer = _Timer(f"{preset.instrument} visit={visit} detector={detector}")
-    cond = visit_conditions(preset, visit, seed, run["band"])
+def _sky_and_template(preset: Preset, seed: int, detector: int, cond: VisitConditions, run: dict):
+    """The ``scene`` and ``template`` steps (cached across visits)."""
     blank = bool(run["blank"])
     with_artifacts = bool(run["artifacts"]) and not blank
     max_half = int(run["max_stamp_half"])
-
     extras = (float(run["bright_stars"]), float(run["bright_galaxies"]))
     key = template_key(preset)
     scene = _cached(
@@ -213,6 +208,17 @@ def _simulate_detector(preset, *, visit: int, detector: int, seed: int, **option
         (key, seed, detector, cond.band, blank, with_artifacts, extras, max_half),
         lambda: make_template(preset, seed, detector, cond.band, scene, blank, with_artifacts, max_half),
     )
+    return scene, tmpl
+
+
+def _simulate_detector(preset, *, visit: int, detector: int, seed: int, **options) -> SimulatedDetector:
+    """The steps of `simulate_detector`, in order."""
+    run, overrides = split_options(options)
+    preset = get_preset(preset, **overrides)
+    timer = _Timer(f"{preset.instrument} visit={visit} detector={detector}")
+    cond = visit_conditions(preset, visit, seed, run["band"])
+    blank = bool(run["blank"])
+    scene, tmpl = _sky_and_template(preset, seed, detector, cond, run)
     timer.step("template")
     sci = science_frame(preset, detector, cond, tmpl)
     src = place_sources(
@@ -227,10 +233,11 @@ def _simulate_detector(preset, *, visit: int, detector: int, seed: int, **option
         inject_margin=float(run["inject_margin"]),
     )
     timer.step("scene")
-    static, model = render_science(preset, scene, sci, src, max_half)
+    static, model = render_science(preset, scene, sci, src, int(run["max_stamp_half"]))
     timer.step("render science")
+    artifacts = bool(run["artifacts"]) and not blank
     exposure = expose_science(
-        preset, model, sci, seed=seed, visit=visit, detector=detector, blank=blank, artifacts=with_artifacts
+        preset, model, sci, seed=seed, visit=visit, detector=detector, blank=blank, artifacts=artifacts
     )
     del model
     timer.step("expose science")
@@ -278,10 +285,8 @@ def _simulate_detector(preset, *, visit: int, detector: int, seed: int, **option
     )
     del static
     timer.step("truth")
-    masks = _masks(exposure.mask, warped_nodata, warped_sat, sub.edge, meas.detected)
-    meta = _meta(preset, seed, cond, sci, tmpl, src, sub, meas, exposure, injections, timer)
     _log.debug(
-        '%s: band %s, seeing %.2f" (template %.2f"), m5 %.2f, %d detections (%d real, %d bogus) in %.1f s',
+        '%s: band %s, seeing %.2f" (template %.2f"), m5 %.2f, %d detections (%d real) in %.1f s',
         timer.label,
         cond.band,
         sci.fwhm,
@@ -289,9 +294,9 @@ def _simulate_detector(preset, *, visit: int, detector: int, seed: int, **option
         sci.m5_diff,
         len(truth),
         int((truth["label"] == 0).sum()),
-        int((truth["label"] == 1).sum()),
         time.monotonic() - timer.t0,
     )
+    masks = _masks(exposure.mask, warped_nodata, warped_sat, sub.edge, meas.detected)
     return SimulatedDetector(
         instrument=preset.instrument,
         visit=int(visit),
@@ -314,7 +319,7 @@ def _simulate_detector(preset, *, visit: int, detector: int, seed: int, **option
         truth=truth,
         psf_fwhm_science=sci.fwhm,
         psf_fwhm_template=tmpl.fwhm,
-        meta=meta,
+        meta=_meta(preset, seed, cond, sci, tmpl, src, sub, meas, exposure, injections, timer),
     )
 
 

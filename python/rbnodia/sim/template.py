@@ -171,6 +171,24 @@ def correlated_noise(rng: np.random.Generator, shape, sigma: float) -> np.ndarra
     return ndimage.gaussian_filter(noise, sigma) * norm
 
 
+def _noisy_coadd(preset: Preset, model, cal: float, sky_e: float, rng: np.random.Generator):
+    """Co-add image, variance plane and saturated-core map of a noise-free
+    model (nJy per pixel): photon and read noise of ``template_n_coadd``
+    epochs, correlated by their resampling."""
+    model_e = np.maximum(model / cal, 0.0)
+    variance = ((sky_e + model_e + preset.read_noise**2) * cal**2 / preset.template_n_coadd).astype(
+        np.float32
+    )
+    noise = correlated_noise(rng, model.shape, preset.template_noise_correlation)
+    image = (model + noise * np.sqrt(variance)).astype(np.float32)
+    del noise
+    saturated = model_e + sky_e > preset.full_well
+    if saturated.any():
+        # Saturated cores of the input epochs stay clipped in the co-add.
+        image[saturated] = np.float32((preset.full_well - sky_e) * cal)
+    return image, variance, saturated
+
+
 def _coadd_edge(preset: Preset, rng, shape, centre):
     """A co-add (patch/tract) boundary cutting 5-30 % of the nominal
     footprint: the NO_DATA map and its description."""
@@ -255,17 +273,8 @@ def make_template(
     n_stars, n_galaxies = _render_model(preset, band, scene, wcs, astrom, render, trng, m5, phot, field)
     model = render.array
     del render
-    model_e = np.maximum(model / cal, 0.0)
-    variance = ((sky_e + model_e + rn2) * cal**2 / preset.template_n_coadd).astype(np.float32)
     nrng = np.random.default_rng([seed, detector, preset.bands.index(band), 31])
-    noise = correlated_noise(nrng, t_shape, preset.template_noise_correlation)
-    image = (model + noise * np.sqrt(variance)).astype(np.float32)
-    del noise
-    saturated = model_e + sky_e > preset.full_well
-    if saturated.any():
-        # Saturated cores of the input epochs stay clipped in the co-add.
-        image[saturated] = np.float32((preset.full_well - sky_e) * cal)
-    del model_e
+    image, variance, saturated = _noisy_coadd(preset, model, cal, sky_e, nrng)
     no_data = np.zeros(t_shape, dtype=bool)
     edge = None
     if edges and trng.uniform() < preset.template_edge_probability:
