@@ -218,7 +218,7 @@ def make_training_set(
     else:
         _worker_init()
     try:
-        writer.run(pool, kwargs, lookahead=2 * max(workers, 1), progress=progress)
+        writer.run(pool, kwargs, lookahead=max(workers, 1) + 1, progress=progress)
     finally:
         if pool is not None:
             pool.terminate()
