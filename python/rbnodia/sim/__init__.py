@@ -24,6 +24,7 @@ Main entry points
 from .autoscan import *
 from .composition import *
 from .detector import *
+from .patches import *
 from .plots import *
 from .presets import *
 from .randomize import *
