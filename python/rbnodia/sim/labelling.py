@@ -58,6 +58,8 @@ def _context(preset, scene, sci, src, exposure, warped_sat, sub, meas, tmpl, sta
         galaxy_radius_px=np.clip(hlr_px[visible_gal], 0, 3 * fwhm_px)
         * np.clip(1.0 + 0.5 * np.log10(np.maximum(src.gal_flux[visible_gal] / f5, 1.0)), 1.0, 3.0),
         peak=meas.peak,
+        peak_x=meas.peak_x,
+        peak_y=meas.peak_y,
         residual=probe,
         noise_factor=meas.noise_factor,
         threshold=float(threshold),

@@ -59,6 +59,9 @@ class Measurement:
         Matched-filter significance map the detection ran on.
     peak : `numpy.ndarray`
         Peak significance of each detection.
+    peak_x, peak_y : `numpy.ndarray`
+        Pixel of that peak (differs from the barycentre ``x, y`` for
+        footprints such as the ring around a star).
     detected : `numpy.ndarray`
         Footprints of the detections (bool map).
     noise_factor : `float`
@@ -71,6 +74,8 @@ class Measurement:
     detections: Table
     significance: np.ndarray
     peak: np.ndarray
+    peak_x: np.ndarray
+    peak_y: np.ndarray
     detected: np.ndarray
     noise_factor: float
 
@@ -127,6 +132,8 @@ def detect_and_measure(difference, variance, no_data, *, sci, visit: int, detect
         detections=detections,
         significance=significance,
         peak=np.asarray(objects["peak"], dtype=np.float64),
+        peak_x=np.asarray(objects["xpeak"], dtype=np.float64),
+        peak_y=np.asarray(objects["ypeak"], dtype=np.float64),
         detected=detected,
         noise_factor=noise_factor(significance, detected),
     )

@@ -23,10 +23,10 @@ caused it, found from the simulator's truth in this order of precedence:
     Near saturated pixels (bleed trails, saturated cores).
 
 Then the noise-free difference of the static sky (`rbnodia.sim.residuals`)
-is measured at the detection, about the nearest star or galaxy (within its
-association radius, then three times it).  If it accounts for at least half
-of the detection's significance, the detection is a subtraction residual of
-that source:
+is measured at the detection's peak pixel, about the nearest star or galaxy
+(within its association radius, then three times it).  If it accounts for
+at least half of the detection's significance, the detection is a
+subtraction residual of that source:
 
 ``variable_star``
     A star whose brightness changed by more than the local flux-scale error.
@@ -154,6 +154,9 @@ class TruthContext:
     galaxy_radius_px: np.ndarray
     peak: np.ndarray
     """Peak matched-filter significance of each detection."""
+    peak_x: np.ndarray
+    peak_y: np.ndarray
+    """Pixel of each detection's peak."""
     residual: Any
     """A `~rbnodia.sim.residuals.ResidualProbe` of the image."""
     noise_factor: float
@@ -246,7 +249,7 @@ def _residual_family(i, x, y, ctx: TruthContext, candidates) -> tuple[str, int] 
         if j < 0:
             continue
         cx, cy = (ctx.star_x[j], ctx.star_y[j]) if kind == "star" else (ctx.galaxy_x[j], ctx.galaxy_y[j])
-        res = ctx.residual.measure(x[i], y[i], cx, cy)
+        res = ctx.residual.measure(ctx.peak_x[i], ctx.peak_y[i], cx, cy)
         if res.significance < RESIDUAL_SHARE * ctx.peak[i]:
             continue
         if kind == "galaxy":
