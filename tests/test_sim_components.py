@@ -101,6 +101,18 @@ def test_cli_commands(tmp_path):
     assert args.size == [64, 64] and args.visits == 2
     args = parser.parse_args(["make-training-set", "--out", str(tmp_path / "t"), "--n", "10"])
     assert args.n == 10 and args.workers == 2
+    assert args.domain_randomization and args.composition == "default" and not args.overwrite
+    args = parser.parse_args(
+        [
+            "make-training-splits",
+            "--out",
+            str(tmp_path / "s"),
+            "--n-train",
+            "200000",
+            "--no-domain-randomization",
+        ]
+    )
+    assert args.n_train == 200_000 and args.presets == ["des", "lsst"] and not args.domain_randomization
     assert (
         main(
             [

@@ -3,14 +3,18 @@
 import numpy as np
 import pytest
 from rbnodia.sim import get_preset, simulate_detector
+from rbnodia.sim.template import correlated_noise
 from scipy import ndimage
+
+WHITE = {"variance_underestimate": 0.0, "template_noise_correlation": 0.0}
+"""Options that make the variance planes describe the noise exactly."""
 
 
 @pytest.mark.parametrize("preset", ["des", "lsst"])
 def test_blank_noise_matches_sky_gain_read_noise(preset):
     """On a blank sky the science noise is sqrt(sky + read_noise^2) electrons,
     calibrated to nJy; the variance plane agrees."""
-    sim = simulate_detector(preset, visit=3, detector=1, seed=7, image_size=(256, 256), blank=True)
+    sim = simulate_detector(preset, visit=3, detector=1, seed=7, image_size=(256, 256), blank=True, **WHITE)
     p = get_preset(preset)
     sky_e = sim.meta["sky_electrons"]
     cal = sim.meta["nJy_per_electron"]
@@ -26,12 +30,41 @@ def test_blank_noise_matches_sky_gain_read_noise(preset):
     assert tmpl_std < expected / np.sqrt(p.template_n_coadd) * 1.05
     assert tmpl_std == pytest.approx(np.sqrt(np.nanmean(sim.template_variance)), rel=0.03)
     assert len(sim.detections) == 0
+    assert sim.meta["noise_factor"] == pytest.approx(1.0, abs=0.05)
+
+
+def test_variance_plane_errors_are_what_the_presets_say():
+    """``variance_underestimate`` lowers the science variance plane, not the
+    noise; correlated co-add noise keeps its per-pixel variance but the
+    warped template's variance plane (which ignores covariance) falls
+    short of its noise; the significance map's noise factor grows."""
+    base = dict(visit=3, detector=1, seed=7, image_size=(256, 256), blank=True)
+    white = simulate_detector("des", **base, **WHITE)
+    low = simulate_detector("des", **base, variance_underestimate=0.2, template_noise_correlation=0.0)
+    assert np.array_equal(low.science, white.science)
+    assert np.mean(low.science_variance) == pytest.approx(0.8 * np.mean(white.science_variance), rel=1e-5)
+    corr = simulate_detector("des", **base, variance_underestimate=0.0, template_noise_correlation=1.0)
+    ratio = np.nanstd(corr.template) / np.sqrt(np.nanmean(corr.template_variance))
+    assert ratio > 1.1
+    assert white.meta["noise_factor"] < low.meta["noise_factor"]
+    assert low.meta["noise_factor"] == pytest.approx(white.meta["noise_factor"] / np.sqrt(0.8), rel=0.05)
+
+
+def test_correlated_noise_keeps_unit_variance():
+    rng = np.random.default_rng(0)
+    for sigma in (0.0, 0.5, 1.5):
+        noise = correlated_noise(rng, (400, 400), sigma)
+        assert np.std(noise) == pytest.approx(1.0, rel=0.03)
+        neighbour = np.corrcoef(noise[:, :-1].ravel(), noise[:, 1:].ravel())[0, 1]
+        assert (neighbour < 0.02) if sigma == 0 else (neighbour > 0.2)
 
 
 def test_difference_is_noise_like_away_from_sources():
     """Away from sources the difference's std is within 10 % of the value the
     variance plane predicts, and its mean is ~0."""
-    sim = simulate_detector("des", visit=2, detector=4, seed=11, image_size=(512, 512), artifacts=False)
+    sim = simulate_detector(
+        "des", visit=2, detector=4, seed=11, image_size=(512, 512), artifacts=False, **WHITE
+    )
     diff, var = sim.difference, sim.difference_variance
     tsig = sim.template / np.sqrt(sim.template_variance)
     near_source = ndimage.binary_dilation(np.nan_to_num(tsig) > 3.0, iterations=8)
@@ -47,6 +80,30 @@ def test_difference_is_noise_like_away_from_sources():
     assert sim.meta["kernel"]["kernel_sum"] == pytest.approx(
         1.0 / sim.meta["template_photometric_scale"], abs=0.05
     )
+
+
+def test_convolving_the_science_correlates_the_difference_noise():
+    """With a template broader than the science and ``convolve_science``,
+    the kernel convolves the science: the difference has the template's
+    PSF, correlated noise (noise factor well above 1) and a flood of
+    ``correlated_noise`` detections."""
+    sim = simulate_detector(
+        "des",
+        visit=1,
+        detector=0,
+        seed=3,
+        image_size=(256, 256),
+        template_seeing_factor=1.4,
+        convolve_science=True,
+        artifacts=False,
+        n_transients=0,
+        **WHITE,
+    )
+    assert sim.meta["kernel"]["convolved"] == "science"
+    assert sim.psf_fwhm_science < sim.psf_fwhm_template
+    assert sim.meta["noise_factor"] > 1.5
+    families = [f for f in sim.truth["family"] if f != "edge"]
+    assert families.count("correlated_noise") > 0.8 * len(families) > 10
 
 
 def test_depths_are_realistic():

@@ -4,13 +4,37 @@ import numpy as np
 import pytest
 from rbnodia.sim import (
     BOGUS_FAMILIES,
+    CONVENTION_FAMILIES,
     FAMILIES,
+    FAMILY_GROUPS,
     REAL_FAMILIES,
     family_counts,
     labelled_stamps_from_detector,
     match_positions,
     simulate_detector,
 )
+from rbnodia.sim.geometry import make_tan_wcs
+from rbnodia.sim.residuals import ResidualProbe
+from rbnodia.sim.subtract import fit_kernel, gaussian_basis
+
+QUIET = dict(
+    image_size=(320, 320),
+    kernel_candidates="psf",
+    artifacts=False,
+    n_transients=0,
+    variance_underestimate=0.0,
+    template_noise_correlation=0.0,
+    kernel_width_error=0.0,
+    kernel_shape_error=0.0,
+    psf_shape_variation=0.0,
+    flux_scale_error=0.0,
+    astrometric_error_arcsec=0.0,
+    astrometric_gradient_arcsec=0.0,
+    proper_motion_fraction=0.0,
+    variable_star_fraction=0.0,
+    brighter_fatter=0.0,
+)
+"""A training-like patch with every source of subtraction residuals off."""
 
 
 @pytest.fixture(scope="module")
@@ -87,8 +111,10 @@ def test_only_detected_injections_are_real(busy_sim):
     assert (label == 0).sum() == int(inj["detected"].sum()) > 0
     real = label == 0
     assert set(truth["family"][real]) <= set(REAL_FAMILIES)
-    assert set(truth["family"][~real]) <= set(BOGUS_FAMILIES)
-    assert np.all(np.isfinite(truth["mag"][real])) and np.all(np.isnan(truth["mag"][~real]))
+    assert set(truth["family"][~real]) <= set(BOGUS_FAMILIES) | set(CONVENTION_FAMILIES)
+    variable = np.asarray(truth["family"]) == "variable_star"
+    assert np.all(np.isfinite(truth["mag"][real | variable]))
+    assert np.all(np.isnan(truth["mag"][~real & ~variable]))
     # Bright injections are found.
     bright = inj["mag"] < sim.meta["m5_difference"] - 1.5
     assert inj["detected"][bright].mean() > 0.9
@@ -107,7 +133,7 @@ def test_family_counts_are_consistent(busy_sim):
         assert c["n"] == int(np.sum(busy_sim.truth["family"] == fam))
         if fam in REAL_FAMILIES:
             assert c["bogus"] == 0
-        else:
+        elif fam in BOGUS_FAMILIES:
             assert c["real"] == 0
     stamps = labelled_stamps_from_detector(busy_sim)
     assert family_counts(stamps) == family_counts(busy_sim.truth)
@@ -138,3 +164,90 @@ def test_deterministic():
     b = simulate_detector("lsst", visit=2, detector=1, seed=9, image_size=(192, 192))
     assert np.array_equal(a.difference, b.difference, equal_nan=True)
     assert np.array_equal(a.truth["label"], b.truth["label"])
+
+
+def test_family_names_are_defined_once():
+    assert len(set(FAMILIES)) == len(FAMILIES)
+    grouped = [f for members in FAMILY_GROUPS.values() for f in members]
+    assert sorted(grouped) == sorted(FAMILIES)
+
+
+@pytest.mark.parametrize(
+    "preset,family,scene,cause",
+    [
+        ("des", "galaxy_residual", dict(bright_galaxies=15), dict(flux_scale_error=0.15)),
+        ("lsst", "star_residual", dict(bright_stars=12), dict(flux_scale_error=0.15)),
+        ("lsst", "psf_ring", dict(bright_stars=12), dict(kernel_width_error=0.08)),
+        ("des", "dipole", dict(bright_stars=12, bright_galaxies=10), dict(astrometric_error_arcsec=0.3)),
+        ("des", "correlated_noise", dict(image_size=(640, 640)), dict(variance_underestimate=0.4)),
+    ],
+)
+def test_each_residual_family_comes_from_its_cause(preset, family, scene, cause):
+    """Each subtraction-residual family appears when its cause is switched
+    on, and far less in the same patches without it."""
+    found = {}
+    for case, options in (("on", {**QUIET, **scene, **cause}), ("off", {**QUIET, **scene})):
+        families = []
+        for visit in (1, 2):
+            sim = simulate_detector(preset, visit=visit, detector=0, seed=31, **options)
+            families += list(sim.truth["family"][sim.truth["label"] == 1])
+        found[case] = families.count(family)
+    assert found["on"] >= 3
+    assert found["off"] <= found["on"] / 3
+
+
+@pytest.mark.parametrize("preset,label", [("des", 1), ("lsst", 0)])
+def test_variable_star_label_follows_the_survey_convention(preset, label):
+    """Variable stars are bogus under the DES autoscan convention and real
+    under Rubin's reliability."""
+    sim = simulate_detector(
+        preset, visit=1, detector=0, seed=31, **{**QUIET, "bright_stars": 12, "variable_star_fraction": 1.0}
+    )
+    variable = np.asarray(sim.truth["family"]) == "variable_star"
+    assert variable.sum() >= 2
+    assert set(np.asarray(sim.truth["label"])[variable]) == {label}
+    assert np.all(np.isfinite(np.asarray(sim.truth["mag"])[variable]))
+    assert sim.truth.meta["variable_star_label"] == label
+
+
+def _star(shape, x, y, flux, sigma=1.5):
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
+    return flux * np.exp(-0.5 * ((xx - x) ** 2 + (yy - y) ** 2) / sigma**2) / (2 * np.pi * sigma**2)
+
+
+def _probe(static, template):
+    """A residual probe for two images on one grid, with the kernel fitted
+    on two bright reference stars that match exactly."""
+    shape = static.shape
+    wcs = make_tan_wcs((10.0, -5.0), (0.0, 0.0), 0.2)
+    basis = gaussian_basis(1.5 * 2.3548 * 1.01, 1.5 * 2.3548)
+    ref = _star(shape, 30.3, 30.6, 1e5) + _star(shape, 90.1, 91.4, 1e5) + _star(shape, 30.7, 90.2, 1e5)
+    solution = fit_kernel(
+        ref,
+        np.ones(shape),
+        ref,
+        basis,
+        candidates=np.array([[30.3, 30.6], [90.1, 91.4], [30.7, 90.2]]),
+        spatial_order=0,
+        background_order=0,
+    )
+    return ResidualProbe(static, template, wcs, wcs, solution, "template", np.ones(shape), 1.5 * 2.3548)
+
+
+def test_residual_probe_tells_scale_dipole_and_ring_apart():
+    shape = (120, 120)
+    star = _star(shape, 60.2, 59.7, 2000.0)
+    # The same star: nothing left.
+    res = _probe(star, star).measure(60.2, 59.7, 60.2, 59.7)
+    assert abs(res.significance) < 0.5
+    # Template 10 % fainter: a symmetric one-signed residual.
+    res = _probe(star, 0.9 * star).measure(60.2, 59.7, 60.2, 59.7)
+    assert res.significance > 5 and res.even > 3 * res.odd and not res.ring
+    # Template shifted by half a pixel: antisymmetric.
+    shifted = _star(shape, 60.7, 59.7, 2000.0)
+    res = _probe(star, shifted).measure(59.2, 59.7, 60.2, 59.7)
+    assert res.odd > 3 * res.even
+    # Template narrower than the science: positive ring, negative core.
+    narrow = _star(shape, 60.2, 59.7, 2000.0, sigma=1.2)
+    res = _probe(star, narrow).measure(62.2, 59.7, 60.2, 59.7)
+    assert res.ring and res.even > res.odd

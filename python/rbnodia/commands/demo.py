@@ -3,7 +3,7 @@ real/bogus catalogs, with a short summary."""
 
 from __future__ import annotations
 
-__all__ = ["register", "run_demo", "summarize_outputs"]
+__all__ = ["register", "run_demo", "score_against_truth", "summarize_outputs"]
 
 import logging
 import time
@@ -15,6 +15,68 @@ import numpy as np
 _LOG = logging.getLogger(__name__)
 
 
+def score_against_truth(catalog, truth, injected=None) -> dict[str, Any]:
+    """Purity and completeness of ``is_real`` against the simulation's truth.
+
+    Parameters
+    ----------
+    catalog : `astropy.table.Table`
+        Classified detections (``id``, ``is_real``).
+    truth : `astropy.table.Table`
+        ``id``, ``label`` (0 real, 1 bogus) and ``family`` per detection.
+    injected : `astropy.table.Table`, optional
+        Every injected transient (``detected``, ``detection_id``).
+
+    Returns
+    -------
+    scores : `dict`
+        ``n_truth``, ``n_true_real``, ``n_true_bogus``, ``n_called_real``,
+        ``purity`` (real among called real), ``completeness`` (called real
+        among real), ``accuracy``, ``tp_rate``, ``tn_rate``, ``families``
+        (``{family: {"label", "n", "called_real"}}``) and, with
+        ``injected``, ``n_injected``, ``n_injected_detected`` and
+        ``injected_completeness`` (called real among all injections).
+    """
+    from astropy.table import join
+
+    matched = join(catalog["id", "is_real"], truth["id", "label", "family"], keys="id")
+    real = np.asarray(matched["label"]) == 0
+    called = np.asarray(matched["is_real"], dtype=bool)
+    family = np.asarray(matched["family"]).astype(str)
+
+    def ratio(num, den):
+        return float(num) / float(den) if den else float("nan")
+
+    scores: dict[str, Any] = {
+        "n_truth": len(matched),
+        "n_true_real": int(real.sum()),
+        "n_true_bogus": int((~real).sum()),
+        "n_called_real": int(called.sum()),
+        "purity": ratio((called & real).sum(), called.sum()),
+        "completeness": ratio((called & real).sum(), real.sum()),
+        "accuracy": ratio((called == real).sum(), len(real)),
+        "tp_rate": ratio((called & real).sum(), real.sum()),
+        "tn_rate": ratio((~called & ~real).sum(), (~real).sum()),
+        "families": {
+            f: {
+                "label": int(np.asarray(matched["label"])[family == f][0]),
+                "n": int((family == f).sum()),
+                "called_real": int((called & (family == f)).sum()),
+            }
+            for f in sorted(set(family))
+        },
+    }
+    if injected is not None and len(injected):
+        called_ids = set(np.asarray(matched["id"])[called].tolist())
+        hit = [int(d) in called_ids for d in np.asarray(injected["detection_id"])]
+        scores.update(
+            n_injected=len(injected),
+            n_injected_detected=int(np.sum(injected["detected"])),
+            injected_completeness=ratio(np.sum(hit), len(injected)),
+        )
+    return scores
+
+
 def summarize_outputs(repo: str | Path, collection: str, truth_collection: str | None = None) -> dict[str, Any]:
     """Count the classified detections in ``collection`` (and score them
     against the simulation's truth when ``truth_collection`` has it).
@@ -23,23 +85,27 @@ def summarize_outputs(repo: str | Path, collection: str, truth_collection: str |
     -------
     summary : `dict`
         n_catalogs, n_detections, n_real, n_bogus, n_no_data, threshold,
-        model, and accuracy/tp_rate/tn_rate when truth is available.
+        model, and the `score_against_truth` entries when truth is
+        available.
     """
-    from astropy.table import join, vstack
+    from astropy.table import vstack
     from lsst.daf.butler import Butler
 
     butler = Butler.from_config(str(repo))
     refs = sorted(butler.query_datasets("rbnodia_reliability", collections=collection, find_first=True),
                   key=lambda ref: tuple(ref.dataId.required.values()))
-    catalogs, truths = [], []
+    catalogs, truths, injected = [], [], []
     for ref in refs:
         # Keep the table metadata (model, threshold), which ArrowAstropy strips by default.
         catalogs.append(butler.get(ref, parameters={"strip_astropy_meta_yaml": False}))
         if truth_collection:
-            truth_refs = butler.query_datasets("rbnodia_truth", collections=truth_collection,
-                                               data_id=ref.dataId, explain=False)
-            if truth_refs:
-                truths.append(butler.get(truth_refs[0]))
+            for name, into in (("rbnodia_truth", truths), ("rbnodia_injected", injected)):
+                if not butler.registry.queryDatasetTypes(name):
+                    continue
+                found = butler.query_datasets(name, collections=truth_collection, data_id=ref.dataId,
+                                              explain=False)
+                if found:
+                    into.append(butler.get(found[0]))
     if not catalogs:
         raise ValueError(f"No rbnodia_reliability datasets in collection {collection!r}.")
     allrows = vstack(catalogs, metadata_conflicts="silent")
@@ -54,17 +120,32 @@ def summarize_outputs(repo: str | Path, collection: str, truth_collection: str |
         "model": catalogs[0].meta.get("rbnodia_model"),
     }
     if truths:
-        matched = join(allrows, vstack(truths)["id", "label"], keys="id")
-        real = np.asarray(matched["label"]) == 0
-        predicted = np.asarray(matched["is_real"])
-        summary.update(
-            n_truth=len(matched),
-            n_true_real=int(real.sum()),
-            accuracy=float(np.mean(predicted == real)),
-            tp_rate=float(np.mean(predicted[real])) if real.any() else float("nan"),
-            tn_rate=float(np.mean(~predicted[~real])) if (~real).any() else float("nan"),
-        )
+        summary.update(score_against_truth(
+            allrows, vstack(truths, metadata_conflicts="silent"),
+            vstack(injected, metadata_conflicts="silent") if injected else None,
+        ))
     return summary
+
+
+def _print_truth_scores(summary: dict[str, Any]) -> None:
+    """Purity, completeness and the per-family table of `score_against_truth`."""
+    bogus_fraction = summary["n_true_bogus"] / max(summary["n_truth"], 1)
+    print(f"  vs simulation truth   : {summary['n_true_real']} real, {summary['n_true_bogus']} bogus "
+          f"detections (bogus fraction {bogus_fraction:.2f})")
+    print(f"    purity              : {summary['purity']:.3f} "
+          f"(real among the {summary['n_called_real']} called real)")
+    print(f"    completeness        : {summary['completeness']:.3f} (called real among real detections)")
+    if "n_injected" in summary:
+        print(f"    injected transients : {summary['n_injected']}, {summary['n_injected_detected']} "
+              f"detected, {summary['injected_completeness']:.3f} called real")
+    print(f"    accuracy            : {summary['accuracy']:.3f} (TP rate {summary['tp_rate']:.3f}, "
+          f"TN rate {summary['tn_rate']:.3f})")
+    print("    per family          :  label      n  called real")
+    rows = sorted(summary["families"].items(), key=lambda item: (item[1]["label"], -item[1]["n"]))
+    for family, row in rows:
+        kind = "real " if row["label"] == 0 else "bogus"
+        share = row["called_real"] / row["n"]
+        print(f"      {family:<20s} {kind} {row['n']:6d}  {row['called_real']:5d} ({share:.2f})")
 
 
 def _retrieve_plots(repo: Path, collection: str, destination: Path) -> list[str]:
@@ -118,9 +199,8 @@ def run_demo(args) -> int:
     print(f"  real  (score >= thr.) : {summary['n_real']}")
     print(f"  bogus                 : {summary['n_bogus']}")
     print(f"  not scorable          : {summary['n_no_data']} (flag_no_data)")
-    if "accuracy" in summary:
-        print(f"  vs simulation truth   : accuracy {summary['accuracy']:.3f}, TP rate {summary['tp_rate']:.3f}, "
-              f"TN rate {summary['tn_rate']:.3f} ({summary['n_true_real']} injected transients detected)")
+    if "purity" in summary:
+        _print_truth_scores(summary)
     print(f"  output collection     : {output}")
     if plots:
         print(f"  pictures (PNG)        : {len(plots)} files in {args.plots}/, e.g.")

@@ -1,5 +1,6 @@
-"""``rbnodia simulate``, ``make-training-set``, ``ingest-autoscan`` and
-``plot-examples``: simulated survey data and the DES autoscan stamps."""
+"""``rbnodia simulate``, ``make-training-set``, ``make-training-splits``,
+``ingest-autoscan`` and ``plot-examples``: simulated survey data and the
+DES autoscan stamps."""
 
 from __future__ import annotations
 
@@ -35,21 +36,25 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _make_training_set(args: argparse.Namespace) -> int:
-    from ..sim import make_training_set
-
-    summary = make_training_set(
-        args.n,
-        args.out,
-        preset=args.preset,
-        seed=args.seed,
+def _set_options(args: argparse.Namespace) -> dict:
+    """Keyword arguments of `~rbnodia.sim.make_training_set` shared by both commands."""
+    return dict(
         real_fraction=args.real_fraction,
         stamp_size=args.stamp_size,
         workers=args.workers,
         progress=not args.no_progress,
         patch_size=args.patch_size,
         shard_size=args.shard_size,
+        domain_randomization=args.domain_randomization,
+        composition=None if args.composition == "natural" else "default",
+        overwrite=args.overwrite,
     )
+
+
+def _make_training_set(args: argparse.Namespace) -> int:
+    from ..sim import make_training_set
+
+    summary = make_training_set(args.n, args.out, preset=args.preset, seed=args.seed, **_set_options(args))
     if args.plot:
         from ..core.stampset import LabelledStamps
         from ..sim.plots import plot_examples
@@ -57,8 +62,53 @@ def _make_training_set(args: argparse.Namespace) -> int:
         first = LabelledStamps.load(summary["shards"][0])
         summary["plot"] = str(plot_examples(first, args.plot))
     summary["shards"] = len(summary["shards"])
+    for key in ("domain_randomization", "boost"):  # in summary.json
+        summary.pop(key, None)
     _print(summary)
     return 0
+
+
+def _make_training_splits(args: argparse.Namespace) -> int:
+    from ..sim import make_training_splits
+
+    summary = make_training_splits(
+        args.out,
+        n_train=args.n_train,
+        n_validation=args.n_validation,
+        n_test=args.n_test,
+        presets=tuple(args.presets),
+        seed=args.seed,
+        **_set_options(args),
+    )
+    keys = ("n", "n_real", "n_bogus", "shards", "seconds")
+    _print({split: {p: {k: v[k] for k in keys} for p, v in sets.items()} for split, sets in summary.items()})
+    return 0
+
+
+def _add_set_arguments(p: argparse.ArgumentParser) -> None:
+    """Options shared by make-training-set and make-training-splits."""
+    p.add_argument("--real-fraction", type=float, default=0.5)
+    p.add_argument("--stamp-size", type=int, default=51)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--patch-size", type=int, default=320)
+    p.add_argument("--shard-size", type=int, default=10_000)
+    p.add_argument(
+        "--no-domain-randomization",
+        dest="domain_randomization",
+        action="store_false",
+        help="Nominal preset nuisance parameters instead of the wide ranges of rbnodia.sim.randomize.",
+    )
+    p.add_argument(
+        "--composition",
+        choices=("default", "natural"),
+        default="default",
+        help="Bogus family-group shares: 'default' (rbnodia.sim.BOGUS_COMPOSITION) or 'natural' (as the "
+        "patches produce them).",
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="Delete existing shards (default: keep them and resume)."
+    )
+    p.add_argument("--no-progress", action="store_true")
 
 
 def _ingest_autoscan(args: argparse.Namespace) -> int:
@@ -115,20 +165,31 @@ def register(subparsers) -> None:
         "make-training-set",
         help="Write labelled (diff, srch, tmpl) stamps for training.",
         description="Fast mode: simulate many small patches in parallel and write class-balanced shards of "
-        "labelled raw stamps (rbnodia LabelledStamps .npz).",
+        "labelled raw stamps (rbnodia LabelledStamps .npz).  Resumable: shards already written with the "
+        "same settings are kept.",
     )
     p.add_argument("--n", type=int, default=100_000, help="Number of stamps.")
     p.add_argument("--out", required=True, type=Path, help="Output folder.")
     p.add_argument("--preset", choices=("des", "lsst"), default="des")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    p.add_argument("--real-fraction", type=float, default=0.5)
-    p.add_argument("--stamp-size", type=int, default=51)
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--patch-size", type=int, default=320)
-    p.add_argument("--shard-size", type=int, default=10_000)
+    _add_set_arguments(p)
     p.add_argument("--plot", type=Path, help="Also write a PNG of examples per family.")
-    p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_make_training_set)
+
+    p = subparsers.add_parser(
+        "make-training-splits",
+        help="Write training, validation and test stamp sets for several presets.",
+        description="make-training-set for each split and preset into OUT/<split>/<preset>/, with distinct "
+        "seeds (seed + 10 split + preset index).  Resumable.",
+    )
+    p.add_argument("--out", required=True, type=Path, help="Output folder.")
+    p.add_argument("--n-train", type=int, default=100_000, help="Training stamps per preset.")
+    p.add_argument("--n-validation", type=int, default=20_000, help="Validation stamps per preset.")
+    p.add_argument("--n-test", type=int, default=20_000, help="Test stamps per preset.")
+    p.add_argument("--presets", nargs="+", choices=("des", "lsst"), default=["des", "lsst"])
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    _add_set_arguments(p)
+    p.set_defaults(func=_make_training_splits)
 
     p = subparsers.add_parser(
         "ingest-autoscan",

@@ -114,7 +114,42 @@ class Preset:
     """rms of the residual background after sky subtraction, as a fraction of
     the sky noise per pixel (applied as a smooth gradient)."""
     photometric_error: float
-    """rms fractional calibration error of the template relative to science."""
+    """rms fractional calibration error of the template relative to science
+    (one number per template; the kernel's photometric scaling removes it)."""
+    flux_scale_error: float
+    """rms of the template's flux-scale error relative to the science as a
+    smooth random field over the sky (calibration, illumination and
+    transparency errors).  The fitted kernel removes its mean (and its
+    gradient on full detectors); the rest leaves residuals of stars and
+    galaxy cores."""
+    flux_scale_length_arcsec: float
+    """Correlation length of that field."""
+    psf_shape_variation: float
+    """rms amplitude of a quadratic variation of each science PSF ellipticity
+    component across a detector (focus and astigmatism patterns), which a
+    first-order spatial kernel cannot follow."""
+    kernel_width_error: float
+    """rms fractional FWHM error of the PSF that a synthetic-star kernel
+    (``kernel_candidates="psf"``) matches the template to: the local
+    mismatch of a whole-detector kernel solution at a source."""
+    kernel_shape_error: float
+    """rms of each ellipticity component of that mismatch."""
+    variance_underestimate: float
+    """Fraction of the science noise variance missing from its variance
+    plane (the detection threshold is then lower than it says)."""
+    template_noise_correlation: float
+    """Gaussian sigma (template pixels) correlating the co-add's noise (the
+    resampling of its input epochs); its variance plane stays per-pixel, as
+    co-add variance planes do."""
+    convolve_science: bool
+    """Convolve the science image instead of the template when the science
+    is sharper (the automatic direction of hotpants and ip_diffim), which
+    correlates the difference's noise.  Without it the science seeing is
+    floored at 1.05 x the template's."""
+    variable_star_label: int
+    """Label of variable-star detections: 1 (bogus) under the DES autoscan
+    convention (only injected fakes are real), 0 (real) for Rubin's
+    reliability (astrophysical sources versus artifacts)."""
     field_center: tuple[float, float]
     """(ra, dec) degrees of the nominal pointing."""
     focal_plane_columns: int
@@ -142,9 +177,18 @@ class Preset:
     """rms proper motion of those stars."""
     # Transients (real, label 0)
     transient_density: float
-    """Injected transients per megapixel (DES injected fakes generously, to
-    get balanced training sets; 15 / Mpix gives ~125 per DECam CCD)."""
+    """Injected transients per megapixel in repository mode (1 / Mpix gives
+    ~8 per DECam CCD: more than the live supernovae of a field, few enough
+    that bogus detections are the majority; training patches set their own
+    number)."""
+    min_transients: int
+    """At least this many injections per detector-visit (sub-images
+    included), so that every simulated detector has real detections to
+    learn from and to score."""
     hostless_fraction: float
+    host_weight_power: float
+    """Hosts are chosen with weight ``flux^host_weight_power`` among the
+    galaxies brighter than the template depth."""
     transient_mag_bright: float
     """How much brighter than the 5-sigma limit the brightest injections are."""
     transient_mag_faint: float
@@ -235,6 +279,15 @@ _DES = Preset(
     template_airmass=1.1,
     background_error=0.02,
     photometric_error=0.01,
+    flux_scale_error=0.02,
+    flux_scale_length_arcsec=120.0,
+    psf_shape_variation=0.01,
+    kernel_width_error=0.01,
+    kernel_shape_error=0.005,
+    variance_underestimate=0.1,
+    template_noise_correlation=0.7,
+    convolve_science=False,
+    variable_star_label=1,
     field_center=(52.648, -28.100),  # DES SN field C3
     focal_plane_columns=12,
     detector_gap_px=150,
@@ -250,8 +303,10 @@ _DES = Preset(
     band_offset={"u": 1.5, "g": 0.6, "r": 0.0, "i": -0.35, "z": -0.5, "y": -0.6},
     proper_motion_fraction=0.3,
     proper_motion_mas_per_yr=15.0,
-    transient_density=15.0,
+    transient_density=1.0,
+    min_transients=2,
     hostless_fraction=0.15,
+    host_weight_power=0.5,
     transient_mag_bright=4.0,
     transient_mag_faint=0.7,
     variable_star_fraction=0.02,
@@ -305,6 +360,9 @@ _LSST = dataclasses.replace(
     pixel_size_um=10.0,
     cosmic_ray_track_px=4.0,
     cosmic_ray_rate=0.025,
+    flux_scale_error=0.01,
+    variance_underestimate=0.03,
+    variable_star_label=0,
 )
 
 PRESETS: dict[str, Preset] = {"des": _DES, "lsst": _LSST}

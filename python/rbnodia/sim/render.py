@@ -64,16 +64,29 @@ class PsfModel:
     curvature: float = 0.0
     """Fractional FWHM change, quadratic in the distance from the grid
     centre (focal-plane curvature; an order-1 kernel cannot follow it)."""
+    shape_curvature: tuple[float, float] = (0.0, 0.0)
+    """Change of ``(g1, g2)``, quadratic in the distance from the grid
+    centre (focus and astigmatism patterns)."""
 
-    def fwhm_at(self, x, y) -> np.ndarray:
-        """FWHM (arcsec) at pixel positions."""
+    def _grid_uv(self, x, y):
         height, width = self.shape
         u = 2.0 * np.asarray(x, dtype=float) / max(width - 1, 1) - 1.0
         v = 2.0 * np.asarray(y, dtype=float) / max(height - 1, 1) - 1.0
+        return u, v
+
+    def fwhm_at(self, x, y) -> np.ndarray:
+        """FWHM (arcsec) at pixel positions."""
+        u, v = self._grid_uv(x, y)
         t = u * np.cos(self.gradient_angle) + v * np.sin(self.gradient_angle)
         return self.fwhm * (
             1.0 + self.gradient * t / np.sqrt(2.0) + self.curvature * (u * u + v * v - 2.0 / 3.0)
         )
+
+    def shear_at(self, x, y) -> tuple[np.ndarray, np.ndarray]:
+        """PSF shear ``(g1, g2)`` at pixel positions."""
+        u, v = self._grid_uv(x, y)
+        r2 = u * u + v * v - 2.0 / 3.0
+        return self.g1 + self.shape_curvature[0] * r2, self.g2 + self.shape_curvature[1] * r2
 
     def galsim_psf(self, x: float, y: float, gsparams: galsim.GSParams = FAST) -> galsim.GSObject:
         """The PSF at pixel ``(x, y)`` as a GalSim profile in arcsec."""
@@ -89,7 +102,8 @@ class PsfModel:
             )
         else:
             raise ValueError(f"Unknown PSF model {self.model!r}.")
-        return psf.shear(g1=self.g1, g2=self.g2)
+        g1, g2 = self.shear_at(x, y)
+        return psf.shear(g1=float(g1), g2=float(g2))
 
     def image(self, x: float, y: float, jacobian: galsim.BaseWCS, size: int, offset=(0.0, 0.0)) -> np.ndarray:
         """Pixelised, unit-sum PSF image (``size`` odd) centred at ``offset``

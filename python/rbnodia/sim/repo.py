@@ -10,11 +10,13 @@ input dataset types, and writes for each (visit, detector):
 ``difference_image``          PSF-matched difference
 ``dia_source_unstandardized`` detections (ArrowAstropy)
 ``rbnodia_truth``             labels and families (ArrowAstropy; 0 = real)
+``rbnodia_injected``          every injected transient, detected or not
+                              (ArrowAstropy; see `INJECTED_DATASET_TYPE`)
 """
 
 from __future__ import annotations
 
-__all__ = ["write_simulated_repo", "detector_names", "DEFAULT_SEED", "visit_ids"]
+__all__ = ["write_simulated_repo", "detector_names", "DEFAULT_SEED", "INJECTED_DATASET_TYPE", "visit_ids"]
 
 import logging
 import time
@@ -23,6 +25,7 @@ from typing import Any
 
 from .detector import SimulatedDetector, clear_cache, science_wcs, simulate_detector, visit_conditions
 from .geometry import footprint_corners
+from .options import split_options
 from .presets import Preset, get_preset
 from .truth import family_counts
 
@@ -30,6 +33,16 @@ _log = logging.getLogger(__name__)
 
 DEFAULT_SEED = 20220315
 """Default master seed (the paper's arXiv date)."""
+
+INJECTED_DATASET_TYPE = "rbnodia_injected"
+"""Dataset type (dimensions instrument, visit, detector; ArrowAstropy) of
+the injected transients: ``id`` (unique in the repository, never a
+detection id), ``x``, ``y``, ``ra``, ``dec``, ``mag`` (AB, injected),
+``flux`` (nJy), ``snr_expected`` (PSF-fit S/N expected on the difference
+image), ``family`` (``sn_hosted`` or ``sn_hostless``), ``hosted``,
+``host`` (index of the host galaxy, -1 if hostless), ``host_mag`` (AB in
+the visit's band, NaN if hostless), ``detected`` and ``detection_id`` (the
+matched detection's id, -1 if undetected)."""
 
 
 def visit_ids(n_visits: int) -> list[int]:
@@ -99,78 +112,38 @@ def write_simulated_repo(
     """
     from tqdm import tqdm
 
-    from ..butler.repo import (
-        create_repo,
-        put_detector_inputs,
-        register_input_dataset_types,
-        register_instrument,
-        register_visit,
-        sky_polygon,
-    )
+    from ..butler.repo import create_repo, register_input_dataset_types, register_instrument
 
     t0 = time.monotonic()
-    preset = get_preset(preset, image_size=image_size)
+    run_options, overrides = split_options(options)
+    preset = get_preset(preset, image_size=image_size, **overrides)
     root = Path(root)
     butler = create_repo(root, clobber=clobber)
-    instrument = preset.instrument
-    register_instrument(butler, instrument, detector_names(preset, n_detectors), preset.physical_filters)
+    register_instrument(
+        butler, preset.instrument, detector_names(preset, n_detectors), preset.physical_filters
+    )
     register_input_dataset_types(butler)
-    collection = f"{instrument}/sim/inputs"
+    register_input_dataset_types(butler, names={"injected": INJECTED_DATASET_TYPE})
+    collection = f"{preset.instrument}/sim/inputs"
     butler.registry.registerRun(collection)
+    visits = visit_ids(n_visits)
+    bands = _register_visits(butler, preset, visits, n_detectors, seed, run_options)
 
     data_ids: list[dict[str, Any]] = []
     truths = []
-    bands = {}
-    n_injected = 0
-    n_injected_detected = 0
+    injected = [0, 0]
     last_log = time.monotonic()
-    band_option = options.get("band")
-    visits = visit_ids(n_visits)
-    for visit in visits:
-        cond = visit_conditions(preset, visit, seed, band_option)
-        regions = {
-            d: sky_polygon(
-                footprint_corners(
-                    science_wcs(preset, visit=visit, detector=d, seed=seed, band=band_option), preset.shape
-                )
-            )
-            for d in range(n_detectors)
-        }
-        register_visit(
-            butler,
-            instrument,
-            visit,
-            f"{cond.band}_sim",
-            obs_time=cond.obs_time,
-            exposure_time=cond.exposure_time,
-            detector_regions=regions,
-        )
-        bands[visit] = cond.band
     # Detector-major order: consecutive visits of a detector reuse its sky
     # and template.
     with tqdm(total=n_visits * n_detectors, desc="simulate", unit="det", disable=not progress) as bar:
         for detector in range(n_detectors):
             for visit in visits:
-                sim = simulate_detector(preset, visit=visit, detector=detector, seed=seed, **options)
-                data_id = dict(sim.data_id)
-                put_detector_inputs(
-                    butler,
-                    collection,
-                    data_id,
-                    {
-                        "science": _masked(sim.science, sim.science_variance, sim.science_mask, sim),
-                        "template": _masked(sim.template, sim.template_variance, sim.template_mask, sim),
-                        "difference": _masked(
-                            sim.difference, sim.difference_variance, sim.difference_mask, sim
-                        ),
-                        "detections": sim.detections,
-                        "truth": sim.truth,
-                    },
-                )
-                data_ids.append(data_id)
+                sim = simulate_detector(preset, visit=visit, detector=detector, seed=seed, **run_options)
+                _put_detector(butler, collection, sim)
+                data_ids.append(dict(sim.data_id))
                 truths.append(sim.truth[["label", "family"]].copy(copy_data=True))
-                n_injected += sim.meta["n_injected"]
-                n_injected_detected += sim.meta["n_injected_detected"]
+                injected[0] += sim.meta["n_injected"]
+                injected[1] += sim.meta["n_injected_detected"]
                 bar.update(1)
                 if time.monotonic() - last_log > 30 or not progress:
                     _log.info(
@@ -182,33 +155,19 @@ def write_simulated_repo(
                     )
                     last_log = time.monotonic()
                 del sim
-
-    from astropy.table import vstack
-
     clear_cache()
-    for t in truths:
-        t.meta.clear()
-    truth = vstack(truths) if truths else None
-    counts = (
-        family_counts(truth)
-        if truth is not None and len(truth)
-        else {"total": {"n": 0, "real": 0, "bogus": 0}}
-    )
     summary = {
         "root": str(root),
         "collection": collection,
-        "instrument": instrument,
+        "instrument": preset.instrument,
         "preset": preset.name,
         "seed": seed,
         "image_size": list(preset.shape),
         "data_ids": data_ids,
         "bands": bands,
-        "n_detections": counts["total"]["n"],
-        "n_real": counts["total"]["real"],
-        "n_bogus": counts["total"]["bogus"],
-        "families": {k: v["n"] for k, v in counts.items() if k != "total"},
-        "n_injected": n_injected,
-        "n_injected_detected": n_injected_detected,
+        **_counts(truths),
+        "n_injected": injected[0],
+        "n_injected_detected": injected[1],
         "seconds": round(time.monotonic() - t0, 1),
     }
     _log.info(
@@ -221,3 +180,75 @@ def write_simulated_repo(
         summary["seconds"],
     )
     return summary
+
+
+def _register_visits(
+    butler, preset: Preset, visits, n_detectors: int, seed: int, run_options
+) -> dict[int, str]:
+    """Register each visit with its band, time and detector sky regions;
+    returns the band of each visit."""
+    from ..butler.repo import register_visit, sky_polygon
+
+    bands = {}
+    for visit in visits:
+        cond = visit_conditions(preset, visit, seed, run_options["band"])
+        regions = {
+            d: sky_polygon(
+                footprint_corners(
+                    science_wcs(preset, visit=visit, detector=d, seed=seed, **run_options), preset.shape
+                )
+            )
+            for d in range(n_detectors)
+        }
+        register_visit(
+            butler,
+            preset.instrument,
+            visit,
+            f"{cond.band}_sim",
+            obs_time=cond.obs_time,
+            exposure_time=cond.exposure_time,
+            detector_regions=regions,
+        )
+        bands[visit] = cond.band
+    return bands
+
+
+def _put_detector(butler, collection: str, sim: SimulatedDetector) -> None:
+    """Write one simulated detector-visit's datasets."""
+    from ..butler.repo import put_detector_inputs
+
+    data_id = dict(sim.data_id)
+    put_detector_inputs(
+        butler,
+        collection,
+        data_id,
+        {
+            "science": _masked(sim.science, sim.science_variance, sim.science_mask, sim),
+            "template": _masked(sim.template, sim.template_variance, sim.template_mask, sim),
+            "difference": _masked(sim.difference, sim.difference_variance, sim.difference_mask, sim),
+            "detections": sim.detections,
+            "truth": sim.truth,
+        },
+    )
+    butler.put(sim.meta["injections"], INJECTED_DATASET_TYPE, data_id, run=collection)
+
+
+def _counts(truths) -> dict[str, Any]:
+    """``n_detections``, ``n_real``, ``n_bogus`` and ``families`` of the
+    truth tables of a repository."""
+    from astropy.table import vstack
+
+    for t in truths:
+        t.meta.clear()
+    truth = vstack(truths) if truths else None
+    counts = (
+        family_counts(truth)
+        if truth is not None and len(truth)
+        else {"total": {"n": 0, "real": 0, "bogus": 0}}
+    )
+    return {
+        "n_detections": counts["total"]["n"],
+        "n_real": counts["total"]["real"],
+        "n_bogus": counts["total"]["bogus"],
+        "families": {k: v["n"] for k, v in counts.items() if k != "total"},
+    }

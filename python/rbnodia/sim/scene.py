@@ -280,7 +280,7 @@ def draw_transients(
     box: tuple[float, float],
 ) -> TransientCatalog:
     """Injected point sources: ``(1 - hostless_fraction)`` on host galaxies
-    (chosen with weight ``flux^0.5`` among galaxies brighter than
+    (chosen with weight ``flux^host_weight_power`` among galaxies brighter than
     ``host_mag_limit`` inside the detector), the rest anywhere; magnitudes
     uniform between ``m5 - transient_mag_bright`` and
     ``m5 + transient_mag_faint``.
@@ -298,7 +298,7 @@ def draw_transients(
     v = np.empty(0)
     host = np.empty(0, dtype=np.int64)
     if n_hosted:
-        weight = 10.0 ** (-0.2 * gal_mag[candidates])
+        weight = 10.0 ** (-0.4 * preset.host_weight_power * gal_mag[candidates])
         host = rng.choice(candidates, size=n_hosted, p=weight / weight.sum())
         du, dv = sample_host_offsets(rng, galaxies, host)
         u = galaxies.u[host] + du

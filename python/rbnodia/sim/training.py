@@ -1,29 +1,26 @@
-"""Fast labelled-stamp training sets.
+"""Labelled-stamp training sets, written as resumable shards.
 
-Instead of full detectors, many small patches (``patch_size`` squared
-pixels, default 320) are simulated with the same physics as
-`~rbnodia.sim.simulate_detector`: static sky with host galaxies and stars,
-a deep template on its own grid warped onto the science grid, an
-Alard-Lupton kernel fitted on the whole patch, detection on the difference
-and truth labels.  Every detection whose stamp lies fully inside its patch
-gives one ``(diff, srch, tmpl)`` triplet.
+``make_training_set`` simulates many small patches (`rbnodia.sim.patches`)
+on ``workers`` processes and writes shards ``stamps_00000.npz ...`` of
+``shard_size`` stamps.  Every shard is filled from its own stream of
+patches (patch indices ``shard * PATCH_STRIDE + j``), with its own quotas
+of real and bogus stamps and of each bogus family group
+(`rbnodia.sim.composition`), so:
 
-Patches see each template ``visits_per_patch`` (8) times (different epochs,
-seeing, noise, transients and artifacts), as a survey revisits a field;
-this also lets a worker reuse the rendered template.
+* the result depends only on ``seed`` and the settings, not on ``workers``;
+* an interrupted run resumes: shards already written with the same
+  settings are kept, the others are (re)written;
+* a shard is written atomically (no half-written file).
 
-To get enough bogus detections from small patches, artifact rates are
-boosted over a real detector's (`TRAINING_BOOST`); each stamp still looks
-like the real thing, only the family mix is enriched.  Classes are balanced
-by sampling: detections are taken in patch order until every shard has its
-quota of real and bogus stamps, so the result depends only on ``seed``
-(not on the number of workers).
+``make_training_splits`` writes training, validation and test sets for
+several presets with distinct seeds.
 """
 
 from __future__ import annotations
 
-__all__ = ["make_training_set", "simulate_patch_stamps", "TRAINING_BOOST", "training_options"]
+__all__ = ["PATCH_STRIDE", "SPLITS", "make_training_set", "make_training_splits", "simulate_patch_stamps"]
 
+import collections
 import json
 import logging
 import multiprocessing
@@ -33,140 +30,94 @@ from typing import Any
 
 import numpy as np
 
-from ..core.stampset import BOGUS, REAL, LabelledStamps
+from ..core.stampset import LabelledStamps
+from .composition import BOGUS_COMPOSITION, ShardAssembler, bogus_quotas, shard_quotas
+from .patches import TRAINING_BOOST, simulate_patch_stamps
 from .presets import Preset, get_preset
+from .randomize import DOMAIN_RANDOMIZATION
 from .repo import DEFAULT_SEED
 
 _log = logging.getLogger(__name__)
 
-TRAINING_BOOST: dict[str, tuple[float, float]] = {
-    "star_density": (1.0, 3.0),
-    "cosmic_ray_rate": (5.0, 40.0),
-    "hot_pixels": (0.0, 20.0),
-    "bad_columns": (0.0, 15.0),
-    "astrometric_error_arcsec": (0.5, 3.0),
-    "variable_star_fraction": (1.0, 5.0),
-}
-"""Per-patch ranges of multipliers of the preset rates (drawn log-uniformly,
-or uniformly when the range starts at 0): each training patch is a
-different "troubled detector", so that small patches yield enough bogus
-detections of every family."""
+PATCH_STRIDE = 1_000_000
+"""Patch indices of shard ``k`` start at ``k * PATCH_STRIDE``."""
 
-TRAINING_FIXED: dict[str, float] = {
-    "satellite_probability": 0.15,
-    "template_edge_probability": 0.2,
-}
-"""Per-patch probabilities of the rare, large artifacts."""
-
-BOGUS_PER_PATCH = 9.0
-"""Bogus detections (stamps fully inside) per 256 x 256 training patch that
-the injections are scaled to: the mean number of injections is
-``BOGUS_PER_PATCH (patch / 256)^2 real_fraction / (1 - real_fraction) / 0.8``
-(0.8: fraction of injections detected with a complete stamp), which keeps
-the discarded surplus of either class small."""
-
-
-def training_options(
-    preset: Preset, patch_size: int, real_fraction: float, rng: np.random.Generator
-) -> dict[str, Any]:
-    """Preset overrides and run options of one training patch."""
-    opts: dict[str, Any] = {}
-    for name, (lo, hi) in TRAINING_BOOST.items():
-        factor = rng.uniform(lo, hi) if lo <= 0 else float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
-        opts[name] = getattr(preset, name) * factor
-    opts["variable_star_fraction"] = min(opts["variable_star_fraction"], 1.0)
-    opts["cosmic_ray_repair_fraction"] = float(rng.uniform(0.3, 0.9))
-    opts.update(TRAINING_FIXED)
-    area = (patch_size / 256.0) ** 2
-    opts["bright_stars"] = float(rng.uniform(0.0, 16.0)) * area
-    opts["bright_galaxies"] = float(rng.uniform(0.0, 3.0)) * area
-    opts["image_size"] = (patch_size, patch_size)
-    opts["kernel_candidates"] = "psf"
-    opts["max_stamp_half"] = patch_size // 2
-    opts["dither_arcsec"] = min(preset.dither_arcsec, 1.0)
-    area = (patch_size / 256.0) ** 2
-    ratio = real_fraction / max(1.0 - real_fraction, 1e-3)
-    mean = float(np.clip(BOGUS_PER_PATCH * area * ratio / 0.8, 0.0, 14.0 * area))
-    opts["n_transients"] = int(rng.poisson(mean))
-    return opts
-
-
-def simulate_patch_stamps(
-    index: int,
-    *,
-    preset: str | Preset,
-    seed: int,
-    patch_size: int = 320,
-    stamp_size: int = 51,
-    real_fraction: float = 0.5,
-    visits_per_patch: int = 8,
-    **options,
-) -> LabelledStamps:
-    """Labelled stamps of one training patch (deterministic in ``seed`` and
-    ``index``)."""
-    from .detector import simulate_detector
-    from .stamps import labelled_stamps_from_detector
-
-    preset = get_preset(preset)
-    # Conditions that shape the static sky and template are per patch sky
-    # (shared by its visits), the rest per visit.
-    sky_rng = np.random.default_rng([seed, index // visits_per_patch, 76])
-    opts = training_options(preset, patch_size, real_fraction, np.random.default_rng([seed, index, 77]))
-    sky_opts = training_options(preset, patch_size, real_fraction, sky_rng)
-    for name in (
-        "star_density",
-        "astrometric_error_arcsec",
-        "variable_star_fraction",
-        "hot_pixels",
-        "bad_columns",
-        "bright_stars",
-        "bright_galaxies",
-    ):
-        opts[name] = sky_opts[name]
-    opts.update(options)
-    half = stamp_size // 2
-    sim = simulate_detector(
-        preset,
-        visit=index + 1,
-        detector=index // visits_per_patch,
-        seed=seed,
-        inject_margin=half + 2,
-        **opts,
-    )
-    x = np.asarray(sim.detections["x"])
-    y = np.asarray(sim.detections["y"])
-    inside = (x >= half) & (x <= patch_size - 1 - half) & (y >= half) & (y <= patch_size - 1 - half)
-    stamps = labelled_stamps_from_detector(sim, stamp_size).subset(inside)
-    stamps.id = np.int64(index) * 1000 + np.arange(len(stamps), dtype=np.int64)
-    return stamps
+LOG_EVERY_S = 30.0
 
 
 def _worker_init() -> None:
-    try:
-        from threadpoolctl import threadpool_limits
+    from threadpoolctl import threadpool_limits
 
-        threadpool_limits(1)
-    except ImportError:  # pragma: no cover
-        pass
+    threadpool_limits(1)
 
 
-def _patch_job(args) -> tuple[int, LabelledStamps]:
-    index, kwargs = args
-    return index, simulate_patch_stamps(index, **kwargs)
+def _patch_job(index: int, kwargs: dict) -> LabelledStamps:
+    return simulate_patch_stamps(index, **kwargs)
 
 
-def _quotas(n: int, shard_size: int, real_fraction: float) -> list[tuple[int, int]]:
-    """(n_real, n_bogus) per shard, adding up to the requested totals."""
-    quotas = []
-    done = 0
-    real_done = 0
-    while done < n:
-        size = min(shard_size, n - done)
-        real_to = int(round((done + size) * real_fraction))
-        quotas.append((real_to - real_done, size - (real_to - real_done)))
-        done += size
-        real_done = real_to
-    return quotas
+class _Stream:
+    """Patches of one shard, in order, computed ``lookahead`` ahead on a
+    pool (or here, without one)."""
+
+    def __init__(self, pool, start: int, kwargs: dict, lookahead: int):
+        self.pool, self.kwargs, self.lookahead = pool, kwargs, lookahead
+        self.next_index = start
+        self.pending: collections.deque = collections.deque()
+
+    def _submit(self) -> None:
+        while self.pool is not None and len(self.pending) < self.lookahead:
+            self.pending.append(self.pool.apply_async(_patch_job, (self.next_index, self.kwargs)))
+            self.next_index += 1
+
+    def get(self, heartbeat) -> LabelledStamps:
+        if self.pool is None:
+            self.next_index += 1
+            return _patch_job(self.next_index - 1, self.kwargs)
+        self._submit()
+        result = self.pending.popleft()
+        while not result.ready():
+            result.wait(5.0)
+            heartbeat()
+        return result.get()
+
+    def drain(self) -> None:
+        """Wait for the patches computed ahead (their stamps are not used)."""
+        for result in self.pending:
+            result.wait()
+        self.pending.clear()
+
+
+def _settings(preset: Preset, **kwargs) -> dict[str, Any]:
+    """What a shard's content depends on (stored in, and compared with, its metadata)."""
+    return json.loads(
+        json.dumps({"preset": preset.name, "preset_fields": repr(preset), **kwargs}, default=str)
+    )
+
+
+def _existing(path: Path, settings: dict, size: int) -> LabelledStamps | None:
+    """The shard at ``path`` if it was written with ``settings`` and has
+    ``size`` stamps; raises if it was written with other settings."""
+    if not path.exists():
+        return None
+    with np.load(path, allow_pickle=False) as data:
+        meta = json.loads(str(data["meta"])) if "meta" in data else {}
+        if meta.get("settings") != settings:
+            raise ValueError(
+                f"{path} was written with other settings; use overwrite=True (--overwrite) "
+                "to replace the set."
+            )
+        if len(data["label"]) != size:
+            return None
+        return LabelledStamps(
+            diff=np.zeros((size, 1, 1)),
+            srch=np.zeros((size, 1, 1)),
+            tmpl=np.zeros((size, 1, 1)),
+            label=data["label"],
+            id=data["id"],
+            family=data["family"],
+            mag=data["mag"],
+            snr=data["snr"],
+        )
 
 
 def make_training_set(
@@ -182,6 +133,9 @@ def make_training_set(
     patch_size: int = 320,
     visits_per_patch: int = 8,
     shard_size: int = 10_000,
+    domain_randomization: bool = True,
+    composition: dict[str, float] | str | None = "default",
+    overwrite: bool = False,
     **options,
 ) -> dict[str, Any]:
     """Write ``n`` labelled stamps as shards ``stamps_00000.npz ...``.
@@ -191,7 +145,9 @@ def make_training_set(
     n : `int`
         Number of stamps.
     out_dir : `str` or `pathlib.Path`
-        Output folder (created; existing shards are overwritten).
+        Output folder (created).  Shards already there with the same
+        settings are kept (the run resumes); shards with other settings
+        raise unless ``overwrite``.
     preset : `str` or `~rbnodia.sim.presets.Preset`
     seed : `int`
         The same seed gives identical arrays, whatever ``workers``.
@@ -209,6 +165,14 @@ def make_training_set(
         Epochs per patch sky/template.
     shard_size : `int`
         Stamps per shard file.
+    domain_randomization : `bool`
+        Draw nuisance parameters over wide ranges (`rbnodia.sim.randomize`).
+    composition : `dict`, ``"default"`` or `None`
+        Share of each family group in the bogus class
+        (`~rbnodia.sim.composition.BOGUS_COMPOSITION` by default); `None`
+        takes bogus stamps as the patches produce them.
+    overwrite : `bool`
+        Delete existing shards first.
     **options
         Extra simulator options for every patch.
 
@@ -216,22 +180,21 @@ def make_training_set(
     -------
     summary : `dict`
         ``out_dir``, ``shards``, ``n``, ``n_real``, ``n_bogus``,
-        ``families``, ``n_patches``, ``seconds``, ``stamps_per_second``.
+        ``families``, ``n_patches``, ``shards_kept``, ``borrowed``,
+        ``seconds``, ``stamps_per_second`` (new stamps only).
     """
-    from tqdm import tqdm
-
     if n <= 0:
         raise ValueError(f"n must be positive, got {n}.")
     if not 0.0 <= real_fraction <= 1.0:
         raise ValueError(f"real_fraction must be in [0, 1], got {real_fraction}.")
     preset = get_preset(preset)
+    if composition == "default":
+        composition = dict(BOGUS_COMPOSITION)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    for old in out.glob("stamps_*.npz"):
-        old.unlink()
-    quotas = _quotas(n, shard_size, real_fraction)
-    need_real = sum(q[0] for q in quotas)
-    need_bogus = sum(q[1] for q in quotas)
+    if overwrite:
+        for old in out.glob("stamps_*.npz"):
+            old.unlink()
     kwargs = dict(
         preset=preset,
         seed=seed,
@@ -239,118 +202,205 @@ def make_training_set(
         stamp_size=stamp_size,
         real_fraction=real_fraction,
         visits_per_patch=visits_per_patch,
+        domain_randomization=domain_randomization,
         **options,
     )
-    t0 = time.monotonic()
-    pools: dict[int, list[LabelledStamps]] = {REAL: [], BOGUS: []}
-    pooled = {REAL: 0, BOGUS: 0}
-    taken = {REAL: 0, BOGUS: 0}
-    shards: list[str] = []
-    families: dict[str, int] = {}
-    n_patches = 0
-    last_log = time.monotonic()
-    meta_base = {
-        "simulator": "rbnodia.sim.make_training_set",
-        "preset": preset.name,
-        "seed": seed,
-        "real_fraction": real_fraction,
-        "stamp_size": stamp_size,
-        "patch_size": patch_size,
-        "visits_per_patch": visits_per_patch,
-        "boost": TRAINING_BOOST,
-        "label_convention": "0 = real, 1 = bogus (DES)",
-    }
-
-    def jobs():
-        i = 0
-        while True:
-            yield i, kwargs
-            i += 1
-
+    settings = _settings(
+        preset,
+        **{k: v for k, v in kwargs.items() if k != "preset"},
+        shard_size=shard_size,
+        composition=composition,
+    )
+    writer = _ShardWriter(out, n, shard_size, real_fraction, preset, composition, settings, seed)
+    pool = None
     if workers > 1:
-        ctx = multiprocessing.get_context("spawn")
-        pool = ctx.Pool(workers, initializer=_worker_init)
-        results = pool.imap(_patch_job, jobs(), chunksize=visits_per_patch)
+        pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_worker_init)
     else:
-        pool = None
         _worker_init()
-        results = map(_patch_job, jobs())
-
-    bar = tqdm(total=n, desc="stamps", unit="stamp", disable=not progress)
     try:
-        for index, stamps in results:
-            n_patches += 1
-            for cls in (REAL, BOGUS):
-                part = stamps.subset(stamps.label == cls)
-                still = (need_real if cls == REAL else need_bogus) - taken[cls] - pooled[cls]
-                if still > 0 and len(part):
-                    part = part.subset(slice(0, still))
-                    pools[cls].append(part)
-                    pooled[cls] += len(part)
-            # Emit every shard whose quotas are met.
-            while len(shards) < len(quotas):
-                q_real, q_bogus = quotas[len(shards)]
-                if pooled[REAL] < q_real or pooled[BOGUS] < q_bogus:
-                    break
-                parts = []
-                for cls, q in ((REAL, q_real), (BOGUS, q_bogus)):
-                    joined = LabelledStamps.concatenate(pools[cls]) if pools[cls] else None
-                    if q:
-                        parts.append(joined.subset(slice(0, q)))
-                    rest = joined.subset(slice(q, None)) if joined is not None else None
-                    pools[cls] = [rest] if rest is not None and len(rest) else []
-                    pooled[cls] -= q
-                    taken[cls] += q
-                shard = LabelledStamps.concatenate(parts)
-                order = np.random.default_rng([seed, len(shards), 99]).permutation(len(shard))
-                shard = shard.subset(order)
-                shard.meta = dict(meta_base, shard=len(shards), n_shards=len(quotas))
-                path = shard.save(out / f"stamps_{len(shards):05d}.npz")
-                shards.append(str(path))
-                for fam, count in zip(*np.unique(shard.family, return_counts=True)):
-                    families[str(fam)] = families.get(str(fam), 0) + int(count)
-                bar.update(len(shard))
-            if len(shards) == len(quotas):
-                break
-            if time.monotonic() - last_log > 30:
-                _log.info(
-                    "Training set: %d patches, %d/%d stamps written, pooled %d real %d bogus.",
-                    n_patches,
-                    taken[REAL] + taken[BOGUS],
-                    n,
-                    pooled[REAL],
-                    pooled[BOGUS],
-                )
-                last_log = time.monotonic()
+        writer.run(pool, kwargs, lookahead=max(workers, 1) + 1, progress=progress)
     finally:
-        bar.close()
         if pool is not None:
             pool.terminate()
             pool.join()
-    seconds = time.monotonic() - t0
-    summary = {
-        "out_dir": str(out),
-        "shards": shards,
-        "n": taken[REAL] + taken[BOGUS],
-        "n_real": taken[REAL],
-        "n_bogus": taken[BOGUS],
-        "families": dict(sorted(families.items())),
-        "n_patches": n_patches,
-        "seconds": round(seconds, 1),
-        "stamps_per_second": round((taken[REAL] + taken[BOGUS]) / max(seconds, 1e-9), 1),
-        "preset": preset.name,
-        "seed": seed,
-        "workers": workers,
-    }
+    summary = writer.summary(workers=workers)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     _log.info(
-        "Training set %s: %d stamps (%d real, %d bogus) from %d patches in %.0f s (%.1f stamps/s).",
+        "Training set %s: %d stamps (%d real, %d bogus), %d shards kept, %d patches in %.0f s "
+        "(%.1f new stamps/s).",
         out,
         summary["n"],
         summary["n_real"],
         summary["n_bogus"],
-        n_patches,
-        seconds,
+        summary["shards_kept"],
+        summary["n_patches"],
+        summary["seconds"],
         summary["stamps_per_second"],
     )
     return summary
+
+
+class _ShardWriter:
+    """Fill and write the shards of one training set, in order."""
+
+    def __init__(self, out, n, shard_size, real_fraction, preset, composition, settings, seed):
+        self.out, self.n, self.preset, self.seed = out, n, preset, seed
+        self.composition, self.settings = composition, settings
+        self.quotas = shard_quotas(n, shard_size, real_fraction)
+        self.shards: list[str] = []
+        self.families: collections.Counter = collections.Counter()
+        self.labels: collections.Counter = collections.Counter()
+        self.borrowed: dict[int, dict[str, int]] = {}
+        self.kept = 0
+        self.n_new = 0
+        self.n_patches = 0
+        self.t0 = time.monotonic()
+        self.last_log = self.t0
+
+    def _record(self, path: Path, shard: LabelledStamps) -> None:
+        self.shards.append(str(path))
+        self.families.update(str(f) for f in shard.family)
+        self.labels.update(int(v) for v in shard.label)
+
+    def _heartbeat(self, k: int, assembler: ShardAssembler | None = None) -> None:
+        """A log line at least every `LOG_EVERY_S` seconds."""
+        if time.monotonic() - self.last_log < LOG_EVERY_S:
+            return
+        done = sum(self.labels.values())
+        waiting = assembler.missing() if assembler is not None else {}
+        _log.info(
+            "Training set %s: shard %d of %d, %d of %d stamps written, %d patches; shard still needs %s.",
+            self.out,
+            k + 1,
+            len(self.quotas),
+            done,
+            self.n,
+            self.n_patches,
+            waiting,
+        )
+        self.last_log = time.monotonic()
+
+    def run(self, pool, kwargs: dict, *, lookahead: int, progress: bool) -> None:
+        from tqdm import tqdm
+
+        with tqdm(total=self.n, desc="stamps", unit="stamp", disable=not progress) as bar:
+            for k, (q_real, q_bogus) in enumerate(self.quotas):
+                path = self.out / f"stamps_{k:05d}.npz"
+                kept = _existing(path, self.settings, q_real + q_bogus)
+                if kept is not None:
+                    self.kept += 1
+                    self._record(path, kept)
+                    bar.update(len(kept))
+                    continue
+                shard = self._fill(k, q_real, q_bogus, pool, kwargs, lookahead, bar)
+                shard.meta = {
+                    "simulator": "rbnodia.sim.make_training_set",
+                    "preset": self.preset.name,
+                    "seed": self.seed,
+                    "shard": k,
+                    "n_shards": len(self.quotas),
+                    "label_convention": "0 = real, 1 = bogus (DES)",
+                    "variable_star_label": int(self.preset.variable_star_label),
+                    "borrowed": self.borrowed.get(k, {}),
+                    "settings": self.settings,
+                }
+                self._record(shard.save(path), shard)
+                self.n_new += len(shard)
+
+    def _fill(self, k, q_real, q_bogus, pool, kwargs, lookahead, bar) -> LabelledStamps:
+        """Simulate patches of shard ``k`` until its quotas are met."""
+        bogus = bogus_quotas(q_bogus, self.composition, self.preset.variable_star_label)
+        assembler = ShardAssembler(q_real, bogus)
+        stream = _Stream(pool, k * PATCH_STRIDE, kwargs, lookahead)
+        shown = 0
+        while not assembler.ready():
+            if assembler.n_patches >= PATCH_STRIDE:
+                raise RuntimeError(f"Shard {k} could not be filled: still missing {assembler.missing()}.")
+            assembler.add(stream.get(lambda: self._heartbeat(k, assembler)))
+            self.n_patches += 1
+            filled = sum(assembler.count.values())
+            bar.update(filled - shown)
+            shown = filled
+            self._heartbeat(k, assembler)
+        stream.drain()
+        shard, borrowed = assembler.shard(np.random.default_rng([self.seed, k, 99]))
+        bar.update(len(shard) - shown)
+        if borrowed:
+            self.borrowed[k] = borrowed
+            _log.info("Shard %d: %s stamps taken from other groups' surplus.", k, borrowed)
+        return shard
+
+    def summary(self, **extra) -> dict[str, Any]:
+        seconds = time.monotonic() - self.t0
+        return {
+            "out_dir": str(self.out),
+            "shards": self.shards,
+            "n": sum(self.labels.values()),
+            "n_real": self.labels.get(0, 0),
+            "n_bogus": self.labels.get(1, 0),
+            "families": dict(sorted(self.families.items())),
+            "n_patches": self.n_patches,
+            "shards_kept": self.kept,
+            "borrowed": {str(k): v for k, v in self.borrowed.items()},
+            "seconds": round(seconds, 1),
+            "stamps_per_second": round(self.n_new / max(seconds, 1e-9), 1),
+            "preset": self.preset.name,
+            "seed": self.seed,
+            "composition": self.composition,
+            "domain_randomization": DOMAIN_RANDOMIZATION if self.settings["domain_randomization"] else None,
+            "boost": TRAINING_BOOST,
+            **extra,
+        }
+
+
+SPLITS = ("train", "validation", "test")
+
+
+def make_training_splits(
+    out_dir: str | Path,
+    *,
+    n_train: int,
+    n_validation: int,
+    n_test: int,
+    presets: tuple[str, ...] = ("des", "lsst"),
+    seed: int = DEFAULT_SEED,
+    **kwargs,
+) -> dict[str, Any]:
+    """Training, validation and test sets for several presets:
+    ``out_dir/<split>/<preset>/stamps_*.npz``.
+
+    Set ``s`` (0 train, 1 validation, 2 test) of the ``p``-th preset uses
+    seed ``seed + 10 s + p``, so no two sets share a patch.  Every set is
+    resumable (`make_training_set`).
+
+    Parameters
+    ----------
+    out_dir : `str` or `pathlib.Path`
+    n_train, n_validation, n_test : `int`
+        Stamps per preset in each split (0 skips the split).
+    presets : `tuple` [`str`, ...]
+    seed : `int`
+    **kwargs
+        Passed to `make_training_set`.
+
+    Returns
+    -------
+    summary : `dict`
+        ``{split: {preset: summary of make_training_set}}`` (shard lists
+        replaced by their number).
+    """
+    sizes = dict(zip(SPLITS, (n_train, n_validation, n_test), strict=True))
+    out = Path(out_dir)
+    result: dict[str, Any] = {}
+    for s, split in enumerate(SPLITS):
+        if sizes[split] <= 0:
+            continue
+        for p, name in enumerate(presets):
+            _log.info("Writing the %s set of preset %s (%d stamps).", split, name, sizes[split])
+            summary = make_training_set(
+                sizes[split], out / split / name, preset=name, seed=seed + 10 * s + p, **kwargs
+            )
+            summary["shards"] = len(summary["shards"])
+            result.setdefault(split, {})[name] = summary
+    (out / "splits.json").write_text(json.dumps(result, indent=2, default=str))
+    return result

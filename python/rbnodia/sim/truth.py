@@ -1,56 +1,86 @@
-"""Labels for difference-image detections, as DES made them.
+"""Labels and families of difference-image detections: the one place that
+defines them.
 
-Real (label 0) are the detections of transients injected into the science
-image; everything else the difference image produced is bogus (label 1).
-Each detection also gets the *family* that caused it, found from the
-simulator's truth (which pixels carry cosmic rays, defects, trails; where
-the stars and galaxies are), in this order of precedence:
+A detection is **real** (label 0) when it is an injected transient, and a
+``variable_star`` is real or bogus by the survey's convention
+(`~rbnodia.sim.presets.Preset.variable_star_label`: bogus under DES
+autoscan, where only injected fakes were real; real for Rubin, whose
+reliability separates astrophysical sources from artifacts).  Every other
+detection is **bogus** (label 1).  Each detection gets the *family* that
+caused it, found from the simulator's truth in this order of precedence:
 
 ``sn_hosted`` / ``sn_hostless`` (real)
     Nearest unmatched injected transient within ``match_radius`` pixels
     (one-to-one, closest pairs first).
 ``cosmic_ray``, ``bad_column``, ``hot_pixel``, ``satellite_trail``
     The detection's peak lies on (or within 2 pixels, 1 for defects, of)
-    such pixels.
+    such pixels: cosmic rays the CR repair missed, defects missing from the
+    defect list (repaired pixels carry no signal of their own).
 ``edge``
     Within the kernel half-width of the detector border or of the edge of the
     template's coverage, where the convolution used missing pixels.
 ``saturation``
     Near saturated pixels (bleed trails, saturated cores).
+
+Then the noise-free difference of the static sky (`rbnodia.sim.residuals`)
+is measured at the detection's peak pixel, about the nearest star or galaxy
+(within its association radius, then three times it).  If it accounts for
+at least half of the detection's significance, the detection is a
+subtraction residual of that source:
+
 ``variable_star``
-    On a star whose brightness changed (bogus under the DES convention,
-    where only injected fakes are real; see ``variable_star_label``).
+    A star whose brightness changed by more than the local flux-scale error.
 ``dipole``
-    On a star or galaxy core, with a significant negative lobe next to the
-    positive one: misregistration (astrometric error, proper motion).
+    Antisymmetric residual about a star or galaxy: misregistration
+    (astrometric error, proper motion, differential chromatic refraction).
+``psf_ring``
+    Symmetric residual of a star with both signs (positive core and
+    negative ring, or the reverse): the kernel matched the wrong PSF shape
+    or width.
 ``star_residual`` / ``galaxy_residual``
-    On a star or a galaxy core without a negative lobe: imperfect PSF
-    matching or photometric scaling.
+    Symmetric, one-signed residual of a star or a galaxy core: a
+    flux-scale (calibration) mismatch or an imperfect PSF match.
+
+Otherwise:
+
 ``fragment``
-    Next to an injected transient but not its matched detection
+    Within 3 FWHM of an injected transient but not its matched detection
     (deblending split).
+``correlated_noise``
+    A noise excursion that passes the threshold only because the variance
+    plane understates the noise of the matched filter (noise correlated by
+    resampling or by the matching kernel, or a variance plane that is too
+    low): its significance divided by the image's noise factor
+    (`rbnodia.sim.measure.noise_factor`) is below the threshold.
 ``noise``
-    None of the above: a noise peak.
+    A noise excursion above the threshold even for the true noise.
 """
 
 from __future__ import annotations
 
 __all__ = [
     "REAL_FAMILIES",
+    "CONVENTION_FAMILIES",
     "BOGUS_FAMILIES",
     "FAMILIES",
+    "FAMILY_GROUPS",
     "TruthContext",
     "label_detections",
     "match_positions",
     "family_counts",
+    "family_group",
 ]
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.spatial import cKDTree
 
 REAL_FAMILIES = ("sn_hosted", "sn_hostless")
+"""Families that are always real (label 0): injected transients."""
+CONVENTION_FAMILIES = ("variable_star",)
+"""Families whose label is the survey's convention."""
 BOGUS_FAMILIES = (
     "cosmic_ray",
     "bad_column",
@@ -58,15 +88,39 @@ BOGUS_FAMILIES = (
     "satellite_trail",
     "edge",
     "saturation",
-    "variable_star",
     "dipole",
+    "psf_ring",
     "star_residual",
     "galaxy_residual",
     "fragment",
+    "correlated_noise",
     "noise",
 )
-FAMILIES = REAL_FAMILIES + BOGUS_FAMILIES
+"""Families that are always bogus (label 1)."""
+FAMILIES = REAL_FAMILIES + CONVENTION_FAMILIES + BOGUS_FAMILIES
 """Every family name the simulator can produce."""
+
+FAMILY_GROUPS: dict[str, tuple[str, ...]] = {
+    "transient": REAL_FAMILIES,
+    "variable_star": ("variable_star",),
+    "noise": ("noise", "correlated_noise"),
+    "galaxy_residual": ("galaxy_residual",),
+    "star_residual": ("star_residual", "psf_ring"),
+    "dipole": ("dipole",),
+    "artifact": ("cosmic_ray", "bad_column", "hot_pixel", "satellite_trail", "saturation", "edge"),
+    "fragment": ("fragment",),
+}
+"""Families grouped by cause (for training-set composition and summaries)."""
+
+RESIDUAL_SHARE = 0.5
+"""A detection is a residual of a source when the noise-free residual's
+significance is at least this fraction of the detection's."""
+
+
+def family_group(family) -> np.ndarray:
+    """The `FAMILY_GROUPS` key of each family (``"other"`` if unknown)."""
+    of = {f: g for g, members in FAMILY_GROUPS.items() for f in members}
+    return np.array([of.get(str(f), "other") for f in np.atleast_1d(family)], dtype="U16")
 
 
 @dataclass
@@ -86,14 +140,28 @@ class TruthContext:
     star_x: np.ndarray
     star_y: np.ndarray
     star_variable: np.ndarray
+    star_mag: np.ndarray
+    """Magnitude of each star at the science epoch."""
+    star_flux_change: np.ndarray
+    """Fractional flux change of each star between template and science."""
+    star_scale_error: np.ndarray
+    """Template flux-scale error at each star."""
     star_radius_px: np.ndarray
     """Association radius of each star (grows with brightness: residual
     lobes and wings of bright stars reach further)."""
     galaxy_x: np.ndarray
     galaxy_y: np.ndarray
     galaxy_radius_px: np.ndarray
-    significance: np.ndarray
-    """Matched-filter significance of the difference (for negative lobes)."""
+    peak: np.ndarray
+    """Peak matched-filter significance of each detection."""
+    peak_x: np.ndarray
+    peak_y: np.ndarray
+    """Pixel of each detection's peak."""
+    residual: Any
+    """A `~rbnodia.sim.residuals.ResidualProbe` of the image."""
+    noise_factor: float
+    """True noise of the significance map over what the variance plane says."""
+    threshold: float
     fwhm_px: float
     variable_star_label: int = 1
 
@@ -143,37 +211,12 @@ def _near(points_x, points_y, x, y, radius) -> np.ndarray:
     return out
 
 
-def label_detections(x: np.ndarray, y: np.ndarray, ctx: TruthContext, match_radius: float = 2.0):
-    """Label and classify detections.
-
-    Returns
-    -------
-    label : `numpy.ndarray`
-        int8, 0 real / 1 bogus.
-    family : `numpy.ndarray`
-        str.
-    mag : `numpy.ndarray`
-        Injected magnitude of real detections, NaN otherwise.
-    matched : `numpy.ndarray`
-        Index of the matched transient or -1.
-    """
+def _mask_families(x, y, ctx: TruthContext, family: np.ndarray, todo: np.ndarray) -> None:
+    """Families read from pixel maps (cosmic rays ... saturation)."""
     n = len(x)
-    label = np.ones(n, dtype=np.int8)
-    family = np.full(n, "noise", dtype="U16")
-    mag = np.full(n, np.nan)
-    matched = match_positions(x, y, ctx.transient_x, ctx.transient_y, match_radius)
-    real = matched >= 0
-    label[real] = 0
-    family[real] = ctx.transient_family[matched[real]]
-    mag[real] = ctx.transient_mag[matched[real]]
-    if n == 0:
-        return label, family, mag, matched
-
     height, width = ctx.edge.shape
     ix = np.clip(np.floor(x + 0.5).astype(int), 0, width - 1)
     iy = np.clip(np.floor(y + 0.5).astype(int), 0, height - 1)
-    fw = ctx.fwhm_px
-    todo = ~real
 
     def on(mask: np.ndarray, grow: int) -> np.ndarray:
         """Any ``mask`` pixel within ``grow`` pixels (square) of each peak."""
@@ -191,43 +234,86 @@ def label_detections(x: np.ndarray, y: np.ndarray, ctx: TruthContext, match_radi
         ("hot_pixel", ctx.hot_pixels, 1),
         ("satellite_trail", ctx.satellite, 2),
         ("edge", ctx.edge, 1),
-        ("saturation", ctx.saturated, int(np.ceil(2 * fw))),
+        ("saturation", ctx.saturated, int(np.ceil(2 * ctx.fwhm_px))),
     ):
         hit = todo & on(mask, grow)
         family[hit] = name
         todo &= ~hit
 
-    r_obj = max(1.0 * fw, 2.0)
-    star = _near(ctx.star_x, ctx.star_y, x, y, np.maximum(ctx.star_radius_px, r_obj))
-    is_variable = np.zeros(n, dtype=bool)
-    if len(ctx.star_variable):
-        is_variable = ctx.star_variable[np.maximum(star, 0)]
-    var = todo & (star >= 0) & is_variable
-    family[var] = "variable_star"
-    label[var] = ctx.variable_star_label
-    todo &= ~var
 
-    # Negative lobe: a -4 sigma (matched-filter) dip within 1.5 FWHM.
-    rad = int(np.ceil(1.5 * fw))
-    neg = np.zeros(n, dtype=bool)
+def _residual_family(i, x, y, ctx: TruthContext, candidates) -> tuple[str, int] | None:
+    """The residual family of detection ``i`` (and the variable star's
+    index, or -1), or None if no source's noise-free residual explains it."""
+    for kind, index in candidates:
+        j = index[i]
+        if j < 0:
+            continue
+        cx, cy = (ctx.star_x[j], ctx.star_y[j]) if kind == "star" else (ctx.galaxy_x[j], ctx.galaxy_y[j])
+        res = ctx.residual.measure(ctx.peak_x[i], ctx.peak_y[i], cx, cy)
+        if res.significance < RESIDUAL_SHARE * ctx.peak[i]:
+            continue
+        if kind == "galaxy":
+            return ("dipole" if res.odd > res.even else "galaxy_residual"), -1
+        if ctx.star_variable[j] and abs(ctx.star_flux_change[j]) > abs(ctx.star_scale_error[j]):
+            return "variable_star", j
+        if res.odd > res.even:
+            return "dipole", -1
+        return ("psf_ring" if res.ring else "star_residual"), -1
+    return None
+
+
+def label_detections(x: np.ndarray, y: np.ndarray, ctx: TruthContext, match_radius: float = 2.0):
+    """Label and classify detections (see the module docstring).
+
+    Returns
+    -------
+    label : `numpy.ndarray`
+        int8, 0 real / 1 bogus.
+    family : `numpy.ndarray`
+        str.
+    mag : `numpy.ndarray`
+        Injected magnitude of transients, science-epoch magnitude of
+        variable stars, NaN otherwise.
+    matched : `numpy.ndarray`
+        Index of the matched transient or -1.
+    """
+    n = len(x)
+    label = np.ones(n, dtype=np.int8)
+    family = np.full(n, "noise", dtype="U16")
+    mag = np.full(n, np.nan)
+    matched = match_positions(x, y, ctx.transient_x, ctx.transient_y, match_radius)
+    real = matched >= 0
+    label[real] = 0
+    family[real] = ctx.transient_family[matched[real]]
+    mag[real] = ctx.transient_mag[matched[real]]
+    if n == 0:
+        return label, family, mag, matched
+    todo = ~real
+    _mask_families(x, y, ctx, family, todo)
+
+    r_obj = max(1.0 * ctx.fwhm_px, 2.0)
+    star_r = np.maximum(ctx.star_radius_px, r_obj)
+    gal_r = np.maximum(ctx.galaxy_radius_px, r_obj)
+    candidates = [
+        ("star", _near(ctx.star_x, ctx.star_y, x, y, star_r)),
+        ("galaxy", _near(ctx.galaxy_x, ctx.galaxy_y, x, y, gal_r)),
+        ("star", _near(ctx.star_x, ctx.star_y, x, y, 3 * star_r)),
+        ("galaxy", _near(ctx.galaxy_x, ctx.galaxy_y, x, y, 3 * gal_r)),
+    ]
     for i in np.flatnonzero(todo):
-        y0, y1 = max(iy[i] - rad, 0), min(iy[i] + rad + 1, height)
-        x0, x1 = max(ix[i] - rad, 0), min(ix[i] + rad + 1, width)
-        box = ctx.significance[y0:y1, x0:x1]
-        neg[i] = np.isfinite(box).any() and np.nanmin(box) < -4.0
-
-    on_star = todo & (star >= 0)
-    family[on_star & neg] = "dipole"
-    family[on_star & ~neg] = "star_residual"
-    todo &= ~on_star
-    gal = _near(ctx.galaxy_x, ctx.galaxy_y, x, y, np.maximum(ctx.galaxy_radius_px, r_obj))
-    on_gal = todo & (gal >= 0)
-    family[on_gal & neg] = "dipole"
-    family[on_gal & ~neg] = "galaxy_residual"
-    todo &= ~on_gal
-    near_tr = _near(ctx.transient_x, ctx.transient_y, x, y, 3.0 * fw)
+        found = _residual_family(i, x, y, ctx, candidates)
+        if found is not None:
+            family[i] = found[0]
+            if found[1] >= 0:
+                label[i] = ctx.variable_star_label
+                mag[i] = ctx.star_mag[found[1]]
+            todo[i] = False
+    near_tr = _near(ctx.transient_x, ctx.transient_y, x, y, 3.0 * ctx.fwhm_px)
     frag = todo & (near_tr >= 0)
     family[frag] = "fragment"
+    todo &= ~frag
+    below = todo & (ctx.peak / max(ctx.noise_factor, 1e-6) < ctx.threshold)
+    family[below] = "correlated_noise"
     return label, family, mag, matched
 
 
@@ -259,5 +345,5 @@ def family_counts(truth) -> dict[str, dict[str, int]]:
             "real": int((label[sel] == 0).sum()),
             "bogus": int((label[sel] == 1).sum()),
         }
-    out["total"] = {"n": int(len(label)), "real": int((label == 0).sum()), "bogus": int((label == 1).sum())}
+    out["total"] = {"n": len(label), "real": int((label == 0).sum()), "bogus": int((label == 1).sum())}
     return out

@@ -1,0 +1,194 @@
+"""Training patches: small simulated sub-images whose detections become
+labelled stamps.
+
+A patch is a ``patch_size`` squared sub-image simulated with the same code
+as a full detector (`~rbnodia.sim.simulate_detector`), with the kernel fitted
+on synthetic bright stars (``kernel_candidates="psf"``: what a
+whole-detector fit converges to).  Each patch sky (static sky, band and
+template) is seen ``visits_per_patch`` times, as a survey revisits a field,
+which also lets a worker reuse the rendered template.
+
+Small patches hold too few artifacts, so rates are boosted over a real
+detector's (`TRAINING_BOOST`, `TRAINING_FIXED`, extra bright stars and
+galaxies): each stamp still looks like the real thing, only the family mix
+is enriched.  With ``domain_randomization`` the nuisance parameters are
+drawn over wide ranges (`rbnodia.sim.randomize`).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BOGUS_PER_PATCH",
+    "SKY_FIELDS",
+    "TRAINING_BOOST",
+    "TRAINING_FIXED",
+    "patch_options",
+    "simulate_patch_stamps",
+]
+
+from typing import Any
+
+import numpy as np
+
+from ..core.stampset import LabelledStamps
+from .presets import Preset, get_preset
+from .randomize import randomized_options
+
+TRAINING_BOOST: dict[str, tuple[float, float]] = {
+    "star_density": (1.0, 3.0),
+    "cosmic_ray_rate": (5.0, 40.0),
+    "hot_pixels": (0.0, 20.0),
+    "bad_columns": (0.0, 15.0),
+    "astrometric_error_arcsec": (0.5, 2.0),
+    "variable_star_fraction": (2.0, 10.0),
+}
+"""Per-patch ranges of multipliers of the preset rates (drawn log-uniformly,
+or uniformly when the range starts at 0): each training patch is a
+different "troubled detector", so that small patches yield enough bogus
+detections of every family."""
+
+TRAINING_FIXED: dict[str, float] = {
+    "satellite_probability": 0.15,
+    "template_edge_probability": 0.2,
+}
+"""Per-patch probabilities of the rare, large artifacts."""
+
+BOGUS_PER_PATCH = 14.0
+"""Bogus detections (stamps fully inside) per 256 x 256 training patch that
+the injections are scaled to: the mean number of injections is
+``BOGUS_PER_PATCH (patch / 256)^2 real_fraction / (1 - real_fraction) / 0.8``
+(0.8: fraction of injections detected with a complete stamp), which keeps
+the discarded surplus of either class small."""
+
+SKY_FIELDS = (
+    "star_density",
+    "astrometric_error_arcsec",
+    "variable_star_fraction",
+    "hot_pixels",
+    "bad_columns",
+    "bright_stars",
+    "bright_galaxies",
+    "band",
+)
+"""Boosted options that belong to a patch sky (shared by its visits)."""
+
+
+def _boosted(
+    preset: Preset, patch_size: int, real_fraction: float, rng: np.random.Generator
+) -> dict[str, Any]:
+    """Boosted artifact rates, extra bright sources, injections and the
+    fixed run options of one training patch."""
+    opts: dict[str, Any] = {}
+    for name, (lo, hi) in TRAINING_BOOST.items():
+        factor = rng.uniform(lo, hi) if lo <= 0 else float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+        opts[name] = getattr(preset, name) * factor
+    opts["variable_star_fraction"] = min(opts["variable_star_fraction"], 1.0)
+    opts["cosmic_ray_repair_fraction"] = float(rng.uniform(0.3, 0.9))
+    opts.update(TRAINING_FIXED)
+    area = (patch_size / 256.0) ** 2
+    opts["bright_stars"] = float(rng.uniform(0.0, 16.0)) * area
+    opts["bright_galaxies"] = float(rng.uniform(0.0, 40.0)) * area
+    opts["band"] = preset.bands[int(rng.integers(len(preset.bands)))]
+    opts["image_size"] = (patch_size, patch_size)
+    opts["kernel_candidates"] = "psf"
+    opts["max_stamp_half"] = patch_size // 2
+    opts["dither_arcsec"] = min(preset.dither_arcsec, 1.0)
+    # Hosts uniformly among galaxies: the extra bright galaxies mostly
+    # appear without a transient, as most galaxies of a field do.
+    opts["host_weight_power"] = 0.0
+    ratio = real_fraction / max(1.0 - real_fraction, 1e-3)
+    mean = float(np.clip(BOGUS_PER_PATCH * area * ratio / 0.8, 0.0, 20.0 * area))
+    opts["n_transients"] = int(rng.poisson(mean))
+    return opts
+
+
+def patch_options(
+    preset: Preset,
+    index: int,
+    *,
+    seed: int,
+    patch_size: int,
+    real_fraction: float,
+    visits_per_patch: int,
+    domain_randomization: bool,
+) -> dict[str, Any]:
+    """Simulator options of training patch ``index`` (deterministic in
+    ``seed`` and ``index``): per-visit draws, with the patch sky's fields
+    (`SKY_FIELDS`, and the randomized fields that shape the template)
+    drawn once per ``visits_per_patch`` consecutive indices."""
+    sky = index // visits_per_patch
+    opts = _boosted(preset, patch_size, real_fraction, np.random.default_rng([seed, index, 77]))
+    sky_opts = _boosted(preset, patch_size, real_fraction, np.random.default_rng([seed, sky, 76]))
+    for name in SKY_FIELDS:
+        opts[name] = sky_opts[name]
+    if domain_randomization:
+        opts.update(randomized_options(preset, np.random.default_rng([seed, sky, 78]), per="sky"))
+        opts.update(randomized_options(preset, np.random.default_rng([seed, index, 79]), per="visit"))
+        # Randomized multipliers apply on top of the boosted rate.
+        opts["astrometric_error_arcsec"] = sky_opts["astrometric_error_arcsec"] * (
+            opts.get("astrometric_error_arcsec", preset.astrometric_error_arcsec)
+            / preset.astrometric_error_arcsec
+        )
+    return opts
+
+
+def simulate_patch_stamps(
+    index: int,
+    *,
+    preset: str | Preset,
+    seed: int,
+    patch_size: int = 320,
+    stamp_size: int = 51,
+    real_fraction: float = 0.5,
+    visits_per_patch: int = 8,
+    domain_randomization: bool = True,
+    **options,
+) -> LabelledStamps:
+    """Labelled stamps of one training patch (deterministic in ``seed`` and
+    ``index``): every detection whose stamp lies fully inside the patch.
+
+    Parameters
+    ----------
+    index : `int`
+        Patch index; patches ``k visits_per_patch ... (k + 1)
+        visits_per_patch - 1`` share a sky.
+    preset : `str` or `~rbnodia.sim.presets.Preset`
+    seed : `int`
+    patch_size, stamp_size : `int`
+    real_fraction : `float`
+        Scales the number of injections.
+    visits_per_patch : `int`
+    domain_randomization : `bool`
+        Draw nuisance parameters over wide ranges (`rbnodia.sim.randomize`).
+    **options
+        Extra simulator options (override the drawn ones).
+    """
+    from .detector import simulate_detector
+    from .stamps import labelled_stamps_from_detector
+
+    preset = get_preset(preset)
+    opts = patch_options(
+        preset,
+        index,
+        seed=seed,
+        patch_size=patch_size,
+        real_fraction=real_fraction,
+        visits_per_patch=visits_per_patch,
+        domain_randomization=domain_randomization,
+    )
+    opts.update(options)
+    half = stamp_size // 2
+    sim = simulate_detector(
+        preset,
+        visit=index + 1,
+        detector=index // visits_per_patch,
+        seed=seed,
+        inject_margin=half + 2,
+        **opts,
+    )
+    x = np.asarray(sim.detections["x"])
+    y = np.asarray(sim.detections["y"])
+    inside = (x >= half) & (x <= patch_size - 1 - half) & (y >= half) & (y <= patch_size - 1 - half)
+    stamps = labelled_stamps_from_detector(sim, stamp_size).subset(inside)
+    stamps.id = np.int64(index) * 1000 + np.arange(len(stamps), dtype=np.int64)
+    return stamps
