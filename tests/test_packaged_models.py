@@ -33,7 +33,8 @@ def fresh_stamps(tmp_path_factory):
     from rbnodia.sim import make_training_set
 
     out = tmp_path_factory.mktemp("fresh")
-    make_training_set(160, out, preset="des", seed=424242, real_fraction=0.5, workers=1, progress=False)
+    make_training_set(160, out, preset="des", seed=424242, real_fraction=0.5, workers=1, progress=False,
+                      domain_randomization=False)
     return LabelledStamps.load(out)
 
 
