@@ -40,7 +40,8 @@ import numpy as np
 
 def _best_ms_per_stamp(functions, n: int, repeats: int) -> list[tuple[float, float]]:
     """Best wall-clock and process CPU milliseconds per stamp of each
-    function, their runs alternating (`rbbench.common.best_times_interleaved`)."""
+    function, their runs alternating (`rbbench.common.best_times_interleaved`).
+    """
     from rbbench.common import best_times_interleaved
 
     return [(1e3 * t.wall / n, 1e3 * t.cpu / n) for t in best_times_interleaved(functions, repeats)]

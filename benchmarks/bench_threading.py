@@ -29,7 +29,8 @@ import numpy as np
 
 def _intra_op_runner(variants, saliency: bool, threads: int):
     """The previous scheme: one session on ``threads`` intra-op threads,
-    calls of ``CHUNK`` stamps in turn (folded graph for whole blocks)."""
+    calls of ``CHUNK`` stamps in turn (folded graph for whole blocks).
+    """
     import onnxruntime
 
     from rbnodia.nn.onnx.runtime import CHUNK, GraphSessions

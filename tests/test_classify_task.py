@@ -1,5 +1,6 @@
 """ClassifyRealBogusTask.run on in-memory inputs (the Butler path is in
-test_pipeline_e2e.py)."""
+test_pipeline_e2e.py).
+"""
 
 import numpy as np
 import pytest

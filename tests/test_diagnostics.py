@@ -88,7 +88,6 @@ def test_needs_saliency_columns(nodia_model_file):
 @pytest.mark.e2e
 def test_pipeline_writes_pngs(tmp_path, nodia_model_file):
     from lsst.daf.butler import Butler
-
     from rbnodia.sim import write_simulated_repo
 
     sim = write_simulated_repo(tmp_path / "repo", preset="des", n_visits=1, n_detectors=2, seed=9,

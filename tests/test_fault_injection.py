@@ -34,9 +34,9 @@ NO_TEMPLATE, WITH_TEMPLATE = 9_000_000_301, 9_000_000_302
 @pytest.fixture(scope="module")
 def fault_repo(tmp_path_factory):
     """Four detectors: 0 hostile rows, 1 sentinel pixels, 2 an empty catalog,
-    3 a template that covers half the detector."""
+    3 a template that covers half the detector.
+    """
     from lsst.daf.butler import Butler
-
     from rbnodia.sim import write_simulated_repo
 
     root = tmp_path_factory.mktemp("faults") / "repo"
@@ -237,7 +237,8 @@ def test_rerun_into_the_same_output_gives_the_same_scores(fault_repo, serial_run
 
 def test_sigterm_then_extend_run(fault_repo):
     """SIGTERM between quanta, then --extend-run --skip-existing-in: every
-    detector ends with exactly one complete catalog."""
+    detector ends with exactly one complete catalog.
+    """
     command = pipetask_command(fault_repo["root"], pipeline_path("RealBogusNoDia"), fault_repo["inputs"],
                                "faults/killed")
     from rbnodia.butler.environment import environment

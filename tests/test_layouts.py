@@ -3,7 +3,15 @@
 import numpy as np
 import pytest
 
-from rbnodia.core import Layout, Stacking, input_shape, make_model_inputs, PixelImage, split_segments, stack_segments
+from rbnodia.core import (
+    Layout,
+    PixelImage,
+    Stacking,
+    input_shape,
+    make_model_inputs,
+    split_segments,
+    stack_segments,
+)
 
 
 def test_paper_shapes():

@@ -1,7 +1,8 @@
 """The classification pipeline against a shared repository with a real
 PostgreSQL registry: an admin registers the dataset types once, then two
 ``pipetask run`` processes classify different visits into the same RUN
-collection at the same time (as Prompt Processing workers do)."""
+collection at the same time (as Prompt Processing workers do).
+"""
 
 import datetime
 import subprocess

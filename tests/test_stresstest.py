@@ -1,5 +1,6 @@
 """The independent stress test: its generator's parts, the stress sets it
-writes, and the report on the packaged models."""
+writes, and the report on the packaged models.
+"""
 
 import json
 import math
@@ -9,6 +10,7 @@ import zlib
 
 import numpy as np
 import pytest
+
 from rbnodia.core.stampset import BOGUS, REAL, LabelledStamps
 from rbnodia.stresstest import FAMILIES, SETTINGS, build_scene, load_stress_set, make_stress_set, run_scene
 from rbnodia.stresstest.detection import detect
@@ -213,7 +215,8 @@ def test_existing_set_is_reused_or_refused(stress_set):
 def test_report_on_packaged_models_through_the_cli(stress_set, tmp_path, capsys):
     """``rbnodia stress-test`` reuses a stored set, scores both packaged models
     and our own test split (a real make-training-set output), and writes
-    every file."""
+    every file.
+    """
     import shutil
 
     from rbnodia.cli import main

@@ -1,6 +1,7 @@
 """Training through the real middleware: makeLabelledStamps + trainRealBogus
 with ``pipetask run``, then the classification pipeline picks the trained
-model up from the training run's output collection."""
+model up from the training run's output collection.
+"""
 
 import numpy as np
 import pytest
@@ -28,7 +29,6 @@ def trained(tmp_path_factory):
 
 def test_training_outputs(trained):
     from lsst.daf.butler import Butler
-
     from rbnodia.nn import RealBogusModel
 
     butler = Butler.from_config(str(trained["root"]))

@@ -136,7 +136,8 @@ def best_times_interleaved(functions: list[Callable[[], object]], repeats: int =
                            warmup: int = 1) -> list[Timing]:
     """`best_time` for several functions whose times are compared: their runs
     alternate (A B A B ...), so that a slow spell of a shared machine hits
-    all of them rather than one, and the ratios stay steady."""
+    all of them rather than one, and the ratios stay steady.
+    """
     for _ in range(warmup):
         for function in functions:
             function()
@@ -282,7 +283,8 @@ def render_markdown(figures: Sequence[Figure], env: dict[str, object]) -> str:
 
 def render_rst(figures: Sequence[Figure], header: str = "") -> str:
     """The same table as a reStructuredText ``list-table`` (without the
-    command column), for ``doc/performance.rst``."""
+    command column), for ``doc/performance.rst``.
+    """
     lines = [header, ""] if header else []
     lines += [".. list-table::", "   :header-rows: 1", "   :widths: 14 40 10 22 10 18 6", ""]
     for index, row in enumerate([_HEADERS[:-1]] + [r[:-1] for r in _rows(figures)]):

@@ -61,7 +61,8 @@ _WORKDIR: list[Path] = []
 
 def _workdir(cache: Path | None) -> Path:
     """Where the generated detectors live: ``cache`` (kept between runs) or a
-    temporary folder removed at exit."""
+    temporary folder removed at exit.
+    """
     if cache is not None:
         cache.mkdir(parents=True, exist_ok=True)
         return cache
@@ -162,7 +163,8 @@ def _simulated_detector(preset: str, shape: tuple[int, int], seed: int) -> dict[
 
 def _generate(spec: dict) -> dict:
     """Make one detector's arrays and save them as .npz (in the parent process:
-    the simulator's own memory peak must not count in the workers')."""
+    the simulator's own memory peak must not count in the workers').
+    """
     start, cpu = time.perf_counter(), time.process_time()
     shape = tuple(spec["shape"])
     if spec["synthetic"]:
@@ -213,6 +215,7 @@ def _naive_classify(science, template, x, y, network, size: int = 51) -> np.ndar
 
 def _inputs(arrays):
     from astropy.table import Table
+
     from rbnodia.core import PixelImage
 
     science = PixelImage(arrays["science"], bad=arrays["no_data"])
@@ -224,7 +227,8 @@ def _inputs(arrays):
 
 def _task_times(arrays, model, repeats: int, with_saliency: bool, memory: bool = True) -> dict:
     """`ClassifyRealBogusTask.run` on the whole detector, saliency off (and
-    on), and (``memory``) the peak memory."""
+    on), and (``memory``) the peak memory.
+    """
     from rbnodia.tasks.classify import ClassifyRealBogusConfig, ClassifyRealBogusTask
 
     science, template, detections = _inputs(arrays)
@@ -258,7 +262,8 @@ def _task_times(arrays, model, repeats: int, with_saliency: bool, memory: bool =
 
 def _breakdown(arrays, model, repeats: int) -> dict:
     """The task's steps timed one by one with the core functions it calls,
-    and the naive baseline on the same detections."""
+    and the naive baseline on the same detections.
+    """
     from rbnodia.core.layouts import input_shape, split_segments
     from rbnodia.core.preprocess import scale_cutouts
     from rbnodia.core.saliency import segment_importances
@@ -294,8 +299,9 @@ def _breakdown(arrays, model, repeats: int) -> dict:
 
 
 def _subtract(arrays) -> dict:
-    from rbnodia.sim.subtract import fit_kernel, gaussian_basis, select_kernel_candidates, subtract_images
     from threadpoolctl import threadpool_limits
+
+    from rbnodia.sim.subtract import fit_kernel, gaussian_basis, select_kernel_candidates, subtract_images
 
     science, template = arrays["science"], arrays["template"]
     height, width = science.shape
@@ -392,7 +398,8 @@ def run_section(number: int, smoke: bool, *, synthetic: bool = False,
 def run_sections(numbers, smoke: bool, *, synthetic: bool = False, cache: Path | None = None) -> list[Figure]:
     """Measure sections 2 and/or 3 (one worker process per detector); see the
     module docstring.  ``cache``: folder keeping the generated detectors
-    between runs (a temporary folder if `None`)."""
+    between runs (a temporary folder if `None`).
+    """
     numbers = sorted(set(numbers) & {2, 3})
     repeats = 1 if smoke else 3
     extra = ["--synthetic"] if synthetic else []

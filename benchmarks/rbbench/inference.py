@@ -135,7 +135,8 @@ def run_section(smoke: bool) -> list[Figure]:
 
 def _packaged_models(smoke: bool, command: str, rng: np.random.Generator, have_onnx: bool) -> list[Figure]:
     """The models the pipelines use by default (trained weights, their own
-    architectures), at the batch size the task uses."""
+    architectures), at the batch size the task uses.
+    """
     from rbnodia.nn import load_model, packaged_model_names
 
     figures = []
@@ -176,7 +177,8 @@ def _saliency_figures(name: str, model, inputs: np.ndarray, backend: str, predic
     (``doWriteSaliencyMaps``, ``rbnodia saliency``).  The three are timed
     in alternation (`best_times_interleaved`), so their ratios do not
     depend on when the machine was busy; ``predict_ms`` (timed alone) is
-    only used in the notes."""
+    only used in the notes.
+    """
     from rbnodia.core.saliency import dominant_segment, segment_importances
     from rbnodia.nn.saliency import saliency_backend, saliency_maps
 

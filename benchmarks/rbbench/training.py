@@ -28,6 +28,7 @@ LABEL = {"paper_nodia": "noDIA", "paper_dia": "DIA"}
 def run_section(smoke: bool) -> list[Figure]:
     """Measure section 5; see the module docstring."""
     import keras
+
     from rbnodia.nn import RealBogusModel
 
     command = section_command(5, smoke)

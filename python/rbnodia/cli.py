@@ -7,7 +7,7 @@ only assembles them, so adding a command never touches the others.
 
 from __future__ import annotations
 
-__all__ = ["main", "build_parser"]
+__all__ = ["build_parser", "main"]
 
 import argparse
 import importlib

@@ -2,7 +2,8 @@
 classes: ``RBNODIA_DIR`` (for ``$RBNODIA_DIR`` in pipeline imports) and
 ``DAF_BUTLER_CONFIG_PATH`` (for the ``RealBogusModel`` and
 ``LabelledStamps`` storage classes).  The EUPS table sets both in the stack;
-``rbnodia env`` prints them for pip installs."""
+``rbnodia env`` prints them for pip installs.
+"""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["pipeline_path", "pipetask_command", "run_pipetask", "PipetaskError"]
+__all__ = ["PipetaskError", "pipeline_path", "pipetask_command", "run_pipetask"]
 
 import importlib.resources
 import os

@@ -13,7 +13,7 @@ Both are declared in ``config/butler/storageClasses.yaml`` and
 
 from __future__ import annotations
 
-__all__ = ["RealBogusModelFormatter", "LabelledStampsFormatter"]
+__all__ = ["LabelledStampsFormatter", "RealBogusModelFormatter"]
 
 import os
 import tempfile

@@ -12,16 +12,16 @@ from __future__ import annotations
 __all__ = [
     "INPUT_DATASET_TYPES",
     "MODEL_DATASET_TYPE",
-    "pretrained_model_collection",
-    "put_model",
     "SEED_CONFIG",
     "create_repo",
+    "pretrained_model_collection",
+    "put_detector_inputs",
+    "put_model",
+    "register_input_dataset_types",
     "register_instrument",
     "register_visit",
-    "register_input_dataset_types",
-    "to_masked_image",
     "sky_polygon",
-    "put_detector_inputs",
+    "to_masked_image",
 ]
 
 import datetime
@@ -174,6 +174,7 @@ def register_visit(
     """
     import astropy.time
     import astropy.units as u
+
     from lsst.daf.butler import Timespan
     from lsst.sphgeom import ConvexPolygon
 
@@ -259,6 +260,7 @@ def to_masked_image(
     image : `lsst.images.MaskedImage`
     """
     import astropy.units as u
+
     from lsst.images import Box, Image, MaskedImage, MaskPlane, MaskSchema, SkyProjection
     from lsst.images import _transforms as transforms
 

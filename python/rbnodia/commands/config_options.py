@@ -9,7 +9,7 @@ the config class stays the one source of every default.
 
 from __future__ import annotations
 
-__all__ = ["option_name", "config_fields", "add_config_options", "apply_config_options"]
+__all__ = ["add_config_options", "apply_config_options", "config_fields", "option_name"]
 
 import argparse
 import re

@@ -1,9 +1,10 @@
 """``rbnodia info`` and ``rbnodia env``: what is installed, and the
-environment a pip install needs for the Butler and pipelines."""
+environment a pip install needs for the Butler and pipelines.
+"""
 
 from __future__ import annotations
 
-__all__ = ["register", "package_dir", "environment"]
+__all__ = ["environment", "package_dir", "register"]
 
 import json
 

@@ -1,5 +1,6 @@
 """``rbnodia convert-model``: rewrite a model file in the current format,
-with the inference graphs that let pipelines classify without TensorFlow."""
+with the inference graphs that let pipelines classify without TensorFlow.
+"""
 
 from __future__ import annotations
 

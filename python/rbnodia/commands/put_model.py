@@ -1,6 +1,7 @@
 """``rbnodia put-model``: put a model into a Butler collection, where the
 pipelines' ``modelSource=butler`` (and ApPipe's ``computeReliability``)
-find it."""
+find it.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ import os
 def _put_model(args: argparse.Namespace) -> int:
     from lsst.daf.butler import Butler
 
+    from ..butler.environment import environment
     from ..butler.repo import pretrained_model_collection, put_model
     from ..nn.model import load_model, packaged_model_names
-    from ..butler.environment import environment
 
     # The storage class must resolve even for a repository made without
     # rbnodia's seed config: the documented `rbnodia env` setup, applied here.

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 __all__ = [
     "PAPER_RESULTS",
-    "format_metrics_table",
     "format_comparison_table",
     "format_family_table",
-    "format_snr_table",
+    "format_metrics_table",
     "format_results_markdown",
+    "format_snr_table",
     "write_json",
 ]
 

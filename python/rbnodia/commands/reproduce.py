@@ -11,11 +11,11 @@ from __future__ import annotations
 
 __all__ = [
     "REPRODUCE_DEFAULT_RECIPES",
-    "register",
     "add_reproduce_arguments",
+    "comparison_row",
+    "register",
     "reproduce_paper",
     "run_reproduce",
-    "comparison_row",
     "write_comparison_plots",
 ]
 
@@ -114,7 +114,8 @@ def write_comparison_plots(
     out: Path, curves: Mapping[str, tuple], metrics: Mapping[str, Mapping[str, Any]]
 ) -> list[str]:
     """ROC (linear and log FPR), fraction called real per family and ROC AUC
-    per S/N bin, every model on one figure each."""
+    per S/N bin, every model on one figure each.
+    """
     from ..plots.families import plot_auc_vs_snr, plot_family_fractions
     from ..plots.training import plot_roc
 

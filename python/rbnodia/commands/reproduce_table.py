@@ -9,7 +9,7 @@ breakdowns.
 
 from __future__ import annotations
 
-__all__ = ["register", "merge_reproductions", "run_merge"]
+__all__ = ["merge_reproductions", "register", "run_merge"]
 
 import argparse
 import json

@@ -1,5 +1,6 @@
 """``rbnodia stress-test``: score real/bogus models on the independent
-stress set (`rbnodia.stresstest`) and report how they generalise."""
+stress set (`rbnodia.stresstest`) and report how they generalise.
+"""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ of the same command resumes it.
 
 from __future__ import annotations
 
-__all__ = ["register", "add_train_arguments", "config_from_args", "write_training_plots", "run_train"]
+__all__ = ["add_train_arguments", "config_from_args", "register", "run_train", "write_training_plots"]
 
 import argparse
 import logging
@@ -81,7 +81,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> Any:
     """The validated `~rbnodia.training.TrainingConfig`: the defaults, then
-    ``--recipe``, then the options given."""
+    ``--recipe``, then the options given.
+    """
     from ..training import TrainingConfig
 
     config = TrainingConfig()

@@ -9,7 +9,7 @@ survey labelling works.
 
 from __future__ import annotations
 
-__all__ = ["SNR_BIN_EDGES", "metrics_by_group", "auc_by_bin", "bin_label"]
+__all__ = ["SNR_BIN_EDGES", "auc_by_bin", "bin_label", "metrics_by_group"]
 
 import math
 from collections.abc import Sequence

@@ -8,7 +8,7 @@ The paper stacks the scaled stamps side by side into a single-channel image:
 
 from __future__ import annotations
 
-__all__ = ["Layout", "Stacking", "SEGMENT_NAMES", "stack_segments", "split_segments", "input_shape"]
+__all__ = ["SEGMENT_NAMES", "Layout", "Stacking", "input_shape", "split_segments", "stack_segments"]
 
 import enum
 from collections.abc import Mapping

@@ -31,14 +31,14 @@ from __future__ import annotations
 
 __all__ = [
     "THRESHOLD_METHODS",
-    "roc_curve",
-    "roc_auc",
+    "choose_threshold",
     "confusion_matrix",
-    "rates",
+    "evaluate",
     "fpr_at_fnr",
     "mdr_at_fpr",
-    "choose_threshold",
-    "evaluate",
+    "rates",
+    "roc_auc",
+    "roc_curve",
 ]
 
 import math

@@ -21,15 +21,15 @@ from __future__ import annotations
 __all__ = [
     "DOMINANT_CUT",
     "NO_DOMINANT",
-    "QUADRANTS",
     "PREDICTION_CLASSES",
-    "segment_importances",
-    "dominant_segment",
-    "dominant_by_cut",
+    "QUADRANTS",
     "confusion_quadrant",
-    "prediction_class",
-    "is_prediction_only",
+    "dominant_by_cut",
+    "dominant_segment",
     "group_names",
+    "is_prediction_only",
+    "prediction_class",
+    "segment_importances",
     "summarize_importances",
 ]
 

@@ -9,7 +9,7 @@ unusable (and filled later by the scaler), and the detection is flagged.
 
 from __future__ import annotations
 
-__all__ = ["Cutouts", "POSITION_LIMIT", "cut_stamps", "nearest_pixel", "usable_positions"]
+__all__ = ["POSITION_LIMIT", "Cutouts", "cut_stamps", "nearest_pixel", "usable_positions"]
 
 from dataclasses import dataclass
 

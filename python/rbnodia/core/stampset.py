@@ -9,7 +9,7 @@ Labels use the DES autoscan convention: ``0 = real``, ``1 = bogus``.
 
 from __future__ import annotations
 
-__all__ = ["LabelledStamps", "REAL", "BOGUS", "cut_labelled_stamps"]
+__all__ = ["BOGUS", "REAL", "LabelledStamps", "cut_labelled_stamps"]
 
 import json
 import os
@@ -155,7 +155,8 @@ class LabelledStamps:
 
     def model_inputs(self, layout, stacking="horizontal"):
         """Scale and stack for a network; returns `~rbnodia.core.ModelInputs`-like
-        ``(inputs, flags)``."""
+        ``(inputs, flags)``.
+        """
         from .layouts import Layout, stack_segments
         from .preprocess import scale_cutouts
         from .stamps import Cutouts

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 __all__ = [
     "Architecture",
-    "register_architecture",
-    "get_architecture",
     "architecture_names",
     "build_network",
+    "get_architecture",
+    "register_architecture",
 ]
 
 from collections.abc import Callable
@@ -183,14 +183,16 @@ def _paper_nodia(shape):
 
 def _conv_bn_relu(layers, x, filters, kernel, **options):
     """Convolution without bias, batch normalisation (momentum 0.9, so short
-    trainings get usable statistics), relu."""
+    trainings get usable statistics), relu.
+    """
     x = layers.Conv2D(filters, kernel, use_bias=False, **options)(x)
     return layers.ReLU()(layers.BatchNormalization(momentum=0.9)(x))
 
 
 def _dense_head(keras, layers, inputs, x, name):
     """Flatten (keeping where features sit relative to the centred
-    detection), dropout 0.3, dense 32, 2-way softmax."""
+    detection), dropout 0.3, dense 32, 2-way softmax.
+    """
     x = layers.Dropout(0.3)(layers.Flatten()(x))
     x = layers.Dense(32, activation="relu")(x)
     return keras.Model(inputs, layers.Dense(2, activation="softmax")(x), name=name)
@@ -209,7 +211,8 @@ def _improved_network(shape, name, widths=(16, 32, 32)):
 
 def _register_channel_stacked(family: str, network: Callable[..., Any], summary: str) -> None:
     """Register ``{family}_nodia`` and ``{family}_dia``: ``network(shape,
-    name)`` on channel-stacked stamps (srch/tmpl, and diff/srch/tmpl)."""
+    name)`` on channel-stacked stamps (srch/tmpl, and diff/srch/tmpl).
+    """
     for layout, segments in ((Layout.NODIA, "srch/tmpl"), (Layout.DIA, "diff/srch/tmpl")):
         name = f"{family}_{layout.value.lower()}"
         register_architecture(

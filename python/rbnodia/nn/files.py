@@ -1,6 +1,7 @@
 """Model files as `RealBogusModel` objects: `load_model` (once per process,
 from a path, a packaged model's name or bytes), the packaged models, and
-`convert_model_file`."""
+`convert_model_file`.
+"""
 
 from __future__ import annotations
 

@@ -118,7 +118,8 @@ def save_network(network: Any) -> bytes:
 
 def library_versions() -> dict[str, str]:
     """Versions of the libraries that write a model file (from the installed
-    distributions' metadata; nothing is imported)."""
+    distributions' metadata; nothing is imported).
+    """
     from ..version import __version__
 
     versions = {"rbnodia": __version__}

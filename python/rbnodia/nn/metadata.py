@@ -29,7 +29,8 @@ HASHED_FIELDS = ("architecture", "layout", "stacking", "stamp_size", "scaling_ve
 
 class ModelFileError(ValueError):
     """A model file is unreadable, invalid, inconsistent or unsafe; the
-    message names the file."""
+    message names the file.
+    """
 
 
 @dataclasses.dataclass
@@ -98,7 +99,8 @@ class ModelMetadata:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelMetadata:
         """Inverse of `to_dict`, ignoring unknown keys from newer writers
-        (no checks: see `metadata_from_header`)."""
+        (no checks: see `metadata_from_header`).
+        """
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 

@@ -205,12 +205,14 @@ class RealBogusModel:
 
     def compute_content_hash(self) -> str:
         """SHA-256 over the output-changing settings, the weights' digest
-        and the inference graphs (`rbnodia.nn.modelfile.content_hash`)."""
+        and the inference graphs (`rbnodia.nn.modelfile.content_hash`).
+        """
         return content_hash(self.metadata, self._weights_sha256, self._graphs)
 
     def refresh_hash(self) -> None:
         """Recompute the content hash after the weights or the threshold
-        changed (training); with a loaded network, translate it again."""
+        changed (training); with a loaded network, translate it again.
+        """
         with self._lock:
             if self._network is not None:
                 self._weights_sha256 = weights_sha256(self._network.get_weights())

@@ -278,7 +278,8 @@ def read_model_file(data: bytes, source: str) -> ModelFileContents:
 def check_keras_archive(keras: bytes, source: str) -> None:
     """Raise `ModelFileError` unless ``keras`` looks like a Keras archive
     (a zip with a config and weights, within the size limits) — checked
-    without TensorFlow; Keras itself checks the rest when it loads."""
+    without TensorFlow; Keras itself checks the rest when it loads.
+    """
     archive = _open_archive(keras, source, "model.keras")
     names = set(archive.namelist())
     missing = [name for name in _KERAS_MEMBERS if name not in names]

@@ -155,7 +155,8 @@ def _fast_pool_layer(layer: Any) -> Any:
 def _saliency_network(network: Any) -> Any:
     """``network`` with its max-pool layers swapped for `_fast_pool_layer`
     ones, sharing every other layer (and so the weights); ``network`` itself
-    if there is nothing to swap or it cannot be cloned."""
+    if there is nothing to swap or it cannot be cloned.
+    """
     keras = import_keras("Saliency on TensorFlow")
 
     swapped = {id(layer): _fast_pool_layer(layer) for layer in network.layers}

@@ -1,5 +1,6 @@
 """Figure helpers shared by every plot module: pyplot-free figures (safe in
-pipelines and threads) and PNG writing."""
+pipelines and threads) and PNG writing.
+"""
 
 from __future__ import annotations
 

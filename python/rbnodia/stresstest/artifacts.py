@@ -56,7 +56,8 @@ def cosmic_ray(
 
 def hot_pixels(size: int, x: int, y: int, rng: np.random.Generator) -> np.ndarray:
     """One hot pixel at ``(x, y)``, with (half the time) a weaker neighbour
-    along the readout direction, as charge-transfer inefficiency leaves."""
+    along the readout direction, as charge-transfer inefficiency leaves.
+    """
     image = np.zeros((size, size))
     image[y % size, x % size] = 1.0
     if rng.random() < 0.5:
@@ -66,7 +67,8 @@ def hot_pixels(size: int, x: int, y: int, rng: np.random.Generator) -> np.ndarra
 
 def bad_column(size: int, x: int, y_start: int, length: int) -> np.ndarray:
     """A column segment with 1 electron of excess charge per pixel, rows
-    ``y_start`` to ``y_start + length - 1`` (wrapping)."""
+    ``y_start`` to ``y_start + length - 1`` (wrapping).
+    """
     image = np.zeros((size, size))
     rows = np.arange(y_start, y_start + min(length, size)) % size
     image[rows, x % size] = 1.0

@@ -60,7 +60,8 @@ class Detections:
 
     def nearest(self, x: float, y: float, radius: float, size: int) -> int | None:
         """Index of the detection nearest to ``(x, y)`` within ``radius``
-        (periodic distance), or `None`."""
+        (periodic distance), or `None`.
+        """
         if not len(self.x):
             return None
         dx = (self.x - x + size / 2) % size - size / 2
@@ -72,7 +73,8 @@ class Detections:
 
 def aperture_filter(grid: FourierGrid, fwhm: float) -> np.ndarray:
     """Transform of the top-hat aperture (radius ``APERTURE_RADIUS_FWHM x
-    fwhm``, at least 1.5 pixels) centred on the origin of ``grid``."""
+    fwhm``, at least 1.5 pixels) centred on the origin of ``grid``.
+    """
     radius = max(1.5, APERTURE_RADIUS_FWHM * fwhm)
     offsets = np.minimum(np.arange(grid.size), grid.size - np.arange(grid.size))
     disk = (np.hypot(offsets[:, None], offsets[None, :]) <= radius).astype(np.float64)
@@ -122,7 +124,8 @@ def detect(
 def _centroids(difference: np.ndarray, x: np.ndarray, y: np.ndarray, radius: float) -> tuple:
     """Nearest pixels to the centroids of the positive pixels within
     ``radius`` of each ``(x, y)`` (periodic); a peak without positive pixels
-    stays put."""
+    stays put.
+    """
     size = difference.shape[0]
     reach = int(math.ceil(radius))
     oy, ox = np.mgrid[-reach : reach + 1, -reach : reach + 1]

@@ -47,7 +47,8 @@ def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
 def nominal_flux(conditions: Conditions, snr: float) -> float:
     """Flux (electrons) of a point source whose light, half of it inside the
     detection aperture, has signal-to-noise ``snr`` against the science
-    sky alone."""
+    sky alone.
+    """
     radius = max(1.5, APERTURE_RADIUS_FWHM * conditions.fwhm)
     return 2.0 * snr * math.sqrt(math.pi * radius**2 * conditions.science_variance)
 
@@ -79,7 +80,8 @@ def _background(
     keep_clear: float,
 ) -> Components:
     """Field galaxies and stars anywhere except within ``keep_clear`` pixels
-    of the target."""
+    of the target.
+    """
     area = (size * conditions.setting.pixel_scale) ** 2 / _AREA_REFERENCE
     part = Components()
     for kind, mean in (("galaxy", _FIELD_GALAXIES), ("star", _FIELD_STARS)):

@@ -70,7 +70,8 @@ CHUNK = 100
 
 def family_plan(n: int, seed: int, setting_index: int) -> np.ndarray:
     """The family of each of ``n`` stamps: counts proportional to the family
-    weights (largest remainders), in a seeded random order."""
+    weights (largest remainders), in a seeded random order.
+    """
     names = list(FAMILIES)
     weights = np.array([FAMILIES[name].weight for name in names])
     exact = n * weights / weights.sum()
@@ -280,7 +281,8 @@ def make_stress_set(
 
 def load_stress_set(folder: str | os.PathLike) -> tuple[LabelledStamps, Any, dict[str, Any]]:
     """Read a stress set: the stamps, the truth table (rows aligned) and the
-    summary."""
+    summary.
+    """
     from astropy.table import Table, vstack
 
     folder = Path(folder)

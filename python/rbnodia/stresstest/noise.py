@@ -53,7 +53,8 @@ def quantise(image: np.ndarray, gain: float) -> np.ndarray:
 
 def estimate_background(image: np.ndarray) -> float:
     """Sigma-clipped (3 sigma, 5 iterations) median of an image, as a flat
-    sky estimate (astropy's `~astropy.stats.sigma_clipped_stats`)."""
+    sky estimate (astropy's `~astropy.stats.sigma_clipped_stats`).
+    """
     return float(sigma_clipped_stats(image, sigma=3.0, maxiters=5)[1])
 
 

@@ -1,6 +1,7 @@
 """Figures of the stress-test report: ROC curves, the fraction of each
 family called real, AUC against detection significance, and example
-stamps per family."""
+stamps per family.
+"""
 
 from __future__ import annotations
 
@@ -118,7 +119,8 @@ def plot_examples(
 ) -> Path:
     """Example ``diff | srch | tmpl`` triplets of each family (rows), each
     stamp shown with its own 1-99 percentile stretch; families in ``order``
-    come first, in that order, then any others."""
+    come first, in that order, then any others.
+    """
     rng = np.random.default_rng(seed)
     present = set(stamps.family.tolist())
     families = [f for f in order if f in present] + sorted(present.difference(order))

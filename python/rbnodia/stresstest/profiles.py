@@ -74,7 +74,8 @@ class FourierGrid:
 
     def phase(self, x: float, y: float) -> np.ndarray:
         """Transform of a unit impulse at pixel position ``(x, y)`` (pixel
-        centres at integers, ``[0, 0]`` the first pixel)."""
+        centres at integers, ``[0, 0]`` the first pixel).
+        """
         return np.exp(-2j * np.pi * self.ky * y) * np.exp(-2j * np.pi * self.kx * x)
 
     def to_image(self, transform: np.ndarray) -> np.ndarray:
@@ -145,7 +146,8 @@ def _moffat_hankel(z: np.ndarray, nu: float) -> np.ndarray:
 
 def exponential_disk_ft(rho: np.ndarray, scale_length: float) -> np.ndarray:
     """Transform of a unit-flux exponential disk ``exp(-r / h) / (2 pi h^2)``:
-    ``(1 + (2 pi h rho)^2)^(-3/2)``."""
+    ``(1 + (2 pi h rho)^2)^(-3/2)``.
+    """
     return (1.0 + (2.0 * np.pi * scale_length * rho) ** 2) ** -1.5
 
 

@@ -1,6 +1,7 @@
 """Progress reporting for long stress-test steps: a tqdm bar for people and
 a log line at least every `HEARTBEAT_SECONDS` for logs (Prompt Processing and
-batch systems read the log, not the bar)."""
+batch systems read the log, not the bar).
+"""
 
 from __future__ import annotations
 

@@ -83,7 +83,8 @@ class PSFModel:
 
     def otf(self, kx: np.ndarray, ky: np.ndarray) -> np.ndarray:
         """The PSF's transform at frequencies ``(kx, ky)`` (cycles/pixel),
-        without the pixel response; complex for ``double_gaussian``."""
+        without the pixel response; complex for ``double_gaussian``.
+        """
         rho = stretched_frequency(kx, ky, self.q, self.theta)
         if self.family == "moffat":
             alpha = self.fwhm / (2.0 * math.sqrt(2.0 ** (1.0 / self.beta) - 1.0))

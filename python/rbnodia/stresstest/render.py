@@ -64,7 +64,8 @@ class Galaxy:
 
     def transform(self, grid: FourierGrid) -> np.ndarray:
         """Unit-flux profile transform centred at the origin (cached: a scene
-        renders each galaxy several times)."""
+        renders each galaxy several times).
+        """
         return _galaxy_transform(
             grid,
             self.scale_length,
@@ -111,7 +112,8 @@ def _galaxy_transform(
 
 def transfer_function(grid: FourierGrid, psf: PSFModel) -> np.ndarray:
     """What an image does to a source's transform: the PSF's OTF times the
-    pixel response, on ``grid``."""
+    pixel response, on ``grid``.
+    """
     return psf.otf(grid.kx, grid.ky) * grid.pixel_response
 
 

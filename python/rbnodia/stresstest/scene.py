@@ -190,7 +190,8 @@ def _periodic_distance(size: int, x: float, y: float) -> np.ndarray:
 
 def _subject_scale(scene: Scene, pipe: _Pipeline, science: np.ndarray, template: np.ndarray) -> float:
     """Strength that brings the subject's aperture response near the target
-    to ``target_snr`` sigma of the noisy background's."""
+    to ``target_snr`` sigma of the noisy background's.
+    """
     unit = pipe.summed(pipe.difference(pipe.science(scene.subject), pipe.warp(pipe.template(scene.subject))))
     noisy = pipe.summed(pipe.difference(science, pipe.warp(template)))
     median, sigma = robust_sigma(noisy)
@@ -206,7 +207,8 @@ def _constrain(
     scene: Scene, pipe: _Pipeline, science: np.ndarray, warped: np.ndarray, template_noise: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Condition the science and warped-template noise so the aperture
-    statistic at the target equals ``target_snr`` sigma."""
+    statistic at the target equals ``target_snr`` sigma.
+    """
     summed = pipe.summed(pipe.difference(science, warped))
     median, sigma = robust_sigma(summed)
     x, y = (int(round(v)) % pipe.grid.size for v in scene.target)

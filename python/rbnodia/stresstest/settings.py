@@ -11,7 +11,7 @@ unlike the training simulator's log-normal seeing and fixed co-add depths.
 
 from __future__ import annotations
 
-__all__ = ["Conditions", "ObservingSetting", "SETTINGS", "draw_conditions", "get_setting"]
+__all__ = ["SETTINGS", "Conditions", "ObservingSetting", "draw_conditions", "get_setting"]
 
 import math
 from dataclasses import dataclass

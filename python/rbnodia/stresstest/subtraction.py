@@ -42,7 +42,8 @@ KERNEL_RADIUS_FWHM = 2.5
 def warp_template(template: np.ndarray, dx: float, dy: float) -> np.ndarray:
     """Resample a template whose grid is offset by ``(-dx, -dy)`` onto the
     science grid: ``out[y, x] = template(y - dy, x - dx)``, cubic B-spline,
-    periodic."""
+    periodic.
+    """
     return ndimage.shift(template, (dy, dx), order=3, mode="grid-wrap", prefilter=True)
 
 

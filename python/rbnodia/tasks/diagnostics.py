@@ -2,11 +2,12 @@
 relied on, per confusion-matrix quadrant (the paper's Figures 8-11 and
 Appendix C), and, with truth, the count, accuracy and fraction called real of
 every family and the ROC AUC per S/N bin, as a summary and PNG plots in the
-Butler."""
+Butler.
+"""
 
 from __future__ import annotations
 
-__all__ = ["SaliencyDiagnosticsConnections", "SaliencyDiagnosticsConfig", "SaliencyDiagnosticsTask"]
+__all__ = ["SaliencyDiagnosticsConfig", "SaliencyDiagnosticsConnections", "SaliencyDiagnosticsTask"]
 
 from typing import Any
 
@@ -193,7 +194,8 @@ class SaliencyDiagnosticsTask(pipeBase.PipelineTask):
 
     def _truth(self, catalog: Table, truth: list[Table] | None) -> dict[str, np.ndarray] | None:
         """Truth ``label``, ``family`` and ``snr`` per catalog row, or `None`
-        without truth or when some rows have none."""
+        without truth or when some rows have none.
+        """
         if not truth:
             return None
         table = vstack([t for t in truth if len(t)] or truth[:1], metadata_conflicts="silent")

@@ -1,9 +1,10 @@
 """Cut labelled (diff, srch, tmpl) stamps of every detection with a truth
-label, as training and evaluation data."""
+label, as training and evaluation data.
+"""
 
 from __future__ import annotations
 
-__all__ = ["MakeLabelledStampsConnections", "MakeLabelledStampsConfig", "MakeLabelledStampsTask"]
+__all__ = ["MakeLabelledStampsConfig", "MakeLabelledStampsConnections", "MakeLabelledStampsTask"]
 
 import dataclasses
 from typing import Any

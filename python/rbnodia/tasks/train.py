@@ -1,9 +1,10 @@
 """Offline training of a real/bogus network from labelled stamps in the
-Butler, writing a versioned model dataset, metrics and plots."""
+Butler, writing a versioned model dataset, metrics and plots.
+"""
 
 from __future__ import annotations
 
-__all__ = ["TrainRealBogusConnections", "TrainRealBogusConfig", "TrainRealBogusTask"]
+__all__ = ["TrainRealBogusConfig", "TrainRealBogusConnections", "TrainRealBogusTask"]
 
 from typing import Any
 

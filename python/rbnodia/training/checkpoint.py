@@ -17,7 +17,7 @@ those in `~rbnodia.training.settings.RESUMABLE_CHANGES`.
 
 from __future__ import annotations
 
-__all__ = ["CHECKPOINT_FILE", "CHECKPOINT_FORMAT", "TrainingState", "Checkpoint", "CheckpointMismatchError"]
+__all__ = ["CHECKPOINT_FILE", "CHECKPOINT_FORMAT", "Checkpoint", "CheckpointMismatchError", "TrainingState"]
 
 import dataclasses
 import json

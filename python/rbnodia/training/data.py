@@ -11,13 +11,13 @@ from __future__ import annotations
 __all__ = [
     "Splits",
     "augment_inputs",
-    "split_validation",
-    "undersample",
     "class_weights",
+    "data_fingerprint",
+    "make_feed",
     "model_inputs",
     "prepare_splits",
-    "make_feed",
-    "data_fingerprint",
+    "split_validation",
+    "undersample",
 ]
 
 import dataclasses
@@ -125,7 +125,8 @@ def split_validation(
 
 def undersample(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Sorted row indices keeping every minority-class row and as many
-    randomly chosen majority-class rows."""
+    randomly chosen majority-class rows.
+    """
     rows = {value: np.flatnonzero(labels == value) for value in (REAL, BOGUS)}
     keep = min(len(r) for r in rows.values())
     return np.sort(np.concatenate([rng.choice(r, keep, replace=False) for r in rows.values()]))
@@ -270,7 +271,8 @@ def make_feed(
 
 def data_fingerprint(*sets: LabelledStamps | None) -> str:
     """SHA-256 over the ids, labels, shapes and pixel sums of stamp sets: a
-    checkpoint is resumed only with the data it was written for."""
+    checkpoint is resumed only with the data it was written for.
+    """
     digest = hashlib.sha256()
     for stamps in sets:
         if stamps is None:

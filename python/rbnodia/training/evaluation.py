@@ -4,7 +4,7 @@ bin, prediction time, and a network's cost.
 
 from __future__ import annotations
 
-__all__ = ["stamp_metrics", "predict_scores", "evaluate_model", "network_cost"]
+__all__ = ["evaluate_model", "network_cost", "predict_scores", "stamp_metrics"]
 
 import math
 import time

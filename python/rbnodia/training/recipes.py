@@ -13,12 +13,12 @@ Keras is imported only when an optimizer is built.
 from __future__ import annotations
 
 __all__ = [
-    "OptimizerRecipe",
-    "register_optimizer",
-    "optimizer_names",
-    "get_optimizer_recipe",
-    "TRAINING_RECIPES",
     "SCHEDULED_OPTIMIZERS",
+    "TRAINING_RECIPES",
+    "OptimizerRecipe",
+    "get_optimizer_recipe",
+    "optimizer_names",
+    "register_optimizer",
 ]
 
 import dataclasses

@@ -102,7 +102,8 @@ def resolve_threads(threads: int | None) -> int:
 
 def _session(model: bytes) -> Any:
     """A single-threaded ONNX Runtime CPU session for ``model`` (see
-    `_run_chunks` for how several cores are used)."""
+    `_run_chunks` for how several cores are used).
+    """
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
@@ -122,7 +123,8 @@ def _chunk_bounds(n: int, chunk: int, threads: int, align: int = 1) -> list[tupl
     """``(start, stop)`` pieces of ``range(n)``: at most ``chunk`` long, and
     short enough that ``threads`` threads all get one (unless that would make
     them shorter than `MIN_PIECE`); every piece but the last is a multiple
-    of ``align``."""
+    of ``align``.
+    """
     size = max(1, min(chunk, max(-(-n // max(1, threads)), MIN_PIECE)))
     if align > 1:
         size = max(align, size // align * align)
@@ -159,7 +161,8 @@ if hasattr(os, "register_at_fork"):
 def _run_chunks(work: Callable[[int, int], None], bounds: list[tuple[int, int]], threads: int) -> None:
     """Call ``work(start, stop)`` for every piece, on up to ``threads``
     threads at once (ONNX Runtime releases the GIL while it runs): the
-    calling thread and ``threads - 1`` pool threads take the pieces in turn."""
+    calling thread and ``threads - 1`` pool threads take the pieces in turn.
+    """
     if threads <= 1 or len(bounds) <= 1:
         for start, stop in bounds:
             work(start, stop)
@@ -224,7 +227,8 @@ class GraphSessions:
 
 class _ChunkedRunner:
     """What `OnnxPredictor` and `OnnxSaliency` share: a batch cut into
-    chunks that run on ``threads`` threads at once."""
+    chunks that run on ``threads`` threads at once.
+    """
 
     _absolute: frozenset[str] = frozenset()  # outputs copied as their absolute values
 
@@ -238,7 +242,8 @@ class _ChunkedRunner:
         """Fill each ``outputs[name]`` with output ``name`` of ``sessions``
         for ``inputs`` (its absolute value for the names in ``_absolute``),
         reshaped to the array's shape (the values in the same order), on
-        ``threads`` threads (the runner's own if `None`)."""
+        ``threads`` threads (the runner's own if `None`).
+        """
         names = list(outputs)
         threads = self.threads if threads is None else resolve_threads(threads)
 
@@ -285,7 +290,8 @@ class OnnxPredictor(_ChunkedRunner):
 
     def __call__(self, inputs: np.ndarray, *, threads: int | None = None) -> np.ndarray:
         """Softmax outputs ``(n, classes)`` float32 of float32 ``inputs``,
-        on ``threads`` threads (the predictor's default if `None`)."""
+        on ``threads`` threads (the predictor's default if `None`).
+        """
         inputs = np.ascontiguousarray(inputs, dtype=np.float32)
         outputs = {"outputs": np.empty((len(inputs), self.classes), dtype=np.float32)}
         self._run_all(self.sessions, inputs, outputs, threads)

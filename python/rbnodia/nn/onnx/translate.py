@@ -134,7 +134,8 @@ def keras_to_onnx(network: Any, *, fold: int = 0, saliency: bool = False, row_su
 def translate_variants(network: Any, fold: int = FOLD_BLOCK, **translation: bool) -> GraphVariants:
     """One graph of ``network`` (``translation``: `keras_to_onnx` options),
     plain, and folded by ``fold`` if ``fold > 1`` and the network starts
-    with a 1-in/1-out convolution."""
+    with a 1-in/1-out convolution.
+    """
     plain = keras_to_onnx(network, **translation)
     if fold > 1 and _foldable_first_conv(_chain(network), int(network.input_shape[-1])):
         return GraphVariants(plain, keras_to_onnx(network, fold=fold, **translation), fold)
@@ -424,7 +425,8 @@ def _value(variable: Any) -> np.ndarray:
 
 def _transpose_geometry(layer: Any, in_hw: tuple, out_hw: tuple) -> dict[str, list[int]]:
     """Pads and output padding of the ``ConvTranspose`` that takes a Conv2D
-    layer's output gradient back to its ``in_hw`` input grid."""
+    layer's output gradient back to its ``in_hw`` input grid.
+    """
     pads_begin, pads_end, output_padding = [], [], []
     for size, out, k, s, d in zip(in_hw, out_hw, layer.kernel_size, layer.strides, layer.dilation_rate):
         span = d * (k - 1) + 1
@@ -438,7 +440,8 @@ def _transpose_geometry(layer: Any, in_hw: tuple, out_hw: tuple) -> dict[str, li
 
 def _interleavable(layer: Any) -> bool:
     """Whether ``layer``, the network's first, can read its channels-last
-    input as one interleaved channel (`_interleaved_conv`)."""
+    input as one interleaved channel (`_interleaved_conv`).
+    """
     return (
         layer is not None
         and type(layer).__name__ == "Conv2D"
