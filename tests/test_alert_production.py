@@ -105,7 +105,7 @@ def test_afw_catalog_output_needs_afw(nodia_model_file):
 
 
 def _standin_pipeline(tmp_path, compute_pipeline="ComputeReliability.yaml", **config) -> Path:
-    """The stand-in with another computeReliability pipeline and/or config overrides."""
+    """Return the stand-in with another computeReliability pipeline and/or config overrides."""
     import yaml
 
     data = yaml.safe_load((STANDIN / "ApStandIn.yaml").read_text())
@@ -151,8 +151,8 @@ def test_lsstcam_override_configures_our_task_with_afw_types(tmp_path, monkeypat
     del nodia["imports"]
     local = tmp_path / "ApPipe-local.yaml"
     local.write_text(yaml.safe_dump(nodia))
-    dia = pipeline_path("LSSTCam/ApPipeDia.yaml").read_text().replace("$RBNODIA_DIR/pipelines/LSSTCam/ApPipe.yaml",
-                                                                      str(local))
+    dia = pipeline_path("LSSTCam/ApPipeDia.yaml").read_text()
+    dia = dia.replace("$RBNODIA_DIR/pipelines/LSSTCam/ApPipe.yaml", str(local))
     (tmp_path / "ApPipeDia-local.yaml").write_text(dia)
     for name, layout in (("ApPipe-local.yaml", "noDIA"), ("ApPipeDia-local.yaml", "DIA")):
         node = Pipeline.from_uri(str(tmp_path / name)).to_graph().tasks["computeReliability"]
@@ -169,7 +169,8 @@ def test_lsstcam_override_configures_our_task_with_afw_types(tmp_path, monkeypat
 
 
 @pytest.mark.skipif("AP_PIPE_DIR" not in os.environ,
-                    reason="AP_PIPE_DIR is not set: the real ApPipe (ap_pipe, afw, obs_lsst) needs the LSST stack")
+                    reason="AP_PIPE_DIR is not set: the real ApPipe (ap_pipe, afw, obs_lsst) needs the "
+                    "LSST stack")
 def test_real_appipe_with_our_computereliability():
     """The real LSSTCam ApPipe with our override: it loads, its contracts hold,
     and its subsets still contain computeReliability.
@@ -188,7 +189,7 @@ def test_real_appipe_with_our_computereliability():
 
 @pytest.fixture(scope="module")
 def ap_repo(tmp_path_factory):
-    """Simulated AP inputs for one visit and three detectors, with hostile
+    """Simulate AP inputs for one visit and three detectors, with hostile
     rows on detector 0 (edge, NaN and off-image positions), an empty
     catalog on detector 2, an unreadable difference image for detector 0 in
     its own run, and the packaged models in pretrained_models/ collections
@@ -236,7 +237,7 @@ def _get(root, dataset_type, data_id, collection, **parameters):
 
 
 def _check_ap_outputs(repo, collection, model_name, *, with_filter=True):
-    """The AP contract on every detector of the run; returns the scores."""
+    """Check the AP contract on every detector of the run; return the scores."""
     from rbnodia.nn import load_model
 
     version = load_model(model_name).metadata.content_hash[:7]
@@ -264,7 +265,8 @@ def _check_ap_outputs(repo, collection, model_name, *, with_filter=True):
 
 def _check_hostile_rows(repo, collection):
     # The Butler strips table metadata on read unless asked not to (README).
-    full = _get(repo["root"], "rbnodia_reliability", repo["hostile"], collection, strip_astropy_meta_yaml=False)
+    full = _get(repo["root"], "rbnodia_reliability", repo["hostile"], collection,
+                strip_astropy_meta_yaml=False)
     ap = _get(repo["root"], "dia_source_reliability", repo["hostile"], collection)
     row = {int(i): k for k, i in enumerate(full["id"])}
     assert full["flag_edge"][row[EDGE_ID]] and np.isfinite(full["score"][row[EDGE_ID]])

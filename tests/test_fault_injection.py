@@ -209,7 +209,8 @@ def test_unsigned_ids_beyond_int64_are_refused(fault_repo):
     from lsst.daf.butler import Butler
 
     writer = Butler.from_config(str(fault_repo["root"]), writeable=True)
-    detections = writer.get("dia_source_unstandardized", fault_repo["ids"][0], collections=fault_repo["inputs"])
+    detections = writer.get("dia_source_unstandardized", fault_repo["ids"][0],
+                            collections=fault_repo["inputs"])
     detections["id"] = np.arange(len(detections), dtype=np.uint64) + np.uint64(2**63)
     writer.registry.registerRun("faults/uint64")
     writer.put(detections, "dia_source_unstandardized", fault_repo["ids"][0], run="faults/uint64")
@@ -257,7 +258,8 @@ def test_sigterm_then_extend_run(fault_repo):
     done = _outputs(fault_repo, "faults/killed")
     assert 1 <= len(done) < len(fault_repo["ids"])
     for detector, catalog in done.items():  # what was written before the signal is whole
-        np.testing.assert_array_equal(np.asarray(catalog["id"]), np.asarray(_inputs(fault_repo, detector)["id"]))
+        inputs = _inputs(fault_repo, detector)
+        np.testing.assert_array_equal(np.asarray(catalog["id"]), np.asarray(inputs["id"]))
     command = pipetask_command(fault_repo["root"], pipeline_path("RealBogusNoDia"), fault_repo["inputs"],
                                "faults/killed", register_dataset_types=False)
     command += ["--extend-run", "--skip-existing-in", "faults/killed"]

@@ -61,7 +61,7 @@ def _edited(tmp_path, source, filename="edited.rbmodel", rehash=False, **changes
 
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory):
-    """A paper_nodia model file: its forward and saliency graphs come with a folded variant."""
+    """Return a paper_nodia model file: its forward and saliency graphs come with a folded variant."""
     import keras
 
     keras.utils.set_random_seed(2)
@@ -285,7 +285,7 @@ def test_invalid_metadata_is_not_written():
 
 
 def _format1_file(path, model):
-    """A model file as rbnodia wrote it before the graphs (format 1)."""
+    """Return a model file as rbnodia wrote it before the graphs (format 1)."""
     members = _members(io.BytesIO(model.to_bytes()))
     header = json.loads(members["metadata.json"])
     for key in ("graphs", "weights_sha256"):

@@ -21,7 +21,7 @@ POISONED = ("tensorflow", "keras", "onnx")
 
 @pytest.fixture(scope="module")
 def poisoned_path(tmp_path_factory):
-    """A PYTHONPATH whose first entry holds ``tensorflow``, ``keras`` and
+    """Return a PYTHONPATH whose first entry holds ``tensorflow``, ``keras`` and
     ``onnx`` packages that raise ImportError when imported.
     """
     folder = tmp_path_factory.mktemp("poisoned")

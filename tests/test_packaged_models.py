@@ -17,7 +17,7 @@ PIPELINE_MODELS = {"RealBogusNoDia": "noDIA", "RealBogusDia": "DIA"}
 
 
 def _pipeline_model(pipeline: str) -> str:
-    """The packaged model a shipped pipeline uses, as its task config resolves it."""
+    """Return the packaged model a shipped pipeline uses, as its task config resolves it."""
     from lsst.pipe.base import Pipeline
     from rbnodia.butler.environment import environment
 

@@ -21,7 +21,7 @@ NAN_ID = 9_000_000_002
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory, nodia_model_file_module):
-    """A simulated repo, plus a run that adds an edge detection and NaN
+    """Return a simulated repo, plus a run that adds an edge detection and NaN
     template pixels around another detection to one detector's inputs.
     """
     from lsst.daf.butler import Butler, DatasetType
@@ -47,7 +47,8 @@ def repo(tmp_path_factory, nodia_model_file_module):
     # The same model in the Butler, for the modelSource=butler run.
     from rbnodia.nn import load_model
 
-    butler.registry.registerDatasetType(DatasetType("rbnodia_model", butler.dimensions.empty, "RealBogusModel"))
+    model_type = DatasetType("rbnodia_model", butler.dimensions.empty, "RealBogusModel")
+    butler.registry.registerDatasetType(model_type)
     butler.registry.registerRun("e2e/models")
     butler.put(load_model(nodia_model_file_module), "rbnodia_model", {}, run="e2e/models")
     return {"root": root, "inputs": ["e2e/modified", sim["collection"]], "sim": sim, "data_id": data_id}

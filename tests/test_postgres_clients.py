@@ -33,7 +33,7 @@ print(json.dumps({{"model": type(model).__name__, "version": model.version,
 
 @pytest.fixture(scope="module")
 def repos(tmp_path_factory, make_postgres_repo, simulated_inputs):
-    """The admin's work: train into ``seeded`` with pipetask, then copy the
+    """Do the admin's work: train into ``seeded`` with pipetask, then copy the
     model and the stamps into ``plain`` with ``butler transfer-datasets``.
     """
     root = tmp_path_factory.mktemp("pg-clients")
@@ -51,7 +51,7 @@ def repos(tmp_path_factory, make_postgres_repo, simulated_inputs):
 
 
 def _check_training_outputs(repo, simulated_inputs):
-    """The training pipeline's outputs, read back through the PostgreSQL
+    """Return the training pipeline's outputs, read back through the PostgreSQL
     registry (this process needs no environment: the repo is seeded).
     """
     from lsst.daf.butler import Butler
@@ -75,7 +75,7 @@ def _check_training_outputs(repo, simulated_inputs):
 
 
 def _client(repo, home, *, setup: bool):
-    """A user's python process in a clean environment, after ``eval
+    """Run a user's python process in a clean environment, after ``eval
     "$(rbnodia env)"`` if ``setup``.
     """
     home.mkdir(exist_ok=True)

@@ -31,7 +31,7 @@ def grid():
 
 @pytest.fixture(scope="module")
 def stress_set(tmp_path_factory):
-    """A small stress set over both settings, made in this process."""
+    """Return a small stress set over both settings, made in this process."""
     folder = tmp_path_factory.mktemp("stress") / "set"
     make_stress_set(2 * N_PER_SETTING, folder, seed=11, workers=1, progress=False)
     return folder

@@ -61,7 +61,8 @@ def test_classification_uses_trained_model(trained):
 
     root = trained["root"]
     run_pipetask(
-        root, pipeline_path("RealBogusNoDia"), [trained["sim"]["collection"], "train/run1"], "classify/trained",
+        root, pipeline_path("RealBogusNoDia"), [trained["sim"]["collection"], "train/run1"],
+        "classify/trained",
         config={"classifyRealBogus:modelSource": "butler"}, stream=False,
     )
     butler = Butler.from_config(str(root))

@@ -357,7 +357,7 @@ def test_plots_write_pngs(tmp_path):
     legend = [t.get_text() for t in figures["roc.png"].axes[0].get_legend().get_texts()]
     assert any("AUC" in text for text in legend)
     ticks = [t.get_text() for t in figures["families.png"].axes[0].get_yticklabels()]
-    assert ticks == ["sn (n=%d)" % (labels == 0).sum(), *sorted(t for t in ticks if not t.startswith("sn"))]
+    assert ticks == [f"sn (n={(labels == 0).sum()})", *sorted(t for t in ticks if not t.startswith("sn"))]
     texts = [t.get_text() for t in figures["auc_snr.png"].axes[0].texts]
     assert "one class" in texts  # the S/N bins without reals are marked
     with pytest.raises(ValueError, match="2x2"):

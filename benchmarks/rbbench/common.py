@@ -86,7 +86,7 @@ class Figure:
     def time(cls, id: str, section: int, what: str, value: float, unit: str, *, baseline: float | None = None,
              baseline_label: str = "", reference: float | None = None, reference_label: str = "",
              note: str = "", command: str = "") -> Figure:
-        """A time (lower is better): ratio = baseline / value ("x faster")."""
+        """Return a time (lower is better): ratio = baseline / value ("x faster")."""
         return cls(
             id, section, what, value, unit, baseline, baseline_label,
             None if baseline is None or not value else baseline / value, "x faster than baseline",
@@ -98,7 +98,7 @@ class Figure:
     def amount(cls, id: str, section: int, what: str, value: float, unit: str, *,
                baseline: float | None = None, baseline_label: str = "", reference: float | None = None,
                reference_label: str = "", note: str = "", command: str = "") -> Figure:
-        """A cost or size: ratio = value / baseline ("x baseline")."""
+        """Return a cost or size: ratio = value / baseline ("x baseline")."""
         return cls(
             id, section, what, value, unit, baseline, baseline_label,
             None if not baseline else value / baseline, "x baseline",
@@ -153,7 +153,7 @@ def best_times_interleaved(functions: list[Callable[[], object]], repeats: int =
 
 
 def load_average() -> tuple[float, float, float]:
-    """The 1, 5 and 15 minute load averages (zeros where unavailable)."""
+    """Return the 1, 5 and 15 minute load averages (zeros where unavailable)."""
     try:
         return os.getloadavg()
     except OSError:
@@ -205,7 +205,7 @@ def environment() -> dict[str, object]:
 
 
 def section_command(section: int, smoke: bool, extra: Sequence[str] = ()) -> str:
-    """The command line that reproduces one section's figures."""
+    """Return the command line that reproduces one section's figures."""
     parts = [".venv/bin/python", SCRIPT, "--sections", str(section)]
     if smoke:
         parts.append("--smoke")
@@ -252,7 +252,7 @@ def _rows(figures: Sequence[Figure]) -> list[tuple[str, ...]]:
 
 
 def render_table(figures: Sequence[Figure], header: str = "") -> str:
-    """The one plain-text table printed at the end of a run."""
+    """Return the one plain-text table printed at the end of a run."""
     rows = _rows(figures)
     widths = [min(max([len(h)] + [len(r[i]) for r in rows]), 70) for i, h in enumerate(_HEADERS)]
     widths[-1] = max([len(_HEADERS[-1])] + [len(r[-1]) for r in rows])
@@ -270,7 +270,7 @@ def render_table(figures: Sequence[Figure], header: str = "") -> str:
 
 
 def render_markdown(figures: Sequence[Figure], env: dict[str, object]) -> str:
-    """The same table as Markdown, with the environment above it."""
+    """Return the same table as Markdown, with the environment above it."""
     lines = ["# rbnodia benchmarks", ""]
     lines += [f"- {key}: {value}" for key, value in env.items()]
     lines += ["", "| " + " | ".join(_HEADERS) + " |", "|" + "---|" * len(_HEADERS)]
@@ -282,7 +282,7 @@ def render_markdown(figures: Sequence[Figure], env: dict[str, object]) -> str:
 
 
 def render_rst(figures: Sequence[Figure], header: str = "") -> str:
-    """The same table as a reStructuredText ``list-table`` (without the
+    """Return the same table as a reStructuredText ``list-table`` (without the
     command column), for ``doc/performance.rst``.
     """
     lines = [header, ""] if header else []
@@ -297,5 +297,5 @@ def render_rst(figures: Sequence[Figure], header: str = "") -> str:
 
 
 def python_executable() -> str:
-    """The interpreter running the benchmarks (used for worker processes)."""
+    """Return the interpreter running the benchmarks (used for worker processes)."""
     return sys.executable

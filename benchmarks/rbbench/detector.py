@@ -190,7 +190,7 @@ def _generate(spec: dict) -> dict:
 
 
 def _paper_scale(stamp: np.ndarray, kind: str) -> np.ndarray:
-    """The paper's per-stamp scaling, plain numpy (NaN set to 0, minimal guards)."""
+    """Return the paper's per-stamp scaling, plain numpy (NaN set to 0, minimal guards)."""
     stamp = np.nan_to_num(stamp.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
     m, s = stamp.mean(), stamp.std()
     if kind == "diff":
@@ -202,7 +202,7 @@ def _paper_scale(stamp: np.ndarray, kind: str) -> np.ndarray:
 
 
 def _naive_classify(science, template, x, y, network, size: int = 51) -> np.ndarray:
-    """The straightforward implementation: a loop over detections."""
+    """Classify straightforwardly: a loop over detections."""
     half = size // 2
     padded = [np.pad(image, half, constant_values=0.0) for image in (science, template)]
     inputs = np.empty((len(x), size, 2 * size, 1), np.float32)
@@ -261,7 +261,7 @@ def _task_times(arrays, model, repeats: int, with_saliency: bool, memory: bool =
 
 
 def _breakdown(arrays, model, repeats: int) -> dict:
-    """The task's steps timed one by one with the core functions it calls,
+    """Return the task's steps timed one by one with the core functions it calls,
     and the naive baseline on the same detections.
     """
     from rbnodia.core.layouts import input_shape, split_segments

@@ -134,7 +134,7 @@ def run_section(smoke: bool) -> list[Figure]:
 
 
 def _packaged_models(smoke: bool, command: str, rng: np.random.Generator, have_onnx: bool) -> list[Figure]:
-    """The models the pipelines use by default (trained weights, their own
+    """Return the models the pipelines use by default (trained weights, their own
     architectures), at the batch size the task uses.
     """
     from rbnodia.nn import load_model, packaged_model_names
@@ -159,7 +159,8 @@ def _packaged_models(smoke: bool, command: str, rng: np.random.Generator, have_o
                 f"1.packaged.{name}.{'tf' if backend == 'tensorflow' else 'onnx'}", 1,
                 f"packaged {name} ({model.metadata.architecture}), {backend}, batch {batch}", ms, "ms/stamp",
                 baseline=tf_ms, baseline_label="same model on TensorFlow" if tf_ms else "",
-                reference=paper, reference_label=f"paper ({model.layout.value})" + (f"; goal <= {goal} ms" if goal else ""),
+                reference=paper,
+                reference_label=f"paper ({model.layout.value})" + (f"; goal <= {goal} ms" if goal else ""),
                 command=command,
             ))
             tf_ms = ms if backend == "tensorflow" else tf_ms
@@ -169,7 +170,7 @@ def _packaged_models(smoke: bool, command: str, rng: np.random.Generator, have_o
 
 def _saliency_figures(name: str, model, inputs: np.ndarray, backend: str, predict_ms: float, smoke: bool,
                       command: str) -> list[Figure]:
-    """The cost of saliency per stamp against plain inference (the same
+    """Return the cost of saliency per stamp against plain inference (the same
     model and backend), two ways: the segment fractions of the catalog
     (``doSaliency``: the maps' row sums, then
     `~rbnodia.core.saliency.segment_importances` and

@@ -28,7 +28,7 @@ _COMMAND_MODULES = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with every registered subcommand."""
+    """Return the top-level parser with every registered subcommand."""
     from .version import __version__
 
     parser = argparse.ArgumentParser(

@@ -49,7 +49,7 @@ def pipetask_command(
     register_dataset_types: bool = True,
     log_level: str = "rbnodia=INFO",
 ) -> list[str]:
-    """The ``pipetask run`` command line for these arguments."""
+    """Return the ``pipetask run`` command line for these arguments."""
     command = _pipetask_executable() + ["--long-log", "--log-level", log_level, "run",
                                         "-b", str(repo), "-i", ",".join(inputs), "-o", output,
                                         "-p", str(pipeline)]

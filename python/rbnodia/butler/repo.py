@@ -139,7 +139,7 @@ def register_instrument(
 
 
 def sky_polygon(corners_radec_deg: Sequence[tuple[float, float]]):
-    """A `lsst.sphgeom.ConvexPolygon` through sky corners given in degrees."""
+    """Return a `lsst.sphgeom.ConvexPolygon` through sky corners given in degrees."""
     from lsst.sphgeom import ConvexPolygon, LonLat, UnitVector3d
 
     return ConvexPolygon([UnitVector3d(LonLat.fromDegrees(ra, dec)) for ra, dec in corners_radec_deg])
@@ -183,7 +183,9 @@ def register_visit(
     end = begin + exposure_time * u.s
     day_obs = int((obs_time - datetime.timedelta(hours=12)).strftime("%Y%m%d"))
     registry.syncDimensionData(
-        "day_obs", {"instrument": instrument, "id": day_obs, "timespan": Timespan(begin - 12 * u.hour, begin + 12 * u.hour)}
+        "day_obs",
+        {"instrument": instrument, "id": day_obs,
+         "timespan": Timespan(begin - 12 * u.hour, begin + 12 * u.hour)},
     )
     vertices = [v for region in detector_regions.values() for v in region.getVertices()]
     registry.syncDimensionData(
@@ -221,7 +223,8 @@ def register_input_dataset_types(
 
     dimensions = butler.dimensions.conform(["instrument", "visit", "detector"])
     for role, name in names.items():
-        storage_class = image_storage_class if role in ("science", "template", "difference") else catalog_storage_class
+        is_image = role in ("science", "template", "difference")
+        storage_class = image_storage_class if is_image else catalog_storage_class
         butler.registry.registerDatasetType(DatasetType(name, dimensions, storage_class))
 
 
@@ -358,8 +361,8 @@ def put_model(butler, model: Any, collection: str):
         existing = []
     if existing:
         raise FileExistsError(
-            f"Collection {collection!r} already holds {MODEL_DATASET_TYPE} {existing[0].id}; put the model into "
-            "a new collection (a collection names one model, so results stay reproducible)."
+            f"Collection {collection!r} already holds {MODEL_DATASET_TYPE} {existing[0].id}; put the "
+            "model into a new collection (a collection names one model, so results stay reproducible)."
         )
     butler.registry.registerRun(collection)
     return butler.put(model, MODEL_DATASET_TYPE, {}, run=collection)

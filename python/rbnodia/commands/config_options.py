@@ -20,17 +20,17 @@ import lsst.pex.config as pexConfig
 
 
 def option_name(field_name: str) -> str:
-    """The option of a field: ``batchSize`` -> ``--batch-size``."""
+    """Return the option of a field: ``batchSize`` -> ``--batch-size``."""
     return "--" + re.sub(r"(?<!^)(?=[A-Z])", "-", field_name).lower()
 
 
 def config_fields(config_class: type[pexConfig.Config]) -> dict[str, pexConfig.Field]:
-    """The fields of a config class, by name, in definition order."""
+    """Return the fields of a config class, by name, in definition order."""
     return {name: getattr(config_class, name) for name in config_class().keys()}
 
 
 def _choices(field: pexConfig.Field) -> dict[Any, str]:
-    """A choice field's choices (without the `None` of optional ones)."""
+    """Return a choice field's choices (without the `None` of optional ones)."""
     return {k: v for k, v in (getattr(field, "allowed", None) or {}).items() if k is not None}
 
 

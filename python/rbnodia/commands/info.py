@@ -50,6 +50,7 @@ def register(subparsers) -> None:
     info.add_argument("--models", action="store_true", help="Load each packaged model and show its metadata.")
     info.set_defaults(func=_info)
     env = subparsers.add_parser(
-        "env", help="Print shell exports for RBNODIA_DIR and DAF_BUTLER_CONFIG_PATH (eval \"$(rbnodia env)\")."
+        "env",
+        help="Print shell exports for RBNODIA_DIR and DAF_BUTLER_CONFIG_PATH (eval \"$(rbnodia env)\").",
     )
     env.set_defaults(func=_env)

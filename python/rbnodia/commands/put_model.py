@@ -38,7 +38,8 @@ def register(subparsers) -> None:
         "put-model",
         help="Put a model (packaged name or .rbmodel file) into a Butler RUN collection as rbnodia_model.",
         description="Write MODEL as the dimensionless rbnodia_model dataset of a new RUN collection "
-        "(default pretrained_models/rbnodia_<name>: the packaged model's name, or the name in a model file's metadata).  Pipelines with modelSource=butler, such as "
+        "(default pretrained_models/rbnodia_<name>: the packaged model's name, or the name in a model "
+        "file's metadata).  Pipelines with modelSource=butler, such as "
         "ComputeReliability.yaml, then use it when that collection is in their -i.",
     )
     parser.add_argument("repo", help="Butler repository.")

@@ -197,7 +197,7 @@ def write_json(path: str | os.PathLike, data: Any) -> Path:
 def format_results_markdown(
     intro: str, rows: Mapping[str, Mapping[str, Any]], test_metrics: Mapping[str, Mapping[str, Any]]
 ) -> str:
-    """The markdown report of a comparison of models on one test set.
+    """Return the markdown report of a comparison of models on one test set.
 
     Parameters
     ----------

@@ -80,7 +80,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> Any:
-    """The validated `~rbnodia.training.TrainingConfig`: the defaults, then
+    """Return the validated `~rbnodia.training.TrainingConfig`: the defaults, then
     ``--recipe``, then the options given.
     """
     from ..training import TrainingConfig

@@ -78,7 +78,7 @@ def _divide(numerator: float, denominator: float) -> float:
 
 
 def _cumulative_counts(is_real: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """True and false positives when the threshold is each distinct score.
+    """Count true and false positives when the threshold is each distinct score.
 
     Returns ``(tps, fps, thresholds)`` with thresholds decreasing; element
     ``i`` counts the detections with ``score >= thresholds[i]``.
@@ -157,7 +157,7 @@ def roc_auc(labels: Any, scores: Any) -> float:
 
 
 def confusion_matrix(labels: Any, scores: Any, threshold: float = 0.5) -> np.ndarray:
-    """Counts of true versus predicted class.
+    """Count true versus predicted classes.
 
     Parameters
     ----------

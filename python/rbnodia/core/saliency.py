@@ -116,7 +116,7 @@ def _stack(importances: Mapping[str, np.ndarray]) -> tuple[list[str], np.ndarray
 
 
 def dominant_segment(importances: Mapping[str, np.ndarray]) -> np.ndarray:
-    """The segment with the largest importance, per object.
+    """Return the segment with the largest importance, per object.
 
     Parameters
     ----------
@@ -140,7 +140,7 @@ def dominant_segment(importances: Mapping[str, np.ndarray]) -> np.ndarray:
 def dominant_by_cut(
     importances: Mapping[str, np.ndarray], cut: float = DOMINANT_CUT
 ) -> dict[str, np.ndarray]:
-    """The paper's cut: which segments the model principally used.
+    """Return the paper's cut: which segments the model principally used.
 
     Parameters
     ----------

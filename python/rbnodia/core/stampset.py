@@ -77,7 +77,8 @@ class LabelledStamps:
                 raise ValueError(f"Column {name!r} has {len(getattr(self, name))} rows, expected {n}.")
         if self.diff.ndim != 3 or self.diff.shape != self.srch.shape or self.diff.shape != self.tmpl.shape:
             raise ValueError(
-                f"Stamps must be (n, size, size) and alike: {self.diff.shape}, {self.srch.shape}, {self.tmpl.shape}."
+                "Stamps must be (n, size, size) and alike: "
+                f"{self.diff.shape}, {self.srch.shape}, {self.tmpl.shape}."
             )
         if n and not np.isin(self.label, (REAL, BOGUS)).all():
             raise ValueError("Labels must be 0 (real) or 1 (bogus).")
@@ -171,7 +172,7 @@ class LabelledStamps:
         return stack_segments(scaled, layout, stacking), flags
 
     def summary(self) -> dict[str, Any]:
-        """Counts per label and family, for metadata and logs."""
+        """Count stamps per label and family, for metadata and logs."""
         families, counts = np.unique(self.family, return_counts=True)
         return {
             "n": len(self),

@@ -59,7 +59,7 @@ _REGISTRY: dict[str, Architecture] = {}
 def register_architecture(
     name: str, *, layout: Layout | str, stacking: Stacking | str = Stacking.HORIZONTAL, description: str
 ) -> Callable:
-    """Decorator registering a network builder under ``name``.
+    """Register a network builder under ``name`` (a decorator).
 
     Raises
     ------

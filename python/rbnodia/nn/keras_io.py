@@ -36,7 +36,7 @@ def _quiet_tensorflow() -> None:
 
 
 def import_keras(purpose: str) -> Any:
-    """The ``keras`` module.
+    """Return the ``keras`` module.
 
     Parameters
     ----------
@@ -58,7 +58,7 @@ def import_keras(purpose: str) -> Any:
 
 
 def import_tensorflow(purpose: str) -> Any:
-    """The ``tensorflow`` module (see `import_keras`)."""
+    """Return the ``tensorflow`` module (see `import_keras`)."""
     _quiet_tensorflow()
     try:
         import tensorflow
@@ -68,7 +68,7 @@ def import_tensorflow(purpose: str) -> Any:
 
 
 def load_network(data: bytes, source: str) -> Any:
-    """The Keras network of a model file's ``model.keras``, loaded in Keras'
+    """Return the Keras network of a model file's ``model.keras``, loaded in Keras'
     safe mode: a network that holds Python code (a ``Lambda`` layer) is
     refused, never run.
 
@@ -108,7 +108,7 @@ def load_network(data: bytes, source: str) -> Any:
 
 
 def save_network(network: Any) -> bytes:
-    """A Keras network as the bytes of a ``.keras`` file."""
+    """Return a Keras network as the bytes of a ``.keras`` file."""
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "model.keras")
         network.save(path)

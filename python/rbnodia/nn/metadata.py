@@ -93,7 +93,7 @@ class ModelMetadata:
         return dataclasses.asdict(self)
 
     def hashed_settings(self) -> dict[str, Any]:
-        """The `HASHED_FIELDS` and their values."""
+        """Return the `HASHED_FIELDS` and their values."""
         return {name: getattr(self, name) for name in HASHED_FIELDS}
 
     @classmethod
@@ -172,12 +172,12 @@ def _problems(values: dict[str, Any]) -> list[str]:
 
 
 def check_metadata(metadata: ModelMetadata) -> list[str]:
-    """What is wrong with ``metadata``'s values (an empty list if nothing)."""
+    """List what is wrong with ``metadata``'s values (an empty list if nothing)."""
     return _problems(metadata.to_dict())
 
 
 def metadata_from_header(header: Any, source: str, required: tuple[str, ...] = ("name",)) -> ModelMetadata:
-    """The `ModelMetadata` of a parsed ``metadata.json``, every value checked.
+    """Return the `ModelMetadata` of a parsed ``metadata.json``, every value checked.
 
     Parameters
     ----------

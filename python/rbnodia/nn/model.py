@@ -72,7 +72,7 @@ class ModelMismatchError(ValueError):
 
 
 def _translate(network: Any) -> tuple[dict[str, GraphVariants], dict[str, str]]:
-    """The network's inference graphs, and why any role is missing."""
+    """Return the network's inference graphs, and why any role is missing."""
     try:
         from .onnx.translate import translate_model_graphs
     except ImportError:
@@ -139,7 +139,7 @@ class RealBogusModel:
     def from_architecture(
         cls, architecture: str, *, name: str | None = None, stamp_size: int = 51, threshold: float = 0.5
     ) -> RealBogusModel:
-        """An untrained model of a registered architecture (needs Keras)."""
+        """Return an untrained model of a registered architecture (needs Keras)."""
         from .architectures import build_network, get_architecture
 
         arch = get_architecture(architecture)
@@ -256,7 +256,7 @@ class RealBogusModel:
         return role in self._graphs and importlib.util.find_spec("onnxruntime") is not None
 
     def onnx_runner(self, role: str = "forward") -> Any:
-        """The ONNX Runtime runner of this model, made on first use:
+        """Return the ONNX Runtime runner of this model, made on first use:
         `~rbnodia.nn.onnx.runtime.OnnxPredictor` for ``forward``,
         `~rbnodia.nn.onnx.runtime.OnnxSaliency` for ``saliency``.
 
@@ -291,7 +291,7 @@ class RealBogusModel:
             return runner
 
     def inference_backend(self, backend: str = "auto") -> str:
-        """The backend `probabilities` uses for ``backend``: ``onnx`` or ``tensorflow``.
+        """Return the backend `probabilities` uses for ``backend``: ``onnx`` or ``tensorflow``.
 
         ``auto`` means ONNX Runtime when the model has its forward graph and
         ONNX Runtime is installed, else TensorFlow.
@@ -392,7 +392,7 @@ class RealBogusModel:
 
     # Serialisation.
     def to_bytes(self) -> bytes:
-        """The model file's bytes (see `rbnodia.nn.modelfile`).
+        """Return the model file's bytes (see `rbnodia.nn.modelfile`).
 
         Raises
         ------
@@ -484,7 +484,7 @@ class RealBogusModel:
     def _from_legacy(
         cls, contents: ModelFileContents, metadata: ModelMetadata, source: str
     ) -> RealBogusModel:
-        """A format-1 file: its Keras network, translated now."""
+        """Return a format-1 file: its Keras network, translated now."""
         try:
             network = load_network(contents.keras, source)
         except ImportError as err:

@@ -108,7 +108,7 @@ class ModelFileContents:
 
 
 def graph_member(role: str, fold: int = 0) -> str:
-    """The archive member of a graph: ``graphs/<role>.onnx`` or ``graphs/<role>.fold<k>.onnx``."""
+    """Return the archive member of a graph: ``graphs/<role>.onnx`` or ``graphs/<role>.fold<k>.onnx``."""
     return f"graphs/{role}.fold{fold}.onnx" if fold else f"graphs/{role}.onnx"
 
 
@@ -127,7 +127,7 @@ def _update_with_weights(digest: Any, weights: Sequence[np.ndarray]) -> None:
 
 
 def content_hash(metadata: ModelMetadata, weights_digest: str, graphs: dict[str, GraphVariants]) -> str:
-    """The content hash of a format-2 model (see the module docstring)."""
+    """Return the content hash of a format-2 model (see the module docstring)."""
     settings = metadata.hashed_settings()
     settings.update(threshold=float(settings["threshold"]), stamp_size=int(settings["stamp_size"]))
     digest = hashlib.sha256()
@@ -142,7 +142,7 @@ def content_hash(metadata: ModelMetadata, weights_digest: str, graphs: dict[str,
 
 
 def legacy_content_hash(metadata: ModelMetadata, weights: Sequence[np.ndarray]) -> str:
-    """The content hash of a format-1 model: settings (no threshold) and weights."""
+    """Return the content hash of a format-1 model: settings (no threshold) and weights."""
     digest = hashlib.sha256()
     settings = {k: getattr(metadata, k) for k in ("architecture", "layout", "stacking", "stamp_size",
                                                    "scaling_version")}
@@ -152,7 +152,7 @@ def legacy_content_hash(metadata: ModelMetadata, weights: Sequence[np.ndarray]) 
 
 
 def write_model_file(header: dict[str, Any], keras: bytes, graphs: dict[str, GraphVariants]) -> bytes:
-    """The bytes of a model file; ``header`` gets ``format_version`` and ``graphs``."""
+    """Return the bytes of a model file; ``header`` gets ``format_version`` and ``graphs``."""
     manifest = {role: {"fold": variants.fold} for role, variants in sorted(graphs.items())}
     header = {"format_version": FORMAT_VERSION, **header, "graphs": manifest}
     buffer = io.BytesIO()
@@ -173,7 +173,7 @@ def _limit(name: str) -> int:
 
 
 def _open_archive(data: bytes, source: str, what: str) -> zipfile.ZipFile:
-    """The zip archive in ``data``, its members' count and sizes checked."""
+    """Return the zip archive in ``data``, its members' count and sizes checked."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as err:
@@ -254,7 +254,7 @@ def _read_graphs(archive: zipfile.ZipFile, header: dict[str, Any], source: str) 
 
 
 def read_model_file(data: bytes, source: str) -> ModelFileContents:
-    """The parts of a model file, each member's size, the header's JSON
+    """Return the parts of a model file, each member's size, the header's JSON
     structure, format version and digests checked (the metadata's values
     are checked by `rbnodia.nn.metadata.metadata_from_header`).
 

@@ -118,7 +118,7 @@ def _first_max_mask_grad(ph: int, pw: int) -> Any:
 
 
 def _fast_pool_layer(layer: Any) -> Any:
-    """A stand-in for a Keras ``MaxPooling2D`` layer with a faster gradient, or `None`.
+    """Return a stand-in for a Keras ``MaxPooling2D`` layer with a faster gradient, or `None`.
 
     Only non-overlapping pools (stride = pool size, valid padding,
     channels last) are replaced; the forward values are identical.
@@ -203,7 +203,7 @@ def _compiled(model: RealBogusModel, fast_pooling: bool = True) -> Any:
 
 
 def saliency_backend(model: RealBogusModel, backend: str = "auto") -> str:
-    """The backend `saliency_maps` uses for ``backend``: ``onnx`` or ``tensorflow``.
+    """Return the backend `saliency_maps` uses for ``backend``: ``onnx`` or ``tensorflow``.
 
     ``auto`` means ONNX Runtime when the model has its saliency graph (all
     networks whose gradient has an ONNX translation) and ONNX Runtime is

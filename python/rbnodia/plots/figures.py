@@ -15,7 +15,7 @@ _LOG = logging.getLogger(__name__)
 
 
 def new_figure(width: float, height: float) -> Any:
-    """A `matplotlib.figure.Figure` with an Agg canvas and constrained layout."""
+    """Return a `matplotlib.figure.Figure` with an Agg canvas and constrained layout."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

@@ -389,7 +389,7 @@ def plot_examples_per_quadrant(
     out_dir: str | os.PathLike | None = None,
     prefix: str = "saliency_examples",
 ) -> dict[str, Any]:
-    """Example stamps and saliency maps for every quadrant (Appendix C).
+    """Plot example stamps and saliency maps for every quadrant (Appendix C).
 
     Parameters
     ----------

@@ -39,7 +39,7 @@ def _splat(size: int, x: np.ndarray, y: np.ndarray, weight: np.ndarray) -> np.nd
 def cosmic_ray(
     size: int, x: float, y: float, length: float, angle: float, rng: np.random.Generator
 ) -> np.ndarray:
-    """A straight track of ``length`` pixels centred on ``(x, y)``.
+    """Return a straight track of ``length`` pixels centred on ``(x, y)``.
 
     The charge along the track fluctuates (log-normal, 40 % per 0.2 pixel
     step, as energy loss does) and is deposited bilinearly; a track shorter
@@ -66,7 +66,7 @@ def hot_pixels(size: int, x: int, y: int, rng: np.random.Generator) -> np.ndarra
 
 
 def bad_column(size: int, x: int, y_start: int, length: int) -> np.ndarray:
-    """A column segment with 1 electron of excess charge per pixel, rows
+    """Return a column segment with 1 electron of excess charge per pixel, rows
     ``y_start`` to ``y_start + length - 1`` (wrapping).
     """
     image = np.zeros((size, size))
@@ -76,7 +76,7 @@ def bad_column(size: int, x: int, y_start: int, length: int) -> np.ndarray:
 
 
 def satellite_trail(size: int, x: float, y: float, angle: float, psf: PSFModel) -> np.ndarray:
-    """A straight trail through ``(x, y)`` across the whole patch, 1 electron
+    """Return a straight trail through ``(x, y)`` across the whole patch, 1 electron
     per pixel of length, with the PSF's line-spread function across it.
 
     The line-spread function is the 1-d inverse transform of the PSF's OTF

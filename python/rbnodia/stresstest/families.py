@@ -430,7 +430,7 @@ def family_names() -> list[str]:
 
 
 def build_scene(family: str, rng: np.random.Generator, setting: ObservingSetting, size: int) -> Scene:
-    """A random scene of ``family`` on a ``size x size`` periodic patch."""
+    """Return a random scene of ``family`` on a ``size x size`` periodic patch."""
     try:
         spec = FAMILIES[family]
     except KeyError:

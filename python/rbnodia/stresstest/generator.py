@@ -69,7 +69,7 @@ CHUNK = 100
 
 
 def family_plan(n: int, seed: int, setting_index: int) -> np.ndarray:
-    """The family of each of ``n`` stamps: counts proportional to the family
+    """Return the family of each of ``n`` stamps: counts proportional to the family
     weights (largest remainders), in a seeded random order.
     """
     names = list(FAMILIES)

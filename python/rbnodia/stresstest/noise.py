@@ -71,7 +71,7 @@ def constrained_increment(
     deficit: float,
     responses: list[tuple[np.ndarray, float]],
 ) -> list[np.ndarray]:
-    """Changes to independent white-noise fields that raise a linear
+    """Compute the changes to independent white-noise fields that raise a linear
     statistic by ``deficit`` at pixel ``(x, y)`` (Hoffman & Ribak 1991).
 
     Parameters

@@ -117,7 +117,7 @@ def plot_examples(
     seed: int = 0,
     order: Sequence[str] = (),
 ) -> Path:
-    """Example ``diff | srch | tmpl`` triplets of each family (rows), each
+    """Plot example ``diff | srch | tmpl`` triplets of each family (rows), each
     stamp shown with its own 1-99 percentile stretch; families in ``order``
     come first, in that order, then any others.
     """

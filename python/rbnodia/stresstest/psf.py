@@ -82,7 +82,7 @@ class PSFModel:
             raise ValueError(f"PSF needs fwhm > 0 and 0 < q <= 1, got fwhm={self.fwhm}, q={self.q}.")
 
     def otf(self, kx: np.ndarray, ky: np.ndarray) -> np.ndarray:
-        """The PSF's transform at frequencies ``(kx, ky)`` (cycles/pixel),
+        """Return the PSF's transform at frequencies ``(kx, ky)`` (cycles/pixel),
         without the pixel response; complex for ``double_gaussian``.
         """
         rho = stretched_frequency(kx, ky, self.q, self.theta)
@@ -101,11 +101,11 @@ class PSFModel:
         return diffraction * gaussian_ft(rho, jitter_sigma)
 
     def scaled(self, factor: float) -> PSFModel:
-        """The same shape with the FWHM multiplied by ``factor``."""
+        """Return the same shape with the FWHM multiplied by ``factor``."""
         return dataclasses.replace(self, fwhm=self.fwhm * factor)
 
     def perturbed(self, rng: np.random.Generator, fwhm_error: float, shape_error: float) -> PSFModel:
-        """A PSF estimate that misses this one.
+        """Return a PSF estimate that misses this one.
 
         Parameters
         ----------
@@ -134,7 +134,7 @@ class PSFModel:
 
 
 def draw_psf(rng: np.random.Generator, fwhm: float, family: str | None = None) -> PSFModel:
-    """A random PSF of the given FWHM (pixels).
+    """Return a random PSF of the given FWHM (pixels).
 
     Parameters
     ----------

@@ -77,7 +77,7 @@ class Galaxy:
         )
 
     def moved(self, dx: float, dy: float, flux_factor: float = 1.0) -> Galaxy:
-        """A copy shifted by ``(dx, dy)`` with its flux multiplied."""
+        """Return a copy shifted by ``(dx, dy)`` with its flux multiplied."""
         return Galaxy(
             self.x + dx,
             self.y + dy,
@@ -111,7 +111,7 @@ def _galaxy_transform(
 
 
 def transfer_function(grid: FourierGrid, psf: PSFModel) -> np.ndarray:
-    """What an image does to a source's transform: the PSF's OTF times the
+    """Compute what an image does to a source's transform: the PSF's OTF times the
     pixel response, on ``grid``.
     """
     return psf.otf(grid.kx, grid.ky) * grid.pixel_response

@@ -297,7 +297,7 @@ def _f(value: Any, digits: int = 3) -> str:
 
 
 def format_markdown(report: dict[str, Any]) -> str:
-    """The report's tables as markdown."""
+    """Return the report's tables as markdown."""
     models = report["models"]
     names = list(models)
     s = report["stress_set"]

@@ -60,7 +60,7 @@ class Components:
     rays, defects, trails)."""
 
     def add_static(self, points: Sequence[PointSource] = (), galaxies: Sequence[Galaxy] = ()) -> None:
-        """Sources present identically in science and template."""
+        """Return the sources present identically in science and template."""
         self.science_points.extend(points)
         self.template_points.extend(points)
         self.science_galaxies.extend(galaxies)

@@ -99,7 +99,7 @@ SETTINGS: dict[str, ObservingSetting] = {
 
 
 def get_setting(name: str) -> ObservingSetting:
-    """The setting called ``name``; `ValueError` if unknown."""
+    """Return the setting called ``name``; `ValueError` if unknown."""
     try:
         return SETTINGS[name]
     except KeyError:

@@ -26,6 +26,10 @@ _DETECTOR = ("instrument", "visit", "detector")
 
 
 class SaliencyDiagnosticsConnections(pipeBase.PipelineTaskConnections, dimensions=()):
+    """Connections of `SaliencyDiagnosticsTask`: every classification
+    catalog of the input collections in, summary and figures out.
+    """
+
     reliability = cT.Input(
         doc="Classification catalogs with saliency columns (classifyRealBogus with doSaliency=True).",
         name="rbnodia_reliability", storageClass="ArrowAstropy", dimensions=_DETECTOR, multiple=True,
@@ -74,7 +78,11 @@ class SaliencyDiagnosticsConnections(pipeBase.PipelineTaskConnections, dimension
             del self.examplesPlot
 
 
-class SaliencyDiagnosticsConfig(pipeBase.PipelineTaskConfig, pipelineConnections=SaliencyDiagnosticsConnections):
+class SaliencyDiagnosticsConfig(
+    pipeBase.PipelineTaskConfig, pipelineConnections=SaliencyDiagnosticsConnections
+):
+    """Configuration of `SaliencyDiagnosticsTask`."""
+
     useTruth = pexConfig.Field(
         dtype=bool,
         doc="Read rbnodia_truth, break down by confusion-matrix quadrant (TP, FN, FP, TN), and report the "
@@ -145,7 +153,8 @@ class SaliencyDiagnosticsTask(pipeBase.PipelineTask):
         # Table metadata does not survive the Butler (ArrowAstropy strips it
         # on read), so the layout comes from the data: DIA models put some
         # saliency on the difference stamp, noDIA models leave it NaN.
-        layout = Layout.DIA if np.isfinite(np.asarray(catalog["saliency_diff"], dtype=float)).any() else Layout.NODIA
+        has_diff = np.isfinite(np.asarray(catalog["saliency_diff"], dtype=float)).any()
+        layout = Layout.DIA if has_diff else Layout.NODIA
         scored = ~np.asarray(catalog["flag_no_data"])
         catalog = catalog[scored]
         importances = {name: np.asarray(catalog[f"saliency_{name}"], dtype=np.float64)
@@ -155,7 +164,8 @@ class SaliencyDiagnosticsTask(pipeBase.PipelineTask):
         groups = confusion_quadrant(labels, np.asarray(catalog["is_real"]))
         summary = summarize_importances(importances, groups)
         summary.update({"layout": layout.value, "n_catalogs": len(reliability),
-                        "n_unscored": int((~scored).sum()), "by": "quadrant" if labels is not None else "prediction",
+                        "n_unscored": int((~scored).sum()),
+                        "by": "quadrant" if labels is not None else "prediction",
                         "models": sorted({str(v) for v in catalog["version"]})})
         self.log.info("Saliency diagnostics for %d detections from %d catalogs, grouped by %s.",
                       len(catalog), len(reliability), summary["by"])
@@ -239,7 +249,8 @@ class SaliencyDiagnosticsTask(pipeBase.PipelineTask):
         if not chosen:
             self.log.warning("No saliency maps match the catalogs; the examples figure is empty.")
         rows = maps_table[chosen] if chosen else maps_table[:0]
-        raw = {name: np.asarray(rows[f"stamp_{name}"]) for name in layout.segments if f"stamp_{name}" in rows.colnames}
+        raw = {name: np.asarray(rows[f"stamp_{name}"])
+               for name in layout.segments if f"stamp_{name}" in rows.colnames}
         maps = np.asarray(rows["saliency"])
         return plot_stamps_with_saliency(raw, maps, layout, stacking, titles, max_rows=len(chosen) or 1,
                                          suptitle=f"Saliency examples per group: {title}")

@@ -7,7 +7,7 @@ from __future__ import annotations
 __all__ = ["MakeLabelledStampsConfig", "MakeLabelledStampsConnections", "MakeLabelledStampsTask"]
 
 import dataclasses
-from typing import Any
+from typing import Any, override
 
 import numpy as np
 
@@ -23,6 +23,10 @@ _DIMENSIONS = ("instrument", "visit", "detector")
 
 
 class MakeLabelledStampsConnections(pipeBase.PipelineTaskConnections, dimensions=_DIMENSIONS):
+    """Connections of `MakeLabelledStampsTask`: one detector's images,
+    detections and truth in, its labelled stamps out.
+    """
+
     science = cT.Input(doc="Science image.", name="preliminary_visit_image", storageClass="MaskedImageV2",
                        dimensions=_DIMENSIONS)
     template = cT.Input(doc="Template warped to the science grid.", name="template_detector",
@@ -38,10 +42,15 @@ class MakeLabelledStampsConnections(pipeBase.PipelineTaskConnections, dimensions
 
     def __init__(self, *, config: MakeLabelledStampsConfig):
         for name in ("science", "template", "difference"):
-            setattr(self, name, dataclasses.replace(getattr(self, name), storageClass=config.imageStorageClass))
+            connection = dataclasses.replace(getattr(self, name), storageClass=config.imageStorageClass)
+            setattr(self, name, connection)
 
 
-class MakeLabelledStampsConfig(pipeBase.PipelineTaskConfig, pipelineConnections=MakeLabelledStampsConnections):
+class MakeLabelledStampsConfig(
+    pipeBase.PipelineTaskConfig, pipelineConnections=MakeLabelledStampsConnections
+):
+    """Configuration of `MakeLabelledStampsTask`."""
+
     stampSize = pexConfig.RangeField(dtype=int, doc="Stamp size in pixels (odd).", default=51, min=3)
     idColumn = pexConfig.Field(dtype=str, doc="Detection id column (also in the truth table).", default="id")
     xColumn = pexConfig.Field(dtype=str, doc="Detection x column.", default="x")
@@ -54,6 +63,7 @@ class MakeLabelledStampsConfig(pipeBase.PipelineTaskConfig, pipelineConnections=
                  "ExposureF": "afw ExposureF"},
     )
 
+    @override
     def validate(self):
         super().validate()
         if self.stampSize % 2 == 0:

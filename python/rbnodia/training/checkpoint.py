@@ -263,6 +263,6 @@ class Checkpoint:
             )
 
     def stored_settings(self) -> dict[str, Any]:
-        """The settings the checkpoint was written with."""
+        """Return the settings the checkpoint was written with."""
         with np.load(self.path, allow_pickle=False) as data:
             return json.loads(str(data["header"]))["settings"]

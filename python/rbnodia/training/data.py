@@ -231,7 +231,7 @@ def make_feed(
     layout: Layout | str,
     stacking: Stacking | str,
 ):
-    """A Keras `~keras.utils.PyDataset` that shuffles each epoch and augments
+    """Return a Keras `~keras.utils.PyDataset` that shuffles each epoch and augments
     per batch.
 
     The batch order and the augmentation are functions of ``(seed, epoch,

@@ -52,7 +52,7 @@ class OptimizerRecipe:
     scheduled: bool = False
 
     def build(self, learning_rate: float | None = None, total_steps: int = 1) -> Any:
-        """The optimizer, with ``learning_rate`` overriding the default."""
+        """Return the optimizer, with ``learning_rate`` overriding the default."""
         return self.builder(
             self.learning_rate if learning_rate is None else learning_rate, max(1, total_steps)
         )
@@ -64,7 +64,7 @@ _OPTIMIZERS: dict[str, OptimizerRecipe] = {}
 def register_optimizer(
     name: str, *, description: str, learning_rate: float, scheduled: bool = False
 ) -> Callable:
-    """Decorator registering ``builder(learning_rate, total_steps)`` as an
+    """Register ``builder(learning_rate, total_steps)`` (a decorator) as an
     optimizer recipe.
 
     Parameters

@@ -194,7 +194,7 @@ class TrainingConfig(pexConfig.Config):
 
     @classmethod
     def from_recipe(cls, recipe: str, **overrides: Any) -> TrainingConfig:
-        """A config from a named preset, with some fields changed.
+        """Return a config from a named preset, with some fields changed.
 
         Parameters
         ----------

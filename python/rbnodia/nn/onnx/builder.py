@@ -48,7 +48,7 @@ class GraphBuilder:
     value_info: list = field(default_factory=list)
 
     def name(self, stem: str) -> str:
-        """A new unique tensor name ``{stem}_{number}``."""
+        """Return a new unique tensor name ``{stem}_{number}``."""
         self.counter += 1
         return f"{stem}_{self.counter}"
 

@@ -86,7 +86,7 @@ class _Backward:
         self.grad_shape = build.notes["input_shape"]  # of the gradient, after the batch axis
 
     def scalar(self, value: float) -> str:
-        """A shared scalar constant, made when first needed."""
+        """Return a shared scalar constant, made when first needed."""
         if value not in self.constants:
             self.constants[value] = self.build.const("scalar", np.array(value, np.float32))
         return self.constants[value]
@@ -144,7 +144,7 @@ class _Backward:
         return build.node("Mul", [grad, scale], "grad_true")
 
     def weight_array(self, name: str, axis: int) -> np.ndarray:
-        """A forward weight, times the pending batch-norm slope along ``axis``."""
+        """Return a forward weight, times the pending batch-norm slope along ``axis``."""
         weight = numpy_helper.to_array(self.weights[name])
         if self.slope is None:
             return weight
@@ -153,7 +153,7 @@ class _Backward:
         return (weight * self.slope.reshape(shape)).astype(np.float32)
 
     def step(self, node, grad: str) -> str:
-        """The gradient with respect to ``node``'s input, from that with respect to its output."""
+        """Return the gradient with respect to ``node``'s input, from that with respect to its output."""
         build = self.build
         op, x, y = node.op_type, node.input[0], node.output[0]
         attributes = {a.name: a for a in node.attribute}
@@ -193,7 +193,7 @@ class _Backward:
         return grad
 
     def activation_slope(self, op: str, y: str) -> str:
-        """The derivative of a sigmoid or tanh at its output ``y``."""
+        """Return the derivative of a sigmoid or tanh at its output ``y``."""
         build, one = self.build, self.scalar(1.0)
         if op == "Sigmoid":
             return build.node("Mul", [y, build.node("Sub", [one, y], "one_minus")], "sigmoid_slope")
@@ -216,7 +216,7 @@ class _Backward:
 
 
 def relu_derivative(build: GraphBuilder, y: str, scalar: Callable[[float], str], blocked: bool) -> str:
-    """The derivative of ``y = relu(x)``: 1 where ``y > 0``, 0 elsewhere (0 at
+    """Return the derivative of ``y = relu(x)``: 1 where ``y > 0``, 0 elsewhere (0 at
     0, as TensorFlow's), to multiply a gradient by.
 
     Where that gradient is in ONNX Runtime's blocked layout (``blocked``:

@@ -78,7 +78,7 @@ class GraphVariants:
 
 
 def default_threads() -> int:
-    """The CPUs this process may run on."""
+    """Return the CPUs this process may run on."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
@@ -101,7 +101,7 @@ def resolve_threads(threads: int | None) -> int:
 
 
 def _session(model: bytes) -> Any:
-    """A single-threaded ONNX Runtime CPU session for ``model`` (see
+    """Return a single-threaded ONNX Runtime CPU session for ``model`` (see
     `_run_chunks` for how several cores are used).
     """
     import onnxruntime
@@ -208,11 +208,11 @@ class GraphSessions:
         self.fold = variants.fold
 
     def output_width(self, index: int = 0) -> int:
-        """The size of output ``index`` after the batch axis (its last axis)."""
+        """Return the size of output ``index`` after the batch axis (its last axis)."""
         return int(self.plain.get_outputs()[index].shape[-1])
 
     def run(self, names: list[str], inputs: np.ndarray) -> list[np.ndarray]:
-        """Outputs ``names`` for ``inputs``, stamps in order."""
+        """Compute the outputs ``names`` for ``inputs``, stamps in order."""
         n = len(inputs)
         bulk = (n // self.fold) * self.fold if self.fold else 0
         if bulk == n:
@@ -345,7 +345,7 @@ class OnnxSaliency(_ChunkedRunner):
         probabilities: np.ndarray | None = None,
         threads: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """``(maps, probabilities)`` for float32 ``inputs``.
+        """Compute ``(maps, probabilities)`` for float32 ``inputs``.
 
         Parameters
         ----------

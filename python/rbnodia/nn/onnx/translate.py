@@ -226,7 +226,7 @@ class _Translator:
         return x
 
     def input(self) -> str:
-        """The input, channels last, as the first layer reads it."""
+        """Return the input, channels last, as the first layer reads it."""
         build, (height, width, channels) = self.build, self.shape
         if self.folded:
             # (n, h, w, 1) -> (n / fold, fold, h, w): stamps become channels.
@@ -369,7 +369,7 @@ def _activation_name(activation: Any) -> str:
 
 
 def _chain(network: Any) -> list[Any]:
-    """The network's layers in order; raise unless they form one chain."""
+    """Return the network's layers in order; raise unless they form one chain."""
     import keras
 
     layers = [layer for layer in network.layers if type(layer).__name__ != "InputLayer"]
@@ -419,12 +419,12 @@ def _is_first_compute(layers: list[Any], index: int) -> bool:
 
 
 def _value(variable: Any) -> np.ndarray:
-    """A Keras variable's current value as a float32 numpy array."""
+    """Return a Keras variable's current value as a float32 numpy array."""
     return np.asarray(variable, dtype=np.float32)
 
 
 def _transpose_geometry(layer: Any, in_hw: tuple, out_hw: tuple) -> dict[str, list[int]]:
-    """Pads and output padding of the ``ConvTranspose`` that takes a Conv2D
+    """Compute the pads and output padding of the ``ConvTranspose`` that takes a Conv2D
     layer's output gradient back to its ``in_hw`` input grid.
     """
     pads_begin, pads_end, output_padding = [], [], []
@@ -451,7 +451,7 @@ def _interleavable(layer: Any) -> bool:
 
 
 def _interleaved_conv(weight: np.ndarray, attributes: dict, geometry: dict) -> tuple[np.ndarray, dict, dict]:
-    """The first convolution rewritten for the channels-last input read as
+    """Return the first convolution rewritten for the channels-last input read as
     one channel: weights, ``Conv`` attributes, and gradient geometry (see
     `_transpose_geometry`).
 
