@@ -48,6 +48,18 @@ def _best_ms_per_stamp(functions, n: int, repeats: int) -> list[tuple[float, flo
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark from the command line.
+
+    Parameters
+    ----------
+    argv : `list` [`str`], optional
+        Arguments; default ``sys.argv[1:]``.
+
+    Returns
+    -------
+    status : `int`
+        The exit status.
+    """
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--batches", type=int, default=2, help="Batches per timed run.")

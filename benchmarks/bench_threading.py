@@ -54,6 +54,18 @@ def _intra_op_runner(variants, saliency: bool, threads: int):
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark from the command line.
+
+    Parameters
+    ----------
+    argv : `list` [`str`], optional
+        Arguments; default ``sys.argv[1:]``.
+
+    Returns
+    -------
+    status : `int`
+        The exit status.
+    """
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=["nodia_default", "dia_default", "paper_nodia"],
                         help="Packaged model names or architecture names (untrained).")

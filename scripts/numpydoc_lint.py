@@ -15,6 +15,7 @@ validation hook of numpydoc, configured by ``[tool.numpydoc_validation]`` in
   methods.
 - Methods decorated with `typing.override` are not checked: the base class
   documents them (Sphinx shows its docstring), as ruff's ``D102`` assumes.
+  Nor are functions defined inside functions: they are not API.
 
 Usage::
 
@@ -56,6 +57,8 @@ class _Visitor(validate_docstrings.DocstringVisitor):
 
     def _ignore_issue(self, node: ast.AST, check: str) -> bool:
         if any(d in _OVERRIDE_DECORATORS for d in _decorators(node)):
+            return True
+        if any(isinstance(outer, ast.FunctionDef | ast.AsyncFunctionDef) for outer in self.stack[:-1]):
             return True
         if check == "RT01" and _is_property(node):
             return True

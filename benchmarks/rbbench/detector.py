@@ -328,7 +328,18 @@ def _subtract(arrays) -> dict:
 
 
 def worker_main(spec: dict) -> int:
-    """Entry point of ``run_benchmarks.py --worker``: print one JSON line."""
+    """Run one measurement as ``run_benchmarks.py --worker``: print one JSON line.
+
+    Parameters
+    ----------
+    spec : `dict`
+        What to measure (built by `run_sections`).
+
+    Returns
+    -------
+    status : `int`
+        The exit status.
+    """
     from rbnodia.nn import RealBogusModel, load_model
 
     arrays = dict(np.load(spec["path"]))
@@ -391,7 +402,24 @@ def _describe(name: str, smoke: bool, synthetic: bool, info: dict) -> tuple[str,
 
 def run_section(number: int, smoke: bool, *, synthetic: bool = False,
                 cache: Path | None = None) -> list[Figure]:
-    """Measure section 2 or 3 alone; see `run_sections`."""
+    """Measure section 2 or 3 alone; see `run_sections`.
+
+    Parameters
+    ----------
+    number : `int`
+        2 or 3.
+    smoke : `bool`
+        Tiny sizes.
+    synthetic : `bool`, optional
+        A synthetic sky instead of the simulator.
+    cache : `pathlib.Path`, optional
+        Folder keeping the generated detectors between runs.
+
+    Returns
+    -------
+    figures : `list` [`Figure`]
+        The section's figures.
+    """
     return run_sections([number], smoke, synthetic=synthetic, cache=cache)
 
 
@@ -399,6 +427,23 @@ def run_sections(numbers, smoke: bool, *, synthetic: bool = False, cache: Path |
     """Measure sections 2 and/or 3 (one worker process per detector); see the
     module docstring.  ``cache``: folder keeping the generated detectors
     between runs (a temporary folder if `None`).
+
+    Parameters
+    ----------
+    numbers : `list` [`int`]
+        Sections to measure: 2, 3 or both.
+    smoke : `bool`
+        Tiny sizes.
+    synthetic : `bool`, optional
+        A synthetic sky instead of the simulator.
+    cache : `pathlib.Path`, optional
+        Folder keeping the generated detectors between runs (a temporary
+        folder if `None`).
+
+    Returns
+    -------
+    figures : `list` [`Figure`]
+        The figures of the sections measured.
     """
     numbers = sorted(set(numbers) & {2, 3})
     repeats = 1 if smoke else 3

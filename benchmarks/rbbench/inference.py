@@ -38,7 +38,18 @@ def _ms_per_stamp(function, n: int, repeats: int) -> float:
 
 
 def run_section(smoke: bool) -> list[Figure]:
-    """Measure section 1; see the module docstring."""
+    """Measure section 1; see the module docstring.
+
+    Parameters
+    ----------
+    smoke : `bool`
+        Tiny sizes: checks that everything runs.
+
+    Returns
+    -------
+    figures : `list` [`Figure`]
+        The section's figures.
+    """
     from rbnodia.nn import RealBogusModel
     from rbnodia.nn.onnx.runtime import OnnxPredictor
 

@@ -62,7 +62,13 @@ MASK_PLANES = {
 
 
 def seed_config_path() -> Path:
-    """Path of the packaged Butler seed configuration."""
+    """Return the path of the packaged Butler seed configuration.
+
+    Returns
+    -------
+    path : `pathlib.Path`
+        The seed configuration YAML file.
+    """
     return Path(str(importlib.resources.files("rbnodia").joinpath("config", SEED_CONFIG)))
 
 
@@ -139,7 +145,18 @@ def register_instrument(
 
 
 def sky_polygon(corners_radec_deg: Sequence[tuple[float, float]]):
-    """Return a `lsst.sphgeom.ConvexPolygon` through sky corners given in degrees."""
+    """Return a `lsst.sphgeom.ConvexPolygon` through sky corners given in degrees.
+
+    Parameters
+    ----------
+    corners_radec_deg : `~collections.abc.Sequence` [`tuple` [`float`, `float`]]
+        Corners as (RA, Dec) in degrees, in order around the polygon.
+
+    Returns
+    -------
+    polygon : `lsst.sphgeom.ConvexPolygon`
+        The polygon.
+    """
     from lsst.sphgeom import ConvexPolygon, LonLat, UnitVector3d
 
     return ConvexPolygon([UnitVector3d(LonLat.fromDegrees(ra, dec)) for ra, dec in corners_radec_deg])
@@ -161,10 +178,12 @@ def register_visit(
     ----------
     butler : `lsst.daf.butler.Butler`
         Writeable butler.
-    instrument, physical_filter : `str`
-        Names already registered with `register_instrument`.
+    instrument : `str`
+        Instrument name, already registered with `register_instrument`.
     visit : `int`
         Visit id.
+    physical_filter : `str`
+        Filter name, already registered with `register_instrument`.
     obs_time : `datetime.datetime`
         UTC start of the exposure.
     exposure_time : `float`
@@ -218,7 +237,20 @@ def register_input_dataset_types(
     catalog_storage_class: str = "ArrowAstropy",
     names: Mapping[str, str] = INPUT_DATASET_TYPES,
 ) -> None:
-    """Register the pipeline's input dataset types (idempotent)."""
+    """Register the pipeline's input dataset types (idempotent).
+
+    Parameters
+    ----------
+    butler : `lsst.daf.butler.Butler`
+        Writeable butler.
+    image_storage_class : `str`, optional
+        Storage class of the science, template and difference images.
+    catalog_storage_class : `str`, optional
+        Storage class of the detection catalog.
+    names : `~collections.abc.Mapping` [`str`, `str`], optional
+        Role (``science``, ``template``, ``difference``, ``detections``) ->
+        dataset type name.
+    """
     from lsst.daf.butler import DatasetType
 
     dimensions = butler.dimensions.conform(["instrument", "visit", "detector"])
@@ -320,7 +352,18 @@ def put_detector_inputs(butler, run: str, data_id: Mapping[str, Any], datasets: 
 
 
 def pretrained_model_collection(name: str) -> str:
-    """Conventional RUN collection of a model: ``pretrained_models/rbnodia_<name>``."""
+    """Return the conventional RUN collection of a model: ``pretrained_models/rbnodia_<name>``.
+
+    Parameters
+    ----------
+    name : `str`
+        Model name.
+
+    Returns
+    -------
+    collection : `str`
+        The collection name.
+    """
     return f"pretrained_models/rbnodia_{name}"
 
 

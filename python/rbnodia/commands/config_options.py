@@ -20,12 +20,34 @@ import lsst.pex.config as pexConfig
 
 
 def option_name(field_name: str) -> str:
-    """Return the option of a field: ``batchSize`` -> ``--batch-size``."""
+    """Return the option of a field: ``batchSize`` -> ``--batch-size``.
+
+    Parameters
+    ----------
+    field_name : `str`
+        A camelCase config field name.
+
+    Returns
+    -------
+    option : `str`
+        The command-line option.
+    """
     return "--" + re.sub(r"(?<!^)(?=[A-Z])", "-", field_name).lower()
 
 
 def config_fields(config_class: type[pexConfig.Config]) -> dict[str, pexConfig.Field]:
-    """Return the fields of a config class, by name, in definition order."""
+    """Return the fields of a config class, by name, in definition order.
+
+    Parameters
+    ----------
+    config_class : `type` [`lsst.pex.config.Config`]
+        The config class.
+
+    Returns
+    -------
+    fields : `dict` [`str`, `lsst.pex.config.Field`]
+        Field name -> field.
+    """
     return {name: getattr(config_class, name) for name in config_class().keys()}
 
 

@@ -31,7 +31,13 @@ def _convert(args) -> int:
 
 
 def register(subparsers) -> None:
-    """Add the ``convert-model`` subcommand."""
+    """Add the ``convert-model`` subcommand.
+
+    Parameters
+    ----------
+    subparsers : `argparse._SubParsersAction`
+        The ``rbnodia`` parser's subcommands.
+    """
     parser = subparsers.add_parser(
         "convert-model",
         help="Rewrite a model file in the current format, with its ONNX inference graphs (needs [train]).",

@@ -33,7 +33,13 @@ def _put_model(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
-    """Add the ``put-model`` subcommand."""
+    """Add the ``put-model`` subcommand.
+
+    Parameters
+    ----------
+    subparsers : `argparse._SubParsersAction`
+        The ``rbnodia`` parser's subcommands.
+    """
     parser = subparsers.add_parser(
         "put-model",
         help="Put a model (packaged name or .rbmodel file) into a Butler RUN collection as rbnodia_model.",

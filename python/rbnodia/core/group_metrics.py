@@ -83,7 +83,18 @@ def metrics_by_group(labels: Any, called_real: Any, groups: Any) -> dict[str, di
 
 
 def bin_label(low: float, high: float) -> str:
-    """Readable name of the bin ``[low, high)``: ``< 5``, ``5-10``, ``>= 100``."""
+    """Name the bin ``[low, high)`` readably: ``< 5``, ``5-10``, ``>= 100``.
+
+    Parameters
+    ----------
+    low, high : `float`
+        Bin edges (infinite for open bins).
+
+    Returns
+    -------
+    label : `str`
+        The name.
+    """
     if math.isinf(low) and math.isinf(high):
         return "all"
     if math.isinf(low):

@@ -224,19 +224,39 @@ def confusion_quadrant(labels: np.ndarray | None, predicted_real: np.ndarray) ->
 
 
 def is_prediction_only(groups: Sequence[str] | np.ndarray) -> bool:
-    """Whether ``groups`` came from `prediction_class` rather than `confusion_quadrant`.
+    """Tell whether ``groups`` came from `prediction_class` rather than `confusion_quadrant`.
 
     An empty array counts as labelled.
+
+    Parameters
+    ----------
+    groups : `~collections.abc.Sequence` [`str`] or `numpy.ndarray`
+        Group name per object.
+
+    Returns
+    -------
+    prediction_only : `bool`
+        True if every group is a predicted class.
     """
     values = set(np.unique(np.asarray(groups, dtype=str)).tolist())
     return bool(values) and values <= set(PREDICTION_CLASSES)
 
 
 def group_names(groups: Sequence[str] | np.ndarray) -> tuple[str, ...]:
-    """All group names of that kind, in display order, present or not.
+    """Return all group names of that kind, in display order, present or not.
 
     `QUADRANTS` for confusion quadrants, `PREDICTION_CLASSES` when
     `is_prediction_only`.
+
+    Parameters
+    ----------
+    groups : `~collections.abc.Sequence` [`str`] or `numpy.ndarray`
+        Group name per object.
+
+    Returns
+    -------
+    names : `tuple` [`str`, ...]
+        The group names.
     """
     return PREDICTION_CLASSES if is_prediction_only(groups) else QUADRANTS
 

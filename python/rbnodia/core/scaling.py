@@ -40,7 +40,18 @@ overflow the scaled float32 values."""
 
 
 def usable_pixels(pixels: np.ndarray) -> np.ndarray:
-    """Boolean mask of the pixels the scalers may use: finite and below `PIXEL_LIMIT`."""
+    """Return the mask of the pixels the scalers may use: finite and below `PIXEL_LIMIT`.
+
+    Parameters
+    ----------
+    pixels : `numpy.ndarray`
+        Pixel values.
+
+    Returns
+    -------
+    usable : `numpy.ndarray`
+        Boolean array of the same shape.
+    """
     with np.errstate(invalid="ignore"):
         return np.abs(pixels) < PIXEL_LIMIT
 

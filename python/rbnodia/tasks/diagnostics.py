@@ -28,6 +28,12 @@ _DETECTOR = ("instrument", "visit", "detector")
 class SaliencyDiagnosticsConnections(pipeBase.PipelineTaskConnections, dimensions=()):
     """Connections of `SaliencyDiagnosticsTask`: every classification
     catalog of the input collections in, summary and figures out.
+
+    Parameters
+    ----------
+    config : `SaliencyDiagnosticsConfig`
+        The task's configuration: truth and example inputs and outputs are
+        dropped when ``useTruth`` or ``doExamples`` is off.
     """
 
     reliability = cT.Input(
@@ -129,6 +135,15 @@ class SaliencyDiagnosticsTask(pipeBase.PipelineTask):
     def run(self, reliability: list[Table], truth: list[Table] | None = None,
             saliencyMaps: list[Table] | None = None):
         """Compute the breakdowns and draw the figures.
+
+        Parameters
+        ----------
+        reliability : `list` [`astropy.table.Table`]
+            Classification catalogs with saliency columns.
+        truth : `list` [`astropy.table.Table`], optional
+            Truth tables matching ``reliability`` (with ``useTruth``).
+        saliencyMaps : `list` [`astropy.table.Table`], optional
+            Saliency maps and raw stamps (with ``doExamples``).
 
         Returns
         -------

@@ -25,6 +25,11 @@ _DIMENSIONS = ("instrument", "visit", "detector")
 class MakeLabelledStampsConnections(pipeBase.PipelineTaskConnections, dimensions=_DIMENSIONS):
     """Connections of `MakeLabelledStampsTask`: one detector's images,
     detections and truth in, its labelled stamps out.
+
+    Parameters
+    ----------
+    config : `MakeLabelledStampsConfig`
+        The task's configuration (the images' storage class).
     """
 
     science = cT.Input(doc="Science image.", name="preliminary_visit_image", storageClass="MaskedImageV2",
@@ -84,6 +89,20 @@ class MakeLabelledStampsTask(pipeBase.PipelineTask):
     @timeMethod
     def run(self, science: Any, template: Any, difference: Any, detections: Any, truth: Any):
         """Cut the stamps.
+
+        Parameters
+        ----------
+        science : `object`
+            Science image (any type `rbnodia.adapters.to_pixel_image` reads).
+        template : `object`
+            Template warped to the science image's pixel grid.
+        difference : `object`
+            Difference image.
+        detections : `object`
+            Detection catalog with id, x and y columns.
+        truth : `astropy.table.Table`
+            Truth per detection id: ``label`` (0 real, 1 bogus), and ``family``,
+            ``mag`` and ``snr`` where present.
 
         Returns
         -------

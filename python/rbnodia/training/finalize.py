@@ -24,6 +24,16 @@ if TYPE_CHECKING:
 def jsonable(value: Any) -> Any:
     """Convert numpy scalars/arrays to Python and NaN/inf to `None`,
     recursively, so strict JSON writers accept the result.
+
+    Parameters
+    ----------
+    value : `object`
+        Any value: mappings and sequences are converted item by item.
+
+    Returns
+    -------
+    converted : `object`
+        The value with Python types only.
     """
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}

@@ -52,7 +52,20 @@ class OptimizerRecipe:
     scheduled: bool = False
 
     def build(self, learning_rate: float | None = None, total_steps: int = 1) -> Any:
-        """Return the optimizer, with ``learning_rate`` overriding the default."""
+        """Return the optimizer, with ``learning_rate`` overriding the default.
+
+        Parameters
+        ----------
+        learning_rate : `float`, optional
+            Initial learning rate; default the recipe's.
+        total_steps : `int`, optional
+            Optimizer steps of the whole run (for learning-rate schedules).
+
+        Returns
+        -------
+        optimizer : `keras.optimizers.Optimizer`
+            A new optimizer.
+        """
         return self.builder(
             self.learning_rate if learning_rate is None else learning_rate, max(1, total_steps)
         )
@@ -78,6 +91,11 @@ def register_optimizer(
     scheduled : `bool`
         Whether the builder uses ``total_steps`` (a learning-rate schedule).
 
+    Returns
+    -------
+    decorator : `~collections.abc.Callable`
+        Registers the builder and returns it unchanged.
+
     Raises
     ------
     ValueError
@@ -94,12 +112,28 @@ def register_optimizer(
 
 
 def optimizer_names() -> list[str]:
-    """Names of all registered optimizer recipes."""
+    """Return the names of all registered optimizer recipes.
+
+    Returns
+    -------
+    names : `list` [`str`]
+        Sorted names.
+    """
     return sorted(_OPTIMIZERS)
 
 
 def get_optimizer_recipe(name: str) -> OptimizerRecipe:
     """Look an optimizer recipe up by name.
+
+    Parameters
+    ----------
+    name : `str`
+        Recipe name.
+
+    Returns
+    -------
+    recipe : `OptimizerRecipe`
+        The recipe.
 
     Raises
     ------
