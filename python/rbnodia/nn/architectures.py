@@ -61,6 +61,22 @@ def register_architecture(
 ) -> Callable:
     """Register a network builder under ``name`` (a decorator).
 
+    Parameters
+    ----------
+    name : `str`
+        Registry key.
+    layout : `rbnodia.core.Layout` or `str`
+        The stamps the network reads.
+    stacking : `rbnodia.core.Stacking` or `str`, optional
+        Side by side (the paper) or as channels.
+    description : `str`
+        One line for listings and model metadata.
+
+    Returns
+    -------
+    decorator : `~collections.abc.Callable`
+        Registers ``builder(stamp_size)`` and returns it unchanged.
+
     Raises
     ------
     ValueError
@@ -79,6 +95,16 @@ def register_architecture(
 def get_architecture(name: str) -> Architecture:
     """Look an architecture up by name.
 
+    Parameters
+    ----------
+    name : `str`
+        Registry key.
+
+    Returns
+    -------
+    architecture : `Architecture`
+        The registered architecture.
+
     Raises
     ------
     KeyError
@@ -92,7 +118,13 @@ def get_architecture(name: str) -> Architecture:
 
 
 def architecture_names() -> list[str]:
-    """Names of all registered architectures."""
+    """Return the names of all registered architectures.
+
+    Returns
+    -------
+    names : `list` [`str`]
+        Sorted names.
+    """
     return sorted(_REGISTRY)
 
 

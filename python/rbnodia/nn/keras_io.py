@@ -43,6 +43,11 @@ def import_keras(purpose: str) -> Any:
     purpose : `str`
         What needs it, for the message if it is missing (e.g. "Training").
 
+    Returns
+    -------
+    keras : `module`
+        The imported module.
+
     Raises
     ------
     ImportError
@@ -58,7 +63,18 @@ def import_keras(purpose: str) -> Any:
 
 
 def import_tensorflow(purpose: str) -> Any:
-    """Return the ``tensorflow`` module (see `import_keras`)."""
+    """Return the ``tensorflow`` module (see `import_keras`).
+
+    Parameters
+    ----------
+    purpose : `str`
+        What needs it, for the message if it is missing.
+
+    Returns
+    -------
+    tensorflow : `module`
+        The imported module.
+    """
     _quiet_tensorflow()
     try:
         import tensorflow
@@ -78,6 +94,11 @@ def load_network(data: bytes, source: str) -> Any:
         ``model.keras``.
     source : `str`
         The model file, for messages.
+
+    Returns
+    -------
+    network : `keras.Model`
+        The network, not compiled.
 
     Raises
     ------
@@ -108,7 +129,18 @@ def load_network(data: bytes, source: str) -> Any:
 
 
 def save_network(network: Any) -> bytes:
-    """Return a Keras network as the bytes of a ``.keras`` file."""
+    """Return a Keras network as the bytes of a ``.keras`` file.
+
+    Parameters
+    ----------
+    network : `keras.Model`
+        The network.
+
+    Returns
+    -------
+    data : `bytes`
+        The ``.keras`` archive.
+    """
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "model.keras")
         network.save(path)
@@ -117,8 +149,13 @@ def save_network(network: Any) -> bytes:
 
 
 def library_versions() -> dict[str, str]:
-    """Versions of the libraries that write a model file (from the installed
+    """Return the versions of the libraries that write a model file (from the installed
     distributions' metadata; nothing is imported).
+
+    Returns
+    -------
+    versions : `dict` [`str`, `str`]
+        Distribution name -> version, for those installed.
     """
     from ..version import __version__
 

@@ -209,6 +209,18 @@ def saliency_backend(model: RealBogusModel, backend: str = "auto") -> str:
     networks whose gradient has an ONNX translation) and ONNX Runtime is
     installed, else TensorFlow.
 
+    Parameters
+    ----------
+    model : `rbnodia.nn.RealBogusModel`
+        The model.
+    backend : `str`, optional
+        ``auto``, ``onnx`` or ``tensorflow``.
+
+    Returns
+    -------
+    backend : `str`
+        ``onnx`` or ``tensorflow``.
+
     Raises
     ------
     ValueError

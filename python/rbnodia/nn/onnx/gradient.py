@@ -37,7 +37,7 @@ padded to whole blocks."""
 
 
 def append_saliency(build: GraphBuilder, probabilities: str, classes: int) -> tuple[str, tuple[int, ...]]:
-    """Append the backward pass of the chain in ``build``; return the
+    """Append the backward pass of the chain in ``build``.
     gradient's name and its shape after the batch axis (see
     `rbnodia.nn.onnx.translate.keras_to_onnx`).
 
@@ -59,6 +59,22 @@ def append_saliency(build: GraphBuilder, probabilities: str, classes: int) -> tu
     batch included, so that ONNX Runtime can prove the shapes of the
     gradients and relu derivatives below it equal).  Each sample's gradient
     depends only on that sample, as with TensorFlow's.
+
+    Parameters
+    ----------
+    build : `rbnodia.nn.onnx.builder.GraphBuilder`
+        The forward graph being built, ending in the softmax.
+    probabilities : `str`
+        Name of the softmax output.
+    classes : `int`
+        Number of classes.
+
+    Returns
+    -------
+    gradient : `str`
+        The gradient's tensor name.
+    shape : `tuple` [`int`, ...]
+        Its shape after the batch axis.
 
     Raises
     ------
@@ -227,8 +243,24 @@ def relu_derivative(build: GraphBuilder, y: str, scalar: Callable[[float], str],
     ``Mul``, in the blocked layout, so the gradient is not reordered to
     plain NCHW and back at every layer.  It differs from the exact
     derivative only for ``0 < y < 1e-29``.  Elsewhere it is ``Greater`` +
-    ``Cast``, the fastest exact form on plain tensors (``Sign`` or ``Where``
-    took 1.7-1.9x as long).
+    ``Cast``, the fastest exact form on plain tensors (faster than ``Sign``
+    or ``Where``; ``doc/performance.rst``).
+
+    Parameters
+    ----------
+    build : `rbnodia.nn.onnx.builder.GraphBuilder`
+        The graph being built.
+    y : `str`
+        The relu's output tensor.
+    scalar : `~collections.abc.Callable` [[`float`], `str`]
+        Returns the name of a shared scalar constant.
+    blocked : `bool`
+        Whether the gradient it multiplies is in the blocked layout.
+
+    Returns
+    -------
+    derivative : `str`
+        The derivative's tensor name.
     """
     channels = build.notes.get(("image_channels", y))
     if not (blocked and channels and channels % NCHWC_BLOCK == 0):
@@ -244,23 +276,43 @@ def relu_derivative(build: GraphBuilder, y: str, scalar: Callable[[float], str],
 def conv_gradient(
     build: GraphBuilder, grad: str, weight: np.ndarray, attributes: dict, geometry: dict
 ) -> tuple[str, bool]:
-    """Gradient of a ``Conv`` node with respect to its input, from ``grad``
-    with respect to its output, and whether ONNX Runtime computes it in
-    its blocked layout.
+    """Compute the gradient of a ``Conv`` node with respect to its input, from
+    ``grad`` with respect to its output, and whether ONNX Runtime computes it
+    in its blocked layout.
 
     Where ONNX Runtime's blocked convolutions do it well, a stride-1
     convolution is undone by the "full" convolution with the flipped
     filters (input and output channels swapped): for a depthwise one (the
-    folded first layer, see `rbnodia.nn.onnx.translate`; ``paper_nodia``'s
-    7x7 layer 15 us/stamp against the grouped ``ConvTranspose``'s 73, one
-    thread), and for a plain one with a kernel of at most 3x3 whose inputs
-    fill whole blocks (`NCHWC_BLOCK`).  Other stride-1 layers measured
-    slower that way than as a ``ConvTranspose``, 1.4x for ``paper_dia``'s
-    5x5 layers and 4-8x where the input has one channel (padded to a
-    block).  Every other convolution is undone by the ``ConvTranspose`` with
-    the same filters, a per-image GEMM plus an unblocked col2im: for
-    strided layers that measured faster than a polyphase ``Conv`` plus an
-    interleave, whose interleave costs more than it saves.
+    folded first layer, see `rbnodia.nn.onnx.translate`; several times
+    faster than the grouped ``ConvTranspose`` for ``paper_nodia``'s 7x7
+    layer), and for a plain one with a kernel of at most 3x3 whose inputs
+    fill whole blocks (`NCHWC_BLOCK`).  Other stride-1 layers (``paper_dia``'s
+    5x5 layers, inputs of one channel, padded to a block) are slower that
+    way than as a ``ConvTranspose``.  Every other convolution is undone by
+    the ``ConvTranspose`` with the same filters, a per-image GEMM plus an
+    unblocked col2im: for strided layers that is faster than a polyphase
+    ``Conv`` plus an interleave, whose interleave costs more than it saves.
+    ``doc/performance.rst`` says how these choices were measured.
+
+    Parameters
+    ----------
+    build : `rbnodia.nn.onnx.builder.GraphBuilder`
+        The graph being built.
+    grad : `str`
+        Gradient with respect to the convolution's output.
+    weight : `numpy.ndarray`
+        The convolution's filters.
+    attributes : `dict`
+        The ``Conv`` node's attributes.
+    geometry : `dict`
+        Input and output image sizes and channels.
+
+    Returns
+    -------
+    gradient : `str`
+        Gradient with respect to the convolution's input.
+    blocked : `bool`
+        Whether ONNX Runtime computes it in its blocked layout.
     """
     kernel = list(attributes["kernel_shape"].ints)
     strides = list(attributes["strides"].ints)

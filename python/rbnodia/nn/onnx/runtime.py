@@ -78,7 +78,13 @@ class GraphVariants:
 
 
 def default_threads() -> int:
-    """Return the CPUs this process may run on."""
+    """Return the CPUs this process may run on.
+
+    Returns
+    -------
+    threads : `int`
+        At least 1.
+    """
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
@@ -86,7 +92,17 @@ def default_threads() -> int:
 
 
 def resolve_threads(threads: int | None) -> int:
-    """``threads``, or `default_threads` for `None` or 0.
+    """Return ``threads``, or `default_threads` for `None` or 0.
+
+    Parameters
+    ----------
+    threads : `int` or `None`
+        Requested threads.
+
+    Returns
+    -------
+    threads : `int`
+        Threads to use.
 
     Raises
     ------
@@ -208,11 +224,35 @@ class GraphSessions:
         self.fold = variants.fold
 
     def output_width(self, index: int = 0) -> int:
-        """Return the size of output ``index`` after the batch axis (its last axis)."""
+        """Return the size of output ``index`` after the batch axis (its last axis).
+
+        Parameters
+        ----------
+        index : `int`, optional
+            Output index.
+
+        Returns
+        -------
+        width : `int`
+            The size of its last axis.
+        """
         return int(self.plain.get_outputs()[index].shape[-1])
 
     def run(self, names: list[str], inputs: np.ndarray) -> list[np.ndarray]:
-        """Compute the outputs ``names`` for ``inputs``, stamps in order."""
+        """Compute the outputs ``names`` for ``inputs``, stamps in order.
+
+        Parameters
+        ----------
+        names : `list` [`str`]
+            Output names.
+        inputs : `numpy.ndarray`
+            Network inputs (float32).
+
+        Returns
+        -------
+        outputs : `list` [`numpy.ndarray`]
+            One array per name.
+        """
         n = len(inputs)
         bulk = (n // self.fold) * self.fold if self.fold else 0
         if bulk == n:

@@ -132,9 +132,22 @@ def keras_to_onnx(network: Any, *, fold: int = 0, saliency: bool = False, row_su
 
 
 def translate_variants(network: Any, fold: int = FOLD_BLOCK, **translation: bool) -> GraphVariants:
-    """One graph of ``network`` (``translation``: `keras_to_onnx` options),
-    plain, and folded by ``fold`` if ``fold > 1`` and the network starts
-    with a 1-in/1-out convolution.
+    """Translate ``network`` to one graph, plain, and folded by ``fold`` if
+    ``fold > 1`` and the network starts with a 1-in/1-out convolution.
+
+    Parameters
+    ----------
+    network : `keras.Model`
+        The network.
+    fold : `int`, optional
+        Stamps folded into channels for the folded variant.
+    **translation : `bool`
+        `keras_to_onnx` options.
+
+    Returns
+    -------
+    variants : `rbnodia.nn.onnx.runtime.GraphVariants`
+        The plain graph, and the folded one where it applies.
     """
     plain = keras_to_onnx(network, **translation)
     if fold > 1 and _foldable_first_conv(_chain(network), int(network.input_shape[-1])):
@@ -145,7 +158,14 @@ def translate_variants(network: Any, fold: int = FOLD_BLOCK, **translation: bool
 def translate_model_graphs(
     network: Any, fold: int = FOLD_BLOCK
 ) -> tuple[dict[str, GraphVariants], dict[str, str]]:
-    """Every graph of a model file (`TRANSLATIONS`) that ``network`` can be translated to.
+    """Translate every graph of a model file (`TRANSLATIONS`) that ``network`` can be translated to.
+
+    Parameters
+    ----------
+    network : `keras.Model`
+        The network.
+    fold : `int`, optional
+        Stamps folded into channels for the folded variants.
 
     Returns
     -------
