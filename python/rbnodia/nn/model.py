@@ -410,7 +410,7 @@ class RealBogusModel:
         Returns
         -------
         probabilities : `numpy.ndarray`
-            float32 ``(n, 2)`` array.
+            Array of shape ``(n, 2)``, float32.
 
         Raises
         ------

@@ -44,6 +44,24 @@ def cosmic_ray(
     The charge along the track fluctuates (log-normal, 40 % per 0.2 pixel
     step, as energy loss does) and is deposited bilinearly; a track shorter
     than a pixel is a one-to-four-pixel spot.
+
+    Parameters
+    ----------
+    size : `int`
+        Patch size in pixels.
+    x, y : `float`
+        Track centre in pixels.
+    length : `float`
+        Track length in pixels.
+    angle : `float`
+        Track direction in radians from +x.
+    rng : `numpy.random.Generator`
+        Random numbers.
+
+    Returns
+    -------
+    image : `numpy.ndarray`
+        ``(size, size)`` unit-charge image.
     """
     steps = max(2, int(math.ceil(length / 0.2)))
     t = np.linspace(-0.5, 0.5, steps) * length
@@ -55,8 +73,22 @@ def cosmic_ray(
 
 
 def hot_pixels(size: int, x: int, y: int, rng: np.random.Generator) -> np.ndarray:
-    """One hot pixel at ``(x, y)``, with (half the time) a weaker neighbour
+    """Return one hot pixel at ``(x, y)``, with (half the time) a weaker neighbour
     along the readout direction, as charge-transfer inefficiency leaves.
+
+    Parameters
+    ----------
+    size : `int`
+        Patch size in pixels.
+    x, y : `int`
+        The pixel.
+    rng : `numpy.random.Generator`
+        Random numbers.
+
+    Returns
+    -------
+    image : `numpy.ndarray`
+        ``(size, size)`` unit-charge image.
     """
     image = np.zeros((size, size))
     image[y % size, x % size] = 1.0
@@ -68,6 +100,22 @@ def hot_pixels(size: int, x: int, y: int, rng: np.random.Generator) -> np.ndarra
 def bad_column(size: int, x: int, y_start: int, length: int) -> np.ndarray:
     """Return a column segment with 1 electron of excess charge per pixel, rows
     ``y_start`` to ``y_start + length - 1`` (wrapping).
+
+    Parameters
+    ----------
+    size : `int`
+        Patch size in pixels.
+    x : `int`
+        The column.
+    y_start : `int`
+        First row.
+    length : `int`
+        Rows covered.
+
+    Returns
+    -------
+    image : `numpy.ndarray`
+        ``(size, size)`` excess-charge image.
     """
     image = np.zeros((size, size))
     rows = np.arange(y_start, y_start + min(length, size)) % size
@@ -83,6 +131,22 @@ def satellite_trail(size: int, x: float, y: float, angle: float, psf: PSFModel) 
     along the trail's normal (projection-slice theorem), times the pixel
     response along that direction.  The trail is not periodic: it ends at
     the patch border, far outside the stamp.
+
+    Parameters
+    ----------
+    size : `int`
+        Patch size in pixels.
+    x, y : `float`
+        A point on the trail, in pixels.
+    angle : `float`
+        Trail direction in radians from +x.
+    psf : `PSFModel`
+        The PSF spreading the trail.
+
+    Returns
+    -------
+    image : `numpy.ndarray`
+        ``(size, size)`` image.
     """
     nx, ny = -math.sin(angle), math.cos(angle)
     step, n = 0.125, 512

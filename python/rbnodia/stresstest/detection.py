@@ -59,8 +59,22 @@ class Detections:
     significance: np.ndarray
 
     def nearest(self, x: float, y: float, radius: float, size: int) -> int | None:
-        """Index of the detection nearest to ``(x, y)`` within ``radius``
+        """Return the index of the detection nearest to ``(x, y)`` within ``radius``
         (periodic distance), or `None`.
+
+        Parameters
+        ----------
+        x, y : `float`
+            Position in pixels.
+        radius : `float`
+            Acceptance radius in pixels.
+        size : `int`
+            Patch size (distances are periodic).
+
+        Returns
+        -------
+        index : `int` or `None`
+            The detection's index.
         """
         if not len(self.x):
             return None
@@ -72,8 +86,20 @@ class Detections:
 
 
 def aperture_filter(grid: FourierGrid, fwhm: float) -> np.ndarray:
-    """Transform of the top-hat aperture (radius ``APERTURE_RADIUS_FWHM x
+    """Compute the transform of the top-hat aperture (radius ``APERTURE_RADIUS_FWHM x
     fwhm``, at least 1.5 pixels) centred on the origin of ``grid``.
+
+    Parameters
+    ----------
+    grid : `FourierGrid`
+        The periodic patch.
+    fwhm : `float`
+        Science FWHM in pixels.
+
+    Returns
+    -------
+    transform : `numpy.ndarray`
+        The aperture's transform.
     """
     radius = max(1.5, APERTURE_RADIUS_FWHM * fwhm)
     offsets = np.minimum(np.arange(grid.size), grid.size - np.arange(grid.size))
@@ -102,6 +128,11 @@ def detect(
         Detection threshold in sigma of the aperture-summed image.
     min_pixels : `int`
         Smallest connected region above threshold that counts.
+
+    Returns
+    -------
+    detections : `Detections`
+        Positions, S/N and the significance image.
     """
     summed = grid.to_image(grid.to_transform(difference) * aperture_filter(grid, fwhm))
     median, sigma = robust_sigma(summed)

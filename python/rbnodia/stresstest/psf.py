@@ -84,6 +84,16 @@ class PSFModel:
     def otf(self, kx: np.ndarray, ky: np.ndarray) -> np.ndarray:
         """Return the PSF's transform at frequencies ``(kx, ky)`` (cycles/pixel),
         without the pixel response; complex for ``double_gaussian``.
+
+        Parameters
+        ----------
+        kx, ky : `numpy.ndarray`
+            Frequencies (cycles/pixel).
+
+        Returns
+        -------
+        otf : `numpy.ndarray`
+            The optical transfer function.
         """
         rho = stretched_frequency(kx, ky, self.q, self.theta)
         if self.family == "moffat":
@@ -101,7 +111,18 @@ class PSFModel:
         return diffraction * gaussian_ft(rho, jitter_sigma)
 
     def scaled(self, factor: float) -> PSFModel:
-        """Return the same shape with the FWHM multiplied by ``factor``."""
+        """Return the same shape with the FWHM multiplied by ``factor``.
+
+        Parameters
+        ----------
+        factor : `float`
+            FWHM multiplier.
+
+        Returns
+        -------
+        psf : `PSFModel`
+            The scaled PSF.
+        """
         return dataclasses.replace(self, fwhm=self.fwhm * factor)
 
     def perturbed(self, rng: np.random.Generator, fwhm_error: float, shape_error: float) -> PSFModel:
@@ -116,6 +137,11 @@ class PSFModel:
         shape_error : `float`
             Scale of the errors on ellipticity, orientation, ``beta``, halo
             fraction and obscuration.
+
+        Returns
+        -------
+        psf : `PSFModel`
+            The estimate.
         """
         changes = {
             "fwhm": self.fwhm * (1.0 + fwhm_error),
@@ -144,6 +170,11 @@ def draw_psf(rng: np.random.Generator, fwhm: float, family: str | None = None) -
         FWHM in pixels.
     family : `str`, optional
         One of `PSF_FAMILIES`; drawn uniformly if `None`.
+
+    Returns
+    -------
+    psf : `PSFModel`
+        The PSF.
     """
     if family is None:
         family = PSF_FAMILIES[int(rng.integers(len(PSF_FAMILIES)))]

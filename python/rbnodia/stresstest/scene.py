@@ -60,7 +60,15 @@ class Components:
     rays, defects, trails)."""
 
     def add_static(self, points: Sequence[PointSource] = (), galaxies: Sequence[Galaxy] = ()) -> None:
-        """Return the sources present identically in science and template."""
+        """Add sources present identically in science and template.
+
+        Parameters
+        ----------
+        points : `~collections.abc.Sequence` [`PointSource`], optional
+            Point sources.
+        galaxies : `~collections.abc.Sequence` [`Galaxy`], optional
+            Galaxies.
+        """
         self.science_points.extend(points)
         self.template_points.extend(points)
         self.science_galaxies.extend(galaxies)
@@ -239,6 +247,17 @@ def run_scene(
     scene: Scene, rng: np.random.Generator, grid: FourierGrid, stamp_size: int = 51
 ) -> SceneResult | None:
     """Make the images of ``scene``, detect, and cut the stamps.
+
+    Parameters
+    ----------
+    scene : `Scene`
+        The scene.
+    rng : `numpy.random.Generator`
+        Random numbers.
+    grid : `FourierGrid`
+        The periodic patch.
+    stamp_size : `int`, optional
+        Stamp size in pixels.
 
     Returns
     -------
