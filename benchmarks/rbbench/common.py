@@ -459,7 +459,7 @@ def render_rst(figures: Sequence[Figure], header: str = "") -> str:
     lines = [header, ""] if header else []
     lines += [".. list-table::", "   :header-rows: 1", "   :widths: 14 40 10 22 10 18 6", ""]
     for index, row in enumerate([_HEADERS[:-1]] + [r[:-1] for r in _rows(figures)]):
-        cells = [c.replace("*", "\\*") if c else " " for c in row]
+        cells = [c.replace("*", "\\*").replace("|", "\\|") if c else " " for c in row]
         if index:  # figure ids as literals
             cells[0] = f"``{row[0]}``"
         lines.append(f"   * - {cells[0]}")
@@ -502,7 +502,7 @@ def render_doc_include(figures: Sequence[Figure], env: dict[str, object], comman
         f"{start:.2f} at the start and {end:.2f} at the end.",
         "",
     ]
-    return "\n".join(lines) + render_rst(figures)
+    return "\n".join(lines) + "\n" + render_rst(figures)
 
 
 def python_executable() -> str:
