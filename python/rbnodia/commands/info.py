@@ -77,6 +77,12 @@ def model_rows(names: Sequence[str] | None = None) -> list[dict[str, str]]:
     return rows
 
 
+def _literal(row: dict[str, str], column: str, quote: str) -> str:
+    # Names as code (``name@hash`` would otherwise read as an e-mail address).
+    value = row[column]
+    return f"{quote}{value}{quote}" if column in ("model", "network", "version") else value
+
+
 def render_model_table(rows: Sequence[dict[str, str]], fmt: str) -> str:
     """Format `model_rows` as a reStructuredText or Markdown table.
 
@@ -97,13 +103,13 @@ def render_model_table(rows: Sequence[dict[str, str]], fmt: str) -> str:
     if fmt == "markdown":
         lines = [f"<!-- Written by `{command}` from the model files' metadata. -->", "",
                  "| " + " | ".join(_COLUMNS) + " |", "|" + "---|" * len(_COLUMNS)]
-        lines += ["| " + " | ".join(row[c] for c in _COLUMNS) + " |" for row in rows]
+        lines += ["| " + " | ".join(_literal(row, c, "`") for c in _COLUMNS) + " |" for row in rows]
         return "\n".join(lines) + "\n"
     if fmt != "rst":
         raise ValueError(f"Unknown table format {fmt!r}; choose rst or markdown.")
     lines = [f".. Written by ``{command}`` from the model files' metadata; do not edit.", "",
              ".. list-table::", "   :header-rows: 1", ""]
-    for cells in [list(_COLUMNS)] + [[row[c] for c in _COLUMNS] for row in rows]:
+    for cells in [list(_COLUMNS)] + [[_literal(row, c, "``") for c in _COLUMNS] for row in rows]:
         lines.append(f"   * - {cells[0]}")
         lines += [f"     - {cell}" for cell in cells[1:]]
     return "\n".join(lines) + "\n"
