@@ -265,9 +265,9 @@ def saliency_maps(
         Back-propagate through non-overlapping max-pool layers with one
         XLA-compiled kernel instead of TensorFlow's ``MaxPoolGrad`` (same
         result: the gradient goes to each window's first maximum).  On CPU
-        this makes the pooling gradients 2-3x faster and the ``paper_dia``
-        saliency about 20% cheaper overall; ``benchmarks/bench_saliency.py``
-        compares both.  Falls back to the plain gradient, with a warning, if
+        this makes the pooling gradients faster and the ``paper_dia``
+        saliency cheaper overall; ``benchmarks/bench_saliency.py`` compares
+        both.  Falls back to the plain gradient, with a warning, if
         XLA fails.  TensorFlow backend only.
     backend : `str`
         ``auto`` (default: ONNX Runtime where it can, see

@@ -201,7 +201,7 @@ def moffat_ft(rho: np.ndarray, alpha: float, beta: float) -> np.ndarray:
         return _moffat_hankel(z, beta - 1.0)
     # Evaluate the Bessel function on a 1-d table, denser near z = 0 where
     # the transform has a cusp for beta < 2, and interpolate (error < 1e-5
-    # of the peak); ~5x faster than evaluating it on a whole patch.
+    # of the peak), much faster than evaluating it on a whole patch.
     table_z = z_max * np.linspace(0.0, 1.0, _MOFFAT_TABLE_SIZE) ** 2
     return np.interp(z, table_z, _moffat_hankel(table_z, beta - 1.0))
 

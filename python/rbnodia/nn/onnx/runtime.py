@@ -130,7 +130,7 @@ def _session(model: bytes) -> Any:
     options.log_severity_level = 3
     # No thread pool to spin: on a machine shared with other processes
     # (Prompt Processing runs one per core) spinning threads steal the cores
-    # the work needs (measured 2-3x slower).
+    # the work needs (doc/performance.rst).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 

@@ -482,11 +482,9 @@ def _interleaved_conv(weight: np.ndarray, attributes: dict, geometry: dict) -> t
     and strides ``(sh, sw * c)`` on that one-channel image, the weights
     interleaved the same way and the column padding ``c`` times as wide
     (explicit pads: ``SAME_UPPER`` would split an odd total differently).
-    The forward pass then needs no transpose of the input to NCHW
-    (3-6 us/stamp of the packaged models' inference, one thread), and the
+    The forward pass then needs no transpose of the input to NCHW, and the
     gradient, the ``ConvTranspose`` of this convolution, comes out in the
-    input's memory order with no transpose back (5-8 us/stamp of their
-    saliency).
+    input's memory order with no transpose back (``doc/performance.rst``).
     """
     out_channels, channels, kh, kw = weight.shape
     interleaved = weight.transpose(0, 2, 3, 1).reshape(out_channels, 1, kh, kw * channels)
