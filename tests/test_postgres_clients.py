@@ -42,8 +42,8 @@ def repos(tmp_path_factory, make_postgres_repo, simulated_inputs):
     env = admin_env()
     run([BIN / "pipetask", "--long-log", "run", "-b", seeded, "-i", simulated_inputs["collection"],
          "--output-run", TRAIN_RUN, "-p", pipeline_path("TrainRealBogus"), "--register-dataset-types",
-         "-c", "trainRealBogus:epochs=1", "-c", "trainRealBogus:batchSize=16",
-         "-c", "trainRealBogus:optimizer=adam", "-c", "trainRealBogus:testFraction=0.25"], env)
+         "-c", "trainRealBogus:training.epochs=1", "-c", "trainRealBogus:training.batchSize=16",
+         "-c", "trainRealBogus:training.optimizer=adam", "-c", "trainRealBogus:testFraction=0.25"], env)
     run([BIN / "butler", "transfer-datasets", seeded, plain, "--collections", TRAIN_RUN,
          "-d", "rbnodia_model", "-d", "rbnodia_labelled_stamps", "--register-dataset-types",
          "--transfer", "copy"], env)
