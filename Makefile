@@ -19,6 +19,7 @@ help:
 	@echo "make bench  - run the benchmarks, print the figures and write doc/_generated/bench_results.rst"
 	@echo "              (BENCH_ARGS=--smoke for a quick check)"
 	@echo "make docs   - build the HTML documentation into build/docs (Sphinx, warnings are errors)"
+	@echo "make doc-tables - rewrite doc/_generated/packaged_models.rst from the packaged model files"
 
 venv: $(STAMP)
 
@@ -69,4 +70,4 @@ docs: $(DOCS_STAMP)
 	@echo "Documentation: build/docs/index.html"
 
 clean:
-	rm -rf $(DEMO_REPO) build *.egg-info python/*.egg-info .pytest_cache
+	rm -rf $(DEMO_REPO) build doc/py-api *.egg-info python/*.egg-info .pytest_cache
