@@ -40,13 +40,26 @@ import numpy as np
 
 def _best_ms_per_stamp(functions, n: int, repeats: int) -> list[tuple[float, float]]:
     """Best wall-clock and process CPU milliseconds per stamp of each
-    function, their runs alternating (`rbbench.common.best_times_interleaved`)."""
+    function, their runs alternating (`rbbench.common.best_times_interleaved`).
+    """
     from rbbench.common import best_times_interleaved
 
     return [(1e3 * t.wall / n, 1e3 * t.cpu / n) for t in best_times_interleaved(functions, repeats)]
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark from the command line.
+
+    Parameters
+    ----------
+    argv : `list` [`str`], optional
+        Arguments; default ``sys.argv[1:]``.
+
+    Returns
+    -------
+    status : `int`
+        The exit status.
+    """
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--batches", type=int, default=2, help="Batches per timed run.")

@@ -14,7 +14,8 @@ and the speed-up of ``chunks`` over ``intra-op``.
 
 Run::
 
-    .venv/bin/python benchmarks/bench_threading.py [--models nodia_default paper_nodia] [--batches 64 256 2048]
+    .venv/bin/python benchmarks/bench_threading.py [--models nodia_default paper_nodia] \
+        [--batches 64 256 2048]
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ import numpy as np
 
 
 def _intra_op_runner(variants, saliency: bool, threads: int):
-    """The previous scheme: one session on ``threads`` intra-op threads,
-    calls of ``CHUNK`` stamps in turn (folded graph for whole blocks)."""
+    """Return a runner of the previous scheme: one session on ``threads`` intra-op threads,
+    calls of ``CHUNK`` stamps in turn (folded graph for whole blocks).
+    """
     import onnxruntime
 
     from rbnodia.nn.onnx.runtime import CHUNK, GraphSessions
@@ -52,6 +54,18 @@ def _intra_op_runner(variants, saliency: bool, threads: int):
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark from the command line.
+
+    Parameters
+    ----------
+    argv : `list` [`str`], optional
+        Arguments; default ``sys.argv[1:]``.
+
+    Returns
+    -------
+    status : `int`
+        The exit status.
+    """
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=["nodia_default", "dia_default", "paper_nodia"],
                         help="Packaged model names or architecture names (untrained).")
@@ -70,8 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     print(f"{threads} threads (load {load}); us per stamp, best of {args.repeats} alternating runs")
     width = max(len(name) for name in args.models + ["model"])
-    header = (f"{'model':<{width}} {'graph':<9} {'batch':>5} | {'intra-op':>8} {'cpu':>6} | {'chunks':>8} {'cpu':>6} | "
-              f"{'speed-up':>8}")
+    header = (f"{'model':<{width}} {'graph':<9} {'batch':>5} | {'intra-op':>8} {'cpu':>6} | "
+              f"{'chunks':>8} {'cpu':>6} | {'speed-up':>8}")
     print(header)
     print("-" * len(header))
     rng = np.random.default_rng(0)
@@ -86,11 +100,13 @@ def main(argv: list[str] | None = None) -> int:
                 calls = max(1, args.stamps // batch)
                 n = calls * batch
                 timings = best_times_interleaved(
-                    [lambda: [before(inputs) for _ in range(calls)], lambda: [after(inputs) for _ in range(calls)]],
+                    [lambda: [before(inputs) for _ in range(calls)],
+                     lambda: [after(inputs) for _ in range(calls)]],
                     repeats=args.repeats,
                 )
                 (w0, c0), (w1, c1) = ((1e6 * t.wall / n, 1e6 * t.cpu / n) for t in timings)
-                print(f"{name:<{width}} {'saliency' if saliency else 'predict':<9} {batch:>5} | {w0:>8.1f} {c0:>6.1f} | "
+                graph = "saliency" if saliency else "predict"
+                print(f"{name:<{width}} {graph:<9} {batch:>5} | {w0:>8.1f} {c0:>6.1f} | "
                       f"{w1:>8.1f} {c1:>6.1f} | {w0 / w1:>7.2f}x")
     return 0
 

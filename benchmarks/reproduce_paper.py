@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Reproduce Acero-Cuellar et al.'s DIA vs noDIA comparison on our data.
+r"""Reproduce Acero-Cuellar et al.'s DIA vs noDIA comparison on our data.
 
 Trains ``paper_dia``, ``paper_nodia`` and ``improved_nodia`` (or the
 ``--recipes`` given) on the same training/validation split, scores them on
@@ -12,7 +12,7 @@ Examples
 --------
 Quick check on small sets::
 
-    python benchmarks/reproduce_paper.py --train stamps/train --test stamps/test \\
+    python benchmarks/reproduce_paper.py --train stamps/train --test stamps/test \
         --epochs 5 --max-train 2000 --out /tmp/repro
 
 The same is available as ``rbnodia reproduce-paper``.
@@ -24,6 +24,18 @@ import sys
 
 
 def main(argv=None) -> int:
+    """Reproduce the comparison from the command line.
+
+    Parameters
+    ----------
+    argv : `list` [`str`], optional
+        Arguments; default ``sys.argv[1:]``.
+
+    Returns
+    -------
+    status : `int`
+        The exit status.
+    """
     from rbnodia.commands.reproduce import add_reproduce_arguments, run_reproduce
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -1,13 +1,15 @@
 #!/usr/bin/env python
-"""rbnodia benchmarks: inference, a full detector, the avoided DIA cost,
+r"""Benchmarks of rbnodia: inference, a full detector, the avoided DIA cost,
 pipetask end to end, and training time.
 
 Prints ONE table: every figure with its baseline measured in the same run,
 the ratio between them, a published reference where there is one (the
 paper's 0.30 / 1.00 ms per stamp, its 15.5 CPU hours of DIA per DES
 exposure), and the command that produced it.  Writes the table as
-``results.json``, ``results.md`` and ``results.rst`` (the table of
-``doc/performance.rst``) into ``--out`` (default ``bench_out/``).
+``results.json``, ``results.md`` and ``results.rst`` into ``--out``
+(default ``bench_out/``), and with ``--doc-table PATH`` the table that
+``doc/performance.rst`` includes (``make bench`` writes
+``doc/_generated/bench_results.rst``).
 
 Sections (``--sections 1,2,...``; default all):
 
@@ -33,7 +35,8 @@ Full-size runs keep the simulated detectors in ``--out``/detectors (about
 0.5 GB) and reuse them next time.  ``--smoke`` runs every section at tiny
 sizes (what CI runs; the numbers then mean nothing).  Run with ``make bench`` or::
 
-    .venv/bin/python benchmarks/run_benchmarks.py [--smoke] [--sections 1,2] [--out bench_out]
+    .venv/bin/python benchmarks/run_benchmarks.py [--smoke] [--sections 1,2] [--out bench_out] \
+        [--doc-table doc/_generated/bench_results.rst]
 """
 
 from __future__ import annotations
@@ -49,7 +52,15 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from rbbench.common import Figure, environment, load_average, render_markdown, render_rst, render_table
+from rbbench.common import (
+    Figure,
+    environment,
+    load_average,
+    render_doc_include,
+    render_markdown,
+    render_rst,
+    render_table,
+)
 
 SECTIONS = {
     1: "Inference ms/stamp (paper networks, batch sizes, backends)",
@@ -69,6 +80,16 @@ def _parse_sections(text: str) -> list[int]:
     if unknown or not sections:
         raise argparse.ArgumentTypeError(f"unknown sections {unknown}; choose from {sorted(SECTIONS)}")
     return sections
+
+
+def _bench_args(args: argparse.Namespace) -> list[str]:
+    """Return the options of this run that ``make bench`` would need in ``BENCH_ARGS``."""
+    extra = ["--smoke"] if args.smoke else []
+    if args.sections != sorted(SECTIONS):
+        extra += ["--sections", ",".join(str(s) for s in args.sections)]
+    if args.synthetic:
+        extra.append("--synthetic")
+    return extra
 
 
 def _run_section(number: int, args: argparse.Namespace) -> list[Figure]:
@@ -91,13 +112,35 @@ def _run_section(number: int, args: argparse.Namespace) -> list[Figure]:
     return run_section(args.smoke)
 
 
+def _write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    partial.replace(path)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the benchmarks from the command line.
+
+    Parameters
+    ----------
+    argv : `list` [`str`], optional
+        Arguments; default ``sys.argv[1:]``.
+
+    Returns
+    -------
+    status : `int`
+        The exit status (0: every section ran).
+    """
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--smoke", action="store_true", help="Tiny sizes: checks that everything runs.")
     parser.add_argument("--sections", type=_parse_sections, default=sorted(SECTIONS),
                         help="Comma-separated section numbers (default: all).")
     parser.add_argument("--out", type=Path, default=Path("bench_out"), help="Folder for results.json/.md.")
+    parser.add_argument("--doc-table", type=Path,
+                        help="Also write the results as the reStructuredText include of doc/performance.rst "
+                        "(make bench: doc/_generated/bench_results.rst).")
     parser.add_argument("--synthetic", action="store_true",
                         help="Sections 2-3: synthetic images instead of the simulator (faster to make).")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -134,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     env["load_average_end"] = load_average()
     env["seconds"] = round(time.perf_counter() - started, 1)
     env["smoke"] = args.smoke
+    env["sections"] = args.sections
     header = (f"rbnodia benchmark results ({'smoke' if args.smoke else 'full'} sizes; load average "
               f"{env['load_average_start'][0]:.2f} at start, {env['load_average_end'][0]:.2f} at end; "
               f"{env['seconds']} s)")
@@ -145,6 +189,11 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "results.rst").write_text(render_rst(figures))
     (args.out / "partial.json").unlink(missing_ok=True)
     print(f"\nWrote {args.out / 'results.json'}, {args.out / 'results.md'} and {args.out / 'results.rst'}")
+    if args.doc_table:
+        command = " ".join(["make bench"] + ([f'BENCH_ARGS="{" ".join(_bench_args(args))}"']
+                                             if _bench_args(args) else []))
+        _write_atomically(args.doc_table, render_doc_include(figures, env, command))
+        print(f"Wrote {args.doc_table}")
     return 0
 
 

@@ -1,5 +1,6 @@
 """Shared fixtures: small untrained models saved as real model files, and
-untrained models with non-trivial biases and batch-norm statistics."""
+untrained models with non-trivial biases and batch-norm statistics.
+"""
 
 import os
 
@@ -11,7 +12,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 @pytest.fixture(scope="session")
 def nodia_model_file(tmp_path_factory):
-    """An untrained paper_nodia model written as a real .rbmodel file."""
+    """Return an untrained paper_nodia model written as a real .rbmodel file."""
     import keras
 
     from rbnodia.nn import RealBogusModel
@@ -27,7 +28,7 @@ def nodia_model_file(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def dia_model_file(tmp_path_factory):
-    """An untrained paper_dia model written as a real .rbmodel file."""
+    """Return an untrained paper_dia model written as a real .rbmodel file."""
     import keras
 
     from rbnodia.nn import RealBogusModel
@@ -64,7 +65,8 @@ def _randomised_model(arch: str, seed: int = 1):
 def randomised_model():
     """``randomised_model(arch, seed=1)``: an untrained model whose biases and
     batch-norm statistics are not trivial (zero biases and unit statistics
-    would hide translation errors)."""
+    would hide translation errors).
+    """
     return _randomised_model
 
 
@@ -83,8 +85,9 @@ def pytest_addoption(parser):
 
 @pytest.fixture(scope="session")
 def postgres_server(request):
-    """A PostgreSQL server on 127.0.0.1 for this test process (skips only if
-    no server binary can be found)."""
+    """Return a PostgreSQL server on 127.0.0.1 for this test process (skips only if
+    no server binary can be found).
+    """
     from pgtestserver import PostgresServer, find_bindir
 
     bindir = find_bindir(request.config.getoption("--postgres-bindir"))
@@ -101,8 +104,9 @@ def postgres_server(request):
 
 @pytest.fixture(scope="session")
 def simulated_inputs(tmp_path_factory):
-    """A small simulated SQLite repository (2 visits x 2 detectors, both
-    classes present) that PostgreSQL repositories copy their inputs from."""
+    """Return a small simulated SQLite repository (2 visits x 2 detectors, both
+    classes present) that PostgreSQL repositories copy their inputs from.
+    """
     from rbnodia.sim import write_simulated_repo
 
     root = tmp_path_factory.mktemp("sim-source") / "repo"
@@ -117,7 +121,8 @@ def make_postgres_repo(postgres_server, simulated_inputs):
     `postgres_server`, made as an admin makes one: ``butler create`` (with
     rbnodia's seed configuration unless ``seed=False``), then ``butler
     transfer-datasets`` of the simulated inputs.  Returns the repository
-    folder."""
+    folder.
+    """
     from sharedrepo import create_repo
 
     url = postgres_server.create_database("rbnodia")

@@ -7,7 +7,8 @@ from rbnodia.core.stampset import LabelledStamps
 
 def easy_stamps(n: int, seed: int, size: int = 51) -> LabelledStamps:
     """Reals: a point source in srch that is absent from tmpl; bogus: the
-    same source in both (PSFs differ a little, as without PSF matching)."""
+    same source in both (PSFs differ a little, as without PSF matching).
+    """
     rng = np.random.default_rng(seed)
     label = np.arange(n) % 2
     rng.shuffle(label)

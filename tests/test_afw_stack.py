@@ -3,7 +3,8 @@ catalog inputs, and the ``Catalog`` output of ``computeReliability`` read
 the way ap_association's reliability filter reads it.
 
 afw exists only in the LSST stack container, so these tests are skipped
-everywhere else."""
+everywhere else.
+"""
 
 import numpy as np
 import pytest
@@ -112,7 +113,6 @@ def test_catalog_output_is_what_ap_association_reads():
 
 def test_catalog_round_trips_through_the_butler(tmp_path):
     from lsst.daf.butler import DatasetType
-
     from rbnodia.adapters.afw import to_afw_catalog
     from rbnodia.butler.repo import create_repo
 

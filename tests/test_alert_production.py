@@ -1,7 +1,8 @@
 """rbnodia as ApPipe's ``computeReliability``: the task on its own, and an AP
 stand-in pipeline (simulated upstream, our task, a re-implementation of
 ap_association's reliability filter, ApPipe-style contracts) through the
-real ``pipetask``, serially and with -j 2."""
+real ``pipetask``, serially and with -j 2.
+"""
 
 import os
 import subprocess
@@ -41,7 +42,6 @@ def _scene(rng, n=6, size=120):
 
 def test_config_refuses_a_model_name_with_butler_models():
     import lsst.pex.config as pexConfig
-
     from rbnodia.tasks.compute_reliability import ComputeReliabilityConfig
 
     config = ComputeReliabilityConfig()
@@ -105,7 +105,7 @@ def test_afw_catalog_output_needs_afw(nodia_model_file):
 
 
 def _standin_pipeline(tmp_path, compute_pipeline="ComputeReliability.yaml", **config) -> Path:
-    """The stand-in with another computeReliability pipeline and/or config overrides."""
+    """Return the stand-in with another computeReliability pipeline and/or config overrides."""
     import yaml
 
     data = yaml.safe_load((STANDIN / "ApStandIn.yaml").read_text())
@@ -122,7 +122,6 @@ def test_contracts_fail_when_the_connections_disagree(tmp_path, monkeypatch):
     """The stand-in's contracts are evaluated, and fail on a renamed connection."""
     from lsst.pipe.base import Pipeline
     from lsst.pipe.base.pipelineIR import ContractError
-
     from rbnodia.butler.environment import environment
 
     monkeypatch.syspath_prepend(str(STANDIN))
@@ -137,10 +136,11 @@ def test_contracts_fail_when_the_connections_disagree(tmp_path, monkeypatch):
 def test_lsstcam_override_configures_our_task_with_afw_types(tmp_path, monkeypatch):
     """pipelines/LSSTCam/ApPipe*.yaml without their ApPipe import: every config
     line applies to our task, AP's connection names and the afw storage
-    classes come out, and the DIA file only changes the layout."""
+    classes come out, and the DIA file only changes the layout.
+    """
     import yaml
-    from lsst.pipe.base import Pipeline
 
+    from lsst.pipe.base import Pipeline
     from rbnodia.butler.environment import environment
 
     for key, value in environment().items():
@@ -151,8 +151,8 @@ def test_lsstcam_override_configures_our_task_with_afw_types(tmp_path, monkeypat
     del nodia["imports"]
     local = tmp_path / "ApPipe-local.yaml"
     local.write_text(yaml.safe_dump(nodia))
-    dia = pipeline_path("LSSTCam/ApPipeDia.yaml").read_text().replace("$RBNODIA_DIR/pipelines/LSSTCam/ApPipe.yaml",
-                                                                      str(local))
+    dia = pipeline_path("LSSTCam/ApPipeDia.yaml").read_text()
+    dia = dia.replace("$RBNODIA_DIR/pipelines/LSSTCam/ApPipe.yaml", str(local))
     (tmp_path / "ApPipeDia-local.yaml").write_text(dia)
     for name, layout in (("ApPipe-local.yaml", "noDIA"), ("ApPipeDia-local.yaml", "DIA")):
         node = Pipeline.from_uri(str(tmp_path / name)).to_graph().tasks["computeReliability"]
@@ -169,10 +169,12 @@ def test_lsstcam_override_configures_our_task_with_afw_types(tmp_path, monkeypat
 
 
 @pytest.mark.skipif("AP_PIPE_DIR" not in os.environ,
-                    reason="AP_PIPE_DIR is not set: the real ApPipe (ap_pipe, afw, obs_lsst) needs the LSST stack")
+                    reason="AP_PIPE_DIR is not set: the real ApPipe (ap_pipe, afw, obs_lsst) needs the "
+                    "LSST stack")
 def test_real_appipe_with_our_computereliability():
     """The real LSSTCam ApPipe with our override: it loads, its contracts hold,
-    and its subsets still contain computeReliability."""
+    and its subsets still contain computeReliability.
+    """
     from lsst.pipe.base import Pipeline
 
     for name in ("LSSTCam/ApPipe.yaml", "LSSTCam/ApPipeDia.yaml"):
@@ -187,13 +189,13 @@ def test_real_appipe_with_our_computereliability():
 
 @pytest.fixture(scope="module")
 def ap_repo(tmp_path_factory):
-    """Simulated AP inputs for one visit and three detectors, with hostile
+    """Simulate AP inputs for one visit and three detectors, with hostile
     rows on detector 0 (edge, NaN and off-image positions), an empty
     catalog on detector 2, an unreadable difference image for detector 0 in
     its own run, and the packaged models in pretrained_models/ collections
-    put there by the real ``rbnodia put-model``."""
+    put there by the real ``rbnodia put-model``.
+    """
     from lsst.daf.butler import Butler
-
     from rbnodia.sim import write_simulated_repo
 
     root = tmp_path_factory.mktemp("ap") / "repo"
@@ -235,7 +237,7 @@ def _get(root, dataset_type, data_id, collection, **parameters):
 
 
 def _check_ap_outputs(repo, collection, model_name, *, with_filter=True):
-    """The AP contract on every detector of the run; returns the scores."""
+    """Check the AP contract on every detector of the run; return the scores."""
     from rbnodia.nn import load_model
 
     version = load_model(model_name).metadata.content_hash[:7]
@@ -263,7 +265,8 @@ def _check_ap_outputs(repo, collection, model_name, *, with_filter=True):
 
 def _check_hostile_rows(repo, collection):
     # The Butler strips table metadata on read unless asked not to (README).
-    full = _get(repo["root"], "rbnodia_reliability", repo["hostile"], collection, strip_astropy_meta_yaml=False)
+    full = _get(repo["root"], "rbnodia_reliability", repo["hostile"], collection,
+                strip_astropy_meta_yaml=False)
     ap = _get(repo["root"], "dia_source_reliability", repo["hostile"], collection)
     row = {int(i): k for k, i in enumerate(full["id"])}
     assert full["flag_edge"][row[EDGE_ID]] and np.isfinite(full["score"][row[EDGE_ID]])
@@ -276,7 +279,8 @@ def _check_hostile_rows(repo, collection):
 def test_standin_serial_and_parallel(ap_repo, tmp_path):
     """noDIA: the stand-in passes its contracts and cut serially and with -j 2,
     with bitwise-equal scores, without reading the (unreadable) difference
-    image."""
+    image.
+    """
     inputs = ["ap/unreadable-difference"] + ap_repo["inputs"] + ["pretrained_models/rbnodia_nodia_default"]
     pipeline = STANDIN / "ApStandIn.yaml"
     run_pipetask(ap_repo["root"], pipeline, inputs, "ap/serial", stream=False, env=_env())
@@ -299,7 +303,8 @@ def test_standin_with_the_dia_model(ap_repo, tmp_path):
 
 def test_compute_reliability_pipeline_alone(ap_repo):
     """pipelines/ComputeReliability.yaml as shipped, without the optional full
-    catalog; the butler CLI lists one dia_source_reliability per detector."""
+    catalog; the butler CLI lists one dia_source_reliability per detector.
+    """
     inputs = ap_repo["inputs"] + ["pretrained_models/rbnodia_nodia_default"]
     run_pipetask(ap_repo["root"], pipeline_path("ComputeReliability"), inputs, "ap/alone", stream=False,
                  config={"computeReliability:doWriteFullCatalog": "False"})

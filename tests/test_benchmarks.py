@@ -22,7 +22,8 @@ SCRIPT = REPO / "benchmarks" / "run_benchmarks.py"
 def smoke_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    done = subprocess.run([sys.executable, str(SCRIPT), "--smoke", "--out", str(out)], cwd=REPO,
+    done = subprocess.run([sys.executable, str(SCRIPT), "--smoke", "--out", str(out), "--doc-table",
+                           str(out / "doc" / "bench_results.rst")], cwd=REPO,
                           capture_output=True, text=True, env=env, timeout=1800)
     return done, out
 
@@ -58,6 +59,22 @@ def test_writes_markdown_and_json(smoke_run):
     assert rst.count("\n   * - ") == len(data["figures"]) + 1  # header row + one row per figure
     for figure in data["figures"]:
         assert f"``{figure['id']}``" in rst
+
+
+def test_writes_the_doc_include(smoke_run):
+    """``--doc-table`` writes what doc/performance.rst includes: the command that
+    regenerates it, a warning for smoke runs, the run's conditions, the table.
+    """
+    _, out = smoke_run
+    data = json.loads((out / "results.json").read_text())
+    text = (out / "doc" / "bench_results.rst").read_text()
+    assert text.startswith('.. Written by ``make bench BENCH_ARGS="--smoke"``; do not edit.')
+    assert ".. warning::" in text and "smoke run" in text
+    assert f"at git commit ``{data['environment']['git']}``" in text
+    assert data["environment"]["date"] not in text  # no timestamps in the documentation
+    table = text[text.index(".. list-table::"):]
+    assert table == (out / "results.rst").read_text()
+    assert not list((out / "doc").glob("*.partial"))
 
 
 def test_bad_sections_rejected():

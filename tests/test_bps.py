@@ -1,5 +1,6 @@
 """The noDIA pipeline through BPS with the parsl local site, as a user
-submits it on a laptop (config/bps/local.yaml)."""
+submits it on a laptop (config/bps/local.yaml).
+"""
 
 import os
 import subprocess
@@ -16,7 +17,6 @@ BIN = Path(sys.executable).parent
 def test_bps_submit_local(tmp_path, nodia_model_file):
     pytest.importorskip("lsst.ctrl.bps.parsl")
     from lsst.daf.butler import Butler
-
     from rbnodia.butler.environment import environment
     from rbnodia.sim import write_simulated_repo
 

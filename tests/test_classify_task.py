@@ -1,5 +1,6 @@
 """ClassifyRealBogusTask.run on in-memory inputs (the Butler path is in
-test_pipeline_e2e.py)."""
+test_pipeline_e2e.py).
+"""
 
 import numpy as np
 import pytest
@@ -63,8 +64,9 @@ def test_one_row_per_detection_in_order(nodia_model_file):
 
 def test_batching_does_not_change_results(nodia_model_file):
     science, template, _, detections = make_scene(n=50)
-    a = make_task(nodia_model_file, batchSize=7).run(science=science, template=template, detections=detections)
-    b = make_task(nodia_model_file, batchSize=4096).run(science=science, template=template, detections=detections)
+    inputs = dict(science=science, template=template, detections=detections)
+    a = make_task(nodia_model_file, batchSize=7).run(**inputs)
+    b = make_task(nodia_model_file, batchSize=4096).run(**inputs)
     np.testing.assert_allclose(a.reliability["score"], b.reliability["score"], rtol=1e-5)
 
 
@@ -90,7 +92,8 @@ def test_lsst_images_inputs_and_sky_coordinates(nodia_model_file):
 
 def test_empty_catalog_same_schema(nodia_model_file):
     science, template, _, detections = make_scene(n=5)
-    full = make_task(nodia_model_file).run(science=science, template=template, detections=detections).reliability
+    task = make_task(nodia_model_file)
+    full = task.run(science=science, template=template, detections=detections).reliability
     empty = make_task(nodia_model_file).run(
         science=science, template=template, detections=detections[:0]
     ).reliability

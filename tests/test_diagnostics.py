@@ -20,7 +20,8 @@ def classified(model_file, n=30, seed=0):
     config.doSaliency = True
     config.doWriteSaliencyMaps = True
     config.threshold = 0.45  # an untrained model: make both predicted classes appear
-    result = ClassifyRealBogusTask(config=config).run(science=science, template=template, detections=detections)
+    task = ClassifyRealBogusTask(config=config)
+    result = task.run(science=science, template=template, detections=detections)
     label = rng.integers(0, 2, n).astype(np.int8)
     family = np.where(label == 0, "sn", np.where(rng.random(n) < 0.5, "dipole", "cosmic_ray"))
     truth = Table({"id": ids, "label": label, "family": family, "snr": rng.uniform(0, 60, n)})
@@ -88,7 +89,6 @@ def test_needs_saliency_columns(nodia_model_file):
 @pytest.mark.e2e
 def test_pipeline_writes_pngs(tmp_path, nodia_model_file):
     from lsst.daf.butler import Butler
-
     from rbnodia.sim import write_simulated_repo
 
     sim = write_simulated_repo(tmp_path / "repo", preset="des", n_visits=1, n_detectors=2, seed=9,

@@ -34,9 +34,9 @@ NO_TEMPLATE, WITH_TEMPLATE = 9_000_000_301, 9_000_000_302
 @pytest.fixture(scope="module")
 def fault_repo(tmp_path_factory):
     """Four detectors: 0 hostile rows, 1 sentinel pixels, 2 an empty catalog,
-    3 a template that covers half the detector."""
+    3 a template that covers half the detector.
+    """
     from lsst.daf.butler import Butler
-
     from rbnodia.sim import write_simulated_repo
 
     root = tmp_path_factory.mktemp("faults") / "repo"
@@ -212,7 +212,8 @@ def test_unsigned_ids_beyond_int64_are_refused(fault_repo):
     from lsst.daf.butler import Butler
 
     writer = Butler.from_config(str(fault_repo["root"]), writeable=True)
-    detections = writer.get("dia_source_unstandardized", fault_repo["ids"][0], collections=fault_repo["inputs"])
+    detections = writer.get("dia_source_unstandardized", fault_repo["ids"][0],
+                            collections=fault_repo["inputs"])
     detections["id"] = np.arange(len(detections), dtype=np.uint64) + np.uint64(2**63)
     writer.registry.registerRun("faults/uint64")
     writer.put(detections, "dia_source_unstandardized", fault_repo["ids"][0], run="faults/uint64")
@@ -240,7 +241,8 @@ def test_rerun_into_the_same_output_gives_the_same_scores(fault_repo, serial_run
 
 def test_sigterm_then_extend_run(fault_repo):
     """SIGTERM between quanta, then --extend-run --skip-existing-in: every
-    detector ends with exactly one complete catalog."""
+    detector ends with exactly one complete catalog.
+    """
     command = pipetask_command(fault_repo["root"], pipeline_path("RealBogusNoDia"), fault_repo["inputs"],
                                "faults/killed")
     from rbnodia.butler.environment import environment
@@ -259,7 +261,8 @@ def test_sigterm_then_extend_run(fault_repo):
     done = _outputs(fault_repo, "faults/killed")
     assert 1 <= len(done) < len(fault_repo["ids"])
     for detector, catalog in done.items():  # what was written before the signal is whole
-        np.testing.assert_array_equal(np.asarray(catalog["id"]), np.asarray(_inputs(fault_repo, detector)["id"]))
+        inputs = _inputs(fault_repo, detector)
+        np.testing.assert_array_equal(np.asarray(catalog["id"]), np.asarray(inputs["id"]))
     command = pipetask_command(fault_repo["root"], pipeline_path("RealBogusNoDia"), fault_repo["inputs"],
                                "faults/killed", register_dataset_types=False)
     command += ["--extend-run", "--skip-existing-in", "faults/killed"]

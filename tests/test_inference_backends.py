@@ -1,9 +1,11 @@
 """Inference backends of RealBogusModel: ONNX Runtime equals TensorFlow,
 ``auto`` picks and falls back correctly, backend and threads are arguments
-(no environment variables), and models load once per process."""
+(no environment variables), and models load once per process.
+"""
 
 import numpy as np
 import pytest
+
 from rbnodia.nn import INFERENCE_BACKENDS, RealBogusModel, architecture_names, load_model
 from rbnodia.nn.model import ModelMetadata
 
@@ -63,7 +65,8 @@ def test_chunk_bounds_cover_the_batch_once():
 @pytest.mark.parametrize("arch", ["paper_nodia", "improved_dia"])
 def test_parallel_chunks_give_the_same_outputs(arch, randomised_model):
     """Chunks on several threads at once: the same probabilities and
-    saliency maps as one thread in one call, in the input order."""
+    saliency maps as one thread in one call, in the input order.
+    """
     from rbnodia.nn.onnx.runtime import OnnxPredictor, OnnxSaliency
     from rbnodia.nn.onnx.translate import translate_variants
 
@@ -86,7 +89,8 @@ def test_parallel_chunks_give_the_same_outputs(arch, randomised_model):
 
 def test_auto_prefers_onnx_and_environment_is_ignored(monkeypatch):
     """Backend and thread count are arguments; the environment variables
-    that used to choose them have no effect."""
+    that used to choose them have no effect.
+    """
     model = RealBogusModel.from_architecture("paper_nodia")
     assert model.inference_backend() == "onnx"
     assert model.inference_backend("tensorflow") == "tensorflow"
@@ -154,6 +158,7 @@ def test_empty_and_bad_batches():
 def test_model_file_loaded_once_per_process(tmp_path, monkeypatch):
     """load_model and the classification task read and build a model file once."""
     from astropy.table import Table
+
     from rbnodia.nn import model as model_module
     from rbnodia.tasks.classify import ClassifyRealBogusConfig, ClassifyRealBogusTask
 
@@ -192,7 +197,8 @@ def _predict_in_forked_child(x):
 @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_parallel_chunks_report_errors_and_survive_fork(randomised_model):
     """A failing chunk raises in the caller (after every thread stopped), and
-    a forked child (pipetask -j) builds its own worker threads."""
+    a forked child (pipetask -j) builds its own worker threads.
+    """
     import multiprocessing
 
     from rbnodia.nn.onnx.runtime import OnnxPredictor, _chunk_bounds, _run_chunks

@@ -3,7 +3,15 @@
 import numpy as np
 import pytest
 
-from rbnodia.core import Layout, Stacking, input_shape, make_model_inputs, PixelImage, split_segments, stack_segments
+from rbnodia.core import (
+    Layout,
+    PixelImage,
+    Stacking,
+    input_shape,
+    make_model_inputs,
+    split_segments,
+    stack_segments,
+)
 
 
 def test_paper_shapes():
@@ -37,7 +45,8 @@ def test_make_model_inputs_combines_flags():
     sci = rng.normal(size=(80, 80)).astype(np.float32)
     tmpl = sci.copy()
     tmpl[40, 40] = np.nan
-    out = make_model_inputs({"srch": PixelImage(sci), "tmpl": PixelImage(tmpl)}, [40, 3], [40, 40], "noDIA", 11)
+    images = {"srch": PixelImage(sci), "tmpl": PixelImage(tmpl)}
+    out = make_model_inputs(images, [40, 3], [40, 40], "noDIA", 11)
     assert out.inputs.shape == (2, 11, 22, 1)
     assert np.isfinite(out.inputs).all()
     assert out.flags[0] == 2 and out.flags[1] == 1  # BAD_PIXELS from the template; EDGE

@@ -1,7 +1,8 @@
 """The hardened model file (format 2): inference graphs inside, everything
 that changes the output covered by the content hash, invalid or unsafe
 contents refused with one clear error that names the file, size limits
-checked before anything is inflated, and format-1 files still read."""
+checked before anything is inflated, and format-1 files still read.
+"""
 
 import hashlib
 import io
@@ -39,7 +40,8 @@ def _graphs(members, header):
 
 def _rehash(members):
     """Recompute the content hash the way the writer does (an attacker or a
-    careless editor can): only the hash check itself is then bypassed."""
+    careless editor can): only the hash check itself is then bypassed.
+    """
     header = json.loads(members["metadata.json"])
     metadata = ModelMetadata.from_dict(header)
     header["content_hash"] = content_hash(metadata, header["weights_sha256"], _graphs(members, header))
@@ -59,7 +61,7 @@ def _edited(tmp_path, source, filename="edited.rbmodel", rehash=False, **changes
 
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory):
-    """A paper_nodia model file: its forward and saliency graphs come with a folded variant."""
+    """Return a paper_nodia model file: its forward and saliency graphs come with a folded variant."""
     import keras
 
     keras.utils.set_random_seed(2)
@@ -283,7 +285,7 @@ def test_invalid_metadata_is_not_written():
 
 
 def _format1_file(path, model):
-    """A model file as rbnodia wrote it before the graphs (format 1)."""
+    """Return a model file as rbnodia wrote it before the graphs (format 1)."""
     members = _members(io.BytesIO(model.to_bytes()))
     header = json.loads(members["metadata.json"])
     for key in ("graphs", "weights_sha256"):
@@ -340,7 +342,8 @@ def test_content_hash_covers_each_part(model_file):
 def test_without_the_onnx_package_a_network_predicts_on_tensorflow_and_is_not_written(monkeypatch):
     """Where Keras is installed without onnx, a model built from a network
     cannot be translated: it predicts with TensorFlow, and writing it says
-    which extra is missing instead of writing a file without graphs."""
+    which extra is missing instead of writing a file without graphs.
+    """
     import sys
 
     monkeypatch.setitem(sys.modules, "rbnodia.nn.onnx.translate", None)  # "import" raises ImportError

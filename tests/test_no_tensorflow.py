@@ -1,7 +1,8 @@
 """Classification without TensorFlow: model files are loaded, and scores
 and saliency computed, in processes where ``import tensorflow``, ``import
 keras`` and ``import onnx`` fail, through the real ``pipetask`` for both
-pipelines; the results are those of a normal process."""
+pipelines; the results are those of a normal process.
+"""
 
 import json
 import os
@@ -20,8 +21,9 @@ POISONED = ("tensorflow", "keras", "onnx")
 
 @pytest.fixture(scope="module")
 def poisoned_path(tmp_path_factory):
-    """A PYTHONPATH whose first entry holds ``tensorflow``, ``keras`` and
-    ``onnx`` packages that raise ImportError when imported."""
+    """Return a PYTHONPATH whose first entry holds ``tensorflow``, ``keras`` and
+    ``onnx`` packages that raise ImportError when imported.
+    """
     folder = tmp_path_factory.mktemp("poisoned")
     for name in POISONED:
         (folder / name).mkdir()
@@ -75,11 +77,12 @@ print(json.dumps({"modules": modules, "errors": errors}))
 def test_load_predict_and_saliency_without_tensorflow(poisoned_path, nodia_model_file, tmp_path):
     """Packaged models and a folded paper_nodia file, in a subprocess that
     cannot import TensorFlow, Keras or onnx: the same scores and maps as
-    here; what needs TensorFlow says which extra brings it."""
+    here; what needs TensorFlow says which extra brings it.
+    """
+    from test_model_file import _format1_file
+
     from rbnodia.nn import RealBogusModel
     from rbnodia.nn.saliency import saliency_maps
-
-    from test_model_file import _format1_file
 
     rng = np.random.default_rng(3)
     names = ["nodia_default", "dia_default", str(nodia_model_file)]
@@ -122,9 +125,9 @@ def repo(tmp_path_factory):
 @pytest.mark.parametrize("pipeline", ["RealBogusNoDia", "RealBogusDia"])
 def test_pipelines_run_without_tensorflow(repo, poisoned_path, pipeline):
     """The shipped pipeline through the real pipetask, TensorFlow, Keras and
-    onnx unimportable: every detection scored as in this (normal) process."""
+    onnx unimportable: every detection scored as in this (normal) process.
+    """
     from lsst.daf.butler import Butler
-
     from rbnodia.tasks.classify import ClassifyRealBogusConfig, ClassifyRealBogusTask
 
     inputs = [repo["sim"]["collection"]]

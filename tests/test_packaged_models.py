@@ -2,12 +2,14 @@
 fits the pipeline's layout, carries its training metadata and the inference
 graphs this rbnodia translates its network into, scores as its Keras
 network does, and classifies freshly simulated stamps (seeds never used in
-training) well."""
+training) well.
+"""
 
 import os
 
 import numpy as np
 import pytest
+
 from rbnodia.butler.execution import pipeline_path
 from rbnodia.nn import load_model, packaged_model_names
 
@@ -15,9 +17,8 @@ PIPELINE_MODELS = {"RealBogusNoDia": "noDIA", "RealBogusDia": "DIA"}
 
 
 def _pipeline_model(pipeline: str) -> str:
-    """The packaged model a shipped pipeline uses, as its task config resolves it."""
+    """Return the packaged model a shipped pipeline uses, as its task config resolves it."""
     from lsst.pipe.base import Pipeline
-
     from rbnodia.butler.environment import environment
 
     for key, value in environment().items():
@@ -69,7 +70,8 @@ def test_packaged_graphs_score_as_the_keras_network(pipeline, fresh_stamps):
     """The file's ONNX graphs (what pipelines run) against its Keras network
     (TensorFlow), on the stamps a pipeline would feed them: float32
     rounding apart, the same scores; and the graphs are exactly those this
-    rbnodia translates the network into (else: ``rbnodia convert-model``)."""
+    rbnodia translates the network into (else: ``rbnodia convert-model``).
+    """
     from rbnodia.nn.model import RealBogusModel, packaged_model_path
     from rbnodia.nn.onnx.translate import translate_model_graphs
 

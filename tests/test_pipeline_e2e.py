@@ -1,6 +1,7 @@
 """End to end through the real middleware: a temporary Butler repo of
 simulated data, the real ``pipetask run`` CLI (serially and with -j 2), the
-real ``butler query-datasets`` CLI, and ``Butler.get``."""
+real ``butler query-datasets`` CLI, and ``Butler.get``.
+"""
 
 import subprocess
 import sys
@@ -8,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from astropy.table import Table
 
 from rbnodia.butler.execution import pipeline_path, run_pipetask
 
@@ -21,10 +21,10 @@ NAN_ID = 9_000_000_002
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory, nodia_model_file_module):
-    """A simulated repo, plus a run that adds an edge detection and NaN
-    template pixels around another detection to one detector's inputs."""
+    """Return a simulated repo, plus a run that adds an edge detection and NaN
+    template pixels around another detection to one detector's inputs.
+    """
     from lsst.daf.butler import Butler, DatasetType
-
     from rbnodia.sim import write_simulated_repo
 
     root = tmp_path_factory.mktemp("e2e") / "repo"
@@ -47,7 +47,8 @@ def repo(tmp_path_factory, nodia_model_file_module):
     # The same model in the Butler, for the modelSource=butler run.
     from rbnodia.nn import load_model
 
-    butler.registry.registerDatasetType(DatasetType("rbnodia_model", butler.dimensions.empty, "RealBogusModel"))
+    model_type = DatasetType("rbnodia_model", butler.dimensions.empty, "RealBogusModel")
+    butler.registry.registerDatasetType(model_type)
     butler.registry.registerRun("e2e/models")
     butler.put(load_model(nodia_model_file_module), "rbnodia_model", {}, run="e2e/models")
     return {"root": root, "inputs": ["e2e/modified", sim["collection"]], "sim": sim, "data_id": data_id}

@@ -8,7 +8,8 @@ shell.  Each job runs its quantum from a quantum-backed butler (``pipetask
 run-qbb``): the server's connection log shows no connection while the jobs
 run, and one from the final job, which writes the outputs into the
 PostgreSQL registry (``butler aggregate-graph``, formerly
-``transfer-from-graph``)."""
+``transfer-from-graph``).
+"""
 
 import datetime
 import re
@@ -33,7 +34,6 @@ def test_bps_submit_postgres(tmp_path, postgres_server, make_postgres_repo, simu
                              nodia_model_file):
     pytest.importorskip("lsst.ctrl.bps.parsl")
     from lsst.daf.butler import Butler
-
     from rbnodia.nn import load_model
 
     repo = make_postgres_repo(tmp_path / "repo", seed=False)

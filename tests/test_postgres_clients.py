@@ -5,7 +5,8 @@ who did not create it reading rbnodia's datasets (storage classes
 Two repositories on one server: ``seeded`` was created with rbnodia's seed
 configuration (its ``butler.yaml`` declares the storage classes), ``plain``
 without (only ``DAF_BUTLER_CONFIG_PATH``, which ``rbnodia env`` sets, tells
-a client about them)."""
+a client about them).
+"""
 
 import json
 
@@ -32,8 +33,9 @@ print(json.dumps({{"model": type(model).__name__, "version": model.version,
 
 @pytest.fixture(scope="module")
 def repos(tmp_path_factory, make_postgres_repo, simulated_inputs):
-    """The admin's work: train into ``seeded`` with pipetask, then copy the
-    model and the stamps into ``plain`` with ``butler transfer-datasets``."""
+    """Do the admin's work: train into ``seeded`` with pipetask, then copy the
+    model and the stamps into ``plain`` with ``butler transfer-datasets``.
+    """
     root = tmp_path_factory.mktemp("pg-clients")
     seeded = make_postgres_repo(root / "seeded", seed=True)
     plain = make_postgres_repo(root / "plain", seed=False)
@@ -49,10 +51,10 @@ def repos(tmp_path_factory, make_postgres_repo, simulated_inputs):
 
 
 def _check_training_outputs(repo, simulated_inputs):
-    """The training pipeline's outputs, read back through the PostgreSQL
-    registry (this process needs no environment: the repo is seeded)."""
+    """Return the training pipeline's outputs, read back through the PostgreSQL
+    registry (this process needs no environment: the repo is seeded).
+    """
     from lsst.daf.butler import Butler
-
     from rbnodia.core.stampset import LabelledStamps
     from rbnodia.nn import RealBogusModel
 
@@ -73,8 +75,9 @@ def _check_training_outputs(repo, simulated_inputs):
 
 
 def _client(repo, home, *, setup: bool):
-    """A user's python process in a clean environment, after ``eval
-    "$(rbnodia env)"`` if ``setup``."""
+    """Run a user's python process in a clean environment, after ``eval
+    "$(rbnodia env)"`` if ``setup``.
+    """
     home.mkdir(exist_ok=True)
     script = home / "client.py"
     script.write_text(CLIENT)

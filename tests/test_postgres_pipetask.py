@@ -1,7 +1,8 @@
 """The classification pipeline against a shared repository with a real
 PostgreSQL registry: an admin registers the dataset types once, then two
 ``pipetask run`` processes classify different visits into the same RUN
-collection at the same time (as Prompt Processing workers do)."""
+collection at the same time (as Prompt Processing workers do).
+"""
 
 import datetime
 import subprocess
@@ -30,7 +31,7 @@ def _pipetask(repo, source, model, *extra):
 
 
 def _execution_window(output):
-    """Times (from ``--long-log``) of the graph's start and of the last quantum."""
+    """Read the times (from ``--long-log``) of the graph's start and of the last quantum."""
     stamps = [line.split()[1] for line in output.splitlines()
               if line.startswith("INFO ") and ("QuantumGraph contains" in line or "Executed " in line)]
     assert len(stamps) >= 2, output[-3000:]

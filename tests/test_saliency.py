@@ -298,7 +298,8 @@ def test_onnx_saliency_output_is_not_copied(row_sums):
     """The saliency graph has one saliency output, written by the node that
     computes it: an ``Identity`` before a graph output is a copy of the
     largest tensor of the graph (3 us/stamp), and ONNX Runtime runs every
-    node of a graph, fetched or not."""
+    node of a graph, fetched or not.
+    """
     pytest.importorskip("onnxruntime")
     import onnx
 
@@ -315,7 +316,8 @@ def test_onnx_saliency_output_is_not_copied(row_sums):
 
 def _central_differences(network, point, top, eps):
     """``|d P_top / d x|`` of a Keras network at ``point`` by central
-    differences of step ``eps``, flattened."""
+    differences of step ``eps``, flattened.
+    """
     n = point.size
     steps = np.repeat(point.reshape(1, -1).astype(np.float64), 2 * n, axis=0)
     steps[np.arange(n), np.arange(n)] += eps
@@ -327,7 +329,8 @@ def _central_differences(network, point, top, eps):
 def test_onnx_saliency_matches_finite_differences():
     """Strided 'same' convolution, batch norm after an activation and after a
     dense layer, pooling, relu/tanh/sigmoid: the ONNX gradient against central
-    differences of the Keras network."""
+    differences of the Keras network.
+    """
     pytest.importorskip("onnxruntime")
     import keras
 
@@ -366,7 +369,8 @@ def test_onnx_saliency_blocked_path_matches_finite_differences(after_flatten):
     convolutions, and the relu between them by ``tanh(gain * y)`` in ONNX
     Runtime's blocked layout: still the gradient of the Keras network.  A
     Flatten followed by a Dense flattens in NCHW order, one followed by
-    anything else transposes to NHWC first."""
+    anything else transposes to NHWC first.
+    """
     pytest.importorskip("onnxruntime")
     import keras
     import onnx
@@ -414,7 +418,8 @@ def test_onnx_input_gradient_written_channels_last(kernel, stride, padding):
     """The first convolution reads the channels-last input as one
     interleaved channel (no transpose in either direction); its outputs and
     input gradient equal TensorFlow's: with output padding (rows and columns
-    the convolution never reads), and with 'same' padding of an odd total."""
+    the convolution never reads), and with 'same' padding of an odd total.
+    """
     pytest.importorskip("onnxruntime")
     import keras
     import onnx
@@ -441,7 +446,8 @@ def test_onnx_saliency_is_exact_where_the_softmax_saturates():
     """Logit margins of 20-80 make float32 softmax outputs exactly 0 and 1;
     the ONNX maps still equal P_t P_o |d(z_t - z_o)/dx| (the exact
     derivative, from the logits in float64), and the segment shares stay
-    defined."""
+    defined.
+    """
     pytest.importorskip("onnxruntime")
     import keras
     import tensorflow as tf

@@ -14,7 +14,7 @@ MEAN, STD = 51.04, np.sqrt(37567.8784)
 
 
 def paper_interval_scale(x):
-    """The paper's code, written out plainly (one stamp, no NaN handling)."""
+    """Return the paper's code, written out plainly (one stamp, no NaN handling)."""
     m, s = x.mean(), x.std()
     inside = x[(x > m - 3 * s) & (x < m + 3 * s)]
     return (x - inside.min()) / (inside.max() - inside.min())
@@ -75,7 +75,8 @@ def test_nan_pixels_ignored_and_filled():
 
 @pytest.mark.parametrize("scaler", [standardize, interval_scale])
 def test_degenerate_stamps_flagged_not_raised(scaler):
-    stamps = np.stack([np.full((7, 7), 5.0), np.full((7, 7), np.nan), np.random.default_rng(0).normal(size=(7, 7))])
+    noise = np.random.default_rng(0).normal(size=(7, 7))
+    stamps = np.stack([np.full((7, 7), 5.0), np.full((7, 7), np.nan), noise])
     stamps[1, 3, 3] = 1.0  # a single usable pixel
     scaled, failed = scaler(stamps)
     assert failed.tolist() == [True, True, False]

@@ -1,5 +1,6 @@
 """The independent stress test: its generator's parts, the stress sets it
-writes, and the report on the packaged models."""
+writes, and the report on the packaged models.
+"""
 
 import json
 import math
@@ -9,6 +10,7 @@ import zlib
 
 import numpy as np
 import pytest
+
 from rbnodia.core.stampset import BOGUS, REAL, LabelledStamps
 from rbnodia.stresstest import FAMILIES, SETTINGS, build_scene, load_stress_set, make_stress_set, run_scene
 from rbnodia.stresstest.detection import detect
@@ -29,7 +31,7 @@ def grid():
 
 @pytest.fixture(scope="module")
 def stress_set(tmp_path_factory):
-    """A small stress set over both settings, made in this process."""
+    """Return a small stress set over both settings, made in this process."""
     folder = tmp_path_factory.mktemp("stress") / "set"
     make_stress_set(2 * N_PER_SETTING, folder, seed=11, workers=1, progress=False)
     return folder
@@ -213,7 +215,8 @@ def test_existing_set_is_reused_or_refused(stress_set):
 def test_report_on_packaged_models_through_the_cli(stress_set, tmp_path, capsys):
     """``rbnodia stress-test`` reuses a stored set, scores both packaged models
     and our own test split (a real make-training-set output), and writes
-    every file."""
+    every file.
+    """
     import shutil
 
     from rbnodia.cli import main

@@ -1,6 +1,7 @@
 """Training through the real middleware: makeLabelledStamps + trainRealBogus
 with ``pipetask run``, then the classification pipeline picks the trained
-model up from the training run's output collection."""
+model up from the training run's output collection.
+"""
 
 import numpy as np
 import pytest
@@ -28,7 +29,6 @@ def trained(tmp_path_factory):
 
 def test_training_outputs(trained):
     from lsst.daf.butler import Butler
-
     from rbnodia.nn import RealBogusModel
 
     butler = Butler.from_config(str(trained["root"]))
@@ -61,7 +61,8 @@ def test_classification_uses_trained_model(trained):
 
     root = trained["root"]
     run_pipetask(
-        root, pipeline_path("RealBogusNoDia"), [trained["sim"]["collection"], "train/run1"], "classify/trained",
+        root, pipeline_path("RealBogusNoDia"), [trained["sim"]["collection"], "train/run1"],
+        "classify/trained",
         config={"classifyRealBogus:modelSource": "butler"}, stream=False,
     )
     butler = Butler.from_config(str(root))

@@ -1,15 +1,16 @@
 """Training library, training plots and the ``rbnodia train`` /
-``rbnodia reproduce-paper`` commands, on a small easy synthetic set."""
+``rbnodia reproduce-paper`` commands, on a small easy synthetic set.
+"""
 
 import json
 import math
 
 import numpy as np
 import pytest
-
-from rbnodia.core.layouts import Layout, Stacking, stack_segments
 from easy_stamps import easy_stamps
+
 from lsst.pex.config import FieldValidationError
+from rbnodia.core.layouts import Layout, Stacking, stack_segments
 from rbnodia.training import (
     TRAINING_RECIPES,
     TrainingConfig,
@@ -308,15 +309,14 @@ def test_jsonable():
 def test_plots_write_pngs(tmp_path):
     from matplotlib.figure import Figure
 
+    from rbnodia.core.group_metrics import auc_by_bin, metrics_by_group
+    from rbnodia.plots.families import plot_auc_vs_snr, plot_family_fractions
     from rbnodia.plots.training import (
         plot_confusion_matrix,
         plot_history,
         plot_roc,
         plot_score_histograms,
     )
-
-    from rbnodia.core.group_metrics import auc_by_bin, metrics_by_group
-    from rbnodia.plots.families import plot_auc_vs_snr, plot_family_fractions
 
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 2, 200)
@@ -357,7 +357,7 @@ def test_plots_write_pngs(tmp_path):
     legend = [t.get_text() for t in figures["roc.png"].axes[0].get_legend().get_texts()]
     assert any("AUC" in text for text in legend)
     ticks = [t.get_text() for t in figures["families.png"].axes[0].get_yticklabels()]
-    assert ticks == ["sn (n=%d)" % (labels == 0).sum(), *sorted(t for t in ticks if not t.startswith("sn"))]
+    assert ticks == [f"sn (n={(labels == 0).sum()})", *sorted(t for t in ticks if not t.startswith("sn"))]
     texts = [t.get_text() for t in figures["auc_snr.png"].axes[0].texts]
     assert "one class" in texts  # the S/N bins without reals are marked
     with pytest.raises(ValueError, match="2x2"):

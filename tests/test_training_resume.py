@@ -15,8 +15,8 @@ import json
 
 import numpy as np
 import pytest
-
 from easy_stamps import easy_stamps
+
 from rbnodia.training import (
     CHECKPOINT_FILE,
     LEARNING_CURVES_FILE,
@@ -122,7 +122,8 @@ def test_early_stopping_state():
 
 def test_early_stopping_resumes_its_patience(tmp_path, stamps):
     """A run that early-stops gives the same result whether or not it was
-    interrupted before stopping (the patience counter is checkpointed)."""
+    interrupted before stopping (the patience counter is checkpointed).
+    """
     # A learning rate this high makes the validation loss climb within a few epochs.
     settings = dict(epochs=8, patience=2, optimizer="sgd_momentum", learningRate=0.5)
     straight = train_model(stamps, config(**settings))

@@ -1,5 +1,6 @@
 """One source of truth for the training settings: `TrainingConfig` defines
-them; the task config and the ``rbnodia train`` options derive from it."""
+them; the task config and the ``rbnodia train`` options derive from it.
+"""
 
 import pytest
 

@@ -9,7 +9,9 @@ __all__ = [
     "environment",
     "format_number",
     "load_average",
+    "render_doc_include",
     "render_markdown",
+    "render_rst",
     "render_table",
     "section_command",
 ]
@@ -86,7 +88,38 @@ class Figure:
     def time(cls, id: str, section: int, what: str, value: float, unit: str, *, baseline: float | None = None,
              baseline_label: str = "", reference: float | None = None, reference_label: str = "",
              note: str = "", command: str = "") -> Figure:
-        """A time (lower is better): ratio = baseline / value ("x faster")."""
+        """Return a time (lower is better): ratio = baseline / value ("x faster").
+
+        Parameters
+        ----------
+        id : `str`
+            Stable identifier, ``<section>.<name>``.
+        section : `int`
+            Section number.
+        what : `str`
+            What was measured, in words.
+        value : `float`
+            The measurement.
+        unit : `str`
+            Its unit.
+        baseline : `float`, optional
+            The baseline measured in the same run, in the same unit.
+        baseline_label : `str`, optional
+            What the baseline is.
+        reference : `float`, optional
+            A published or target figure in the same unit, not measured here.
+        reference_label : `str`, optional
+            What the reference is.
+        note : `str`, optional
+            How the figure was obtained (sizes, extrapolation, data).
+        command : `str`, optional
+            The command that produced the figure.
+
+        Returns
+        -------
+        figure : `Figure`
+            The figure, its ratios computed.
+        """
         return cls(
             id, section, what, value, unit, baseline, baseline_label,
             None if baseline is None or not value else baseline / value, "x faster than baseline",
@@ -98,7 +131,38 @@ class Figure:
     def amount(cls, id: str, section: int, what: str, value: float, unit: str, *,
                baseline: float | None = None, baseline_label: str = "", reference: float | None = None,
                reference_label: str = "", note: str = "", command: str = "") -> Figure:
-        """A cost or size: ratio = value / baseline ("x baseline")."""
+        """Return a cost or size: ratio = value / baseline ("x baseline").
+
+        Parameters
+        ----------
+        id : `str`
+            Stable identifier, ``<section>.<name>``.
+        section : `int`
+            Section number.
+        what : `str`
+            What was measured, in words.
+        value : `float`
+            The measurement.
+        unit : `str`
+            Its unit.
+        baseline : `float`, optional
+            The baseline measured in the same run, in the same unit.
+        baseline_label : `str`, optional
+            What the baseline is.
+        reference : `float`, optional
+            A published or target figure in the same unit, not measured here.
+        reference_label : `str`, optional
+            What the reference is.
+        note : `str`, optional
+            How the figure was obtained (sizes, extrapolation, data).
+        command : `str`, optional
+            The command that produced the figure.
+
+        Returns
+        -------
+        figure : `Figure`
+            The figure, its ratios computed.
+        """
         return cls(
             id, section, what, value, unit, baseline, baseline_label,
             None if not baseline else value / baseline, "x baseline",
@@ -119,6 +183,20 @@ def best_time(function: Callable[[], object], repeats: int = 3, warmup: int = 1)
     """Run ``function`` ``warmup`` times untimed, then keep the fastest of ``repeats``.
 
     The minimum is the least disturbed by other processes on a shared machine.
+
+    Parameters
+    ----------
+    function : `~collections.abc.Callable`
+        What to time, called without arguments.
+    repeats : `int`, optional
+        Timed calls.
+    warmup : `int`, optional
+        Untimed calls first.
+
+    Returns
+    -------
+    timing : `Timing`
+        Wall-clock and CPU seconds of the fastest timed call.
     """
     for _ in range(warmup):
         function()
@@ -134,9 +212,24 @@ def best_time(function: Callable[[], object], repeats: int = 3, warmup: int = 1)
 
 def best_times_interleaved(functions: list[Callable[[], object]], repeats: int = 3,
                            warmup: int = 1) -> list[Timing]:
-    """`best_time` for several functions whose times are compared: their runs
+    """Run `best_time` for several functions whose times are compared: their runs
     alternate (A B A B ...), so that a slow spell of a shared machine hits
-    all of them rather than one, and the ratios stay steady."""
+    all of them rather than one, and the ratios stay steady.
+
+    Parameters
+    ----------
+    functions : `list` [`~collections.abc.Callable`]
+        What to time, each called without arguments.
+    repeats : `int`, optional
+        Timed rounds.
+    warmup : `int`, optional
+        Untimed rounds first.
+
+    Returns
+    -------
+    timings : `list` [`Timing`]
+        The fastest call of each function, in the order given.
+    """
     for _ in range(warmup):
         for function in functions:
             function()
@@ -152,7 +245,13 @@ def best_times_interleaved(functions: list[Callable[[], object]], repeats: int =
 
 
 def load_average() -> tuple[float, float, float]:
-    """The 1, 5 and 15 minute load averages (zeros where unavailable)."""
+    """Return the 1, 5 and 15 minute load averages (zeros where unavailable).
+
+    Returns
+    -------
+    load : `tuple` [`float`, `float`, `float`]
+        The load averages.
+    """
     try:
         return os.getloadavg()
     except OSError:
@@ -181,7 +280,14 @@ def _cpu_model() -> str:
 
 
 def environment() -> dict[str, object]:
-    """Machine, software versions and load, recorded with the results."""
+    """Describe the machine, software versions and load, recorded with the results.
+
+    Returns
+    -------
+    info : `dict` [`str`, `object`]
+        Date, host, CPU model and count, Python, numpy and machine-learning
+        library versions, git commit and the load average at the start.
+    """
     import numpy
 
     info: dict[str, object] = {
@@ -204,7 +310,22 @@ def environment() -> dict[str, object]:
 
 
 def section_command(section: int, smoke: bool, extra: Sequence[str] = ()) -> str:
-    """The command line that reproduces one section's figures."""
+    """Return the command line that reproduces one section's figures.
+
+    Parameters
+    ----------
+    section : `int`
+        Section number.
+    smoke : `bool`
+        Whether the run is at smoke sizes.
+    extra : `~collections.abc.Sequence` [`str`], optional
+        Further arguments.
+
+    Returns
+    -------
+    command : `str`
+        The shell command line.
+    """
     parts = [".venv/bin/python", SCRIPT, "--sections", str(section)]
     if smoke:
         parts.append("--smoke")
@@ -213,7 +334,20 @@ def section_command(section: int, smoke: bool, extra: Sequence[str] = ()) -> str
 
 
 def format_number(value: float | None, digits: int = 3) -> str:
-    """Compact significant-digit formatting (blank for `None`)."""
+    """Format a number compactly to significant digits (blank for `None`).
+
+    Parameters
+    ----------
+    value : `float` or `None`
+        The number.
+    digits : `int`, optional
+        Significant digits.
+
+    Returns
+    -------
+    text : `str`
+        The formatted number.
+    """
     if value is None:
         return ""
     if math.isnan(value):
@@ -251,7 +385,20 @@ def _rows(figures: Sequence[Figure]) -> list[tuple[str, ...]]:
 
 
 def render_table(figures: Sequence[Figure], header: str = "") -> str:
-    """The one plain-text table printed at the end of a run."""
+    """Return the one plain-text table printed at the end of a run.
+
+    Parameters
+    ----------
+    figures : `~collections.abc.Sequence` [`Figure`]
+        The figures of the run.
+    header : `str`, optional
+        A line printed above the table.
+
+    Returns
+    -------
+    table : `str`
+        The table; long cells are cut.
+    """
     rows = _rows(figures)
     widths = [min(max([len(h)] + [len(r[i]) for r in rows]), 70) for i, h in enumerate(_HEADERS)]
     widths[-1] = max([len(_HEADERS[-1])] + [len(r[-1]) for r in rows])
@@ -269,7 +416,20 @@ def render_table(figures: Sequence[Figure], header: str = "") -> str:
 
 
 def render_markdown(figures: Sequence[Figure], env: dict[str, object]) -> str:
-    """The same table as Markdown, with the environment above it."""
+    """Return the same table as Markdown, with the environment above it.
+
+    Parameters
+    ----------
+    figures : `~collections.abc.Sequence` [`Figure`]
+        The figures of the run.
+    env : `dict` [`str`, `object`]
+        The run's `environment`.
+
+    Returns
+    -------
+    text : `str`
+        The Markdown document.
+    """
     lines = ["# rbnodia benchmarks", ""]
     lines += [f"- {key}: {value}" for key, value in env.items()]
     lines += ["", "| " + " | ".join(_HEADERS) + " |", "|" + "---|" * len(_HEADERS)]
@@ -281,12 +441,25 @@ def render_markdown(figures: Sequence[Figure], env: dict[str, object]) -> str:
 
 
 def render_rst(figures: Sequence[Figure], header: str = "") -> str:
-    """The same table as a reStructuredText ``list-table`` (without the
-    command column), for ``doc/performance.rst``."""
+    """Return the same table as a reStructuredText ``list-table`` (without the
+    command column), for ``doc/performance.rst``.
+
+    Parameters
+    ----------
+    figures : `~collections.abc.Sequence` [`Figure`]
+        The figures of the run.
+    header : `str`, optional
+        A paragraph above the table.
+
+    Returns
+    -------
+    text : `str`
+        The ``list-table`` directive.
+    """
     lines = [header, ""] if header else []
     lines += [".. list-table::", "   :header-rows: 1", "   :widths: 14 40 10 22 10 18 6", ""]
     for index, row in enumerate([_HEADERS[:-1]] + [r[:-1] for r in _rows(figures)]):
-        cells = [c.replace("*", "\\*") if c else " " for c in row]
+        cells = [c.replace("*", "\\*").replace("|", "\\|") if c else " " for c in row]
         if index:  # figure ids as literals
             cells[0] = f"``{row[0]}``"
         lines.append(f"   * - {cells[0]}")
@@ -294,6 +467,50 @@ def render_rst(figures: Sequence[Figure], header: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_doc_include(figures: Sequence[Figure], env: dict[str, object], command: str) -> str:
+    """Return the results as the reStructuredText include of ``doc/performance.rst``.
+
+    Parameters
+    ----------
+    figures : `~collections.abc.Sequence` [`Figure`]
+        The figures of the run.
+    env : `dict` [`str`, `object`]
+        The run's `environment`, with ``load_average_end``, ``seconds``,
+        ``smoke`` and ``sections`` added.
+    command : `str`
+        The command line that regenerates the file.
+
+    Returns
+    -------
+    text : `str`
+        A comment naming the command, a warning for smoke runs, the machine,
+        software and load of the run (no date), then `render_rst`'s table.
+    """
+    sections = ", ".join(str(s) for s in env.get("sections", []))
+    lines = [f".. Written by ``{command}``; do not edit.", ""]
+    if env.get("smoke"):
+        lines += [".. warning::", "",
+                  "   A smoke run (``--smoke``, tiny sizes): it shows that every section runs; the",
+                  "   figures mean nothing.  ``make bench`` replaces this table with full-size figures.",
+                  ""]
+    start, end = env["load_average_start"][0], env["load_average_end"][0]
+    versions = ", ".join(f"{name} {env[name]}" for name in ("python", "numpy", "tensorflow", "onnxruntime")
+                         if name in env)
+    lines += [
+        f"Sections {sections}, {'smoke' if env.get('smoke') else 'full'} sizes, in {env['seconds']} s, "
+        f"at git commit ``{env['git']}``, on {env['cpu']} ({env['cpus']} CPUs); {versions}.  Load average "
+        f"{start:.2f} at the start and {end:.2f} at the end.",
+        "",
+    ]
+    return "\n".join(lines) + "\n" + render_rst(figures)
+
+
 def python_executable() -> str:
-    """The interpreter running the benchmarks (used for worker processes)."""
+    """Return the interpreter running the benchmarks (used for worker processes).
+
+    Returns
+    -------
+    path : `str`
+        ``sys.executable``.
+    """
     return sys.executable

@@ -61,7 +61,8 @@ _WORKDIR: list[Path] = []
 
 def _workdir(cache: Path | None) -> Path:
     """Where the generated detectors live: ``cache`` (kept between runs) or a
-    temporary folder removed at exit."""
+    temporary folder removed at exit.
+    """
     if cache is not None:
         cache.mkdir(parents=True, exist_ok=True)
         return cache
@@ -162,7 +163,8 @@ def _simulated_detector(preset: str, shape: tuple[int, int], seed: int) -> dict[
 
 def _generate(spec: dict) -> dict:
     """Make one detector's arrays and save them as .npz (in the parent process:
-    the simulator's own memory peak must not count in the workers')."""
+    the simulator's own memory peak must not count in the workers').
+    """
     start, cpu = time.perf_counter(), time.process_time()
     shape = tuple(spec["shape"])
     if spec["synthetic"]:
@@ -188,7 +190,7 @@ def _generate(spec: dict) -> dict:
 
 
 def _paper_scale(stamp: np.ndarray, kind: str) -> np.ndarray:
-    """The paper's per-stamp scaling, plain numpy (NaN set to 0, minimal guards)."""
+    """Return the paper's per-stamp scaling, plain numpy (NaN set to 0, minimal guards)."""
     stamp = np.nan_to_num(stamp.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
     m, s = stamp.mean(), stamp.std()
     if kind == "diff":
@@ -200,7 +202,7 @@ def _paper_scale(stamp: np.ndarray, kind: str) -> np.ndarray:
 
 
 def _naive_classify(science, template, x, y, network, size: int = 51) -> np.ndarray:
-    """The straightforward implementation: a loop over detections."""
+    """Classify straightforwardly: a loop over detections."""
     half = size // 2
     padded = [np.pad(image, half, constant_values=0.0) for image in (science, template)]
     inputs = np.empty((len(x), size, 2 * size, 1), np.float32)
@@ -213,6 +215,7 @@ def _naive_classify(science, template, x, y, network, size: int = 51) -> np.ndar
 
 def _inputs(arrays):
     from astropy.table import Table
+
     from rbnodia.core import PixelImage
 
     science = PixelImage(arrays["science"], bad=arrays["no_data"])
@@ -224,7 +227,8 @@ def _inputs(arrays):
 
 def _task_times(arrays, model, repeats: int, with_saliency: bool, memory: bool = True) -> dict:
     """`ClassifyRealBogusTask.run` on the whole detector, saliency off (and
-    on), and (``memory``) the peak memory."""
+    on), and (``memory``) the peak memory.
+    """
     from rbnodia.tasks.classify import ClassifyRealBogusConfig, ClassifyRealBogusTask
 
     science, template, detections = _inputs(arrays)
@@ -257,8 +261,9 @@ def _task_times(arrays, model, repeats: int, with_saliency: bool, memory: bool =
 
 
 def _breakdown(arrays, model, repeats: int) -> dict:
-    """The task's steps timed one by one with the core functions it calls,
-    and the naive baseline on the same detections."""
+    """Return the task's steps timed one by one with the core functions it calls,
+    and the naive baseline on the same detections.
+    """
     from rbnodia.core.layouts import input_shape, split_segments
     from rbnodia.core.preprocess import scale_cutouts
     from rbnodia.core.saliency import segment_importances
@@ -294,8 +299,9 @@ def _breakdown(arrays, model, repeats: int) -> dict:
 
 
 def _subtract(arrays) -> dict:
-    from rbnodia.sim.subtract import fit_kernel, gaussian_basis, select_kernel_candidates, subtract_images
     from threadpoolctl import threadpool_limits
+
+    from rbnodia.sim.subtract import fit_kernel, gaussian_basis, select_kernel_candidates, subtract_images
 
     science, template = arrays["science"], arrays["template"]
     height, width = science.shape
@@ -322,7 +328,18 @@ def _subtract(arrays) -> dict:
 
 
 def worker_main(spec: dict) -> int:
-    """Entry point of ``run_benchmarks.py --worker``: print one JSON line."""
+    """Run one measurement as ``run_benchmarks.py --worker``: print one JSON line.
+
+    Parameters
+    ----------
+    spec : `dict`
+        What to measure (built by `run_sections`).
+
+    Returns
+    -------
+    status : `int`
+        The exit status.
+    """
     from rbnodia.nn import RealBogusModel, load_model
 
     arrays = dict(np.load(spec["path"]))
@@ -385,14 +402,49 @@ def _describe(name: str, smoke: bool, synthetic: bool, info: dict) -> tuple[str,
 
 def run_section(number: int, smoke: bool, *, synthetic: bool = False,
                 cache: Path | None = None) -> list[Figure]:
-    """Measure section 2 or 3 alone; see `run_sections`."""
+    """Measure section 2 or 3 alone; see `run_sections`.
+
+    Parameters
+    ----------
+    number : `int`
+        2 or 3.
+    smoke : `bool`
+        Tiny sizes.
+    synthetic : `bool`, optional
+        A synthetic sky instead of the simulator.
+    cache : `pathlib.Path`, optional
+        Folder keeping the generated detectors between runs.
+
+    Returns
+    -------
+    figures : `list` [`Figure`]
+        The section's figures.
+    """
     return run_sections([number], smoke, synthetic=synthetic, cache=cache)
 
 
 def run_sections(numbers, smoke: bool, *, synthetic: bool = False, cache: Path | None = None) -> list[Figure]:
     """Measure sections 2 and/or 3 (one worker process per detector); see the
     module docstring.  ``cache``: folder keeping the generated detectors
-    between runs (a temporary folder if `None`)."""
+    between runs (a temporary folder if `None`).
+
+    Parameters
+    ----------
+    numbers : `list` [`int`]
+        Sections to measure: 2, 3 or both.
+    smoke : `bool`
+        Tiny sizes.
+    synthetic : `bool`, optional
+        A synthetic sky instead of the simulator.
+    cache : `pathlib.Path`, optional
+        Folder keeping the generated detectors between runs (a temporary
+        folder if `None`).
+
+    Returns
+    -------
+    figures : `list` [`Figure`]
+        The figures of the sections measured.
+    """
     numbers = sorted(set(numbers) & {2, 3})
     repeats = 1 if smoke else 3
     extra = ["--synthetic"] if synthetic else []

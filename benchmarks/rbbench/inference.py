@@ -38,7 +38,18 @@ def _ms_per_stamp(function, n: int, repeats: int) -> float:
 
 
 def run_section(smoke: bool) -> list[Figure]:
-    """Measure section 1; see the module docstring."""
+    """Measure section 1; see the module docstring.
+
+    Parameters
+    ----------
+    smoke : `bool`
+        Tiny sizes: checks that everything runs.
+
+    Returns
+    -------
+    figures : `list` [`Figure`]
+        The section's figures.
+    """
     from rbnodia.nn import RealBogusModel
     from rbnodia.nn.onnx.runtime import OnnxPredictor
 
@@ -134,8 +145,9 @@ def run_section(smoke: bool) -> list[Figure]:
 
 
 def _packaged_models(smoke: bool, command: str, rng: np.random.Generator, have_onnx: bool) -> list[Figure]:
-    """The models the pipelines use by default (trained weights, their own
-    architectures), at the batch size the task uses."""
+    """Return the models the pipelines use by default (trained weights, their own
+    architectures), at the batch size the task uses.
+    """
     from rbnodia.nn import load_model, packaged_model_names
 
     figures = []
@@ -158,7 +170,8 @@ def _packaged_models(smoke: bool, command: str, rng: np.random.Generator, have_o
                 f"1.packaged.{name}.{'tf' if backend == 'tensorflow' else 'onnx'}", 1,
                 f"packaged {name} ({model.metadata.architecture}), {backend}, batch {batch}", ms, "ms/stamp",
                 baseline=tf_ms, baseline_label="same model on TensorFlow" if tf_ms else "",
-                reference=paper, reference_label=f"paper ({model.layout.value})" + (f"; goal <= {goal} ms" if goal else ""),
+                reference=paper,
+                reference_label=f"paper ({model.layout.value})" + (f"; goal <= {goal} ms" if goal else ""),
                 command=command,
             ))
             tf_ms = ms if backend == "tensorflow" else tf_ms
@@ -168,7 +181,7 @@ def _packaged_models(smoke: bool, command: str, rng: np.random.Generator, have_o
 
 def _saliency_figures(name: str, model, inputs: np.ndarray, backend: str, predict_ms: float, smoke: bool,
                       command: str) -> list[Figure]:
-    """The cost of saliency per stamp against plain inference (the same
+    """Return the cost of saliency per stamp against plain inference (the same
     model and backend), two ways: the segment fractions of the catalog
     (``doSaliency``: the maps' row sums, then
     `~rbnodia.core.saliency.segment_importances` and
@@ -176,7 +189,8 @@ def _saliency_figures(name: str, model, inputs: np.ndarray, backend: str, predic
     (``doWriteSaliencyMaps``, ``rbnodia saliency``).  The three are timed
     in alternation (`best_times_interleaved`), so their ratios do not
     depend on when the machine was busy; ``predict_ms`` (timed alone) is
-    only used in the notes."""
+    only used in the notes.
+    """
     from rbnodia.core.saliency import dominant_segment, segment_importances
     from rbnodia.nn.saliency import saliency_backend, saliency_maps
 

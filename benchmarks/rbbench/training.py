@@ -26,8 +26,20 @@ LABEL = {"paper_nodia": "noDIA", "paper_dia": "DIA"}
 
 
 def run_section(smoke: bool) -> list[Figure]:
-    """Measure section 5; see the module docstring."""
+    """Measure section 5; see the module docstring.
+
+    Parameters
+    ----------
+    smoke : `bool`
+        Tiny sizes: checks that everything runs.
+
+    Returns
+    -------
+    figures : `list` [`Figure`]
+        The section's figures.
+    """
     import keras
+
     from rbnodia.nn import RealBogusModel
 
     command = section_command(5, smoke)

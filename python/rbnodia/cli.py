@@ -7,7 +7,7 @@ only assembles them, so adding a command never touches the others.
 
 from __future__ import annotations
 
-__all__ = ["main", "build_parser"]
+__all__ = ["build_parser", "main"]
 
 import argparse
 import importlib
@@ -28,7 +28,14 @@ _COMMAND_MODULES = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with every registered subcommand."""
+    """Return the top-level parser with every registered subcommand.
+
+    Returns
+    -------
+    parser : `argparse.ArgumentParser`
+        The parser; commands whose modules cannot be imported (a missing
+        extra) are listed in its epilog.
+    """
     from .version import __version__
 
     parser = argparse.ArgumentParser(
@@ -50,7 +57,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``rbnodia`` console script."""
+    """Run the ``rbnodia`` console script.
+
+    Parameters
+    ----------
+    argv : `list` [`str`], optional
+        Arguments; default ``sys.argv[1:]``.
+
+    Returns
+    -------
+    status : `int`
+        The exit status: the command's, 2 without a command, 130 on Ctrl-C.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

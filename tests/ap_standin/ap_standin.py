@@ -18,7 +18,7 @@ does with ``dia_source_reliability`` (lsst/ap_association,
 
 from __future__ import annotations
 
-__all__ = ["FilterDiaSourceReliabilityConfig", "FilterDiaSourceReliabilityTask", "RELIABILITY_VERSION_SIZE"]
+__all__ = ["RELIABILITY_VERSION_SIZE", "FilterDiaSourceReliabilityConfig", "FilterDiaSourceReliabilityTask"]
 
 import numpy as np
 from astropy.table import Table

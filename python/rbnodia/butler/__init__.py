@@ -1,2 +1,3 @@
 """Butler-facing pieces: the model storage class and formatter, dataset-type
-definitions, and helpers that build data repositories."""
+definitions, and helpers that build data repositories.
+"""

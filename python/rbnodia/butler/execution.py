@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["pipeline_path", "pipetask_command", "run_pipetask", "PipetaskError"]
+__all__ = ["PipetaskError", "pipeline_path", "pipetask_command", "run_pipetask"]
 
 import importlib.resources
 import os
@@ -23,7 +23,19 @@ class PipetaskError(RuntimeError):
 
 
 def pipeline_path(name: str) -> Path:
-    """Path of a packaged pipeline, e.g. ``RealBogusNoDia`` or ``RealBogusNoDia.yaml``."""
+    """Return the path of a packaged pipeline.
+
+    Parameters
+    ----------
+    name : `str`
+        Pipeline name, e.g. ``RealBogusNoDia`` or ``RealBogusNoDia.yaml``, or a
+        path under ``pipelines/`` such as ``LSSTCam/ApPipe.yaml``.
+
+    Returns
+    -------
+    path : `pathlib.Path`
+        The pipeline's YAML file.
+    """
     if not name.endswith(".yaml"):
         name += ".yaml"
     path = Path(str(importlib.resources.files("rbnodia").joinpath("pipelines", name)))
@@ -54,7 +66,34 @@ def pipetask_command(
     register_dataset_types: bool = True,
     log_level: str = "rbnodia=INFO",
 ) -> list[str]:
-    """The ``pipetask run`` command line for these arguments."""
+    """Return the ``pipetask run`` command line for these arguments.
+
+    Parameters
+    ----------
+    repo : `str` or `os.PathLike`
+        Butler repository.
+    pipeline : `str` or `os.PathLike`
+        Pipeline YAML file (a ``#label`` subset suffix allowed).
+    inputs : `~collections.abc.Sequence` [`str`]
+        Input collections (``-i``).
+    output : `str`
+        Output chained collection (``-o``).
+    data_query : `str`, optional
+        Data ID query (``-d``).
+    jobs : `int`, optional
+        Processes (``-j``).
+    config : `~collections.abc.Mapping` [`str`, `str`], optional
+        Config overrides, ``label:field`` -> value (``-c``).
+    register_dataset_types : `bool`, optional
+        Pass ``--register-dataset-types``.
+    log_level : `str`, optional
+        ``--log-level`` value.
+
+    Returns
+    -------
+    command : `list` [`str`]
+        The argument vector, ``pipetask`` first.
+    """
     command = _pipetask_executable() + ["--long-log", "--log-level", log_level, "run",
                                         "-b", str(repo), "-i", ",".join(inputs), "-o", output,
                                         "-p", str(pipeline)]
@@ -74,10 +113,14 @@ def run_pipetask(*args, stream: bool = True, env: Mapping[str, str] | None = Non
 
     Parameters
     ----------
+    *args
+        Positional arguments of `pipetask_command`.
     stream : `bool`
         Echo pipetask's output as it runs (progress for long runs).
     env : `~collections.abc.Mapping`, optional
         Extra environment variables.
+    **kwargs
+        Keyword arguments of `pipetask_command`.
 
     Returns
     -------

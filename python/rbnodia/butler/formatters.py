@@ -13,11 +13,11 @@ Both are declared in ``config/butler/storageClasses.yaml`` and
 
 from __future__ import annotations
 
-__all__ = ["RealBogusModelFormatter", "LabelledStampsFormatter"]
+__all__ = ["LabelledStampsFormatter", "RealBogusModelFormatter"]
 
 import os
 import tempfile
-from typing import Any
+from typing import Any, override
 
 from lsst.daf.butler import FormatterV2
 from lsst.resources import ResourcePath
@@ -38,11 +38,13 @@ class RealBogusModelFormatter(FormatterV2):
     supported_extensions = frozenset({MODEL_SUFFIX})
     can_read_from_uri = True
 
+    @override
     def read_from_uri(self, uri: ResourcePath, component: str | None = None, expected_size: int = -1) -> Any:
         from ..nn.model import load_model
 
         return load_model(uri.read(), origin=str(uri))
 
+    @override
     def to_bytes(self, in_memory_dataset: Any) -> bytes:
         return in_memory_dataset.to_bytes()
 
@@ -54,11 +56,13 @@ class LabelledStampsFormatter(FormatterV2):
     supported_extensions = frozenset({".npz"})
     can_read_from_local_file = True
 
+    @override
     def read_from_local_file(self, path: str, component: str | None = None, expected_size: int = -1) -> Any:
         from ..core.stampset import LabelledStamps
 
         return LabelledStamps.load(path)
 
+    @override
     def write_local_file(self, in_memory_dataset: Any, uri: ResourcePath) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             written = in_memory_dataset.save(os.path.join(tmp, "stamps.npz"))

@@ -12,16 +12,16 @@ from __future__ import annotations
 __all__ = [
     "INPUT_DATASET_TYPES",
     "MODEL_DATASET_TYPE",
-    "pretrained_model_collection",
-    "put_model",
     "SEED_CONFIG",
     "create_repo",
+    "pretrained_model_collection",
+    "put_detector_inputs",
+    "put_model",
+    "register_input_dataset_types",
     "register_instrument",
     "register_visit",
-    "register_input_dataset_types",
-    "to_masked_image",
     "sky_polygon",
-    "put_detector_inputs",
+    "to_masked_image",
 ]
 
 import datetime
@@ -62,7 +62,13 @@ MASK_PLANES = {
 
 
 def seed_config_path() -> Path:
-    """Path of the packaged Butler seed configuration."""
+    """Return the path of the packaged Butler seed configuration.
+
+    Returns
+    -------
+    path : `pathlib.Path`
+        The seed configuration YAML file.
+    """
     return Path(str(importlib.resources.files("rbnodia").joinpath("config", SEED_CONFIG)))
 
 
@@ -139,7 +145,18 @@ def register_instrument(
 
 
 def sky_polygon(corners_radec_deg: Sequence[tuple[float, float]]):
-    """A `lsst.sphgeom.ConvexPolygon` through sky corners given in degrees."""
+    """Return a `lsst.sphgeom.ConvexPolygon` through sky corners given in degrees.
+
+    Parameters
+    ----------
+    corners_radec_deg : `~collections.abc.Sequence` [`tuple` [`float`, `float`]]
+        Corners as (RA, Dec) in degrees, in order around the polygon.
+
+    Returns
+    -------
+    polygon : `lsst.sphgeom.ConvexPolygon`
+        The polygon.
+    """
     from lsst.sphgeom import ConvexPolygon, LonLat, UnitVector3d
 
     return ConvexPolygon([UnitVector3d(LonLat.fromDegrees(ra, dec)) for ra, dec in corners_radec_deg])
@@ -161,10 +178,12 @@ def register_visit(
     ----------
     butler : `lsst.daf.butler.Butler`
         Writeable butler.
-    instrument, physical_filter : `str`
-        Names already registered with `register_instrument`.
+    instrument : `str`
+        Instrument name, already registered with `register_instrument`.
     visit : `int`
         Visit id.
+    physical_filter : `str`
+        Filter name, already registered with `register_instrument`.
     obs_time : `datetime.datetime`
         UTC start of the exposure.
     exposure_time : `float`
@@ -174,6 +193,7 @@ def register_visit(
     """
     import astropy.time
     import astropy.units as u
+
     from lsst.daf.butler import Timespan
     from lsst.sphgeom import ConvexPolygon
 
@@ -182,7 +202,9 @@ def register_visit(
     end = begin + exposure_time * u.s
     day_obs = int((obs_time - datetime.timedelta(hours=12)).strftime("%Y%m%d"))
     registry.syncDimensionData(
-        "day_obs", {"instrument": instrument, "id": day_obs, "timespan": Timespan(begin - 12 * u.hour, begin + 12 * u.hour)}
+        "day_obs",
+        {"instrument": instrument, "id": day_obs,
+         "timespan": Timespan(begin - 12 * u.hour, begin + 12 * u.hour)},
     )
     vertices = [v for region in detector_regions.values() for v in region.getVertices()]
     registry.syncDimensionData(
@@ -215,12 +237,26 @@ def register_input_dataset_types(
     catalog_storage_class: str = "ArrowAstropy",
     names: Mapping[str, str] = INPUT_DATASET_TYPES,
 ) -> None:
-    """Register the pipeline's input dataset types (idempotent)."""
+    """Register the pipeline's input dataset types (idempotent).
+
+    Parameters
+    ----------
+    butler : `lsst.daf.butler.Butler`
+        Writeable butler.
+    image_storage_class : `str`, optional
+        Storage class of the science, template and difference images.
+    catalog_storage_class : `str`, optional
+        Storage class of the detection catalog.
+    names : `~collections.abc.Mapping` [`str`, `str`], optional
+        Role (``science``, ``template``, ``difference``, ``detections``) ->
+        dataset type name.
+    """
     from lsst.daf.butler import DatasetType
 
     dimensions = butler.dimensions.conform(["instrument", "visit", "detector"])
     for role, name in names.items():
-        storage_class = image_storage_class if role in ("science", "template", "difference") else catalog_storage_class
+        is_image = role in ("science", "template", "difference")
+        storage_class = image_storage_class if is_image else catalog_storage_class
         butler.registry.registerDatasetType(DatasetType(name, dimensions, storage_class))
 
 
@@ -259,6 +295,7 @@ def to_masked_image(
     image : `lsst.images.MaskedImage`
     """
     import astropy.units as u
+
     from lsst.images import Box, Image, MaskedImage, MaskPlane, MaskSchema, SkyProjection
     from lsst.images import _transforms as transforms
 
@@ -315,7 +352,18 @@ def put_detector_inputs(butler, run: str, data_id: Mapping[str, Any], datasets: 
 
 
 def pretrained_model_collection(name: str) -> str:
-    """Conventional RUN collection of a model: ``pretrained_models/rbnodia_<name>``."""
+    """Return the conventional RUN collection of a model: ``pretrained_models/rbnodia_<name>``.
+
+    Parameters
+    ----------
+    name : `str`
+        Model name.
+
+    Returns
+    -------
+    collection : `str`
+        The collection name.
+    """
     return f"pretrained_models/rbnodia_{name}"
 
 
@@ -356,8 +404,8 @@ def put_model(butler, model: Any, collection: str):
         existing = []
     if existing:
         raise FileExistsError(
-            f"Collection {collection!r} already holds {MODEL_DATASET_TYPE} {existing[0].id}; put the model into "
-            "a new collection (a collection names one model, so results stay reproducible)."
+            f"Collection {collection!r} already holds {MODEL_DATASET_TYPE} {existing[0].id}; put the "
+            "model into a new collection (a collection names one model, so results stay reproducible)."
         )
     butler.registry.registerRun(collection)
     return butler.put(model, MODEL_DATASET_TYPE, {}, run=collection)

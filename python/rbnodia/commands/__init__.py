@@ -1,2 +1,3 @@
 """Subcommands of the ``rbnodia`` CLI, one module each, each exposing
-``register(subparsers)``."""
+``register(subparsers)``.
+"""

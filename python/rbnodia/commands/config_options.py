@@ -9,7 +9,7 @@ the config class stays the one source of every default.
 
 from __future__ import annotations
 
-__all__ = ["option_name", "config_fields", "add_config_options", "apply_config_options"]
+__all__ = ["add_config_options", "apply_config_options", "config_fields", "option_name"]
 
 import argparse
 import re
@@ -20,17 +20,39 @@ import lsst.pex.config as pexConfig
 
 
 def option_name(field_name: str) -> str:
-    """The option of a field: ``batchSize`` -> ``--batch-size``."""
+    """Return the option of a field: ``batchSize`` -> ``--batch-size``.
+
+    Parameters
+    ----------
+    field_name : `str`
+        A camelCase config field name.
+
+    Returns
+    -------
+    option : `str`
+        The command-line option.
+    """
     return "--" + re.sub(r"(?<!^)(?=[A-Z])", "-", field_name).lower()
 
 
 def config_fields(config_class: type[pexConfig.Config]) -> dict[str, pexConfig.Field]:
-    """The fields of a config class, by name, in definition order."""
+    """Return the fields of a config class, by name, in definition order.
+
+    Parameters
+    ----------
+    config_class : `type` [`lsst.pex.config.Config`]
+        The config class.
+
+    Returns
+    -------
+    fields : `dict` [`str`, `lsst.pex.config.Field`]
+        Field name -> field.
+    """
     return {name: getattr(config_class, name) for name in config_class().keys()}
 
 
 def _choices(field: pexConfig.Field) -> dict[Any, str]:
-    """A choice field's choices (without the `None` of optional ones)."""
+    """Return a choice field's choices (without the `None` of optional ones)."""
     return {k: v for k, v in (getattr(field, "allowed", None) or {}).items() if k is not None}
 
 

@@ -1,16 +1,121 @@
 """``rbnodia info`` and ``rbnodia env``: what is installed, and the
-environment a pip install needs for the Butler and pipelines."""
+environment a pip install needs for the Butler and pipelines.
+
+``rbnodia info --models --format rst`` (or ``markdown``) prints the packaged
+models' table from their files' metadata: the documentation includes it from
+``doc/_generated/packaged_models.rst`` (``make doc-tables`` rewrites it), so
+that no figure about a packaged model is typed by hand.
+"""
 
 from __future__ import annotations
 
-__all__ = ["register", "package_dir", "environment"]
+__all__ = ["environment", "model_rows", "package_dir", "register", "render_model_table"]
 
 import json
+import math
+import sys
+from collections.abc import Sequence
 
 from ..butler.environment import environment, package_dir
 
+_FORMATS = ("text", "rst", "markdown")
+_COLUMNS = (
+    "model", "network", "layout", "version", "threshold", "test stamps", "test accuracy", "ROC AUC",
+    "TP rate", "TN rate", "FPR at 1% FNR", "epochs", "training stamps",
+)
 
-def _info(args) -> int:
+
+def _fixed(value: object, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{float(value):.{digits}f}"
+
+
+def model_rows(names: Sequence[str] | None = None) -> list[dict[str, str]]:
+    """Describe packaged models from their files' metadata.
+
+    Parameters
+    ----------
+    names : `~collections.abc.Sequence` [`str`], optional
+        Packaged model names; default all of them.
+
+    Returns
+    -------
+    rows : `list` [`dict` [`str`, `str`]]
+        One row per model, keyed by the table's column names, values
+        formatted for the table.  Accuracy carries its binomial standard
+        error on the test set.
+    """
+    from ..nn.model import load_model, packaged_model_names, packaged_model_path
+
+    rows = []
+    for name in names if names is not None else packaged_model_names():
+        model = load_model(packaged_model_path(name))
+        meta = model.metadata
+        test = meta.metrics.get("test", {})
+        training = meta.training or {}
+        n_test = test.get("n")
+        accuracy = test.get("accuracy")
+        if accuracy is not None and n_test:
+            error = math.sqrt(accuracy * (1.0 - accuracy) / n_test)
+            accuracy_text = f"{accuracy:.3f} +- {error:.3f}"
+        else:
+            accuracy_text = _fixed(accuracy)
+        rows.append({
+            "model": name,
+            "network": meta.architecture,
+            "layout": meta.layout,
+            "version": model.version,
+            "threshold": f"{meta.threshold:.3f} ({meta.threshold_method})",
+            "test stamps": f"{n_test:,}" if n_test else "n/a",
+            "test accuracy": accuracy_text,
+            "ROC AUC": _fixed(test.get("roc_auc")),
+            "TP rate": _fixed(test.get("tp_rate")),
+            "TN rate": _fixed(test.get("tn_rate")),
+            "FPR at 1% FNR": _fixed(test.get("fpr_at_fnr_1pct")),
+            "epochs": str(training.get("epochs_run", "n/a")),
+            "training stamps": f"{training['data']['n']:,}" if "data" in training else "n/a",
+        })
+    return rows
+
+
+def _literal(row: dict[str, str], column: str, quote: str) -> str:
+    # Names as code (``name@hash`` would otherwise read as an e-mail address).
+    value = row[column]
+    return f"{quote}{value}{quote}" if column in ("model", "network", "version") else value
+
+
+def render_model_table(rows: Sequence[dict[str, str]], fmt: str) -> str:
+    """Format `model_rows` as a reStructuredText or Markdown table.
+
+    Parameters
+    ----------
+    rows : `~collections.abc.Sequence` [`dict` [`str`, `str`]]
+        Rows from `model_rows`.
+    fmt : `str`
+        ``rst`` (a ``list-table``) or ``markdown``.
+
+    Returns
+    -------
+    table : `str`
+        The table, ending in a newline, headed by a comment naming the
+        command that wrote it.
+    """
+    command = f"rbnodia info --models --format {fmt}"
+    if fmt == "markdown":
+        lines = [f"<!-- Written by `{command}` from the model files' metadata. -->", "",
+                 "| " + " | ".join(_COLUMNS) + " |", "|" + "---|" * len(_COLUMNS)]
+        lines += ["| " + " | ".join(_literal(row, c, "`") for c in _COLUMNS) + " |" for row in rows]
+        return "\n".join(lines) + "\n"
+    if fmt != "rst":
+        raise ValueError(f"Unknown table format {fmt!r}; choose rst or markdown.")
+    lines = [f".. Written by ``{command}`` from the model files' metadata; do not edit.", "",
+             ".. list-table::", "   :header-rows: 1", ""]
+    for cells in [list(_COLUMNS)] + [[_literal(row, c, "``") for c in _COLUMNS] for row in rows]:
+        lines.append(f"   * - {cells[0]}")
+        lines += [f"     - {cell}" for cell in cells[1:]]
+    return "\n".join(lines) + "\n"
+
+
+def _print_text(args) -> None:
     from ..nn.architectures import architecture_names, get_architecture
     from ..nn.model import load_model, packaged_model_names, packaged_model_path
     from ..version import __version__
@@ -34,6 +139,17 @@ def _info(args) -> int:
             print("    metrics:", json.dumps(meta.metrics.get("test", meta.metrics), default=str)[:300])
         else:
             print(f"  {name}")
+
+
+def _info(args) -> int:
+    if args.format == "text":
+        _print_text(args)
+        return 0
+    if not args.models:
+        print(f"rbnodia info: --format {args.format} prints the packaged models' table; add --models.",
+              file=sys.stderr)
+        return 2
+    print(render_model_table(model_rows(), args.format), end="")
     return 0
 
 
@@ -44,11 +160,23 @@ def _env(args) -> int:
 
 
 def register(subparsers) -> None:
-    """Add the ``info`` and ``env`` subcommands."""
+    """Add the ``info`` and ``env`` subcommands.
+
+    Parameters
+    ----------
+    subparsers : `argparse._SubParsersAction`
+        The ``rbnodia`` parser's subcommands.
+    """
     info = subparsers.add_parser("info", help="Show pipelines, architectures and packaged models.")
     info.add_argument("--models", action="store_true", help="Load each packaged model and show its metadata.")
+    info.add_argument(
+        "--format", choices=_FORMATS, default="text",
+        help="text: everything, for people; rst or markdown: only the packaged models' table (with "
+        "--models), as the documentation includes it.",
+    )
     info.set_defaults(func=_info)
     env = subparsers.add_parser(
-        "env", help="Print shell exports for RBNODIA_DIR and DAF_BUTLER_CONFIG_PATH (eval \"$(rbnodia env)\")."
+        "env",
+        help="Print shell exports for RBNODIA_DIR and DAF_BUTLER_CONFIG_PATH (eval \"$(rbnodia env)\").",
     )
     env.set_defaults(func=_env)

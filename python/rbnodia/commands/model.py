@@ -1,5 +1,6 @@
 """``rbnodia convert-model``: rewrite a model file in the current format,
-with the inference graphs that let pipelines classify without TensorFlow."""
+with the inference graphs that let pipelines classify without TensorFlow.
+"""
 
 from __future__ import annotations
 
@@ -30,7 +31,13 @@ def _convert(args) -> int:
 
 
 def register(subparsers) -> None:
-    """Add the ``convert-model`` subcommand."""
+    """Add the ``convert-model`` subcommand.
+
+    Parameters
+    ----------
+    subparsers : `argparse._SubParsersAction`
+        The ``rbnodia`` parser's subcommands.
+    """
     parser = subparsers.add_parser(
         "convert-model",
         help="Rewrite a model file in the current format, with its ONNX inference graphs (needs [train]).",

@@ -1,6 +1,7 @@
 """``rbnodia put-model``: put a model into a Butler collection, where the
 pipelines' ``modelSource=butler`` (and ApPipe's ``computeReliability``)
-find it."""
+find it.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ import os
 def _put_model(args: argparse.Namespace) -> int:
     from lsst.daf.butler import Butler
 
+    from ..butler.environment import environment
     from ..butler.repo import pretrained_model_collection, put_model
     from ..nn.model import load_model, packaged_model_names
-    from ..butler.environment import environment
 
     # The storage class must resolve even for a repository made without
     # rbnodia's seed config: the documented `rbnodia env` setup, applied here.
@@ -32,12 +33,19 @@ def _put_model(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
-    """Add the ``put-model`` subcommand."""
+    """Add the ``put-model`` subcommand.
+
+    Parameters
+    ----------
+    subparsers : `argparse._SubParsersAction`
+        The ``rbnodia`` parser's subcommands.
+    """
     parser = subparsers.add_parser(
         "put-model",
         help="Put a model (packaged name or .rbmodel file) into a Butler RUN collection as rbnodia_model.",
         description="Write MODEL as the dimensionless rbnodia_model dataset of a new RUN collection "
-        "(default pretrained_models/rbnodia_<name>: the packaged model's name, or the name in a model file's metadata).  Pipelines with modelSource=butler, such as "
+        "(default pretrained_models/rbnodia_<name>: the packaged model's name, or the name in a model "
+        "file's metadata).  Pipelines with modelSource=butler, such as "
         "ComputeReliability.yaml, then use it when that collection is in their -i.",
     )
     parser.add_argument("repo", help="Butler repository.")

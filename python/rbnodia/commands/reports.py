@@ -7,11 +7,11 @@ from __future__ import annotations
 
 __all__ = [
     "PAPER_RESULTS",
-    "format_metrics_table",
     "format_comparison_table",
     "format_family_table",
-    "format_snr_table",
+    "format_metrics_table",
     "format_results_markdown",
+    "format_snr_table",
     "write_json",
 ]
 
@@ -79,13 +79,18 @@ _TABLE_ROWS = (
 
 
 def format_metrics_table(columns: Mapping[str, Mapping[str, Any]]) -> str:
-    """Plain-text table: one row per metric, one column per data split.
+    """Format a plain-text table: one row per metric, one column per data split.
 
     Parameters
     ----------
     columns : `~collections.abc.Mapping` [`str`, `dict`]
         Split name (e.g. ``train``, ``validation``, ``test``) -> metrics from
         `rbnodia.core.metrics.evaluate`; empty dicts are skipped.
+
+    Returns
+    -------
+    table : `str`
+        The table.
     """
     columns = {k: v for k, v in columns.items() if v}
     width = max(len(label) for _, label in _TABLE_ROWS)
@@ -112,7 +117,18 @@ _COMPARISON_COLUMNS = (
 
 
 def format_comparison_table(rows: Mapping[str, Mapping[str, Any]]) -> str:
-    """Markdown table of models (ours and the paper's) side by side."""
+    """Format a Markdown table of models (ours and the paper's) side by side.
+
+    Parameters
+    ----------
+    rows : `~collections.abc.Mapping` [`str`, `~collections.abc.Mapping`]
+        Model name -> its comparison columns (`comparison_row`).
+
+    Returns
+    -------
+    table : `str`
+        The Markdown table.
+    """
     header = ["model"] + [label for _, label, _ in _COMPARISON_COLUMNS] + ["epochs"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, row in rows.items():
@@ -130,7 +146,7 @@ def format_comparison_table(rows: Mapping[str, Mapping[str, Any]]) -> str:
 def format_family_table(
     families: Mapping[str, Mapping[str, Mapping[str, Any]]], key: str = "accuracy"
 ) -> str:
-    """Markdown table of per-family metrics, one column per model.
+    """Format a Markdown table of per-family metrics, one column per model.
 
     Parameters
     ----------
@@ -138,6 +154,11 @@ def format_family_table(
         Model name -> `rbnodia.core.group_metrics.metrics_by_group` result.
     key : `str`
         The per-family figure shown: ``accuracy`` or ``fraction_called_real``.
+
+    Returns
+    -------
+    table : `str`
+        The Markdown table.
     """
     models = list(families)
     names = sorted(
@@ -153,7 +174,7 @@ def format_family_table(
 
 
 def format_snr_table(bins: Mapping[str, Mapping[str, Any]]) -> str:
-    """Markdown table of ROC AUC per S/N bin, one column per model.
+    """Format a Markdown table of ROC AUC per S/N bin, one column per model.
 
     Parameters
     ----------
@@ -161,6 +182,11 @@ def format_snr_table(bins: Mapping[str, Mapping[str, Any]]) -> str:
         Model name -> `rbnodia.core.group_metrics.auc_by_bin` result (all on
         the same stamps and edges).  Bins without both classes show
         ``one class``.
+
+    Returns
+    -------
+    table : `str`
+        The Markdown table (empty without models).
     """
     models = list(bins)
     if not models:
@@ -183,7 +209,20 @@ def format_snr_table(bins: Mapping[str, Mapping[str, Any]]) -> str:
 
 
 def write_json(path: str | os.PathLike, data: Any) -> Path:
-    """Write strict JSON (NaN and inf as null) atomically."""
+    """Write strict JSON (NaN and inf as null) atomically.
+
+    Parameters
+    ----------
+    path : `str` or `os.PathLike`
+        The file to write.
+    data : `object`
+        JSON-serialisable data (numpy scalars and arrays allowed).
+
+    Returns
+    -------
+    path : `pathlib.Path`
+        The file written.
+    """
     from ..training import jsonable
 
     path = Path(path)
@@ -197,7 +236,7 @@ def write_json(path: str | os.PathLike, data: Any) -> Path:
 def format_results_markdown(
     intro: str, rows: Mapping[str, Mapping[str, Any]], test_metrics: Mapping[str, Mapping[str, Any]]
 ) -> str:
-    """The markdown report of a comparison of models on one test set.
+    """Return the markdown report of a comparison of models on one test set.
 
     Parameters
     ----------

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 __all__ = [
     "REPRODUCE_DEFAULT_RECIPES",
-    "register",
     "add_reproduce_arguments",
+    "comparison_row",
+    "register",
     "reproduce_paper",
     "run_reproduce",
-    "comparison_row",
     "write_comparison_plots",
 ]
 
@@ -39,7 +39,13 @@ noDIA model."""
 
 
 def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``rbnodia reproduce-paper`` / ``benchmarks/reproduce_paper.py``."""
+    """Add the options of ``rbnodia reproduce-paper`` / ``benchmarks/reproduce_paper.py``.
+
+    Parameters
+    ----------
+    parser : `argparse.ArgumentParser`
+        The parser to add them to.
+    """
     from ..training import TRAINING_RECIPES
 
     parser.add_argument(
@@ -85,7 +91,22 @@ def _stratified_subset(stamps, n: int | None, rng: np.random.Generator):
 
 
 def comparison_row(result, test_metrics: Mapping[str, Any], model) -> dict[str, Any]:
-    """One model's row of the comparison table."""
+    """Return one model's row of the comparison table.
+
+    Parameters
+    ----------
+    result : `rbnodia.training.TrainingResult`
+        The training run.
+    test_metrics : `~collections.abc.Mapping` [`str`, `object`]
+        Its metrics on the test set.
+    model : `rbnodia.nn.RealBogusModel`
+        The trained model.
+
+    Returns
+    -------
+    row : `dict` [`str`, `object`]
+        The comparison columns.
+    """
     from ..training import network_cost
 
     cost = network_cost(model.network)
@@ -113,8 +134,23 @@ def comparison_row(result, test_metrics: Mapping[str, Any], model) -> dict[str, 
 def write_comparison_plots(
     out: Path, curves: Mapping[str, tuple], metrics: Mapping[str, Mapping[str, Any]]
 ) -> list[str]:
-    """ROC (linear and log FPR), fraction called real per family and ROC AUC
-    per S/N bin, every model on one figure each."""
+    """Plot ROC (linear and log FPR), fraction called real per family and ROC AUC
+    per S/N bin, every model on one figure each.
+
+    Parameters
+    ----------
+    out : `pathlib.Path`
+        Folder of the PNG files.
+    curves : `~collections.abc.Mapping` [`str`, `tuple`]
+        Model name -> ROC curve ``(fpr, tpr)``.
+    metrics : `~collections.abc.Mapping` [`str`, `~collections.abc.Mapping`]
+        Model name -> test metrics with ``by_family`` and ``auc_by_snr``.
+
+    Returns
+    -------
+    files : `list` [`str`]
+        The files written.
+    """
     from ..plots.families import plot_auc_vs_snr, plot_family_fractions
     from ..plots.training import plot_roc
 
@@ -206,7 +242,7 @@ def reproduce_paper(
     checkpoint_dir : path-like, optional
         Checkpoint each recipe into ``checkpoint_dir/<recipe>`` (resumed).
     progress : `bool`
-        tqdm bars over batches.
+        Show tqdm progress bars over batches.
 
     Returns
     -------
@@ -274,7 +310,18 @@ def reproduce_paper(
 
 
 def run_reproduce(args: argparse.Namespace) -> int:
-    """Body of ``rbnodia reproduce-paper``."""
+    """Run ``rbnodia reproduce-paper``.
+
+    Parameters
+    ----------
+    args : `argparse.Namespace`
+        The parsed command line.
+
+    Returns
+    -------
+    status : `int`
+        The exit status (0 on success).
+    """
     results = reproduce_paper(
         args.train,
         args.test,
@@ -295,7 +342,13 @@ def run_reproduce(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``reproduce-paper`` and ``reproduce-paper-table`` to the ``rbnodia`` CLI."""
+    """Add ``reproduce-paper`` and ``reproduce-paper-table`` to the ``rbnodia`` CLI.
+
+    Parameters
+    ----------
+    subparsers : `argparse._SubParsersAction`
+        The ``rbnodia`` parser's subcommands.
+    """
     from .reproduce_table import register as register_table
 
     reproduce = subparsers.add_parser(

@@ -9,7 +9,7 @@ breakdowns.
 
 from __future__ import annotations
 
-__all__ = ["register", "merge_reproductions", "run_merge"]
+__all__ = ["merge_reproductions", "register", "run_merge"]
 
 import argparse
 import json
@@ -96,7 +96,18 @@ def merge_reproductions(
 
 
 def run_merge(args: argparse.Namespace) -> int:
-    """Body of ``rbnodia reproduce-paper-table``."""
+    """Run ``rbnodia reproduce-paper-table``.
+
+    Parameters
+    ----------
+    args : `argparse.Namespace`
+        The parsed command line.
+
+    Returns
+    -------
+    status : `int`
+        The exit status (0 on success).
+    """
     results = merge_reproductions(args.runs, args.test, args.out)
     print(format_comparison_table({**results["rows"], **PAPER_RESULTS}))
     print(f"results -> {Path(args.out) / 'results.md'}")
@@ -104,7 +115,13 @@ def run_merge(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``reproduce-paper-table`` to the ``rbnodia`` CLI."""
+    """Add ``reproduce-paper-table`` to the ``rbnodia`` CLI.
+
+    Parameters
+    ----------
+    subparsers : `argparse._SubParsersAction`
+        The ``rbnodia`` parser's subcommands.
+    """
     merge = subparsers.add_parser(
         "reproduce-paper-table",
         help="Merge several reproduce-paper runs (same split, one recipe each) into one table and figures.",

@@ -42,7 +42,18 @@ def _write_json(path: Path, data: Any) -> None:
 
 
 def run_saliency(args: argparse.Namespace) -> int:
-    """Run ``rbnodia saliency`` with parsed arguments; returns the exit code."""
+    """Run ``rbnodia saliency`` with parsed arguments.
+
+    Parameters
+    ----------
+    args : `argparse.Namespace`
+        The parsed command line.
+
+    Returns
+    -------
+    status : `int`
+        The exit status (0 on success).
+    """
     from ..core.saliency import (
         confusion_quadrant,
         dominant_segment,
@@ -150,7 +161,13 @@ def run_saliency(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
-    """Add the ``saliency`` subcommand."""
+    """Add the ``saliency`` subcommand.
+
+    Parameters
+    ----------
+    subparsers : `argparse._SubParsersAction`
+        The ``rbnodia`` parser's subcommands.
+    """
     parser = subparsers.add_parser(
         "saliency",
         help="Saliency-map diagnostics of a model on labelled stamps (paper Figures 8-11).",

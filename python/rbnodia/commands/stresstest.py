@@ -1,5 +1,6 @@
 """``rbnodia stress-test``: score real/bogus models on the independent
-stress set (`rbnodia.stresstest`) and report how they generalise."""
+stress set (`rbnodia.stresstest`) and report how they generalise.
+"""
 
 from __future__ import annotations
 
@@ -33,7 +34,13 @@ def _stress_test(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
-    """Add the ``stress-test`` subcommand."""
+    """Add the ``stress-test`` subcommand.
+
+    Parameters
+    ----------
+    subparsers : `argparse._SubParsersAction`
+        The ``rbnodia`` parser's subcommands.
+    """
     p = subparsers.add_parser(
         "stress-test",
         help="Score models on the independent stress set and write a report.",

@@ -11,7 +11,7 @@ of the same command resumes it.
 
 from __future__ import annotations
 
-__all__ = ["register", "add_train_arguments", "config_from_args", "write_training_plots", "run_train"]
+__all__ = ["add_train_arguments", "config_from_args", "register", "run_train", "write_training_plots"]
 
 import argparse
 import logging
@@ -28,7 +28,13 @@ CLI_ALIASES = {"architecture": ["--arch"]}
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``rbnodia train``: files, outputs, and one per training setting."""
+    """Add the options of ``rbnodia train``: files, outputs, and one per training setting.
+
+    Parameters
+    ----------
+    parser : `argparse.ArgumentParser`
+        The parser to add them to.
+    """
     from ..training import TRAINING_RECIPES, TrainingConfig
 
     files = parser.add_argument_group("data and outputs")
@@ -80,8 +86,19 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> Any:
-    """The validated `~rbnodia.training.TrainingConfig`: the defaults, then
-    ``--recipe``, then the options given."""
+    """Return the validated `~rbnodia.training.TrainingConfig`: the defaults, then
+    ``--recipe``, then the options given.
+
+    Parameters
+    ----------
+    args : `argparse.Namespace`
+        The parsed command line.
+
+    Returns
+    -------
+    config : `rbnodia.training.TrainingConfig`
+        The validated settings.
+    """
     from ..training import TrainingConfig
 
     config = TrainingConfig()
@@ -181,7 +198,18 @@ def _print_summary(model, result, out: Path, test_metrics: dict[str, Any]) -> No
 
 
 def run_train(args: argparse.Namespace) -> int:
-    """Body of ``rbnodia train``."""
+    """Run ``rbnodia train``.
+
+    Parameters
+    ----------
+    args : `argparse.Namespace`
+        The parsed command line.
+
+    Returns
+    -------
+    status : `int`
+        The exit status (0 on success).
+    """
     from ..core.stampset import LabelledStamps
     from ..training import evaluate_model, finalize_model, network_cost, train_model
 
@@ -237,7 +265,13 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``train`` to the ``rbnodia`` CLI."""
+    """Add ``train`` to the ``rbnodia`` CLI.
+
+    Parameters
+    ----------
+    subparsers : `argparse._SubParsersAction`
+        The ``rbnodia`` parser's subcommands.
+    """
     train = subparsers.add_parser(
         "train",
         help="Train a real/bogus model from labelled stamp files.",

@@ -1,9 +1,10 @@
 """Per-detection quality flags shared by the stamp cutter, the scaler and the
-output catalog."""
+output catalog.
+"""
 
 from __future__ import annotations
 
-__all__ = ["StampFlag", "FLAG_COLUMNS", "flag_columns"]
+__all__ = ["FLAG_COLUMNS", "StampFlag", "flag_columns"]
 
 import enum
 

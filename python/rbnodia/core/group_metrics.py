@@ -9,7 +9,7 @@ survey labelling works.
 
 from __future__ import annotations
 
-__all__ = ["SNR_BIN_EDGES", "metrics_by_group", "auc_by_bin", "bin_label"]
+__all__ = ["SNR_BIN_EDGES", "auc_by_bin", "bin_label", "metrics_by_group"]
 
 import math
 from collections.abc import Sequence
@@ -83,7 +83,18 @@ def metrics_by_group(labels: Any, called_real: Any, groups: Any) -> dict[str, di
 
 
 def bin_label(low: float, high: float) -> str:
-    """Readable name of the bin ``[low, high)``: ``< 5``, ``5-10``, ``>= 100``."""
+    """Name the bin ``[low, high)`` readably: ``< 5``, ``5-10``, ``>= 100``.
+
+    Parameters
+    ----------
+    low, high : `float`
+        Bin edges (infinite for open bins).
+
+    Returns
+    -------
+    label : `str`
+        The name.
+    """
     if math.isinf(low) and math.isinf(high):
         return "all"
     if math.isinf(low):

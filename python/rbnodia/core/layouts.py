@@ -8,7 +8,7 @@ The paper stacks the scaled stamps side by side into a single-channel image:
 
 from __future__ import annotations
 
-__all__ = ["Layout", "Stacking", "SEGMENT_NAMES", "stack_segments", "split_segments", "input_shape"]
+__all__ = ["SEGMENT_NAMES", "Layout", "Stacking", "input_shape", "split_segments", "stack_segments"]
 
 import enum
 from collections.abc import Mapping
@@ -48,7 +48,22 @@ class Stacking(enum.StrEnum):
 
 
 def input_shape(layout: Layout | str, size: int, stacking: Stacking | str = Stacking.HORIZONTAL) -> tuple:
-    """Shape of one network input ``(height, width, channels)``."""
+    """Return the shape of one network input ``(height, width, channels)``.
+
+    Parameters
+    ----------
+    layout : `Layout` or `str`
+        Which segments.
+    size : `int`
+        Stamp size in pixels.
+    stacking : `Stacking` or `str`, optional
+        Side by side (the paper) or as channels.
+
+    Returns
+    -------
+    shape : `tuple` [`int`, `int`, `int`]
+        The input shape, without the batch axis.
+    """
     k = len(Layout(layout).segments)
     if Stacking(stacking) is Stacking.HORIZONTAL:
         return (size, size * k, 1)
@@ -75,7 +90,7 @@ def stack_segments(
     Returns
     -------
     inputs : `numpy.ndarray`
-        float32 array of shape ``(n,) + input_shape(layout, size, stacking)``.
+        Float32 array of shape ``(n,) + input_shape(layout, size, stacking)``.
 
     Raises
     ------
@@ -95,9 +110,25 @@ def stack_segments(
 def split_segments(
     inputs: np.ndarray, layout: Layout | str, stacking: Stacking | str = Stacking.HORIZONTAL
 ) -> dict[str, np.ndarray]:
-    """Inverse of `stack_segments`: ``(n, size, size)`` arrays per segment.
+    """Split network inputs into ``(n, size, size)`` arrays per segment.
+
+    The inverse of `stack_segments`.
 
     Works for any array laid out like the inputs (e.g. saliency maps).
+
+    Parameters
+    ----------
+    inputs : `numpy.ndarray`
+        ``(n,) + input_shape`` array.
+    layout : `Layout` or `str`
+        Which segments, in which order.
+    stacking : `Stacking` or `str`, optional
+        How the segments were stacked.
+
+    Returns
+    -------
+    segments : `dict` [`str`, `numpy.ndarray`]
+        Segment name -> ``(n, size, size)`` view.
     """
     layout = Layout(layout)
     inputs = np.asarray(inputs)

@@ -12,8 +12,8 @@ Conventions used throughout this module:
   true class (real, bogus), columns the predicted class (real, bogus), i.e.
   ``[[TP, FN], [FP, TN]]``.
 
-Degenerate inputs
------------------
+Degenerate inputs:
+
 - Labels other than 0/1, or ``labels`` and ``scores`` of different lengths,
   raise `ValueError`.
 - NaN scores raise `ValueError` (their rank is undefined); drop them first,
@@ -31,14 +31,14 @@ from __future__ import annotations
 
 __all__ = [
     "THRESHOLD_METHODS",
-    "roc_curve",
-    "roc_auc",
+    "choose_threshold",
     "confusion_matrix",
-    "rates",
+    "evaluate",
     "fpr_at_fnr",
     "mdr_at_fpr",
-    "choose_threshold",
-    "evaluate",
+    "rates",
+    "roc_auc",
+    "roc_curve",
 ]
 
 import math
@@ -78,7 +78,7 @@ def _divide(numerator: float, denominator: float) -> float:
 
 
 def _cumulative_counts(is_real: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """True and false positives when the threshold is each distinct score.
+    """Count true and false positives when the threshold is each distinct score.
 
     Returns ``(tps, fps, thresholds)`` with thresholds decreasing; element
     ``i`` counts the detections with ``score >= thresholds[i]``.
@@ -145,10 +145,22 @@ def roc_curve(
 
 
 def roc_auc(labels: Any, scores: Any) -> float:
-    """Area under the ROC curve (real positive); NaN unless both classes occur.
+    """Compute the area under the ROC curve (real positive); NaN unless both classes occur.
 
     Tied scores count one half, so this equals the probability that a random
     real scores higher than a random bogus detection (Mann-Whitney U).
+
+    Parameters
+    ----------
+    labels : array-like
+        True labels, 0 = real, 1 = bogus.
+    scores : array-like
+        P(real) per detection.
+
+    Returns
+    -------
+    auc : `float`
+        The ROC AUC.
     """
     fpr, tpr, _ = roc_curve(labels, scores, drop_intermediate=False)
     if np.isnan(fpr).any() or np.isnan(tpr).any():
@@ -157,7 +169,7 @@ def roc_auc(labels: Any, scores: Any) -> float:
 
 
 def confusion_matrix(labels: Any, scores: Any, threshold: float = 0.5) -> np.ndarray:
-    """Counts of true versus predicted class.
+    """Count true versus predicted classes.
 
     Parameters
     ----------
@@ -224,13 +236,22 @@ def _fnr_threshold(is_real: np.ndarray, scores: np.ndarray, fnr: float) -> float
 
 
 def fpr_at_fnr(labels: Any, scores: Any, fnr: float = 0.01) -> float:
-    """False-positive rate at the operating point that misses at most ``fnr``
+    """Compute the false-positive rate at the operating point that misses at most ``fnr``
     of the reals.
 
     The threshold is the largest one whose false-negative rate is <= ``fnr``
     (see `choose_threshold` method ``fnr:<x>``), so this is the lowest FPR
     achievable with that completeness.  The field quotes it at 1% and 5%
     FNR (e.g. ZTF braai: 1.7% FPR at 1.7% FNR).
+
+    Parameters
+    ----------
+    labels : array-like
+        True labels, 0 = real, 1 = bogus.
+    scores : array-like
+        P(real) per detection.
+    fnr : `float`, optional
+        The largest fraction of reals missed.
 
     Returns
     -------
@@ -246,12 +267,21 @@ def fpr_at_fnr(labels: Any, scores: Any, fnr: float = 0.01) -> float:
 
 
 def mdr_at_fpr(labels: Any, scores: Any, fpr: float = 0.01) -> float:
-    """Missed-detection rate (FNR) at the operating point that lets at most
+    """Compute the missed-detection rate (FNR) at the operating point that lets at most
     ``fpr`` of the bogus detections through.
 
     The threshold is the lowest one whose false-positive rate is <= ``fpr``,
     so this is the lowest MDR achievable with that purity (Pan-STARRS1 and
     ATLAS quote it at 1% FPR).
+
+    Parameters
+    ----------
+    labels : array-like
+        True labels, 0 = real, 1 = bogus.
+    scores : array-like
+        P(real) per detection.
+    fpr : `float`, optional
+        The largest fraction of bogus detections let through.
 
     Returns
     -------

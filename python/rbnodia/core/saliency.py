@@ -21,15 +21,15 @@ from __future__ import annotations
 __all__ = [
     "DOMINANT_CUT",
     "NO_DOMINANT",
-    "QUADRANTS",
     "PREDICTION_CLASSES",
-    "segment_importances",
-    "dominant_segment",
-    "dominant_by_cut",
+    "QUADRANTS",
     "confusion_quadrant",
-    "prediction_class",
-    "is_prediction_only",
+    "dominant_by_cut",
+    "dominant_segment",
     "group_names",
+    "is_prediction_only",
+    "prediction_class",
+    "segment_importances",
     "summarize_importances",
 ]
 
@@ -116,7 +116,7 @@ def _stack(importances: Mapping[str, np.ndarray]) -> tuple[list[str], np.ndarray
 
 
 def dominant_segment(importances: Mapping[str, np.ndarray]) -> np.ndarray:
-    """The segment with the largest importance, per object.
+    """Return the segment with the largest importance, per object.
 
     Parameters
     ----------
@@ -140,7 +140,7 @@ def dominant_segment(importances: Mapping[str, np.ndarray]) -> np.ndarray:
 def dominant_by_cut(
     importances: Mapping[str, np.ndarray], cut: float = DOMINANT_CUT
 ) -> dict[str, np.ndarray]:
-    """The paper's cut: which segments the model principally used.
+    """Return the paper's cut: which segments the model principally used.
 
     Parameters
     ----------
@@ -224,19 +224,39 @@ def confusion_quadrant(labels: np.ndarray | None, predicted_real: np.ndarray) ->
 
 
 def is_prediction_only(groups: Sequence[str] | np.ndarray) -> bool:
-    """Whether ``groups`` came from `prediction_class` rather than `confusion_quadrant`.
+    """Tell whether ``groups`` came from `prediction_class` rather than `confusion_quadrant`.
 
     An empty array counts as labelled.
+
+    Parameters
+    ----------
+    groups : `~collections.abc.Sequence` [`str`] or `numpy.ndarray`
+        Group name per object.
+
+    Returns
+    -------
+    prediction_only : `bool`
+        True if every group is a predicted class.
     """
     values = set(np.unique(np.asarray(groups, dtype=str)).tolist())
     return bool(values) and values <= set(PREDICTION_CLASSES)
 
 
 def group_names(groups: Sequence[str] | np.ndarray) -> tuple[str, ...]:
-    """All group names of that kind, in display order, present or not.
+    """Return all group names of that kind, in display order, present or not.
 
     `QUADRANTS` for confusion quadrants, `PREDICTION_CLASSES` when
     `is_prediction_only`.
+
+    Parameters
+    ----------
+    groups : `~collections.abc.Sequence` [`str`] or `numpy.ndarray`
+        Group name per object.
+
+    Returns
+    -------
+    names : `tuple` [`str`, ...]
+        The group names.
     """
     return PREDICTION_CLASSES if is_prediction_only(groups) else QUADRANTS
 

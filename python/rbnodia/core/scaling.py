@@ -40,7 +40,18 @@ overflow the scaled float32 values."""
 
 
 def usable_pixels(pixels: np.ndarray) -> np.ndarray:
-    """Boolean mask of the pixels the scalers may use: finite and below `PIXEL_LIMIT`."""
+    """Return the mask of the pixels the scalers may use: finite and below `PIXEL_LIMIT`.
+
+    Parameters
+    ----------
+    pixels : `numpy.ndarray`
+        Pixel values.
+
+    Returns
+    -------
+    usable : `numpy.ndarray`
+        Boolean array of the same shape.
+    """
     with np.errstate(invalid="ignore"):
         return np.abs(pixels) < PIXEL_LIMIT
 
@@ -68,7 +79,8 @@ def _prepare(pixels: np.ndarray, usable: np.ndarray | None, out: np.ndarray | No
 
 def _chunk_values(pixels: np.ndarray, usable: np.ndarray | None) -> tuple:
     """float64 copy of a chunk with unusable pixels zeroed, and the mask
-    (None when every pixel is usable)."""
+    (None when every pixel is usable).
+    """
     good = usable_pixels(pixels)
     if usable is not None:
         good &= usable
@@ -82,7 +94,8 @@ def _chunk_values(pixels: np.ndarray, usable: np.ndarray | None) -> tuple:
 def _chunk_moments(values: np.ndarray, good: np.ndarray | None) -> tuple:
     """Count, mean and population std (float64) of the good pixels; ``values``
     is float64 with the bad pixels zeroed (``good`` None: all pixels good).
-    Leaves ``values - mean`` (0 on bad pixels) in ``deviation``."""
+    Leaves ``values - mean`` (0 on bad pixels) in ``deviation``.
+    """
     if good is None:
         count = np.full(len(values), values.shape[1] * values.shape[2])
     else:

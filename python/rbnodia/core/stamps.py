@@ -9,7 +9,7 @@ unusable (and filled later by the scaler), and the detection is flagged.
 
 from __future__ import annotations
 
-__all__ = ["Cutouts", "POSITION_LIMIT", "cut_stamps", "nearest_pixel", "usable_positions"]
+__all__ = ["POSITION_LIMIT", "Cutouts", "cut_stamps", "nearest_pixel", "usable_positions"]
 
 from dataclasses import dataclass
 
@@ -25,7 +25,18 @@ index)."""
 
 
 def usable_positions(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Boolean mask of the positions that can be used: finite and within `POSITION_LIMIT`."""
+    """Return the mask of the positions that can be used: finite and within `POSITION_LIMIT`.
+
+    Parameters
+    ----------
+    x, y : `numpy.ndarray`
+        Positions in pixels.
+
+    Returns
+    -------
+    usable : `numpy.ndarray`
+        Boolean array, one per position.
+    """
     with np.errstate(invalid="ignore"):
         return (np.abs(x) < POSITION_LIMIT) & (np.abs(y) < POSITION_LIMIT)
 
@@ -56,10 +67,20 @@ class Cutouts:
 
 
 def nearest_pixel(coord: np.ndarray) -> np.ndarray:
-    """Index of the pixel whose centre is nearest to each coordinate.
+    """Return the index of the pixel whose centre is nearest to each coordinate.
 
     Halves round up (``floor(c + 0.5)``), as afw does, so that the result does
     not depend on numpy's round-half-to-even rule.
+
+    Parameters
+    ----------
+    coord : `numpy.ndarray`
+        Coordinates in pixels (finite).
+
+    Returns
+    -------
+    index : `numpy.ndarray`
+        Pixel indices (int64).
     """
     return np.floor(np.asarray(coord, dtype=np.float64) + 0.5).astype(np.int64)
 

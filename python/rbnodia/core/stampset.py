@@ -9,7 +9,7 @@ Labels use the DES autoscan convention: ``0 = real``, ``1 = bogus``.
 
 from __future__ import annotations
 
-__all__ = ["LabelledStamps", "REAL", "BOGUS", "cut_labelled_stamps"]
+__all__ = ["BOGUS", "REAL", "LabelledStamps", "cut_labelled_stamps"]
 
 import json
 import os
@@ -77,7 +77,8 @@ class LabelledStamps:
                 raise ValueError(f"Column {name!r} has {len(getattr(self, name))} rows, expected {n}.")
         if self.diff.ndim != 3 or self.diff.shape != self.srch.shape or self.diff.shape != self.tmpl.shape:
             raise ValueError(
-                f"Stamps must be (n, size, size) and alike: {self.diff.shape}, {self.srch.shape}, {self.tmpl.shape}."
+                "Stamps must be (n, size, size) and alike: "
+                f"{self.diff.shape}, {self.srch.shape}, {self.tmpl.shape}."
             )
         if n and not np.isin(self.label, (REAL, BOGUS)).all():
             raise ValueError("Labels must be 0 (real) or 1 (bogus).")
@@ -87,15 +88,38 @@ class LabelledStamps:
 
     @property
     def stamp_size(self) -> int:
+        """Stamp size in pixels."""
         return int(self.diff.shape[1])
 
     def subset(self, index: np.ndarray | slice) -> LabelledStamps:
-        """Rows selected by a boolean mask, index array or slice."""
+        """Return the rows selected by a boolean mask, index array or slice.
+
+        Parameters
+        ----------
+        index : `numpy.ndarray` or `slice`
+            The selection.
+
+        Returns
+        -------
+        stamps : `LabelledStamps`
+            The selected rows, with a copy of ``meta``.
+        """
         return LabelledStamps(**{name: getattr(self, name)[index] for name in _ARRAYS}, meta=dict(self.meta))
 
     @classmethod
     def concatenate(cls, parts: Sequence[LabelledStamps]) -> LabelledStamps:
-        """Join sets; ``meta`` keeps the first part's and lists all parts'."""
+        """Join sets; ``meta`` keeps the first part's and lists all parts'.
+
+        Parameters
+        ----------
+        parts : `~collections.abc.Sequence` [`LabelledStamps`]
+            The sets, in order.
+
+        Returns
+        -------
+        stamps : `LabelledStamps`
+            All rows.
+        """
         if not parts:
             raise ValueError("Nothing to concatenate.")
         meta = dict(parts[0].meta)
@@ -103,7 +127,18 @@ class LabelledStamps:
         return cls(**{name: np.concatenate([getattr(p, name) for p in parts]) for name in _ARRAYS}, meta=meta)
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write one ``.npz`` shard atomically."""
+        """Write one ``.npz`` shard atomically.
+
+        Parameters
+        ----------
+        path : `str` or `os.PathLike`
+            The file; ``.npz`` is appended if missing.
+
+        Returns
+        -------
+        path : `pathlib.Path`
+            The file written.
+        """
         path = Path(path)
         if path.suffix != ".npz":
             path = path.with_suffix(".npz")
@@ -114,7 +149,18 @@ class LabelledStamps:
 
     @classmethod
     def load(cls, paths: str | os.PathLike | Iterable[str | os.PathLike]) -> LabelledStamps:
-        """Read one shard, a folder of shards, or a list of either."""
+        """Read one shard, a folder of shards, or a list of either.
+
+        Parameters
+        ----------
+        paths : `str` or `os.PathLike` or `~collections.abc.Iterable`
+            A shard, a folder of ``.npz`` shards, or several of either.
+
+        Returns
+        -------
+        stamps : `LabelledStamps`
+            Every row, in file order.
+        """
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
         files: list[Path] = []
@@ -154,8 +200,23 @@ class LabelledStamps:
         return cls(**arrays, meta=meta)
 
     def model_inputs(self, layout, stacking="horizontal"):
-        """Scale and stack for a network; returns `~rbnodia.core.ModelInputs`-like
-        ``(inputs, flags)``."""
+        """Scale and stack the stamps for a network.
+        ``(inputs, flags)``.
+
+        Parameters
+        ----------
+        layout : `~rbnodia.core.Layout` or `str`
+            Which segments.
+        stacking : `~rbnodia.core.Stacking` or `str`, optional
+            Side by side or as channels.
+
+        Returns
+        -------
+        inputs : `numpy.ndarray`
+            ``(n,) + input_shape`` float32 network inputs.
+        flags : `numpy.ndarray`
+            Per-stamp scaling flags (`rbnodia.core.flags`).
+        """
         from .layouts import Layout, stack_segments
         from .preprocess import scale_cutouts
         from .stamps import Cutouts
@@ -170,7 +231,14 @@ class LabelledStamps:
         return stack_segments(scaled, layout, stacking), flags
 
     def summary(self) -> dict[str, Any]:
-        """Counts per label and family, for metadata and logs."""
+        """Count stamps per label and family, for metadata and logs.
+
+        Returns
+        -------
+        summary : `dict` [`str`, `object`]
+            ``n``, ``n_real``, ``n_bogus``, ``stamp_size`` and ``families``
+            (count per family).
+        """
         families, counts = np.unique(self.family, return_counts=True)
         return {
             "n": len(self),

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 __all__ = [
     "Architecture",
-    "register_architecture",
-    "get_architecture",
     "architecture_names",
     "build_network",
+    "get_architecture",
+    "register_architecture",
 ]
 
 from collections.abc import Callable
@@ -59,7 +59,23 @@ _REGISTRY: dict[str, Architecture] = {}
 def register_architecture(
     name: str, *, layout: Layout | str, stacking: Stacking | str = Stacking.HORIZONTAL, description: str
 ) -> Callable:
-    """Decorator registering a network builder under ``name``.
+    """Register a network builder under ``name`` (a decorator).
+
+    Parameters
+    ----------
+    name : `str`
+        Registry key.
+    layout : `rbnodia.core.Layout` or `str`
+        The stamps the network reads.
+    stacking : `rbnodia.core.Stacking` or `str`, optional
+        Side by side (the paper) or as channels.
+    description : `str`
+        One line for listings and model metadata.
+
+    Returns
+    -------
+    decorator : `~collections.abc.Callable`
+        Registers ``builder(stamp_size)`` and returns it unchanged.
 
     Raises
     ------
@@ -79,6 +95,16 @@ def register_architecture(
 def get_architecture(name: str) -> Architecture:
     """Look an architecture up by name.
 
+    Parameters
+    ----------
+    name : `str`
+        Registry key.
+
+    Returns
+    -------
+    architecture : `Architecture`
+        The registered architecture.
+
     Raises
     ------
     KeyError
@@ -92,7 +118,13 @@ def get_architecture(name: str) -> Architecture:
 
 
 def architecture_names() -> list[str]:
-    """Names of all registered architectures."""
+    """Return the names of all registered architectures.
+
+    Returns
+    -------
+    names : `list` [`str`]
+        Sorted names.
+    """
     return sorted(_REGISTRY)
 
 
@@ -183,14 +215,16 @@ def _paper_nodia(shape):
 
 def _conv_bn_relu(layers, x, filters, kernel, **options):
     """Convolution without bias, batch normalisation (momentum 0.9, so short
-    trainings get usable statistics), relu."""
+    trainings get usable statistics), relu.
+    """
     x = layers.Conv2D(filters, kernel, use_bias=False, **options)(x)
     return layers.ReLU()(layers.BatchNormalization(momentum=0.9)(x))
 
 
 def _dense_head(keras, layers, inputs, x, name):
     """Flatten (keeping where features sit relative to the centred
-    detection), dropout 0.3, dense 32, 2-way softmax."""
+    detection), dropout 0.3, dense 32, 2-way softmax.
+    """
     x = layers.Dropout(0.3)(layers.Flatten()(x))
     x = layers.Dense(32, activation="relu")(x)
     return keras.Model(inputs, layers.Dense(2, activation="softmax")(x), name=name)
@@ -209,7 +243,8 @@ def _improved_network(shape, name, widths=(16, 32, 32)):
 
 def _register_channel_stacked(family: str, network: Callable[..., Any], summary: str) -> None:
     """Register ``{family}_nodia`` and ``{family}_dia``: ``network(shape,
-    name)`` on channel-stacked stamps (srch/tmpl, and diff/srch/tmpl)."""
+    name)`` on channel-stacked stamps (srch/tmpl, and diff/srch/tmpl).
+    """
     for layout, segments in ((Layout.NODIA, "srch/tmpl"), (Layout.DIA, "diff/srch/tmpl")):
         name = f"{family}_{layout.value.lower()}"
         register_architecture(

@@ -1,6 +1,7 @@
 """Model files as `RealBogusModel` objects: `load_model` (once per process,
 from a path, a packaged model's name or bytes), the packaged models, and
-`convert_model_file`."""
+`convert_model_file`.
+"""
 
 from __future__ import annotations
 
@@ -69,6 +70,13 @@ def convert_model_file(source: str | os.PathLike, destination: str | os.PathLike
     Weights and metadata are kept; the ``version`` changes when the graphs
     (or the format's hash) do.
 
+    Parameters
+    ----------
+    source : `str` or `os.PathLike`
+        The model file to read.
+    destination : `str` or `os.PathLike`
+        The file to write (may equal ``source``).
+
     Returns
     -------
     model : `RealBogusModel`
@@ -86,13 +94,30 @@ def _packaged_dir() -> Path:
 
 
 def packaged_model_names() -> list[str]:
-    """Names of the model files shipped inside the package."""
+    """Return the names of the model files shipped inside the package.
+
+    Returns
+    -------
+    names : `list` [`str`]
+        Sorted names, e.g. ``nodia_default``.
+    """
     folder = _packaged_dir()
     return sorted(p.name[: -len(MODEL_SUFFIX)] for p in folder.glob(f"*{MODEL_SUFFIX}"))
 
 
 def packaged_model_path(name: str) -> Path:
-    """Path of a packaged model file by name (e.g. ``nodia_default``)."""
+    """Return the path of a packaged model file by name (e.g. ``nodia_default``).
+
+    Parameters
+    ----------
+    name : `str`
+        Packaged model name.
+
+    Returns
+    -------
+    path : `pathlib.Path`
+        The model file.
+    """
     path = _packaged_dir() / f"{name}{MODEL_SUFFIX}"
     if not path.exists():
         raise FileNotFoundError(f"No packaged model {name!r}; packaged models are {packaged_model_names()}.")

@@ -36,12 +36,17 @@ def _quiet_tensorflow() -> None:
 
 
 def import_keras(purpose: str) -> Any:
-    """The ``keras`` module.
+    """Return the ``keras`` module.
 
     Parameters
     ----------
     purpose : `str`
         What needs it, for the message if it is missing (e.g. "Training").
+
+    Returns
+    -------
+    keras : `module`
+        The imported module.
 
     Raises
     ------
@@ -58,7 +63,18 @@ def import_keras(purpose: str) -> Any:
 
 
 def import_tensorflow(purpose: str) -> Any:
-    """The ``tensorflow`` module (see `import_keras`)."""
+    """Return the ``tensorflow`` module (see `import_keras`).
+
+    Parameters
+    ----------
+    purpose : `str`
+        What needs it, for the message if it is missing.
+
+    Returns
+    -------
+    tensorflow : `module`
+        The imported module.
+    """
     _quiet_tensorflow()
     try:
         import tensorflow
@@ -68,7 +84,7 @@ def import_tensorflow(purpose: str) -> Any:
 
 
 def load_network(data: bytes, source: str) -> Any:
-    """The Keras network of a model file's ``model.keras``, loaded in Keras'
+    """Return the Keras network of a model file's ``model.keras``, loaded in Keras'
     safe mode: a network that holds Python code (a ``Lambda`` layer) is
     refused, never run.
 
@@ -78,6 +94,11 @@ def load_network(data: bytes, source: str) -> Any:
         ``model.keras``.
     source : `str`
         The model file, for messages.
+
+    Returns
+    -------
+    network : `keras.Model`
+        The network, not compiled.
 
     Raises
     ------
@@ -108,7 +129,18 @@ def load_network(data: bytes, source: str) -> Any:
 
 
 def save_network(network: Any) -> bytes:
-    """A Keras network as the bytes of a ``.keras`` file."""
+    """Return a Keras network as the bytes of a ``.keras`` file.
+
+    Parameters
+    ----------
+    network : `keras.Model`
+        The network.
+
+    Returns
+    -------
+    data : `bytes`
+        The ``.keras`` archive.
+    """
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "model.keras")
         network.save(path)
@@ -117,8 +149,14 @@ def save_network(network: Any) -> bytes:
 
 
 def library_versions() -> dict[str, str]:
-    """Versions of the libraries that write a model file (from the installed
-    distributions' metadata; nothing is imported)."""
+    """Return the versions of the libraries that write a model file (from the installed
+    distributions' metadata; nothing is imported).
+
+    Returns
+    -------
+    versions : `dict` [`str`, `str`]
+        Distribution name -> version, for those installed.
+    """
     from ..version import __version__
 
     versions = {"rbnodia": __version__}

@@ -29,7 +29,8 @@ HASHED_FIELDS = ("architecture", "layout", "stacking", "stamp_size", "scaling_ve
 
 class ModelFileError(ValueError):
     """A model file is unreadable, invalid, inconsistent or unsafe; the
-    message names the file."""
+    message names the file.
+    """
 
 
 @dataclasses.dataclass
@@ -88,17 +89,40 @@ class ModelMetadata:
         return f"{self.name}@{self.content_hash[:12]}"
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dictionary."""
+        """Return a JSON-ready dictionary.
+
+        Returns
+        -------
+        data : `dict` [`str`, `object`]
+            Every field.
+        """
         return dataclasses.asdict(self)
 
     def hashed_settings(self) -> dict[str, Any]:
-        """The `HASHED_FIELDS` and their values."""
+        """Return the `HASHED_FIELDS` and their values.
+
+        Returns
+        -------
+        settings : `dict` [`str`, `object`]
+            Field name -> value of the fields that change a model's outputs.
+        """
         return {name: getattr(self, name) for name in HASHED_FIELDS}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelMetadata:
-        """Inverse of `to_dict`, ignoring unknown keys from newer writers
-        (no checks: see `metadata_from_header`)."""
+        """Build metadata from `to_dict`'s output, ignoring unknown keys from newer writers
+        (no checks: see `metadata_from_header`).
+
+        Parameters
+        ----------
+        data : `dict` [`str`, `object`]
+            Field name -> value.
+
+        Returns
+        -------
+        metadata : `ModelMetadata`
+            The metadata.
+        """
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -170,12 +194,23 @@ def _problems(values: dict[str, Any]) -> list[str]:
 
 
 def check_metadata(metadata: ModelMetadata) -> list[str]:
-    """What is wrong with ``metadata``'s values (an empty list if nothing)."""
+    """List what is wrong with ``metadata``'s values (an empty list if nothing).
+
+    Parameters
+    ----------
+    metadata : `ModelMetadata`
+        The metadata to check.
+
+    Returns
+    -------
+    problems : `list` [`str`]
+        One sentence per invalid field.
+    """
     return _problems(metadata.to_dict())
 
 
 def metadata_from_header(header: Any, source: str, required: tuple[str, ...] = ("name",)) -> ModelMetadata:
-    """The `ModelMetadata` of a parsed ``metadata.json``, every value checked.
+    """Return the `ModelMetadata` of a parsed ``metadata.json``, every value checked.
 
     Parameters
     ----------
@@ -186,6 +221,11 @@ def metadata_from_header(header: Any, source: str, required: tuple[str, ...] = (
     required : `tuple` [`str`]
         Fields the file must have (besides ``name``, ``architecture`` and
         ``layout``, which every model file has); others take their defaults.
+
+    Returns
+    -------
+    metadata : `ModelMetadata`
+        The checked metadata.
 
     Raises
     ------

@@ -72,7 +72,7 @@ class ModelMismatchError(ValueError):
 
 
 def _translate(network: Any) -> tuple[dict[str, GraphVariants], dict[str, str]]:
-    """The network's inference graphs, and why any role is missing."""
+    """Return the network's inference graphs, and why any role is missing."""
     try:
         from .onnx.translate import translate_model_graphs
     except ImportError:
@@ -139,7 +139,24 @@ class RealBogusModel:
     def from_architecture(
         cls, architecture: str, *, name: str | None = None, stamp_size: int = 51, threshold: float = 0.5
     ) -> RealBogusModel:
-        """An untrained model of a registered architecture (needs Keras)."""
+        """Return an untrained model of a registered architecture (needs Keras).
+
+        Parameters
+        ----------
+        architecture : `str`
+            Registered architecture name.
+        name : `str`, optional
+            Model name; default the architecture's.
+        stamp_size : `int`, optional
+            Stamp size in pixels.
+        threshold : `float`, optional
+            Score threshold of ``is_real``.
+
+        Returns
+        -------
+        model : `RealBogusModel`
+            The model, with random weights.
+        """
         from .architectures import build_network, get_architecture
 
         arch = get_architecture(architecture)
@@ -151,22 +168,27 @@ class RealBogusModel:
     # Convenience accessors.
     @property
     def layout(self) -> Layout:
+        """Stamps the model reads (from the metadata)."""
         return Layout(self.metadata.layout)
 
     @property
     def stacking(self) -> Stacking:
+        """How the stamps are stacked (from the metadata)."""
         return Stacking(self.metadata.stacking)
 
     @property
     def stamp_size(self) -> int:
+        """Stamp size in pixels (from the metadata)."""
         return int(self.metadata.stamp_size)
 
     @property
     def threshold(self) -> float:
+        """Score threshold of ``is_real`` (from the metadata)."""
         return float(self.metadata.threshold)
 
     @property
     def version(self) -> str:
+        """``<name>@<content-hash prefix>``, written in catalogs."""
         return self.metadata.version
 
     @property
@@ -204,13 +226,20 @@ class RealBogusModel:
             return self._network
 
     def compute_content_hash(self) -> str:
-        """SHA-256 over the output-changing settings, the weights' digest
-        and the inference graphs (`rbnodia.nn.modelfile.content_hash`)."""
+        """Compute the SHA-256 over the output-changing settings, the weights' digest
+        and the inference graphs (`rbnodia.nn.modelfile.content_hash`).
+
+        Returns
+        -------
+        digest : `str`
+            The hex digest.
+        """
         return content_hash(self.metadata, self._weights_sha256, self._graphs)
 
     def refresh_hash(self) -> None:
         """Recompute the content hash after the weights or the threshold
-        changed (training); with a loaded network, translate it again."""
+        changed (training); with a loaded network, translate it again.
+        """
         with self._lock:
             if self._network is not None:
                 self._weights_sha256 = weights_sha256(self._network.get_weights())
@@ -250,13 +279,34 @@ class RealBogusModel:
 
     # ONNX Runtime.
     def has_onnx(self, role: str = "forward") -> bool:
-        """Whether graph ``role`` exists and ONNX Runtime is installed."""
+        """Tell whether graph ``role`` exists and ONNX Runtime is installed.
+
+        Parameters
+        ----------
+        role : `str`, optional
+            ``forward`` or ``saliency``.
+
+        Returns
+        -------
+        available : `bool`
+            True if the graph can run on ONNX Runtime.
+        """
         return role in self._graphs and importlib.util.find_spec("onnxruntime") is not None
 
     def onnx_runner(self, role: str = "forward") -> Any:
-        """The ONNX Runtime runner of this model, made on first use:
+        """Return the ONNX Runtime runner of this model, made on first use:
         `~rbnodia.nn.onnx.runtime.OnnxPredictor` for ``forward``,
         `~rbnodia.nn.onnx.runtime.OnnxSaliency` for ``saliency``.
+
+        Parameters
+        ----------
+        role : `str`, optional
+            ``forward`` or ``saliency``.
+
+        Returns
+        -------
+        runner : `rbnodia.nn.onnx.runtime.OnnxPredictor` or `rbnodia.nn.onnx.runtime.OnnxSaliency`
+            The runner, cached on the model.
 
         Raises
         ------
@@ -289,10 +339,20 @@ class RealBogusModel:
             return runner
 
     def inference_backend(self, backend: str = "auto") -> str:
-        """The backend `probabilities` uses for ``backend``: ``onnx`` or ``tensorflow``.
+        """Return the backend `probabilities` uses for ``backend``: ``onnx`` or ``tensorflow``.
 
         ``auto`` means ONNX Runtime when the model has its forward graph and
         ONNX Runtime is installed, else TensorFlow.
+
+        Parameters
+        ----------
+        backend : `str`, optional
+            ``auto``, ``onnx`` or ``tensorflow``.
+
+        Returns
+        -------
+        backend : `str`
+            ``onnx`` or ``tensorflow``.
 
         Raises
         ------
@@ -326,7 +386,7 @@ class RealBogusModel:
     def probabilities(
         self, inputs: np.ndarray, batch_size: int = 1024, *, backend: str = "auto", threads: int | None = None
     ) -> np.ndarray:
-        """Softmax outputs ``(n, 2)``: column 0 P(real), column 1 P(bogus).
+        """Compute the softmax outputs ``(n, 2)``: column 0 P(real), column 1 P(bogus).
 
         Parameters
         ----------
@@ -346,6 +406,11 @@ class RealBogusModel:
         threads : `int`, optional
             Chunks ONNX Runtime runs at once, one thread each; `None` or 0:
             every CPU this process may run on.  Ignored by TensorFlow.
+
+        Returns
+        -------
+        probabilities : `numpy.ndarray`
+            Array of shape ``(n, 2)``, float32.
 
         Raises
         ------
@@ -385,12 +450,34 @@ class RealBogusModel:
     def predict(
         self, inputs: np.ndarray, batch_size: int = 1024, *, backend: str = "auto", threads: int | None = None
     ) -> np.ndarray:
-        """Reliability score P(real) per input, float32 in [0, 1] (see `probabilities`)."""
+        """Compute the reliability score P(real) per input, float32 in [0, 1].
+
+        Parameters
+        ----------
+        inputs : `numpy.ndarray`
+            ``(n,) + input_shape`` scaled, stacked stamps.
+        batch_size : `int`, optional
+            Most inputs per call into the backend (see `probabilities`).
+        backend : `str`, optional
+            ``auto``, ``onnx`` or ``tensorflow`` (see `probabilities`).
+        threads : `int`, optional
+            Chunks ONNX Runtime runs at once (see `probabilities`).
+
+        Returns
+        -------
+        scores : `numpy.ndarray`
+            P(real) per input.
+        """
         return self.probabilities(inputs, batch_size, backend=backend, threads=threads)[:, 0]
 
     # Serialisation.
     def to_bytes(self) -> bytes:
-        """The model file's bytes (see `rbnodia.nn.modelfile`).
+        """Return the model file's bytes (see `rbnodia.nn.modelfile`).
+
+        Returns
+        -------
+        data : `bytes`
+            The model file.
 
         Raises
         ------
@@ -420,7 +507,18 @@ class RealBogusModel:
             return write_model_file(header, keras, self._graphs)
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the model file atomically (a partial file is never left)."""
+        """Write the model file atomically (a partial file is never left).
+
+        Parameters
+        ----------
+        path : `str` or `os.PathLike`
+            The file; `MODEL_SUFFIX` is appended if missing.
+
+        Returns
+        -------
+        path : `pathlib.Path`
+            The file written.
+        """
         path = Path(path)
         data = self.to_bytes()
         tmp = path.with_name(path.name + ".partial")
@@ -441,6 +539,11 @@ class RealBogusModel:
             The file's bytes.
         source : `str`
             Where they come from, for messages.
+
+        Returns
+        -------
+        model : `RealBogusModel`
+            The model.
 
         Raises
         ------
@@ -482,7 +585,7 @@ class RealBogusModel:
     def _from_legacy(
         cls, contents: ModelFileContents, metadata: ModelMetadata, source: str
     ) -> RealBogusModel:
-        """A format-1 file: its Keras network, translated now."""
+        """Return a format-1 file: its Keras network, translated now."""
         try:
             network = load_network(contents.keras, source)
         except ImportError as err:

@@ -108,12 +108,36 @@ class ModelFileContents:
 
 
 def graph_member(role: str, fold: int = 0) -> str:
-    """The archive member of a graph: ``graphs/<role>.onnx`` or ``graphs/<role>.fold<k>.onnx``."""
+    """Return the archive member of a graph: ``graphs/<role>.onnx`` or ``graphs/<role>.fold<k>.onnx``.
+
+    Parameters
+    ----------
+    role : `str`
+        Graph role (``forward``, ``saliency``, ...).
+    fold : `int`, optional
+        Stamps folded into channels; 0 for the plain graph.
+
+    Returns
+    -------
+    member : `str`
+        The archive member name.
+    """
     return f"graphs/{role}.fold{fold}.onnx" if fold else f"graphs/{role}.onnx"
 
 
 def weights_sha256(weights: Sequence[np.ndarray]) -> str:
-    """SHA-256 over every weight array, in order (dtype, shape and bytes)."""
+    """Hash every weight array, in order (dtype, shape and bytes), with SHA-256.
+
+    Parameters
+    ----------
+    weights : `~collections.abc.Sequence` [`numpy.ndarray`]
+        The network's weights.
+
+    Returns
+    -------
+    digest : `str`
+        The hex digest.
+    """
     digest = hashlib.sha256()
     _update_with_weights(digest, weights)
     return digest.hexdigest()
@@ -127,7 +151,22 @@ def _update_with_weights(digest: Any, weights: Sequence[np.ndarray]) -> None:
 
 
 def content_hash(metadata: ModelMetadata, weights_digest: str, graphs: dict[str, GraphVariants]) -> str:
-    """The content hash of a format-2 model (see the module docstring)."""
+    """Return the content hash of a format-2 model (see the module docstring).
+
+    Parameters
+    ----------
+    metadata : `rbnodia.nn.ModelMetadata`
+        The model's metadata (its hashed settings count).
+    weights_digest : `str`
+        `weights_sha256` of the weights.
+    graphs : `dict` [`str`, `rbnodia.nn.onnx.runtime.GraphVariants`]
+        The inference graphs by role.
+
+    Returns
+    -------
+    digest : `str`
+        The hex digest.
+    """
     settings = metadata.hashed_settings()
     settings.update(threshold=float(settings["threshold"]), stamp_size=int(settings["stamp_size"]))
     digest = hashlib.sha256()
@@ -142,7 +181,20 @@ def content_hash(metadata: ModelMetadata, weights_digest: str, graphs: dict[str,
 
 
 def legacy_content_hash(metadata: ModelMetadata, weights: Sequence[np.ndarray]) -> str:
-    """The content hash of a format-1 model: settings (no threshold) and weights."""
+    """Return the content hash of a format-1 model: settings (no threshold) and weights.
+
+    Parameters
+    ----------
+    metadata : `rbnodia.nn.ModelMetadata`
+        The model's metadata.
+    weights : `~collections.abc.Sequence` [`numpy.ndarray`]
+        The network's weights.
+
+    Returns
+    -------
+    digest : `str`
+        The hex digest.
+    """
     digest = hashlib.sha256()
     settings = {k: getattr(metadata, k) for k in ("architecture", "layout", "stacking", "stamp_size",
                                                    "scaling_version")}
@@ -152,7 +204,22 @@ def legacy_content_hash(metadata: ModelMetadata, weights: Sequence[np.ndarray]) 
 
 
 def write_model_file(header: dict[str, Any], keras: bytes, graphs: dict[str, GraphVariants]) -> bytes:
-    """The bytes of a model file; ``header`` gets ``format_version`` and ``graphs``."""
+    """Return the bytes of a model file; ``header`` gets ``format_version`` and ``graphs``.
+
+    Parameters
+    ----------
+    header : `dict` [`str`, `object`]
+        The metadata to write as ``metadata.json``.
+    keras : `bytes`
+        The ``.keras`` archive of the network.
+    graphs : `dict` [`str`, `rbnodia.nn.onnx.runtime.GraphVariants`]
+        The inference graphs by role.
+
+    Returns
+    -------
+    data : `bytes`
+        The model file.
+    """
     manifest = {role: {"fold": variants.fold} for role, variants in sorted(graphs.items())}
     header = {"format_version": FORMAT_VERSION, **header, "graphs": manifest}
     buffer = io.BytesIO()
@@ -173,7 +240,7 @@ def _limit(name: str) -> int:
 
 
 def _open_archive(data: bytes, source: str, what: str) -> zipfile.ZipFile:
-    """The zip archive in ``data``, its members' count and sizes checked."""
+    """Return the zip archive in ``data``, its members' count and sizes checked."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as err:
@@ -254,9 +321,21 @@ def _read_graphs(archive: zipfile.ZipFile, header: dict[str, Any], source: str) 
 
 
 def read_model_file(data: bytes, source: str) -> ModelFileContents:
-    """The parts of a model file, each member's size, the header's JSON
+    """Return the parts of a model file, each member's size, the header's JSON
     structure, format version and digests checked (the metadata's values
     are checked by `rbnodia.nn.metadata.metadata_from_header`).
+
+    Parameters
+    ----------
+    data : `bytes`
+        The file's bytes.
+    source : `str`
+        Where they come from, for messages.
+
+    Returns
+    -------
+    contents : `ModelFileContents`
+        Header, format version, Keras archive, graphs and digest.
 
     Raises
     ------
@@ -278,7 +357,15 @@ def read_model_file(data: bytes, source: str) -> ModelFileContents:
 def check_keras_archive(keras: bytes, source: str) -> None:
     """Raise `ModelFileError` unless ``keras`` looks like a Keras archive
     (a zip with a config and weights, within the size limits) — checked
-    without TensorFlow; Keras itself checks the rest when it loads."""
+    without TensorFlow; Keras itself checks the rest when it loads.
+
+    Parameters
+    ----------
+    keras : `bytes`
+        The ``model.keras`` member.
+    source : `str`
+        The model file, for messages.
+    """
     archive = _open_archive(keras, source, "model.keras")
     names = set(archive.namelist())
     missing = [name for name in _KERAS_MEMBERS if name not in names]

@@ -118,7 +118,7 @@ def _first_max_mask_grad(ph: int, pw: int) -> Any:
 
 
 def _fast_pool_layer(layer: Any) -> Any:
-    """A stand-in for a Keras ``MaxPooling2D`` layer with a faster gradient, or `None`.
+    """Return a stand-in for a Keras ``MaxPooling2D`` layer with a faster gradient, or `None`.
 
     Only non-overlapping pools (stride = pool size, valid padding,
     channels last) are replaced; the forward values are identical.
@@ -155,7 +155,8 @@ def _fast_pool_layer(layer: Any) -> Any:
 def _saliency_network(network: Any) -> Any:
     """``network`` with its max-pool layers swapped for `_fast_pool_layer`
     ones, sharing every other layer (and so the weights); ``network`` itself
-    if there is nothing to swap or it cannot be cloned."""
+    if there is nothing to swap or it cannot be cloned.
+    """
     keras = import_keras("Saliency on TensorFlow")
 
     swapped = {id(layer): _fast_pool_layer(layer) for layer in network.layers}
@@ -202,11 +203,23 @@ def _compiled(model: RealBogusModel, fast_pooling: bool = True) -> Any:
 
 
 def saliency_backend(model: RealBogusModel, backend: str = "auto") -> str:
-    """The backend `saliency_maps` uses for ``backend``: ``onnx`` or ``tensorflow``.
+    """Return the backend `saliency_maps` uses for ``backend``: ``onnx`` or ``tensorflow``.
 
     ``auto`` means ONNX Runtime when the model has its saliency graph (all
     networks whose gradient has an ONNX translation) and ONNX Runtime is
     installed, else TensorFlow.
+
+    Parameters
+    ----------
+    model : `rbnodia.nn.RealBogusModel`
+        The model.
+    backend : `str`, optional
+        ``auto``, ``onnx`` or ``tensorflow``.
+
+    Returns
+    -------
+    backend : `str`
+        ``onnx`` or ``tensorflow``.
 
     Raises
     ------
@@ -252,9 +265,9 @@ def saliency_maps(
         Back-propagate through non-overlapping max-pool layers with one
         XLA-compiled kernel instead of TensorFlow's ``MaxPoolGrad`` (same
         result: the gradient goes to each window's first maximum).  On CPU
-        this makes the pooling gradients 2-3x faster and the ``paper_dia``
-        saliency about 20% cheaper overall; ``benchmarks/bench_saliency.py``
-        compares both.  Falls back to the plain gradient, with a warning, if
+        this makes the pooling gradients faster and the ``paper_dia``
+        saliency cheaper overall; ``benchmarks/bench_saliency.py`` compares
+        both.  Falls back to the plain gradient, with a warning, if
         XLA fails.  TensorFlow backend only.
     backend : `str`
         ``auto`` (default: ONNX Runtime where it can, see

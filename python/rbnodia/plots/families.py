@@ -8,7 +8,7 @@ each function can write its PNG.
 
 from __future__ import annotations
 
-__all__ = ["plot_family_fractions", "plot_auc_vs_snr"]
+__all__ = ["plot_auc_vs_snr", "plot_family_fractions"]
 
 import os
 from collections.abc import Mapping

@@ -1,5 +1,6 @@
 """Figure helpers shared by every plot module: pyplot-free figures (safe in
-pipelines and threads) and PNG writing."""
+pipelines and threads) and PNG writing.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +15,18 @@ _LOG = logging.getLogger(__name__)
 
 
 def new_figure(width: float, height: float) -> Any:
-    """A `matplotlib.figure.Figure` with an Agg canvas and constrained layout."""
+    """Return a `matplotlib.figure.Figure` with an Agg canvas and constrained layout.
+
+    Parameters
+    ----------
+    width, height : `float`
+        Size in inches.
+
+    Returns
+    -------
+    figure : `matplotlib.figure.Figure`
+        A figure not managed by pyplot (safe in worker threads).
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -24,7 +36,22 @@ def new_figure(width: float, height: float) -> Any:
 
 
 def save_figure(fig: Any, path: str | os.PathLike | None, dpi: int = 120) -> Path | None:
-    """Write ``fig`` as PNG to ``path`` (creating folders); no-op for `None`."""
+    """Write ``fig`` as PNG to ``path`` (creating folders); no-op for `None`.
+
+    Parameters
+    ----------
+    fig : `matplotlib.figure.Figure`
+        The figure.
+    path : `str` or `os.PathLike` or `None`
+        The PNG file, or `None` to write nothing.
+    dpi : `int`, optional
+        Resolution.
+
+    Returns
+    -------
+    path : `pathlib.Path` or `None`
+        The file written, or `None`.
+    """
     if path is None:
         return None
     path = Path(path)

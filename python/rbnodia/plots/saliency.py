@@ -24,12 +24,12 @@ figure(s) and, given a path, writes PNG.
 from __future__ import annotations
 
 __all__ = [
-    "SALIENCY_CMAP",
     "GROUP_COLORS",
-    "plot_stamps_with_saliency",
+    "SALIENCY_CMAP",
     "plot_dominant_breakdown",
-    "plot_importance_distributions",
     "plot_examples_per_quadrant",
+    "plot_importance_distributions",
+    "plot_stamps_with_saliency",
 ]
 
 import logging
@@ -50,7 +50,6 @@ from ..core.saliency import (
     is_prediction_only,
     segment_importances,
 )
-
 from .figures import new_figure as _figure
 from .figures import save_figure
 
@@ -390,7 +389,7 @@ def plot_examples_per_quadrant(
     out_dir: str | os.PathLike | None = None,
     prefix: str = "saliency_examples",
 ) -> dict[str, Any]:
-    """Example stamps and saliency maps for every quadrant (Appendix C).
+    """Plot example stamps and saliency maps for every quadrant (Appendix C).
 
     Parameters
     ----------

@@ -15,11 +15,11 @@ from __future__ import annotations
 __all__ = [
     "CORRECT_COLOR",
     "INCORRECT_COLOR",
-    "save_figure",
+    "plot_confusion_matrix",
     "plot_history",
     "plot_roc",
-    "plot_confusion_matrix",
     "plot_score_histograms",
+    "save_figure",
 ]
 
 import os

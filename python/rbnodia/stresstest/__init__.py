@@ -36,10 +36,10 @@ from .settings import SETTINGS, ObservingSetting, get_setting
 
 __all__ = [
     "FAMILIES",
-    "Family",
     "GENERATOR_VERSION",
-    "ObservingSetting",
     "SETTINGS",
+    "Family",
+    "ObservingSetting",
     "Scene",
     "SceneResult",
     "build_scene",

@@ -39,11 +39,29 @@ def _splat(size: int, x: np.ndarray, y: np.ndarray, weight: np.ndarray) -> np.nd
 def cosmic_ray(
     size: int, x: float, y: float, length: float, angle: float, rng: np.random.Generator
 ) -> np.ndarray:
-    """A straight track of ``length`` pixels centred on ``(x, y)``.
+    """Return a straight track of ``length`` pixels centred on ``(x, y)``.
 
     The charge along the track fluctuates (log-normal, 40 % per 0.2 pixel
     step, as energy loss does) and is deposited bilinearly; a track shorter
     than a pixel is a one-to-four-pixel spot.
+
+    Parameters
+    ----------
+    size : `int`
+        Patch size in pixels.
+    x, y : `float`
+        Track centre in pixels.
+    length : `float`
+        Track length in pixels.
+    angle : `float`
+        Track direction in radians from +x.
+    rng : `numpy.random.Generator`
+        Random numbers.
+
+    Returns
+    -------
+    image : `numpy.ndarray`
+        ``(size, size)`` unit-charge image.
     """
     steps = max(2, int(math.ceil(length / 0.2)))
     t = np.linspace(-0.5, 0.5, steps) * length
@@ -55,8 +73,23 @@ def cosmic_ray(
 
 
 def hot_pixels(size: int, x: int, y: int, rng: np.random.Generator) -> np.ndarray:
-    """One hot pixel at ``(x, y)``, with (half the time) a weaker neighbour
-    along the readout direction, as charge-transfer inefficiency leaves."""
+    """Return one hot pixel at ``(x, y)``, with (half the time) a weaker neighbour
+    along the readout direction, as charge-transfer inefficiency leaves.
+
+    Parameters
+    ----------
+    size : `int`
+        Patch size in pixels.
+    x, y : `int`
+        The pixel.
+    rng : `numpy.random.Generator`
+        Random numbers.
+
+    Returns
+    -------
+    image : `numpy.ndarray`
+        ``(size, size)`` unit-charge image.
+    """
     image = np.zeros((size, size))
     image[y % size, x % size] = 1.0
     if rng.random() < 0.5:
@@ -65,8 +98,25 @@ def hot_pixels(size: int, x: int, y: int, rng: np.random.Generator) -> np.ndarra
 
 
 def bad_column(size: int, x: int, y_start: int, length: int) -> np.ndarray:
-    """A column segment with 1 electron of excess charge per pixel, rows
-    ``y_start`` to ``y_start + length - 1`` (wrapping)."""
+    """Return a column segment with 1 electron of excess charge per pixel, rows
+    ``y_start`` to ``y_start + length - 1`` (wrapping).
+
+    Parameters
+    ----------
+    size : `int`
+        Patch size in pixels.
+    x : `int`
+        The column.
+    y_start : `int`
+        First row.
+    length : `int`
+        Rows covered.
+
+    Returns
+    -------
+    image : `numpy.ndarray`
+        ``(size, size)`` excess-charge image.
+    """
     image = np.zeros((size, size))
     rows = np.arange(y_start, y_start + min(length, size)) % size
     image[rows, x % size] = 1.0
@@ -74,13 +124,29 @@ def bad_column(size: int, x: int, y_start: int, length: int) -> np.ndarray:
 
 
 def satellite_trail(size: int, x: float, y: float, angle: float, psf: PSFModel) -> np.ndarray:
-    """A straight trail through ``(x, y)`` across the whole patch, 1 electron
+    """Return a straight trail through ``(x, y)`` across the whole patch, 1 electron
     per pixel of length, with the PSF's line-spread function across it.
 
     The line-spread function is the 1-d inverse transform of the PSF's OTF
     along the trail's normal (projection-slice theorem), times the pixel
     response along that direction.  The trail is not periodic: it ends at
     the patch border, far outside the stamp.
+
+    Parameters
+    ----------
+    size : `int`
+        Patch size in pixels.
+    x, y : `float`
+        A point on the trail, in pixels.
+    angle : `float`
+        Trail direction in radians from +x.
+    psf : `PSFModel`
+        The PSF spreading the trail.
+
+    Returns
+    -------
+    image : `numpy.ndarray`
+        ``(size, size)`` image.
     """
     nx, ny = -math.sin(angle), math.cos(angle)
     step, n = 0.125, 512

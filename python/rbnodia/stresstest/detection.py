@@ -59,8 +59,23 @@ class Detections:
     significance: np.ndarray
 
     def nearest(self, x: float, y: float, radius: float, size: int) -> int | None:
-        """Index of the detection nearest to ``(x, y)`` within ``radius``
-        (periodic distance), or `None`."""
+        """Return the index of the detection nearest to ``(x, y)`` within ``radius``
+        (periodic distance), or `None`.
+
+        Parameters
+        ----------
+        x, y : `float`
+            Position in pixels.
+        radius : `float`
+            Acceptance radius in pixels.
+        size : `int`
+            Patch size (distances are periodic).
+
+        Returns
+        -------
+        index : `int` or `None`
+            The detection's index.
+        """
         if not len(self.x):
             return None
         dx = (self.x - x + size / 2) % size - size / 2
@@ -71,8 +86,21 @@ class Detections:
 
 
 def aperture_filter(grid: FourierGrid, fwhm: float) -> np.ndarray:
-    """Transform of the top-hat aperture (radius ``APERTURE_RADIUS_FWHM x
-    fwhm``, at least 1.5 pixels) centred on the origin of ``grid``."""
+    """Compute the transform of the top-hat aperture (radius ``APERTURE_RADIUS_FWHM x
+    fwhm``, at least 1.5 pixels) centred on the origin of ``grid``.
+
+    Parameters
+    ----------
+    grid : `FourierGrid`
+        The periodic patch.
+    fwhm : `float`
+        Science FWHM in pixels.
+
+    Returns
+    -------
+    transform : `numpy.ndarray`
+        The aperture's transform.
+    """
     radius = max(1.5, APERTURE_RADIUS_FWHM * fwhm)
     offsets = np.minimum(np.arange(grid.size), grid.size - np.arange(grid.size))
     disk = (np.hypot(offsets[:, None], offsets[None, :]) <= radius).astype(np.float64)
@@ -100,6 +128,11 @@ def detect(
         Detection threshold in sigma of the aperture-summed image.
     min_pixels : `int`
         Smallest connected region above threshold that counts.
+
+    Returns
+    -------
+    detections : `Detections`
+        Positions, S/N and the significance image.
     """
     summed = grid.to_image(grid.to_transform(difference) * aperture_filter(grid, fwhm))
     median, sigma = robust_sigma(summed)
@@ -122,7 +155,8 @@ def detect(
 def _centroids(difference: np.ndarray, x: np.ndarray, y: np.ndarray, radius: float) -> tuple:
     """Nearest pixels to the centroids of the positive pixels within
     ``radius`` of each ``(x, y)`` (periodic); a peak without positive pixels
-    stays put."""
+    stays put.
+    """
     size = difference.shape[0]
     reach = int(math.ceil(radius))
     oy, ox = np.mgrid[-reach : reach + 1, -reach : reach + 1]

@@ -45,9 +45,22 @@ def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
 
 
 def nominal_flux(conditions: Conditions, snr: float) -> float:
-    """Flux (electrons) of a point source whose light, half of it inside the
+    """Compute the flux (electrons) of a point source whose light, half of it inside the
     detection aperture, has signal-to-noise ``snr`` against the science
-    sky alone."""
+    sky alone.
+
+    Parameters
+    ----------
+    conditions : `Conditions`
+        The scene's conditions.
+    snr : `float`
+        Signal-to-noise wanted.
+
+    Returns
+    -------
+    flux : `float`
+        Electrons.
+    """
     radius = max(1.5, APERTURE_RADIUS_FWHM * conditions.fwhm)
     return 2.0 * snr * math.sqrt(math.pi * radius**2 * conditions.science_variance)
 
@@ -79,7 +92,8 @@ def _background(
     keep_clear: float,
 ) -> Components:
     """Field galaxies and stars anywhere except within ``keep_clear`` pixels
-    of the target."""
+    of the target.
+    """
     area = (size * conditions.setting.pixel_scale) ** 2 / _AREA_REFERENCE
     part = Components()
     for kind, mean in (("galaxy", _FIELD_GALAXIES), ("star", _FIELD_STARS)):
@@ -423,12 +437,35 @@ FAMILIES: dict[str, Family] = _families()
 
 
 def family_names() -> list[str]:
-    """Family names in table order."""
+    """Return the family names in table order.
+
+    Returns
+    -------
+    names : `list` [`str`]
+        The names.
+    """
     return list(FAMILIES)
 
 
 def build_scene(family: str, rng: np.random.Generator, setting: ObservingSetting, size: int) -> Scene:
-    """A random scene of ``family`` on a ``size x size`` periodic patch."""
+    """Return a random scene of ``family`` on a ``size x size`` periodic patch.
+
+    Parameters
+    ----------
+    family : `str`
+        Family name.
+    rng : `numpy.random.Generator`
+        Random numbers.
+    setting : `ObservingSetting`
+        Camera and site.
+    size : `int`
+        Patch size in pixels.
+
+    Returns
+    -------
+    scene : `Scene`
+        The scene.
+    """
     try:
         spec = FAMILIES[family]
     except KeyError:

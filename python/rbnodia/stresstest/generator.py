@@ -69,8 +69,23 @@ CHUNK = 100
 
 
 def family_plan(n: int, seed: int, setting_index: int) -> np.ndarray:
-    """The family of each of ``n`` stamps: counts proportional to the family
-    weights (largest remainders), in a seeded random order."""
+    """Return the family of each of ``n`` stamps: counts proportional to the family
+    weights (largest remainders), in a seeded random order.
+
+    Parameters
+    ----------
+    n : `int`
+        Stamps.
+    seed : `int`
+        Seed of the order.
+    setting_index : `int`
+        Index of the observing setting (each has its own order).
+
+    Returns
+    -------
+    families : `numpy.ndarray`
+        Family name per stamp.
+    """
     names = list(FAMILIES)
     weights = np.array([FAMILIES[name].weight for name in names])
     exact = n * weights / weights.sum()
@@ -280,7 +295,22 @@ def make_stress_set(
 
 def load_stress_set(folder: str | os.PathLike) -> tuple[LabelledStamps, Any, dict[str, Any]]:
     """Read a stress set: the stamps, the truth table (rows aligned) and the
-    summary."""
+    summary.
+
+    Parameters
+    ----------
+    folder : `str` or `os.PathLike`
+        The stress set's folder.
+
+    Returns
+    -------
+    stamps : `rbnodia.core.LabelledStamps`
+        The stamps.
+    truth : `astropy.table.Table`
+        The truth table, rows aligned with the stamps.
+    summary : `dict` [`str`, `object`]
+        The summary written with the set.
+    """
     from astropy.table import Table, vstack
 
     folder = Path(folder)
@@ -309,6 +339,32 @@ def ensure_stress_set(
 ) -> tuple[LabelledStamps, Any, dict[str, Any]]:
     """Reuse the stress set in ``folder`` if it was made with the same
     recipe, ``n``, ``seed`` and settings; otherwise make it.
+
+    Parameters
+    ----------
+    folder : `str` or `os.PathLike`
+        The stress set's folder.
+    n : `int`
+        Stamps.
+    seed : `int`
+        Seed of the set.
+    settings : `~collections.abc.Sequence` [`str`], optional
+        Observing settings; default all.
+    workers : `int`, optional
+        Processes.
+    progress : `bool`, optional
+        Show progress bars.
+    regenerate : `bool`, optional
+        Remake a set made with another recipe.
+
+    Returns
+    -------
+    stamps : `rbnodia.core.LabelledStamps`
+        The stamps.
+    truth : `astropy.table.Table`
+        The truth table, rows aligned with the stamps.
+    summary : `dict` [`str`, `object`]
+        The summary written with the set.
 
     Raises
     ------

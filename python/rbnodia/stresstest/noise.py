@@ -34,31 +34,100 @@ from .profiles import FourierGrid
 
 
 def exposure_noise(expected: np.ndarray, read_noise: float, rng: np.random.Generator) -> np.ndarray:
-    """Photon plus read noise of one exposure (electrons; zero mean)."""
+    """Draw the photon plus read noise of one exposure (electrons; zero mean).
+
+    Parameters
+    ----------
+    expected : `numpy.ndarray`
+        Expected electrons per pixel.
+    read_noise : `float`
+        Read noise in electrons.
+    rng : `numpy.random.Generator`
+        Random numbers.
+
+    Returns
+    -------
+    noise : `numpy.ndarray`
+        The noise image.
+    """
     expected = np.clip(expected, 0.0, None)
     return rng.poisson(expected) - expected + rng.normal(0.0, read_noise, expected.shape)
 
 
 def coadd_noise(expected: np.ndarray, epochs: int, read_noise: float, rng: np.random.Generator) -> np.ndarray:
-    """Noise of the mean of ``epochs`` exposures of ``expected`` electrons."""
+    """Draw the noise of the mean of ``epochs`` exposures of ``expected`` electrons.
+
+    Parameters
+    ----------
+    expected : `numpy.ndarray`
+        Expected electrons per pixel in one exposure.
+    epochs : `int`
+        Exposures averaged.
+    read_noise : `float`
+        Read noise in electrons.
+    rng : `numpy.random.Generator`
+        Random numbers.
+
+    Returns
+    -------
+    noise : `numpy.ndarray`
+        The noise image.
+    """
     total = np.clip(expected, 0.0, None) * epochs
     counts = rng.poisson(total) - total + rng.normal(0.0, read_noise * np.sqrt(epochs), expected.shape)
     return counts / epochs
 
 
 def quantise(image: np.ndarray, gain: float) -> np.ndarray:
-    """Round electrons to whole ADU (``gain`` electrons per ADU) and back."""
+    """Round electrons to whole ADU (``gain`` electrons per ADU) and back.
+
+    Parameters
+    ----------
+    image : `numpy.ndarray`
+        Image (electrons).
+    gain : `float`
+        Electrons per ADU.
+
+    Returns
+    -------
+    image : `numpy.ndarray`
+        The quantised image (electrons).
+    """
     return np.round(image / gain) * gain
 
 
 def estimate_background(image: np.ndarray) -> float:
-    """Sigma-clipped (3 sigma, 5 iterations) median of an image, as a flat
-    sky estimate (astropy's `~astropy.stats.sigma_clipped_stats`)."""
+    """Estimate a flat sky as the sigma-clipped (3 sigma, 5 iterations) median of an image
+    sky estimate (astropy's `~astropy.stats.sigma_clipped_stats`).
+
+    Parameters
+    ----------
+    image : `numpy.ndarray`
+        Image (electrons).
+
+    Returns
+    -------
+    background : `float`
+        The estimate.
+    """
     return float(sigma_clipped_stats(image, sigma=3.0, maxiters=5)[1])
 
 
 def robust_sigma(image: np.ndarray) -> tuple[float, float]:
-    """Median and normalised median absolute deviation (``1.4826 MAD``)."""
+    """Compute the median and normalised median absolute deviation (``1.4826 MAD``).
+
+    Parameters
+    ----------
+    image : `numpy.ndarray`
+        Image (electrons).
+
+    Returns
+    -------
+    median : `float`
+        The median.
+    sigma : `float`
+        The normalised MAD.
+    """
     median = float(np.median(image))
     return median, 1.4826 * float(np.median(np.abs(image - median)))
 
@@ -70,7 +139,7 @@ def constrained_increment(
     deficit: float,
     responses: list[tuple[np.ndarray, float]],
 ) -> list[np.ndarray]:
-    """Changes to independent white-noise fields that raise a linear
+    """Compute the changes to independent white-noise fields that raise a linear
     statistic by ``deficit`` at pixel ``(x, y)`` (Hoffman & Ribak 1991).
 
     Parameters

@@ -1,6 +1,7 @@
 """Figures of the stress-test report: ROC curves, the fraction of each
 family called real, AUC against detection significance, and example
-stamps per family."""
+stamps per family.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from ..plots.figures import new_figure, save_figure
 
 
 def plot_roc(curves: dict[str, dict[str, Any]], path: str | os.PathLike) -> Path:
-    """ROC curves: per model, the stress set (solid) and the own test split
+    """Plot ROC curves: per model, the stress set (solid) and the own test split
     (dashed) when given.
 
     Parameters
@@ -30,6 +31,11 @@ def plot_roc(curves: dict[str, dict[str, Any]], path: str | os.PathLike) -> Path
         scores, auc)`` tuples.
     path : path-like
         PNG to write.
+
+    Returns
+    -------
+    path : `pathlib.Path`
+        The file written.
     """
     fig = new_figure(6.0, 5.0)
     ax = fig.add_subplot()
@@ -54,7 +60,7 @@ def plot_roc(curves: dict[str, dict[str, Any]], path: str | os.PathLike) -> Path
 def plot_family_bars(
     per_model: dict[str, dict[str, dict[str, Any]]], labels: dict[str, int], path: str | os.PathLike
 ) -> Path:
-    """Fraction of each family called real, one bar per model.
+    """Plot the fraction of each family called real, one bar per model.
 
     Parameters
     ----------
@@ -65,6 +71,11 @@ def plot_family_bars(
         near 1; bogus families near 0).
     path : path-like
         PNG to write.
+
+    Returns
+    -------
+    path : `pathlib.Path`
+        The file written.
     """
     from matplotlib.patches import Patch
 
@@ -95,7 +106,20 @@ def plot_family_bars(
 
 
 def plot_snr_auc(per_model: dict[str, list[dict[str, Any]]], path: str | os.PathLike) -> Path:
-    """ROC AUC in bins of detection significance, one line per model."""
+    """Plot ROC AUC in bins of detection significance, one line per model.
+
+    Parameters
+    ----------
+    per_model : `dict` [`str`, `list` [`dict`]]
+        Per model name, the bins of `rbnodia.core.group_metrics.auc_by_bin`.
+    path : `str` or `os.PathLike`
+        PNG to write.
+
+    Returns
+    -------
+    path : `pathlib.Path`
+        The file written.
+    """
     fig = new_figure(6.0, 4.0)
     ax = fig.add_subplot()
     for i, (name, bins) in enumerate(per_model.items()):
@@ -116,9 +140,28 @@ def plot_examples(
     seed: int = 0,
     order: Sequence[str] = (),
 ) -> Path:
-    """Example ``diff | srch | tmpl`` triplets of each family (rows), each
+    """Plot example ``diff | srch | tmpl`` triplets of each family (rows), each
     stamp shown with its own 1-99 percentile stretch; families in ``order``
-    come first, in that order, then any others."""
+    come first, in that order, then any others.
+
+    Parameters
+    ----------
+    stamps : `rbnodia.core.LabelledStamps`
+        The stress set.
+    path : `str` or `os.PathLike`
+        PNG to write.
+    per_family : `int`, optional
+        Examples per family.
+    seed : `int`, optional
+        Seed of the choice.
+    order : `~collections.abc.Sequence` [`str`], optional
+        Families shown first.
+
+    Returns
+    -------
+    path : `pathlib.Path`
+        The file written.
+    """
     rng = np.random.default_rng(seed)
     present = set(stamps.family.tolist())
     families = [f for f in order if f in present] + sorted(present.difference(order))

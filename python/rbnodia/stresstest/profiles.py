@@ -73,26 +73,73 @@ class FourierGrid:
         return np.sinc(self.ky) * np.sinc(self.kx)
 
     def phase(self, x: float, y: float) -> np.ndarray:
-        """Transform of a unit impulse at pixel position ``(x, y)`` (pixel
-        centres at integers, ``[0, 0]`` the first pixel)."""
+        """Compute the transform of a unit impulse at pixel position ``(x, y)`` (pixel
+        centres at integers, ``[0, 0]`` the first pixel).
+
+        Parameters
+        ----------
+        x, y : `float`
+            Position in pixels.
+
+        Returns
+        -------
+        transform : `numpy.ndarray`
+            Complex transform on the grid.
+        """
         return np.exp(-2j * np.pi * self.ky * y) * np.exp(-2j * np.pi * self.kx * x)
 
     def to_image(self, transform: np.ndarray) -> np.ndarray:
-        """Inverse real FFT to a ``(size, size)`` float64 image."""
+        """Compute the inverse real FFT to a ``(size, size)`` float64 image.
+
+        Parameters
+        ----------
+        transform : `numpy.ndarray`
+            Half-plane transform.
+
+        Returns
+        -------
+        image : `numpy.ndarray`
+            The image.
+        """
         return np.fft.irfft2(transform, s=(self.size, self.size))
 
     def to_transform(self, image: np.ndarray) -> np.ndarray:
-        """Forward real FFT of a ``(size, size)`` image."""
+        """Compute the forward real FFT of a ``(size, size)`` image.
+
+        Parameters
+        ----------
+        image : `numpy.ndarray`
+            The image.
+
+        Returns
+        -------
+        transform : `numpy.ndarray`
+            Half-plane transform.
+        """
         return np.fft.rfft2(image)
 
 
 def stretched_frequency(kx: np.ndarray, ky: np.ndarray, q: float, theta: float) -> np.ndarray:
-    """Frequency radius seen by a circular profile sheared into an ellipse.
+    """Compute the frequency radius seen by a circular profile sheared into an ellipse.
 
     The elliptical profile is ``f(x) = g(M^-1 x)`` with
     ``M = R(theta) diag(1/sqrt(q), sqrt(q))`` (area preserving, major axis
     at angle ``theta`` from +x, axis ratio ``q`` <= 1); its transform is
     ``G(|M^T k|)``.
+
+    Parameters
+    ----------
+    kx, ky : `numpy.ndarray`
+        Frequencies (cycles/pixel).
+    q : `float`
+        Axis ratio (<= 1).
+    theta : `float`
+        Major-axis angle in radians from +x.
+
+    Returns
+    -------
+    rho : `numpy.ndarray`
+        The stretched radial frequency.
     """
     c, s = np.cos(theta), np.sin(theta)
     root_q = np.sqrt(q)
@@ -102,17 +149,44 @@ def stretched_frequency(kx: np.ndarray, ky: np.ndarray, q: float, theta: float) 
 
 
 def gaussian_ft(rho: np.ndarray, sigma: float) -> np.ndarray:
-    """Transform of a unit-flux circular Gaussian of width ``sigma``."""
+    """Compute the transform of a unit-flux circular Gaussian of width ``sigma``.
+
+    Parameters
+    ----------
+    rho : `numpy.ndarray`
+        Radial frequency (cycles/pixel).
+    sigma : `float`
+        Width in pixels.
+
+    Returns
+    -------
+    transform : `numpy.ndarray`
+        The transform.
+    """
     return np.exp(-2.0 * np.pi**2 * sigma**2 * rho**2)
 
 
 def moffat_ft(rho: np.ndarray, alpha: float, beta: float) -> np.ndarray:
-    """Transform of a unit-flux circular Moffat profile
+    """Compute the transform of a unit-flux circular Moffat profile
     ``(beta - 1) / (pi alpha^2) (1 + r^2 / alpha^2)^-beta``.
 
     Its Hankel transform is ``2 / Gamma(nu) (z / 2)^nu K_nu(z)`` with
     ``nu = beta - 1`` and ``z = 2 pi alpha rho`` (``K`` the modified Bessel
     function of the second kind), which tends to 1 as ``z -> 0``.
+
+    Parameters
+    ----------
+    rho : `numpy.ndarray`
+        Radial frequency (cycles/pixel).
+    alpha : `float`
+        Core width in pixels.
+    beta : `float`
+        Power-law index (> 1).
+
+    Returns
+    -------
+    transform : `numpy.ndarray`
+        The transform.
 
     Raises
     ------
@@ -127,7 +201,7 @@ def moffat_ft(rho: np.ndarray, alpha: float, beta: float) -> np.ndarray:
         return _moffat_hankel(z, beta - 1.0)
     # Evaluate the Bessel function on a 1-d table, denser near z = 0 where
     # the transform has a cusp for beta < 2, and interpolate (error < 1e-5
-    # of the peak); ~5x faster than evaluating it on a whole patch.
+    # of the peak), much faster than evaluating it on a whole patch.
     table_z = z_max * np.linspace(0.0, 1.0, _MOFFAT_TABLE_SIZE) ** 2
     return np.interp(z, table_z, _moffat_hankel(table_z, beta - 1.0))
 
@@ -144,8 +218,21 @@ def _moffat_hankel(z: np.ndarray, nu: float) -> np.ndarray:
 
 
 def exponential_disk_ft(rho: np.ndarray, scale_length: float) -> np.ndarray:
-    """Transform of a unit-flux exponential disk ``exp(-r / h) / (2 pi h^2)``:
-    ``(1 + (2 pi h rho)^2)^(-3/2)``."""
+    """Compute the transform of a unit-flux exponential disk ``exp(-r / h) / (2 pi h^2)``:
+    ``(1 + (2 pi h rho)^2)^(-3/2)``.
+
+    Parameters
+    ----------
+    rho : `numpy.ndarray`
+        Radial frequency (cycles/pixel).
+    scale_length : `float`
+        Scale length ``h`` in pixels.
+
+    Returns
+    -------
+    transform : `numpy.ndarray`
+        The transform.
+    """
     return (1.0 + (2.0 * np.pi * scale_length * rho) ** 2) ** -1.5
 
 

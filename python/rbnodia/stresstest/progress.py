@@ -1,6 +1,7 @@
 """Progress reporting for long stress-test steps: a tqdm bar for people and
 a log line at least every `HEARTBEAT_SECONDS` for logs (Prompt Processing and
-batch systems read the log, not the bar)."""
+batch systems read the log, not the bar).
+"""
 
 from __future__ import annotations
 
@@ -40,7 +41,13 @@ class Progress:
         self.bar = tqdm(total=total, desc=description, unit="stamp", disable=not enabled, mininterval=1.0)
 
     def update(self, count: int) -> None:
-        """Record ``count`` more units; log if the last line is old."""
+        """Record ``count`` more units; log if the last line is old.
+
+        Parameters
+        ----------
+        count : `int`
+            Units done since the last call.
+        """
         self.done += count
         self.bar.update(count)
         now = time.monotonic()
@@ -57,6 +64,12 @@ class Progress:
             )
 
     def close(self) -> float:
-        """Close the bar; return the elapsed seconds."""
+        """Close the bar.
+
+        Returns
+        -------
+        seconds : `float`
+            Elapsed seconds.
+        """
         self.bar.close()
         return time.monotonic() - self.start

@@ -82,8 +82,19 @@ class PSFModel:
             raise ValueError(f"PSF needs fwhm > 0 and 0 < q <= 1, got fwhm={self.fwhm}, q={self.q}.")
 
     def otf(self, kx: np.ndarray, ky: np.ndarray) -> np.ndarray:
-        """The PSF's transform at frequencies ``(kx, ky)`` (cycles/pixel),
-        without the pixel response; complex for ``double_gaussian``."""
+        """Return the PSF's transform at frequencies ``(kx, ky)`` (cycles/pixel),
+        without the pixel response; complex for ``double_gaussian``.
+
+        Parameters
+        ----------
+        kx, ky : `numpy.ndarray`
+            Frequencies (cycles/pixel).
+
+        Returns
+        -------
+        otf : `numpy.ndarray`
+            The optical transfer function.
+        """
         rho = stretched_frequency(kx, ky, self.q, self.theta)
         if self.family == "moffat":
             alpha = self.fwhm / (2.0 * math.sqrt(2.0 ** (1.0 / self.beta) - 1.0))
@@ -100,11 +111,22 @@ class PSFModel:
         return diffraction * gaussian_ft(rho, jitter_sigma)
 
     def scaled(self, factor: float) -> PSFModel:
-        """The same shape with the FWHM multiplied by ``factor``."""
+        """Return the same shape with the FWHM multiplied by ``factor``.
+
+        Parameters
+        ----------
+        factor : `float`
+            FWHM multiplier.
+
+        Returns
+        -------
+        psf : `PSFModel`
+            The scaled PSF.
+        """
         return dataclasses.replace(self, fwhm=self.fwhm * factor)
 
     def perturbed(self, rng: np.random.Generator, fwhm_error: float, shape_error: float) -> PSFModel:
-        """A PSF estimate that misses this one.
+        """Return a PSF estimate that misses this one.
 
         Parameters
         ----------
@@ -115,6 +137,11 @@ class PSFModel:
         shape_error : `float`
             Scale of the errors on ellipticity, orientation, ``beta``, halo
             fraction and obscuration.
+
+        Returns
+        -------
+        psf : `PSFModel`
+            The estimate.
         """
         changes = {
             "fwhm": self.fwhm * (1.0 + fwhm_error),
@@ -133,7 +160,7 @@ class PSFModel:
 
 
 def draw_psf(rng: np.random.Generator, fwhm: float, family: str | None = None) -> PSFModel:
-    """A random PSF of the given FWHM (pixels).
+    """Return a random PSF of the given FWHM (pixels).
 
     Parameters
     ----------
@@ -143,6 +170,11 @@ def draw_psf(rng: np.random.Generator, fwhm: float, family: str | None = None) -
         FWHM in pixels.
     family : `str`, optional
         One of `PSF_FAMILIES`; drawn uniformly if `None`.
+
+    Returns
+    -------
+    psf : `PSFModel`
+        The PSF.
     """
     if family is None:
         family = PSF_FAMILIES[int(rng.integers(len(PSF_FAMILIES)))]

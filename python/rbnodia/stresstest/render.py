@@ -63,8 +63,19 @@ class Galaxy:
     bulge_beta: float = 2.0
 
     def transform(self, grid: FourierGrid) -> np.ndarray:
-        """Unit-flux profile transform centred at the origin (cached: a scene
-        renders each galaxy several times)."""
+        """Compute the unit-flux profile transform centred at the origin (cached: a scene
+        renders each galaxy several times).
+
+        Parameters
+        ----------
+        grid : `FourierGrid`
+            The periodic patch.
+
+        Returns
+        -------
+        transform : `numpy.ndarray`
+            The transform.
+        """
         return _galaxy_transform(
             grid,
             self.scale_length,
@@ -76,7 +87,20 @@ class Galaxy:
         )
 
     def moved(self, dx: float, dy: float, flux_factor: float = 1.0) -> Galaxy:
-        """A copy shifted by ``(dx, dy)`` with its flux multiplied."""
+        """Return a copy shifted by ``(dx, dy)`` with its flux multiplied.
+
+        Parameters
+        ----------
+        dx, dy : `float`
+            Shift in pixels.
+        flux_factor : `float`, optional
+            Flux multiplier.
+
+        Returns
+        -------
+        galaxy : `Galaxy`
+            The copy.
+        """
         return Galaxy(
             self.x + dx,
             self.y + dy,
@@ -110,8 +134,21 @@ def _galaxy_transform(
 
 
 def transfer_function(grid: FourierGrid, psf: PSFModel) -> np.ndarray:
-    """What an image does to a source's transform: the PSF's OTF times the
-    pixel response, on ``grid``."""
+    """Compute what an image does to a source's transform: the PSF's OTF times the
+    pixel response, on ``grid``.
+
+    Parameters
+    ----------
+    grid : `FourierGrid`
+        The periodic patch.
+    psf : `PSFModel`
+        The image's PSF.
+
+    Returns
+    -------
+    transfer : `numpy.ndarray`
+        The transfer function on the grid.
+    """
     return psf.otf(grid.kx, grid.ky) * grid.pixel_response
 
 

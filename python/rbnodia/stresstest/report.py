@@ -62,15 +62,26 @@ _HEADLINE = (
 
 
 def score_stamps(model: Any, stamps: LabelledStamps, description: str, progress: bool = True) -> tuple:
-    """P(real) of every stamp, scaled and stacked by `rbnodia.core` exactly
-    as the classification task does.
+    """Score every stamp, scaled and stacked by `rbnodia.core` exactly as
+    the classification task does.
+
+    Parameters
+    ----------
+    model : `rbnodia.nn.RealBogusModel`
+        The model.
+    stamps : `rbnodia.core.LabelledStamps`
+        Raw stamps.
+    description : `str`
+        Label of the progress bar.
+    progress : `bool`, optional
+        Show a progress bar.
 
     Returns
     -------
     scores : `numpy.ndarray`
-        float32 P(real).
+        P(real) per stamp (float32).
     flags : `numpy.ndarray`
-        int32 `~rbnodia.core.StampFlag` bits from scaling.
+        `~rbnodia.core.StampFlag` bits from scaling (int32).
     """
     model.check_compatible(model.layout, stamps.stamp_size, model.stacking)
     scores = np.empty(len(stamps), dtype=np.float32)
@@ -115,7 +126,7 @@ def _snr_bins(
 
 
 def summarise_scores(labels: np.ndarray, scores: np.ndarray, truth: Any, threshold: float) -> dict[str, Any]:
-    """Every stress-set figure of one model.
+    """Compute every stress-set figure of one model.
 
     Parameters
     ----------
@@ -125,6 +136,11 @@ def summarise_scores(labels: np.ndarray, scores: np.ndarray, truth: Any, thresho
         The stress set's truth table (rows aligned).
     threshold : `float`
         Decision threshold on P(real).
+
+    Returns
+    -------
+    figures : `dict` [`str`, `object`]
+        AUC, accuracy, rates and the breakdowns per family, setting and bin.
     """
     overall = evaluate(labels, scores, threshold)
     called_real = scores >= threshold
@@ -215,13 +231,18 @@ def run_stress_report(
         Model files or packaged model names.
     out : path-like
         Report folder (created).
-    n, seed, settings, workers, regenerate
-        Stress-set recipe (see `rbnodia.stresstest.ensure_stress_set`);
-        ``settings`` defaults to every entry of `rbnodia.stresstest.SETTINGS`.
+    n, seed : `int`
+        Stress-set recipe (see `rbnodia.stresstest.ensure_stress_set`).
     own_test : sequence of path-like
         Labelled-stamp files or folders of our own test split.
+    settings : sequence of `str`, optional
+        Observing settings; default every entry of `rbnodia.stresstest.SETTINGS`.
+    workers : `int`
+        Processes making the stress set.
     progress : `bool`
         Show progress bars.
+    regenerate : `bool`
+        Remake a stress set made with another recipe.
 
     Returns
     -------
@@ -297,7 +318,18 @@ def _f(value: Any, digits: int = 3) -> str:
 
 
 def format_markdown(report: dict[str, Any]) -> str:
-    """The report's tables as markdown."""
+    """Return the report's tables as markdown.
+
+    Parameters
+    ----------
+    report : `dict` [`str`, `object`]
+        What `run_stress_report` returns.
+
+    Returns
+    -------
+    text : `str`
+        Markdown.
+    """
     models = report["models"]
     names = list(models)
     s = report["stress_set"]

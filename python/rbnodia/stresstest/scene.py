@@ -60,7 +60,15 @@ class Components:
     rays, defects, trails)."""
 
     def add_static(self, points: Sequence[PointSource] = (), galaxies: Sequence[Galaxy] = ()) -> None:
-        """Sources present identically in science and template."""
+        """Add sources present identically in science and template.
+
+        Parameters
+        ----------
+        points : `~collections.abc.Sequence` [`PointSource`], optional
+            Point sources.
+        galaxies : `~collections.abc.Sequence` [`Galaxy`], optional
+            Galaxies.
+        """
         self.science_points.extend(points)
         self.template_points.extend(points)
         self.science_galaxies.extend(galaxies)
@@ -190,7 +198,8 @@ def _periodic_distance(size: int, x: float, y: float) -> np.ndarray:
 
 def _subject_scale(scene: Scene, pipe: _Pipeline, science: np.ndarray, template: np.ndarray) -> float:
     """Strength that brings the subject's aperture response near the target
-    to ``target_snr`` sigma of the noisy background's."""
+    to ``target_snr`` sigma of the noisy background's.
+    """
     unit = pipe.summed(pipe.difference(pipe.science(scene.subject), pipe.warp(pipe.template(scene.subject))))
     noisy = pipe.summed(pipe.difference(science, pipe.warp(template)))
     median, sigma = robust_sigma(noisy)
@@ -206,7 +215,8 @@ def _constrain(
     scene: Scene, pipe: _Pipeline, science: np.ndarray, warped: np.ndarray, template_noise: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Condition the science and warped-template noise so the aperture
-    statistic at the target equals ``target_snr`` sigma."""
+    statistic at the target equals ``target_snr`` sigma.
+    """
     summed = pipe.summed(pipe.difference(science, warped))
     median, sigma = robust_sigma(summed)
     x, y = (int(round(v)) % pipe.grid.size for v in scene.target)
@@ -237,6 +247,17 @@ def run_scene(
     scene: Scene, rng: np.random.Generator, grid: FourierGrid, stamp_size: int = 51
 ) -> SceneResult | None:
     """Make the images of ``scene``, detect, and cut the stamps.
+
+    Parameters
+    ----------
+    scene : `Scene`
+        The scene.
+    rng : `numpy.random.Generator`
+        Random numbers.
+    grid : `FourierGrid`
+        The periodic patch.
+    stamp_size : `int`, optional
+        Stamp size in pixels.
 
     Returns
     -------

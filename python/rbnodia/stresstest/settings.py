@@ -11,7 +11,7 @@ unlike the training simulator's log-normal seeing and fixed co-add depths.
 
 from __future__ import annotations
 
-__all__ = ["Conditions", "ObservingSetting", "SETTINGS", "draw_conditions", "get_setting"]
+__all__ = ["SETTINGS", "Conditions", "ObservingSetting", "draw_conditions", "get_setting"]
 
 import math
 from dataclasses import dataclass
@@ -67,7 +67,18 @@ class ObservingSetting:
         return rate * self.exposure_time
 
     def magnitude(self, flux: float) -> float:
-        """AB-like magnitude of ``flux`` electrons in one exposure."""
+        """Return the AB-like magnitude of ``flux`` electrons in one exposure.
+
+        Parameters
+        ----------
+        flux : `float`
+            Electrons.
+
+        Returns
+        -------
+        magnitude : `float`
+            NaN for a non-positive flux.
+        """
         return self.zero_point - 2.5 * math.log10(flux / self.exposure_time) if flux > 0 else math.nan
 
 
@@ -99,7 +110,23 @@ SETTINGS: dict[str, ObservingSetting] = {
 
 
 def get_setting(name: str) -> ObservingSetting:
-    """The setting called ``name``; `ValueError` if unknown."""
+    """Return the setting called ``name``.
+
+    Parameters
+    ----------
+    name : `str`
+        Setting name.
+
+    Returns
+    -------
+    setting : `ObservingSetting`
+        The setting.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is unknown.
+    """
     try:
         return SETTINGS[name]
     except KeyError:
@@ -167,7 +194,7 @@ def draw_conditions(
     flux_scale_sigma: float = 0.005,
     fwhm_error_sigma: float = 0.01,
 ) -> Conditions:
-    """Random conditions of one scene.
+    """Draw the random conditions of one scene.
 
     Parameters
     ----------
@@ -181,6 +208,11 @@ def draw_conditions(
         Scales of the everyday pipeline errors (pixels, fraction, fraction)
         that every scene carries; families that need large errors replace
         the drawn values.
+
+    Returns
+    -------
+    conditions : `Conditions`
+        The conditions.
     """
     fwhm = rng.uniform(*setting.seeing) / setting.pixel_scale
     psf_science = draw_psf(rng, fwhm)

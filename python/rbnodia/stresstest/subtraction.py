@@ -42,7 +42,20 @@ KERNEL_RADIUS_FWHM = 2.5
 def warp_template(template: np.ndarray, dx: float, dy: float) -> np.ndarray:
     """Resample a template whose grid is offset by ``(-dx, -dy)`` onto the
     science grid: ``out[y, x] = template(y - dy, x - dx)``, cubic B-spline,
-    periodic."""
+    periodic.
+
+    Parameters
+    ----------
+    template : `numpy.ndarray`
+        Template image.
+    dx, dy : `float`
+        Offset in pixels.
+
+    Returns
+    -------
+    warped : `numpy.ndarray`
+        The template on the science grid.
+    """
     return ndimage.shift(template, (dy, dx), order=3, mode="grid-wrap", prefilter=True)
 
 
@@ -81,5 +94,22 @@ def matching_kernel(grid: FourierGrid, science: PSFModel, template: PSFModel, sc
 def subtract(
     grid: FourierGrid, science: np.ndarray, warped_template: np.ndarray, kernel: np.ndarray
 ) -> np.ndarray:
-    """Difference image ``science - kernel * warped_template``."""
+    """Compute the difference image ``science - kernel * warped_template``.
+
+    Parameters
+    ----------
+    grid : `FourierGrid`
+        The periodic patch.
+    science : `numpy.ndarray`
+        Science image.
+    warped_template : `numpy.ndarray`
+        Template on the science grid.
+    kernel : `numpy.ndarray`
+        Matching kernel's transform.
+
+    Returns
+    -------
+    difference : `numpy.ndarray`
+        The difference image.
+    """
     return science - grid.to_image(grid.to_transform(warped_template) * kernel)

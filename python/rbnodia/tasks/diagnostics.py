@@ -2,11 +2,12 @@
 relied on, per confusion-matrix quadrant (the paper's Figures 8-11 and
 Appendix C), and, with truth, the count, accuracy and fraction called real of
 every family and the ROC AUC per S/N bin, as a summary and PNG plots in the
-Butler."""
+Butler.
+"""
 
 from __future__ import annotations
 
-__all__ = ["SaliencyDiagnosticsConnections", "SaliencyDiagnosticsConfig", "SaliencyDiagnosticsTask"]
+__all__ = ["SaliencyDiagnosticsConfig", "SaliencyDiagnosticsConnections", "SaliencyDiagnosticsTask"]
 
 from typing import Any
 
@@ -25,6 +26,16 @@ _DETECTOR = ("instrument", "visit", "detector")
 
 
 class SaliencyDiagnosticsConnections(pipeBase.PipelineTaskConnections, dimensions=()):
+    """Connections of `SaliencyDiagnosticsTask`: every classification
+    catalog of the input collections in, summary and figures out.
+
+    Parameters
+    ----------
+    config : `SaliencyDiagnosticsConfig`
+        The task's configuration: truth and example inputs and outputs are
+        dropped when ``useTruth`` or ``doExamples`` is off.
+    """
+
     reliability = cT.Input(
         doc="Classification catalogs with saliency columns (classifyRealBogus with doSaliency=True).",
         name="rbnodia_reliability", storageClass="ArrowAstropy", dimensions=_DETECTOR, multiple=True,
@@ -73,7 +84,11 @@ class SaliencyDiagnosticsConnections(pipeBase.PipelineTaskConnections, dimension
             del self.examplesPlot
 
 
-class SaliencyDiagnosticsConfig(pipeBase.PipelineTaskConfig, pipelineConnections=SaliencyDiagnosticsConnections):
+class SaliencyDiagnosticsConfig(
+    pipeBase.PipelineTaskConfig, pipelineConnections=SaliencyDiagnosticsConnections
+):
+    """Configuration of `SaliencyDiagnosticsTask`."""
+
     useTruth = pexConfig.Field(
         dtype=bool,
         doc="Read rbnodia_truth, break down by confusion-matrix quadrant (TP, FN, FP, TN), and report the "
@@ -121,6 +136,15 @@ class SaliencyDiagnosticsTask(pipeBase.PipelineTask):
             saliencyMaps: list[Table] | None = None):
         """Compute the breakdowns and draw the figures.
 
+        Parameters
+        ----------
+        reliability : `list` [`astropy.table.Table`]
+            Classification catalogs with saliency columns.
+        truth : `list` [`astropy.table.Table`], optional
+            Truth tables matching ``reliability`` (with ``useTruth``).
+        saliencyMaps : `list` [`astropy.table.Table`], optional
+            Saliency maps and raw stamps (with ``doExamples``).
+
         Returns
         -------
         result : `lsst.pipe.base.Struct`
@@ -144,7 +168,8 @@ class SaliencyDiagnosticsTask(pipeBase.PipelineTask):
         # Table metadata does not survive the Butler (ArrowAstropy strips it
         # on read), so the layout comes from the data: DIA models put some
         # saliency on the difference stamp, noDIA models leave it NaN.
-        layout = Layout.DIA if np.isfinite(np.asarray(catalog["saliency_diff"], dtype=float)).any() else Layout.NODIA
+        has_diff = np.isfinite(np.asarray(catalog["saliency_diff"], dtype=float)).any()
+        layout = Layout.DIA if has_diff else Layout.NODIA
         scored = ~np.asarray(catalog["flag_no_data"])
         catalog = catalog[scored]
         importances = {name: np.asarray(catalog[f"saliency_{name}"], dtype=np.float64)
@@ -154,7 +179,8 @@ class SaliencyDiagnosticsTask(pipeBase.PipelineTask):
         groups = confusion_quadrant(labels, np.asarray(catalog["is_real"]))
         summary = summarize_importances(importances, groups)
         summary.update({"layout": layout.value, "n_catalogs": len(reliability),
-                        "n_unscored": int((~scored).sum()), "by": "quadrant" if labels is not None else "prediction",
+                        "n_unscored": int((~scored).sum()),
+                        "by": "quadrant" if labels is not None else "prediction",
                         "models": sorted({str(v) for v in catalog["version"]})})
         self.log.info("Saliency diagnostics for %d detections from %d catalogs, grouped by %s.",
                       len(catalog), len(reliability), summary["by"])
@@ -193,7 +219,8 @@ class SaliencyDiagnosticsTask(pipeBase.PipelineTask):
 
     def _truth(self, catalog: Table, truth: list[Table] | None) -> dict[str, np.ndarray] | None:
         """Truth ``label``, ``family`` and ``snr`` per catalog row, or `None`
-        without truth or when some rows have none."""
+        without truth or when some rows have none.
+        """
         if not truth:
             return None
         table = vstack([t for t in truth if len(t)] or truth[:1], metadata_conflicts="silent")
@@ -237,7 +264,8 @@ class SaliencyDiagnosticsTask(pipeBase.PipelineTask):
         if not chosen:
             self.log.warning("No saliency maps match the catalogs; the examples figure is empty.")
         rows = maps_table[chosen] if chosen else maps_table[:0]
-        raw = {name: np.asarray(rows[f"stamp_{name}"]) for name in layout.segments if f"stamp_{name}" in rows.colnames}
+        raw = {name: np.asarray(rows[f"stamp_{name}"])
+               for name in layout.segments if f"stamp_{name}" in rows.colnames}
         maps = np.asarray(rows["saliency"])
         return plot_stamps_with_saliency(raw, maps, layout, stacking, titles, max_rows=len(chosen) or 1,
                                          suptitle=f"Saliency examples per group: {title}")

@@ -1,12 +1,13 @@
 """Cut labelled (diff, srch, tmpl) stamps of every detection with a truth
-label, as training and evaluation data."""
+label, as training and evaluation data.
+"""
 
 from __future__ import annotations
 
-__all__ = ["MakeLabelledStampsConnections", "MakeLabelledStampsConfig", "MakeLabelledStampsTask"]
+__all__ = ["MakeLabelledStampsConfig", "MakeLabelledStampsConnections", "MakeLabelledStampsTask"]
 
 import dataclasses
-from typing import Any
+from typing import Any, override
 
 import numpy as np
 
@@ -22,6 +23,15 @@ _DIMENSIONS = ("instrument", "visit", "detector")
 
 
 class MakeLabelledStampsConnections(pipeBase.PipelineTaskConnections, dimensions=_DIMENSIONS):
+    """Connections of `MakeLabelledStampsTask`: one detector's images,
+    detections and truth in, its labelled stamps out.
+
+    Parameters
+    ----------
+    config : `MakeLabelledStampsConfig`
+        The task's configuration (the images' storage class).
+    """
+
     science = cT.Input(doc="Science image.", name="preliminary_visit_image", storageClass="MaskedImageV2",
                        dimensions=_DIMENSIONS)
     template = cT.Input(doc="Template warped to the science grid.", name="template_detector",
@@ -37,10 +47,15 @@ class MakeLabelledStampsConnections(pipeBase.PipelineTaskConnections, dimensions
 
     def __init__(self, *, config: MakeLabelledStampsConfig):
         for name in ("science", "template", "difference"):
-            setattr(self, name, dataclasses.replace(getattr(self, name), storageClass=config.imageStorageClass))
+            connection = dataclasses.replace(getattr(self, name), storageClass=config.imageStorageClass)
+            setattr(self, name, connection)
 
 
-class MakeLabelledStampsConfig(pipeBase.PipelineTaskConfig, pipelineConnections=MakeLabelledStampsConnections):
+class MakeLabelledStampsConfig(
+    pipeBase.PipelineTaskConfig, pipelineConnections=MakeLabelledStampsConnections
+):
+    """Configuration of `MakeLabelledStampsTask`."""
+
     stampSize = pexConfig.RangeField(dtype=int, doc="Stamp size in pixels (odd).", default=51, min=3)
     idColumn = pexConfig.Field(dtype=str, doc="Detection id column (also in the truth table).", default="id")
     xColumn = pexConfig.Field(dtype=str, doc="Detection x column.", default="x")
@@ -53,6 +68,7 @@ class MakeLabelledStampsConfig(pipeBase.PipelineTaskConfig, pipelineConnections=
                  "ExposureF": "afw ExposureF"},
     )
 
+    @override
     def validate(self):
         super().validate()
         if self.stampSize % 2 == 0:
@@ -73,6 +89,20 @@ class MakeLabelledStampsTask(pipeBase.PipelineTask):
     @timeMethod
     def run(self, science: Any, template: Any, difference: Any, detections: Any, truth: Any):
         """Cut the stamps.
+
+        Parameters
+        ----------
+        science : `object`
+            Science image (any type `rbnodia.adapters.to_pixel_image` reads).
+        template : `object`
+            Template warped to the science image's pixel grid.
+        difference : `object`
+            Difference image.
+        detections : `object`
+            Detection catalog with id, x and y columns.
+        truth : `astropy.table.Table`
+            Truth per detection id: ``label`` (0 real, 1 bogus), and ``family``,
+            ``mag`` and ``snr`` where present.
 
         Returns
         -------

@@ -1,11 +1,12 @@
 """Offline training of a real/bogus network from labelled stamps in the
-Butler, writing a versioned model dataset, metrics and plots."""
+Butler, writing a versioned model dataset, metrics and plots.
+"""
 
 from __future__ import annotations
 
-__all__ = ["TrainRealBogusConnections", "TrainRealBogusConfig", "TrainRealBogusTask"]
+__all__ = ["TrainRealBogusConfig", "TrainRealBogusConnections", "TrainRealBogusTask"]
 
-from typing import Any
+from typing import Any, override
 
 import numpy as np
 
@@ -28,6 +29,10 @@ _PLOTS = {
 
 
 class TrainRealBogusConnections(pipeBase.PipelineTaskConnections, dimensions=()):
+    """Connections of `TrainRealBogusTask`: every labelled-stamp dataset of
+    the input collections in, the model, its metrics and plots out.
+    """
+
     stamps = cT.Input(
         doc="Labelled stamps of many visits and detectors (all found in the input collections).",
         name="rbnodia_labelled_stamps",
@@ -63,6 +68,8 @@ class TrainRealBogusConnections(pipeBase.PipelineTaskConnections, dimensions=())
 
 
 class TrainRealBogusConfig(pipeBase.PipelineTaskConfig, pipelineConnections=TrainRealBogusConnections):
+    """Configuration of `TrainRealBogusTask`."""
+
     training = pexConfig.ConfigField(
         dtype=TrainingConfig,
         doc="Training settings (rbnodia.training.TrainingConfig, the same as the options of `rbnodia "
@@ -83,6 +90,7 @@ class TrainRealBogusConfig(pipeBase.PipelineTaskConfig, pipelineConnections=Trai
         default=0.2, min=0.0, max=1.0, inclusiveMax=False,
     )
 
+    @override
     def validate(self):
         super().validate()
         from ..nn.architectures import get_architecture

@@ -17,7 +17,7 @@ those in `~rbnodia.training.settings.RESUMABLE_CHANGES`.
 
 from __future__ import annotations
 
-__all__ = ["CHECKPOINT_FILE", "CHECKPOINT_FORMAT", "TrainingState", "Checkpoint", "CheckpointMismatchError"]
+__all__ = ["CHECKPOINT_FILE", "CHECKPOINT_FORMAT", "Checkpoint", "CheckpointMismatchError", "TrainingState"]
 
 import dataclasses
 import json
@@ -94,6 +94,11 @@ class TrainingState:
             Epochs without a lower validation loss before stopping; 0 never
             stops.
 
+        Returns
+        -------
+        stop : `bool`
+            Whether early stopping ends the run.
+
         Notes
         -----
         Follows `keras.callbacks.EarlyStopping` (monitor ``val_loss``,
@@ -120,11 +125,28 @@ class TrainingState:
         return self.stopped_early
 
     def finished(self, epochs: int) -> bool:
-        """Whether the run is over for a maximum of ``epochs``."""
+        """Tell whether the run is over for a maximum of ``epochs``.
+
+        Parameters
+        ----------
+        epochs : `int`
+            The maximum number of epochs.
+
+        Returns
+        -------
+        finished : `bool`
+            True if stopped early or ``epochs`` are done.
+        """
         return self.stopped_early or self.epoch >= epochs
 
     def to_json(self) -> dict[str, Any]:
-        """Everything but the weights, JSON-ready."""
+        """Return everything but the weights, JSON-ready.
+
+        Returns
+        -------
+        data : `dict` [`str`, `object`]
+            The state's fields.
+        """
         data = dataclasses.asdict(self)
         data.pop("best_weights")
         return data
@@ -171,12 +193,25 @@ class Checkpoint:
         return self.folder / CHECKPOINT_FILE
 
     def exists(self) -> bool:
-        """Whether the folder holds a checkpoint."""
+        """Tell whether the folder holds a checkpoint.
+
+        Returns
+        -------
+        exists : `bool`
+            True if the checkpoint file exists.
+        """
         return self.path.is_file()
 
     def save(self, state: TrainingState, network: Any) -> Path:
         """Write the state, the network's and its optimizer's variables and
         the random states, atomically.
+
+        Parameters
+        ----------
+        state : `TrainingState`
+            The training state after the epoch.
+        network : `keras.Model`
+            The compiled network.
 
         Returns
         -------
@@ -211,6 +246,16 @@ class Checkpoint:
     def restore(self, network: Any) -> TrainingState:
         """Load the checkpoint into a compiled ``network`` and the global
         random states, and return the training state.
+
+        Parameters
+        ----------
+        network : `keras.Model`
+            A compiled network of the checkpoint's architecture.
+
+        Returns
+        -------
+        state : `TrainingState`
+            The state the checkpoint was written with.
 
         Raises
         ------
@@ -263,6 +308,12 @@ class Checkpoint:
             )
 
     def stored_settings(self) -> dict[str, Any]:
-        """The settings the checkpoint was written with."""
+        """Return the settings the checkpoint was written with.
+
+        Returns
+        -------
+        settings : `dict` [`str`, `object`]
+            The settings stored in the checkpoint's header.
+        """
         with np.load(self.path, allow_pickle=False) as data:
             return json.loads(str(data["header"]))["settings"]

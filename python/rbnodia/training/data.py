@@ -11,13 +11,13 @@ from __future__ import annotations
 __all__ = [
     "Splits",
     "augment_inputs",
-    "split_validation",
-    "undersample",
     "class_weights",
+    "data_fingerprint",
+    "make_feed",
     "model_inputs",
     "prepare_splits",
-    "make_feed",
-    "data_fingerprint",
+    "split_validation",
+    "undersample",
 ]
 
 import dataclasses
@@ -105,6 +105,15 @@ def split_validation(
     Each class contributes ``round(fraction * n_class)`` validation rows (at
     least one when ``fraction > 0`` and the class has two or more rows).
 
+    Parameters
+    ----------
+    labels : `numpy.ndarray`
+        Label per row.
+    fraction : `float`
+        Fraction of each class held out.
+    rng : `numpy.random.Generator`
+        Random generator.
+
     Returns
     -------
     fit_index, validation_index : `numpy.ndarray`
@@ -124,15 +133,39 @@ def split_validation(
 
 
 def undersample(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Sorted row indices keeping every minority-class row and as many
-    randomly chosen majority-class rows."""
+    """Return sorted row indices keeping every minority-class row and as many
+    randomly chosen majority-class rows.
+
+    Parameters
+    ----------
+    labels : `numpy.ndarray`
+        Label per row.
+    rng : `numpy.random.Generator`
+        Random generator.
+
+    Returns
+    -------
+    index : `numpy.ndarray`
+        Sorted row indices of the balanced set.
+    """
     rows = {value: np.flatnonzero(labels == value) for value in (REAL, BOGUS)}
     keep = min(len(r) for r in rows.values())
     return np.sort(np.concatenate([rng.choice(r, keep, replace=False) for r in rows.values()]))
 
 
 def class_weights(labels: np.ndarray) -> np.ndarray:
-    """Per-class loss weights ``n / (2 n_class)``, indexed by label."""
+    """Compute per-class loss weights ``n / (2 n_class)``, indexed by label.
+
+    Parameters
+    ----------
+    labels : `numpy.ndarray`
+        Label per row (0 or 1).
+
+    Returns
+    -------
+    weights : `numpy.ndarray`
+        Weight per class (0 for an absent class).
+    """
     counts = np.bincount(labels, minlength=2).astype(np.float64)
     return np.where(counts > 0, labels.size / (2.0 * np.maximum(counts, 1)), 0.0)
 
@@ -146,10 +179,25 @@ def model_inputs(
     log: logging.Logger | None = None,
     log_interval: float = 30.0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Scaled, stacked network inputs and scaling flags.
+    """Compute scaled, stacked network inputs and scaling flags.
 
     Computed in chunks (bounding the memory of scaling intermediates), with a
     log line at least every ``log_interval`` seconds on large sets.
+
+    Parameters
+    ----------
+    stamps : `rbnodia.core.LabelledStamps`
+        Raw stamps.
+    layout : `rbnodia.core.Layout` or `str`
+        Which segments.
+    stacking : `rbnodia.core.Stacking` or `str`
+        Side by side or as channels.
+    chunk : `int`, optional
+        Stamps per chunk.
+    log : `logging.Logger`, optional
+        Logger of the progress lines.
+    log_interval : `float`, optional
+        Seconds between progress lines.
 
     Returns
     -------
@@ -197,6 +245,26 @@ def prepare_splits(
     """Hold out the validation split (unless given) and balance by
     undersampling (if asked), seeded.
 
+    Parameters
+    ----------
+    train : `rbnodia.core.LabelledStamps`
+        Training stamps.
+    validation : `rbnodia.core.LabelledStamps` or `None`
+        Validation stamps, or `None` to hold out a fraction of ``train``.
+    fraction : `float`
+        Fraction held out when ``validation`` is `None`.
+    balance : `str`
+        ``none`` or ``undersample``.
+    seed : `int`
+        Seed of the split and the undersampling.
+    log : `logging.Logger`
+        Logger.
+
+    Returns
+    -------
+    splits : `Splits`
+        The fit and validation sets.
+
     Raises
     ------
     ValueError
@@ -230,13 +298,37 @@ def make_feed(
     layout: Layout | str,
     stacking: Stacking | str,
 ):
-    """A Keras `~keras.utils.PyDataset` that shuffles each epoch and augments
+    """Return a Keras `~keras.utils.PyDataset` that shuffles each epoch and augments
     per batch.
 
     The batch order and the augmentation are functions of ``(seed, epoch,
     batch)``; the feed's ``epoch`` attribute says which epoch it serves (the
     training loop sets it at the start of every epoch), so they do not depend
     on how Keras iterates or where a run resumed.
+
+    Parameters
+    ----------
+    inputs : `numpy.ndarray`
+        Network inputs.
+    labels : `numpy.ndarray`
+        Label per input.
+    weights : `numpy.ndarray` or `None`
+        Per-class loss weights, or `None`.
+    batch_size : `int`
+        Inputs per batch.
+    seed : `int`
+        Seed of the batch order and the augmentation.
+    augment : `bool`
+        Apply random flips and 90-degree rotations.
+    layout : `rbnodia.core.Layout` or `str`
+        Which segments (augmentation acts on each segment alike).
+    stacking : `rbnodia.core.Stacking` or `str`
+        How the segments are stacked.
+
+    Returns
+    -------
+    feed : `keras.utils.PyDataset`
+        The feed.
     """
     import keras
 
@@ -269,8 +361,19 @@ def make_feed(
 
 
 def data_fingerprint(*sets: LabelledStamps | None) -> str:
-    """SHA-256 over the ids, labels, shapes and pixel sums of stamp sets: a
-    checkpoint is resumed only with the data it was written for."""
+    """Hash the ids, labels, shapes and pixel sums of stamp sets (SHA-256): a
+    checkpoint is resumed only with the data it was written for.
+
+    Parameters
+    ----------
+    *sets : `rbnodia.core.LabelledStamps` or `None`
+        The sets (`None` entries count as absent).
+
+    Returns
+    -------
+    fingerprint : `str`
+        The hex digest.
+    """
     digest = hashlib.sha256()
     for stamps in sets:
         if stamps is None:

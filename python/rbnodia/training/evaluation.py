@@ -4,7 +4,7 @@ bin, prediction time, and a network's cost.
 
 from __future__ import annotations
 
-__all__ = ["stamp_metrics", "predict_scores", "evaluate_model", "network_cost"]
+__all__ = ["evaluate_model", "network_cost", "predict_scores", "stamp_metrics"]
 
 import math
 import time
@@ -51,10 +51,26 @@ def stamp_metrics(
 
 
 def predict_scores(model: Any, inputs: np.ndarray, batch_size: int = 1024) -> tuple[np.ndarray, float]:
-    """P(real) for prepared inputs, and the wall-clock seconds it took.
+    """Compute P(real) for prepared inputs, and the wall-clock seconds it took.
 
     The model's predictor is built and traced on a small warm-up batch
     first, so the time measures steady-state prediction only.
+
+    Parameters
+    ----------
+    model : `rbnodia.nn.RealBogusModel`
+        The model.
+    inputs : `numpy.ndarray`
+        Network inputs.
+    batch_size : `int`, optional
+        Stamps per call.
+
+    Returns
+    -------
+    scores : `numpy.ndarray`
+        P(real) per input.
+    seconds : `float`
+        Wall-clock seconds of the prediction.
     """
     inputs = np.asarray(inputs, dtype=np.float32)
     if len(inputs):

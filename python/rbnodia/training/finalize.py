@@ -8,7 +8,7 @@ breakdowns) and refreshes the content hash.
 
 from __future__ import annotations
 
-__all__ = ["jsonable", "finalize_model"]
+__all__ = ["finalize_model", "jsonable"]
 
 import math
 from typing import TYPE_CHECKING, Any
@@ -23,7 +23,18 @@ if TYPE_CHECKING:
 
 def jsonable(value: Any) -> Any:
     """Convert numpy scalars/arrays to Python and NaN/inf to `None`,
-    recursively, so strict JSON writers accept the result."""
+    recursively, so strict JSON writers accept the result.
+
+    Parameters
+    ----------
+    value : `object`
+        Any value: mappings and sequences are converted item by item.
+
+    Returns
+    -------
+    converted : `object`
+        The value with Python types only.
+    """
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

@@ -13,7 +13,7 @@ long epochs (training or validation batches), at least every
 
 from __future__ import annotations
 
-__all__ = ["LEARNING_CURVES_FILE", "CURVES_INTERVAL", "FitOutcome", "fit_network"]
+__all__ = ["CURVES_INTERVAL", "LEARNING_CURVES_FILE", "FitOutcome", "fit_network"]
 
 import dataclasses
 import logging
@@ -68,7 +68,7 @@ def _fmt(logs: dict[str, Any] | None) -> str:
 
 
 def _epoch_keeper(feed, state: TrainingState, config: TrainingConfig, checkpoint: Checkpoint | None, log):
-    """The callback that keeps the feed's epoch, the state and the checkpoint."""
+    """Return the callback that keeps the feed's epoch, the state and the checkpoint."""
     import keras
 
     class _EpochKeeper(keras.callbacks.Callback):
@@ -105,8 +105,9 @@ def _epoch_keeper(feed, state: TrainingState, config: TrainingConfig, checkpoint
 
 
 def _progress_reporter(epochs: int, steps: int, val_steps: int, start: int, log, log_interval, progress):
-    """The callback that logs (per epoch, and inside long epochs) and drives
-    a tqdm bar over batches or a ``progress(epoch, epochs, logs)`` callable."""
+    """Return the callback that logs (per epoch, and inside long epochs) and drives
+    a tqdm bar over batches or a ``progress(epoch, epochs, logs)`` callable.
+    """
     import keras
 
     class _ProgressReporter(keras.callbacks.Callback):
@@ -266,8 +267,9 @@ def fit_network(
 
 
 def _resume(network: Any, checkpoint: Checkpoint, config: TrainingConfig, log) -> TrainingState:
-    """The checkpoint's state, loaded into the compiled network; a fresh
-    state without a checkpoint."""
+    """Return the checkpoint's state, loaded into the compiled network; a fresh
+    state without a checkpoint.
+    """
     if not checkpoint.exists():
         return TrainingState()
     stored_epochs = checkpoint.stored_settings().get("epochs")

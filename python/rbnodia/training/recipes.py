@@ -13,12 +13,12 @@ Keras is imported only when an optimizer is built.
 from __future__ import annotations
 
 __all__ = [
-    "OptimizerRecipe",
-    "register_optimizer",
-    "optimizer_names",
-    "get_optimizer_recipe",
-    "TRAINING_RECIPES",
     "SCHEDULED_OPTIMIZERS",
+    "TRAINING_RECIPES",
+    "OptimizerRecipe",
+    "get_optimizer_recipe",
+    "optimizer_names",
+    "register_optimizer",
 ]
 
 import dataclasses
@@ -52,7 +52,20 @@ class OptimizerRecipe:
     scheduled: bool = False
 
     def build(self, learning_rate: float | None = None, total_steps: int = 1) -> Any:
-        """The optimizer, with ``learning_rate`` overriding the default."""
+        """Return the optimizer, with ``learning_rate`` overriding the default.
+
+        Parameters
+        ----------
+        learning_rate : `float`, optional
+            Initial learning rate; default the recipe's.
+        total_steps : `int`, optional
+            Optimizer steps of the whole run (for learning-rate schedules).
+
+        Returns
+        -------
+        optimizer : `keras.optimizers.Optimizer`
+            A new optimizer.
+        """
         return self.builder(
             self.learning_rate if learning_rate is None else learning_rate, max(1, total_steps)
         )
@@ -64,7 +77,7 @@ _OPTIMIZERS: dict[str, OptimizerRecipe] = {}
 def register_optimizer(
     name: str, *, description: str, learning_rate: float, scheduled: bool = False
 ) -> Callable:
-    """Decorator registering ``builder(learning_rate, total_steps)`` as an
+    """Register ``builder(learning_rate, total_steps)`` (a decorator) as an
     optimizer recipe.
 
     Parameters
@@ -77,6 +90,11 @@ def register_optimizer(
         Default (initial) learning rate.
     scheduled : `bool`
         Whether the builder uses ``total_steps`` (a learning-rate schedule).
+
+    Returns
+    -------
+    decorator : `~collections.abc.Callable`
+        Registers the builder and returns it unchanged.
 
     Raises
     ------
@@ -94,12 +112,28 @@ def register_optimizer(
 
 
 def optimizer_names() -> list[str]:
-    """Names of all registered optimizer recipes."""
+    """Return the names of all registered optimizer recipes.
+
+    Returns
+    -------
+    names : `list` [`str`]
+        Sorted names.
+    """
     return sorted(_OPTIMIZERS)
 
 
 def get_optimizer_recipe(name: str) -> OptimizerRecipe:
     """Look an optimizer recipe up by name.
+
+    Parameters
+    ----------
+    name : `str`
+        Recipe name.
+
+    Returns
+    -------
+    recipe : `OptimizerRecipe`
+        The recipe.
 
     Raises
     ------

@@ -183,6 +183,11 @@ class TrainingConfig(pexConfig.Config):
     def apply_recipe(self, recipe: str) -> None:
         """Set the fields of a named preset in `TRAINING_RECIPES`.
 
+        Parameters
+        ----------
+        recipe : `str`
+            Preset name.
+
         Raises
         ------
         ValueError
@@ -194,7 +199,7 @@ class TrainingConfig(pexConfig.Config):
 
     @classmethod
     def from_recipe(cls, recipe: str, **overrides: Any) -> TrainingConfig:
-        """A config from a named preset, with some fields changed.
+        """Return a config from a named preset, with some fields changed.
 
         Parameters
         ----------
@@ -202,6 +207,11 @@ class TrainingConfig(pexConfig.Config):
             Preset name in `TRAINING_RECIPES`.
         **overrides
             Fields to change; `None` values are ignored.
+
+        Returns
+        -------
+        config : `TrainingConfig`
+            The validated config.
 
         Raises
         ------

@@ -18,7 +18,7 @@ from ..core.metrics import choose_threshold
 def tune_threshold(
     method: str, labels: Any, scores: Any, *, on_validation: bool, log: logging.Logger
 ) -> tuple[float, str]:
-    """The threshold for ``method`` on the tuning data, and how it was chosen.
+    """Return the threshold for ``method`` on the tuning data, and how it was chosen.
 
     Parameters
     ----------

@@ -48,24 +48,73 @@ class GraphBuilder:
     value_info: list = field(default_factory=list)
 
     def name(self, stem: str) -> str:
-        """A new unique tensor name ``{stem}_{number}``."""
+        """Return a new unique tensor name ``{stem}_{number}``.
+
+        Parameters
+        ----------
+        stem : `str`
+            Name stem.
+
+        Returns
+        -------
+        name : `str`
+            The new name.
+        """
         self.counter += 1
         return f"{stem}_{self.counter}"
 
     def const(self, stem: str, array: np.ndarray) -> str:
-        """Add ``array`` as a constant; return its name."""
+        """Add ``array`` as a constant.
+
+        Parameters
+        ----------
+        stem : `str`
+            Name stem.
+        array : `numpy.ndarray`
+            The value.
+
+        Returns
+        -------
+        name : `str`
+            The constant's name.
+        """
         name = self.name(stem)
         self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
         return name
 
     def node(self, op: str, inputs: list[str], stem: str, **attributes) -> str:
-        """Add one ``op`` node; return the name of its (first) output."""
+        """Add one ``op`` node.
+
+        Parameters
+        ----------
+        op : `str`
+            ONNX operator type.
+        inputs : `list` [`str`]
+            Input tensor names.
+        stem : `str`
+            Name stem of the node and its output.
+        **attributes
+            The node's attributes.
+
+        Returns
+        -------
+        output : `str`
+            The name of its (first) output.
+        """
         output = self.name(stem)
         self.nodes.append(helper.make_node(op, inputs, [output], name=output, **attributes))
         return output
 
     def rename(self, old: str, new: str) -> None:
-        """Call tensor ``old`` ``new`` wherever it appears."""
+        """Rename tensor ``old`` to ``new`` wherever it appears.
+
+        Parameters
+        ----------
+        old : `str`
+            The current name.
+        new : `str`
+            The new name.
+        """
         for node in self.nodes:
             for names in (node.input, node.output):
                 for i, name in enumerate(names):
@@ -76,7 +125,22 @@ class GraphBuilder:
                 info.name = new
 
     def activation(self, x: str, name: str, stem: str) -> str:
-        """Apply the Keras activation ``name`` (a key of `ACTIVATIONS`) to ``x``."""
+        """Apply the Keras activation ``name`` (a key of `ACTIVATIONS`) to ``x``.
+
+        Parameters
+        ----------
+        x : `str`
+            Input tensor name.
+        name : `str`
+            Keras activation name.
+        stem : `str`
+            Name stem of the node.
+
+        Returns
+        -------
+        output : `str`
+            The activated tensor's name (``x`` itself for ``linear``).
+        """
         op = ACTIVATIONS[name]
         if op is None:
             return x

@@ -37,7 +37,7 @@ padded to whole blocks."""
 
 
 def append_saliency(build: GraphBuilder, probabilities: str, classes: int) -> tuple[str, tuple[int, ...]]:
-    """Append the backward pass of the chain in ``build``; return the
+    """Append the backward pass of the chain in ``build``.
     gradient's name and its shape after the batch axis (see
     `rbnodia.nn.onnx.translate.keras_to_onnx`).
 
@@ -59,6 +59,22 @@ def append_saliency(build: GraphBuilder, probabilities: str, classes: int) -> tu
     batch included, so that ONNX Runtime can prove the shapes of the
     gradients and relu derivatives below it equal).  Each sample's gradient
     depends only on that sample, as with TensorFlow's.
+
+    Parameters
+    ----------
+    build : `rbnodia.nn.onnx.builder.GraphBuilder`
+        The forward graph being built, ending in the softmax.
+    probabilities : `str`
+        Name of the softmax output.
+    classes : `int`
+        Number of classes.
+
+    Returns
+    -------
+    gradient : `str`
+        The gradient's tensor name.
+    shape : `tuple` [`int`, ...]
+        Its shape after the batch axis.
 
     Raises
     ------
@@ -86,7 +102,7 @@ class _Backward:
         self.grad_shape = build.notes["input_shape"]  # of the gradient, after the batch axis
 
     def scalar(self, value: float) -> str:
-        """A shared scalar constant, made when first needed."""
+        """Return a shared scalar constant, made when first needed."""
         if value not in self.constants:
             self.constants[value] = self.build.const("scalar", np.array(value, np.float32))
         return self.constants[value]
@@ -144,7 +160,7 @@ class _Backward:
         return build.node("Mul", [grad, scale], "grad_true")
 
     def weight_array(self, name: str, axis: int) -> np.ndarray:
-        """A forward weight, times the pending batch-norm slope along ``axis``."""
+        """Return a forward weight, times the pending batch-norm slope along ``axis``."""
         weight = numpy_helper.to_array(self.weights[name])
         if self.slope is None:
             return weight
@@ -153,7 +169,7 @@ class _Backward:
         return (weight * self.slope.reshape(shape)).astype(np.float32)
 
     def step(self, node, grad: str) -> str:
-        """The gradient with respect to ``node``'s input, from that with respect to its output."""
+        """Return the gradient with respect to ``node``'s input, from that with respect to its output."""
         build = self.build
         op, x, y = node.op_type, node.input[0], node.output[0]
         attributes = {a.name: a for a in node.attribute}
@@ -193,7 +209,7 @@ class _Backward:
         return grad
 
     def activation_slope(self, op: str, y: str) -> str:
-        """The derivative of a sigmoid or tanh at its output ``y``."""
+        """Return the derivative of a sigmoid or tanh at its output ``y``."""
         build, one = self.build, self.scalar(1.0)
         if op == "Sigmoid":
             return build.node("Mul", [y, build.node("Sub", [one, y], "one_minus")], "sigmoid_slope")
@@ -216,7 +232,7 @@ class _Backward:
 
 
 def relu_derivative(build: GraphBuilder, y: str, scalar: Callable[[float], str], blocked: bool) -> str:
-    """The derivative of ``y = relu(x)``: 1 where ``y > 0``, 0 elsewhere (0 at
+    """Return the derivative of ``y = relu(x)``: 1 where ``y > 0``, 0 elsewhere (0 at
     0, as TensorFlow's), to multiply a gradient by.
 
     Where that gradient is in ONNX Runtime's blocked layout (``blocked``:
@@ -227,8 +243,24 @@ def relu_derivative(build: GraphBuilder, y: str, scalar: Callable[[float], str],
     ``Mul``, in the blocked layout, so the gradient is not reordered to
     plain NCHW and back at every layer.  It differs from the exact
     derivative only for ``0 < y < 1e-29``.  Elsewhere it is ``Greater`` +
-    ``Cast``, the fastest exact form on plain tensors (``Sign`` or ``Where``
-    took 1.7-1.9x as long).
+    ``Cast``, the fastest exact form on plain tensors (faster than ``Sign``
+    or ``Where``; ``doc/performance.rst``).
+
+    Parameters
+    ----------
+    build : `rbnodia.nn.onnx.builder.GraphBuilder`
+        The graph being built.
+    y : `str`
+        The relu's output tensor.
+    scalar : `~collections.abc.Callable` [[`float`], `str`]
+        Returns the name of a shared scalar constant.
+    blocked : `bool`
+        Whether the gradient it multiplies is in the blocked layout.
+
+    Returns
+    -------
+    derivative : `str`
+        The derivative's tensor name.
     """
     channels = build.notes.get(("image_channels", y))
     if not (blocked and channels and channels % NCHWC_BLOCK == 0):
@@ -244,23 +276,43 @@ def relu_derivative(build: GraphBuilder, y: str, scalar: Callable[[float], str],
 def conv_gradient(
     build: GraphBuilder, grad: str, weight: np.ndarray, attributes: dict, geometry: dict
 ) -> tuple[str, bool]:
-    """Gradient of a ``Conv`` node with respect to its input, from ``grad``
-    with respect to its output, and whether ONNX Runtime computes it in
-    its blocked layout.
+    """Compute the gradient of a ``Conv`` node with respect to its input, from
+    ``grad`` with respect to its output, and whether ONNX Runtime computes it
+    in its blocked layout.
 
     Where ONNX Runtime's blocked convolutions do it well, a stride-1
     convolution is undone by the "full" convolution with the flipped
     filters (input and output channels swapped): for a depthwise one (the
-    folded first layer, see `rbnodia.nn.onnx.translate`; ``paper_nodia``'s
-    7x7 layer 15 us/stamp against the grouped ``ConvTranspose``'s 73, one
-    thread), and for a plain one with a kernel of at most 3x3 whose inputs
-    fill whole blocks (`NCHWC_BLOCK`).  Other stride-1 layers measured
-    slower that way than as a ``ConvTranspose``, 1.4x for ``paper_dia``'s
-    5x5 layers and 4-8x where the input has one channel (padded to a
-    block).  Every other convolution is undone by the ``ConvTranspose`` with
-    the same filters, a per-image GEMM plus an unblocked col2im: for
-    strided layers that measured faster than a polyphase ``Conv`` plus an
-    interleave, whose interleave costs more than it saves.
+    folded first layer, see `rbnodia.nn.onnx.translate`; several times
+    faster than the grouped ``ConvTranspose`` for ``paper_nodia``'s 7x7
+    layer), and for a plain one with a kernel of at most 3x3 whose inputs
+    fill whole blocks (`NCHWC_BLOCK`).  Other stride-1 layers (``paper_dia``'s
+    5x5 layers, inputs of one channel, padded to a block) are slower that
+    way than as a ``ConvTranspose``.  Every other convolution is undone by
+    the ``ConvTranspose`` with the same filters, a per-image GEMM plus an
+    unblocked col2im: for strided layers that is faster than a polyphase
+    ``Conv`` plus an interleave, whose interleave costs more than it saves.
+    ``doc/performance.rst`` says how these choices were measured.
+
+    Parameters
+    ----------
+    build : `rbnodia.nn.onnx.builder.GraphBuilder`
+        The graph being built.
+    grad : `str`
+        Gradient with respect to the convolution's output.
+    weight : `numpy.ndarray`
+        The convolution's filters.
+    attributes : `dict`
+        The ``Conv`` node's attributes.
+    geometry : `dict`
+        Input and output image sizes and channels.
+
+    Returns
+    -------
+    gradient : `str`
+        Gradient with respect to the convolution's input.
+    blocked : `bool`
+        Whether ONNX Runtime computes it in its blocked layout.
     """
     kernel = list(attributes["kernel_shape"].ints)
     strides = list(attributes["strides"].ints)

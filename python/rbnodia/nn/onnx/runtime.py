@@ -78,7 +78,13 @@ class GraphVariants:
 
 
 def default_threads() -> int:
-    """The CPUs this process may run on."""
+    """Return the CPUs this process may run on.
+
+    Returns
+    -------
+    threads : `int`
+        At least 1.
+    """
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
@@ -86,7 +92,17 @@ def default_threads() -> int:
 
 
 def resolve_threads(threads: int | None) -> int:
-    """``threads``, or `default_threads` for `None` or 0.
+    """Return ``threads``, or `default_threads` for `None` or 0.
+
+    Parameters
+    ----------
+    threads : `int` or `None`
+        Requested threads.
+
+    Returns
+    -------
+    threads : `int`
+        Threads to use.
 
     Raises
     ------
@@ -101,8 +117,9 @@ def resolve_threads(threads: int | None) -> int:
 
 
 def _session(model: bytes) -> Any:
-    """A single-threaded ONNX Runtime CPU session for ``model`` (see
-    `_run_chunks` for how several cores are used)."""
+    """Return a single-threaded ONNX Runtime CPU session for ``model`` (see
+    `_run_chunks` for how several cores are used).
+    """
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
@@ -113,7 +130,7 @@ def _session(model: bytes) -> Any:
     options.log_severity_level = 3
     # No thread pool to spin: on a machine shared with other processes
     # (Prompt Processing runs one per core) spinning threads steal the cores
-    # the work needs (measured 2-3x slower).
+    # the work needs (doc/performance.rst).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
@@ -122,7 +139,8 @@ def _chunk_bounds(n: int, chunk: int, threads: int, align: int = 1) -> list[tupl
     """``(start, stop)`` pieces of ``range(n)``: at most ``chunk`` long, and
     short enough that ``threads`` threads all get one (unless that would make
     them shorter than `MIN_PIECE`); every piece but the last is a multiple
-    of ``align``."""
+    of ``align``.
+    """
     size = max(1, min(chunk, max(-(-n // max(1, threads)), MIN_PIECE)))
     if align > 1:
         size = max(align, size // align * align)
@@ -159,7 +177,8 @@ if hasattr(os, "register_at_fork"):
 def _run_chunks(work: Callable[[int, int], None], bounds: list[tuple[int, int]], threads: int) -> None:
     """Call ``work(start, stop)`` for every piece, on up to ``threads``
     threads at once (ONNX Runtime releases the GIL while it runs): the
-    calling thread and ``threads - 1`` pool threads take the pieces in turn."""
+    calling thread and ``threads - 1`` pool threads take the pieces in turn.
+    """
     if threads <= 1 or len(bounds) <= 1:
         for start, stop in bounds:
             work(start, stop)
@@ -205,11 +224,35 @@ class GraphSessions:
         self.fold = variants.fold
 
     def output_width(self, index: int = 0) -> int:
-        """The size of output ``index`` after the batch axis (its last axis)."""
+        """Return the size of output ``index`` after the batch axis (its last axis).
+
+        Parameters
+        ----------
+        index : `int`, optional
+            Output index.
+
+        Returns
+        -------
+        width : `int`
+            The size of its last axis.
+        """
         return int(self.plain.get_outputs()[index].shape[-1])
 
     def run(self, names: list[str], inputs: np.ndarray) -> list[np.ndarray]:
-        """Outputs ``names`` for ``inputs``, stamps in order."""
+        """Compute the outputs ``names`` for ``inputs``, stamps in order.
+
+        Parameters
+        ----------
+        names : `list` [`str`]
+            Output names.
+        inputs : `numpy.ndarray`
+            Network inputs (float32).
+
+        Returns
+        -------
+        outputs : `list` [`numpy.ndarray`]
+            One array per name.
+        """
         n = len(inputs)
         bulk = (n // self.fold) * self.fold if self.fold else 0
         if bulk == n:
@@ -224,7 +267,8 @@ class GraphSessions:
 
 class _ChunkedRunner:
     """What `OnnxPredictor` and `OnnxSaliency` share: a batch cut into
-    chunks that run on ``threads`` threads at once."""
+    chunks that run on ``threads`` threads at once.
+    """
 
     _absolute: frozenset[str] = frozenset()  # outputs copied as their absolute values
 
@@ -238,7 +282,8 @@ class _ChunkedRunner:
         """Fill each ``outputs[name]`` with output ``name`` of ``sessions``
         for ``inputs`` (its absolute value for the names in ``_absolute``),
         reshaped to the array's shape (the values in the same order), on
-        ``threads`` threads (the runner's own if `None`)."""
+        ``threads`` threads (the runner's own if `None`).
+        """
         names = list(outputs)
         threads = self.threads if threads is None else resolve_threads(threads)
 
@@ -285,7 +330,8 @@ class OnnxPredictor(_ChunkedRunner):
 
     def __call__(self, inputs: np.ndarray, *, threads: int | None = None) -> np.ndarray:
         """Softmax outputs ``(n, classes)`` float32 of float32 ``inputs``,
-        on ``threads`` threads (the predictor's default if `None`)."""
+        on ``threads`` threads (the predictor's default if `None`).
+        """
         inputs = np.ascontiguousarray(inputs, dtype=np.float32)
         outputs = {"outputs": np.empty((len(inputs), self.classes), dtype=np.float32)}
         self._run_all(self.sessions, inputs, outputs, threads)
@@ -339,7 +385,7 @@ class OnnxSaliency(_ChunkedRunner):
         probabilities: np.ndarray | None = None,
         threads: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """``(maps, probabilities)`` for float32 ``inputs``.
+        """Compute ``(maps, probabilities)`` for float32 ``inputs``.
 
         Parameters
         ----------

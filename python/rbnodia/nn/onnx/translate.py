@@ -132,9 +132,23 @@ def keras_to_onnx(network: Any, *, fold: int = 0, saliency: bool = False, row_su
 
 
 def translate_variants(network: Any, fold: int = FOLD_BLOCK, **translation: bool) -> GraphVariants:
-    """One graph of ``network`` (``translation``: `keras_to_onnx` options),
-    plain, and folded by ``fold`` if ``fold > 1`` and the network starts
-    with a 1-in/1-out convolution."""
+    """Translate ``network`` to one graph, plain, and folded by ``fold`` if
+    ``fold > 1`` and the network starts with a 1-in/1-out convolution.
+
+    Parameters
+    ----------
+    network : `keras.Model`
+        The network.
+    fold : `int`, optional
+        Stamps folded into channels for the folded variant.
+    **translation : `bool`
+        `keras_to_onnx` options.
+
+    Returns
+    -------
+    variants : `rbnodia.nn.onnx.runtime.GraphVariants`
+        The plain graph, and the folded one where it applies.
+    """
     plain = keras_to_onnx(network, **translation)
     if fold > 1 and _foldable_first_conv(_chain(network), int(network.input_shape[-1])):
         return GraphVariants(plain, keras_to_onnx(network, fold=fold, **translation), fold)
@@ -144,7 +158,14 @@ def translate_variants(network: Any, fold: int = FOLD_BLOCK, **translation: bool
 def translate_model_graphs(
     network: Any, fold: int = FOLD_BLOCK
 ) -> tuple[dict[str, GraphVariants], dict[str, str]]:
-    """Every graph of a model file (`TRANSLATIONS`) that ``network`` can be translated to.
+    """Translate every graph of a model file (`TRANSLATIONS`) that ``network`` can be translated to.
+
+    Parameters
+    ----------
+    network : `keras.Model`
+        The network.
+    fold : `int`, optional
+        Stamps folded into channels for the folded variants.
 
     Returns
     -------
@@ -225,7 +246,7 @@ class _Translator:
         return x
 
     def input(self) -> str:
-        """The input, channels last, as the first layer reads it."""
+        """Return the input, channels last, as the first layer reads it."""
         build, (height, width, channels) = self.build, self.shape
         if self.folded:
             # (n, h, w, 1) -> (n / fold, fold, h, w): stamps become channels.
@@ -368,7 +389,7 @@ def _activation_name(activation: Any) -> str:
 
 
 def _chain(network: Any) -> list[Any]:
-    """The network's layers in order; raise unless they form one chain."""
+    """Return the network's layers in order; raise unless they form one chain."""
     import keras
 
     layers = [layer for layer in network.layers if type(layer).__name__ != "InputLayer"]
@@ -418,13 +439,14 @@ def _is_first_compute(layers: list[Any], index: int) -> bool:
 
 
 def _value(variable: Any) -> np.ndarray:
-    """A Keras variable's current value as a float32 numpy array."""
+    """Return a Keras variable's current value as a float32 numpy array."""
     return np.asarray(variable, dtype=np.float32)
 
 
 def _transpose_geometry(layer: Any, in_hw: tuple, out_hw: tuple) -> dict[str, list[int]]:
-    """Pads and output padding of the ``ConvTranspose`` that takes a Conv2D
-    layer's output gradient back to its ``in_hw`` input grid."""
+    """Compute the pads and output padding of the ``ConvTranspose`` that takes a Conv2D
+    layer's output gradient back to its ``in_hw`` input grid.
+    """
     pads_begin, pads_end, output_padding = [], [], []
     for size, out, k, s, d in zip(in_hw, out_hw, layer.kernel_size, layer.strides, layer.dilation_rate):
         span = d * (k - 1) + 1
@@ -438,7 +460,8 @@ def _transpose_geometry(layer: Any, in_hw: tuple, out_hw: tuple) -> dict[str, li
 
 def _interleavable(layer: Any) -> bool:
     """Whether ``layer``, the network's first, can read its channels-last
-    input as one interleaved channel (`_interleaved_conv`)."""
+    input as one interleaved channel (`_interleaved_conv`).
+    """
     return (
         layer is not None
         and type(layer).__name__ == "Conv2D"
@@ -448,7 +471,7 @@ def _interleavable(layer: Any) -> bool:
 
 
 def _interleaved_conv(weight: np.ndarray, attributes: dict, geometry: dict) -> tuple[np.ndarray, dict, dict]:
-    """The first convolution rewritten for the channels-last input read as
+    """Return the first convolution rewritten for the channels-last input read as
     one channel: weights, ``Conv`` attributes, and gradient geometry (see
     `_transpose_geometry`).
 
@@ -459,11 +482,9 @@ def _interleaved_conv(weight: np.ndarray, attributes: dict, geometry: dict) -> t
     and strides ``(sh, sw * c)`` on that one-channel image, the weights
     interleaved the same way and the column padding ``c`` times as wide
     (explicit pads: ``SAME_UPPER`` would split an odd total differently).
-    The forward pass then needs no transpose of the input to NCHW
-    (3-6 us/stamp of the packaged models' inference, one thread), and the
+    The forward pass then needs no transpose of the input to NCHW, and the
     gradient, the ``ConvTranspose`` of this convolution, comes out in the
-    input's memory order with no transpose back (5-8 us/stamp of their
-    saliency).
+    input's memory order with no transpose back (``doc/performance.rst``).
     """
     out_channels, channels, kh, kw = weight.shape
     interleaved = weight.transpose(0, 2, 3, 1).reshape(out_channels, 1, kh, kw * channels)
