@@ -291,20 +291,23 @@ def _bad_model_files(tmp_path):
 
     from test_model_file import _edited, _lambda_model, _members, _write
 
-    good = Path(str(__import__("rbnodia.nn", fromlist=["packaged_model_path"]).packaged_model_path(
-        "nodia_default")))
+    from rbnodia.nn import packaged_model_path
+
+    good = Path(packaged_model_path("nodia_default"))
     members = _members(good)
+    nan = float("nan")
     files = {
-        "threshold edited": (_edited(tmp_path, good, "edited.rbmodel", threshold=0.3), "content hash mismatch"),
+        "threshold edited": (_edited(tmp_path, good, "edited.rbmodel", threshold=0.3),
+                             "content hash mismatch"),
         "threshold 2.0 rehashed": (_edited(tmp_path, good, "rehashed.rbmodel", rehash=True, threshold=2.0),
                                    "field 'threshold'"),
-        "threshold NaN rehashed": (_edited(tmp_path, good, "nan.rbmodel", rehash=True, threshold=float("nan")),
+        "threshold NaN rehashed": (_edited(tmp_path, good, "nan.rbmodel", rehash=True, threshold=nan),
                                    "field 'threshold'"),
         "format_version string": (_edited(tmp_path, good, "format.rbmodel", format_version="2"),
                                   "field 'format_version'"),
         "metadata a JSON list": (_write(tmp_path / "list.rbmodel", {**members, "metadata.json": b"[1, 2]"}),
                                  "must hold a JSON object"),
-        "garbage model.keras": (_write(tmp_path / "garbage.rbmodel", {**members, "model.keras": b"\0junk" * 50}),
+        "garbage model.keras": (_write(tmp_path / "garbage.rbmodel", {**members, "model.keras": b"\0x" * 99}),
                                 "Not a valid network in"),
         "truncated file": (tmp_path / "truncated.rbmodel", "not a zip archive"),
         "code in model.keras": (_lambda_model().save(tmp_path / "code.rbmodel"), "holds Python"),
@@ -336,12 +339,14 @@ def bad_models(tmp_path_factory):
 @pytest.mark.parametrize("case", BAD_MODELS)
 def test_hostile_model_files_fail_cleanly(fault_repo, bad_models, case):
     """Each hostile model file makes the quantum fail with one clear error
-    naming the file, before anything is written."""
+    naming the file, before anything is written.
+    """
     path, words = bad_models[case]
     collection = "faults/model-" + case.replace(" ", "-").replace(".", "")
     with pytest.raises(PipetaskError) as caught:
         run_pipetask(fault_repo["root"], pipeline_path("RealBogusNoDia"), fault_repo["inputs"], collection,
-                     data_query="detector = 0", config={"classifyRealBogus:modelName": str(path)}, stream=False)
+                     data_query="detector = 0", config={"classifyRealBogus:modelName": str(path)},
+                     stream=False)
     error = [line for line in caught.value.output.splitlines() if words in line]
     assert error and str(path) in error[0], caught.value.output[-3000:]
     assert _outputs(fault_repo, collection) == {}

@@ -15,7 +15,8 @@ from pathlib import Path
 
 class PipetaskError(RuntimeError):
     """``pipetask`` exited with an error; the message holds its output tail,
-    ``output`` the whole output."""
+    ``output`` the whole output.
+    """
 
     def __init__(self, message: str, output: str = "") -> None:
         super().__init__(message)
@@ -151,5 +152,6 @@ def run_pipetask(*args, stream: bool = True, env: Mapping[str, str] | None = Non
         returncode = process.wait()
     output = "".join(lines)
     if returncode != 0:
-        raise PipetaskError(f"pipetask failed (exit {returncode}): {' '.join(command)}\n{output[-4000:]}", output)
+        message = f"pipetask failed (exit {returncode}): {' '.join(command)}\n{output[-4000:]}"
+        raise PipetaskError(message, output)
     return output
