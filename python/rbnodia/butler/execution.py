@@ -14,8 +14,14 @@ from pathlib import Path
 
 
 class PipetaskError(RuntimeError):
-    """``pipetask`` exited with an error; the message holds its output tail,
-    ``output`` the whole output.
+    """``pipetask`` exited with an error.
+
+    Parameters
+    ----------
+    message : `str`
+        The command and the tail of its output.
+    output : `str`
+        The whole output (stdout and stderr), kept as ``output``.
     """
 
     def __init__(self, message: str, output: str = "") -> None:
