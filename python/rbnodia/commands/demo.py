@@ -1,5 +1,6 @@
 """``rbnodia demo``: simulated data -> Butler repo -> ``pipetask run`` ->
-real/bogus catalogs, with a short summary."""
+real/bogus catalogs, with a short summary.
+"""
 
 from __future__ import annotations
 
@@ -89,6 +90,7 @@ def summarize_outputs(repo: str | Path, collection: str, truth_collection: str |
         available.
     """
     from astropy.table import vstack
+
     from lsst.daf.butler import Butler
 
     butler = Butler.from_config(str(repo))
@@ -150,7 +152,8 @@ def _print_truth_scores(summary: dict[str, Any]) -> None:
 
 def _retrieve_plots(repo: Path, collection: str, destination: Path) -> list[str]:
     """Copy the PNG datasets of ``collection`` to ``destination`` (the
-    ``butler retrieve-artifacts`` way); returns their paths."""
+    ``butler retrieve-artifacts`` way); returns their paths.
+    """
     from lsst.daf.butler import Butler
 
     butler = Butler.from_config(str(repo))

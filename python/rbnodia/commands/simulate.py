@@ -1,6 +1,7 @@
 """``rbnodia simulate``, ``make-training-set``, ``make-training-splits``,
 ``ingest-autoscan`` and ``plot-examples``: simulated survey data and the
-DES autoscan stamps."""
+DES autoscan stamps.
+"""
 
 from __future__ import annotations
 

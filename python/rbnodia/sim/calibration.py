@@ -45,7 +45,8 @@ class FluxScaleField:
     @classmethod
     def draw(cls, rng: np.random.Generator, rms: float, length: float, n_modes: int = 16) -> FluxScaleField:
         """A random field of rms ``rms`` and correlation length ``length``
-        (arcsec)."""
+        (arcsec).
+        """
         k = rng.normal(0.0, 1.0 / max(length, 1e-6), (2, n_modes))
         phase = rng.uniform(0.0, 2 * np.pi, n_modes)
         return cls(kx=k[0], ky=k[1], phase=phase, amplitude=float(rms) * np.sqrt(2.0 / n_modes))

@@ -13,13 +13,13 @@ from __future__ import annotations
 __all__ = [
     "Amplifiers",
     "Artifacts",
-    "bleed",
     "add_cosmic_rays",
     "add_defects",
     "add_satellite_trail",
+    "bleed",
     "expose",
-    "smooth_background",
     "interpolate_masked",
+    "smooth_background",
 ]
 
 from dataclasses import dataclass, field
@@ -94,7 +94,8 @@ def bleed(electrons: np.ndarray, full_well: float) -> np.ndarray:
     """Clip pixels at ``full_well`` and spread the excess charge along their
     columns, half up and half down, filling each neighbour to the full well
     (CCD blooming).  Modifies ``electrons`` in place and returns the map of
-    saturated pixels."""
+    saturated pixels.
+    """
     over = electrons > full_well
     if not over.any():
         return over
@@ -121,7 +122,8 @@ def add_cosmic_rays(
     rng: np.random.Generator, electrons: np.ndarray, preset: Preset, n_expected: float
 ) -> tuple[np.ndarray, int]:
     """Add cosmic-ray tracks (straight segments with a Landau-like charge per
-    pixel) and return the map of touched pixels and their number."""
+    pixel) and return the map of touched pixels and their number.
+    """
     height, width = electrons.shape
     n = rng.poisson(n_expected)
     hit = np.zeros(electrons.shape, dtype=bool)
@@ -175,7 +177,8 @@ def add_defects(rng: np.random.Generator, electrons: np.ndarray, preset: Preset,
 def add_satellite_trail(rng: np.random.Generator, electrons: np.ndarray, fwhm_px: float, sky_sigma_e: float):
     """A straight satellite trail across the detector with a Gaussian
     cross-section (a little wider than the PSF: satellites are out of focus);
-    returns the map of pixels within 3 sigma of its centre line."""
+    returns the map of pixels within 3 sigma of its centre line.
+    """
     height, width = electrons.shape
     angle = rng.uniform(0, np.pi)
     x0, y0 = rng.uniform(0, width), rng.uniform(0, height)
@@ -191,7 +194,8 @@ def add_satellite_trail(rng: np.random.Generator, electrons: np.ndarray, fwhm_px
 def interpolate_masked(image: np.ndarray, mask: np.ndarray, axis: int | None = None) -> None:
     """ISR-style repair: replace masked pixels by the mean of the nearest good
     pixels along rows (``axis=1``), columns (``axis=0``) or the median of the
-    3x3 good neighbours (``None``).  Modifies ``image`` in place."""
+    3x3 good neighbours (``None``).  Modifies ``image`` in place.
+    """
     if not mask.any():
         return
     if axis is None:

@@ -58,7 +58,8 @@ def bogus_quotas(
     n_bogus: int, composition: dict[str, float] | None, variable_star_label: int
 ) -> dict[str, int]:
     """Split ``n_bogus`` over groups (largest remainders); ``None``
-    composition: one ``any`` group."""
+    composition: one ``any`` group.
+    """
     if composition is None:
         return {"any": n_bogus}
     shares = {g: float(s) for g, s in composition.items() if s > 0}
@@ -133,7 +134,8 @@ class ShardAssembler:
 
     def ready(self) -> bool:
         """Quotas met, or the bogus deficit can be filled from the surplus
-        after the stream stalled."""
+        after the stream stalled.
+        """
         missing = self.missing()
         if not missing:
             return True
@@ -143,7 +145,8 @@ class ShardAssembler:
 
     def shard(self, rng: np.random.Generator) -> tuple[LabelledStamps, dict[str, int]]:
         """The shuffled shard, and the stamps borrowed from the surplus per
-        key (call when `ready`)."""
+        key (call when `ready`).
+        """
         borrowed = self.missing()
         parts = [p for key in self.quota for p in self.parts[key]]
         need = sum(borrowed.values())

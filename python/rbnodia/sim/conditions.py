@@ -1,5 +1,6 @@
 """Observing conditions of a visit: band, epoch, seeing, sky, pointing,
-rotation and PSF shape, shared by all detectors of the visit."""
+rotation and PSF shape, shared by all detectors of the visit.
+"""
 
 from __future__ import annotations
 

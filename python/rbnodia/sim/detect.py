@@ -10,7 +10,7 @@ detection.
 
 from __future__ import annotations
 
-__all__ = ["detect_sources", "matched_filter_significance", "psf_photometry", "gaussian_filter_kernel"]
+__all__ = ["detect_sources", "gaussian_filter_kernel", "matched_filter_significance", "psf_photometry"]
 
 import logging
 

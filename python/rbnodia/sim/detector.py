@@ -28,14 +28,14 @@ detector reuse them.
 from __future__ import annotations
 
 __all__ = [
+    "RUN_OPTIONS",
     "SimulatedDetector",
     "VisitConditions",
-    "visit_conditions",
-    "simulate_detector",
-    "science_wcs",
-    "detection_id",
     "clear_cache",
-    "RUN_OPTIONS",
+    "detection_id",
+    "science_wcs",
+    "simulate_detector",
+    "visit_conditions",
 ]
 
 import datetime
@@ -109,7 +109,8 @@ class SimulatedDetector:
 
 class _Timer:
     """Wall time of each step; long steps are logged at INFO, so that a
-    full-size detector logs at least every ~30 s."""
+    full-size detector logs at least every ~30 s.
+    """
 
     def __init__(self, label: str):
         self.label = label
@@ -131,7 +132,8 @@ _CACHE: dict[str, tuple[Any, Any]] = {}
 def _cached(kind: str, key: Any, make):
     """One-entry-per-kind memo: consecutive visits of a detector reuse its
     scene and template (the loop order of the repo writer and training
-    workers makes this effective)."""
+    workers makes this effective).
+    """
     hit = _CACHE.get(kind)
     if hit is not None and hit[0] == key:
         return hit[1]
@@ -143,7 +145,8 @@ def _cached(kind: str, key: Any, make):
 
 def clear_cache() -> None:
     """Drop the cached static sky and template (a full-size LSST template
-    holds ~300 MB)."""
+    holds ~300 MB).
+    """
     _CACHE.clear()
 
 

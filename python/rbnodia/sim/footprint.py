@@ -1,9 +1,10 @@
 """Where a detector-visit lies: its science WCS, the detector's nominal
-footprint frame, and the template grid that covers every visit of it."""
+footprint frame, and the template grid that covers every visit of it.
+"""
 
 from __future__ import annotations
 
-__all__ = ["TEMPLATE_MARGIN", "template_grid", "science_geometry", "science_wcs"]
+__all__ = ["TEMPLATE_MARGIN", "science_geometry", "science_wcs", "template_grid"]
 
 import numpy as np
 from astropy.wcs import WCS
@@ -20,7 +21,8 @@ TEMPLATE_MARGIN = 24
 
 def template_grid(preset: Preset) -> tuple[tuple[int, int], tuple[float, float]]:
     """Shape and centre of the template grid that covers every visit of a
-    detector (any allowed rotation and dither) plus the warping margin."""
+    detector (any allowed rotation and dither) plus the warping margin.
+    """
     height, width = preset.shape
     theta = np.deg2rad(preset.max_rotation_deg)
     pad = 2 * (1.5 * preset.dither_arcsec / preset.pixel_scale + TEMPLATE_MARGIN)
@@ -31,7 +33,8 @@ def template_grid(preset: Preset) -> tuple[tuple[int, int], tuple[float, float]]
 
 def science_geometry(preset: Preset, detector: int, cond: VisitConditions) -> tuple[WCS, WCS]:
     """The science WCS of a detector-visit and the tangent-plane frame of
-    the detector's nominal footprint (whose ``crval`` is its centre)."""
+    the detector's nominal footprint (whose ``crval`` is its centre).
+    """
     height, width = preset.shape
     scale = preset.pixel_scale
     dx, dy = detector_offset(detector, preset.shape, preset.focal_plane_columns, preset.detector_gap_px)

@@ -12,11 +12,11 @@ warped.
 from __future__ import annotations
 
 __all__ = [
-    "make_tan_wcs",
-    "detector_offset",
     "AstrometricError",
-    "pixel_mapping",
+    "detector_offset",
     "footprint_corners",
+    "make_tan_wcs",
+    "pixel_mapping",
 ]
 
 from dataclasses import dataclass
@@ -62,7 +62,8 @@ def make_tan_wcs(
 def detector_offset(detector: int, shape: tuple[int, int], columns: int, gap: int) -> tuple[float, float]:
     """Focal-plane position (pixels) of a detector's centre relative to the
     boresight, for a rectangular grid of ``columns`` detectors per row
-    centred on the boresight."""
+    centred on the boresight.
+    """
     height, width = shape
     rows = 4
     col = detector % columns
@@ -98,7 +99,8 @@ class AstrometricError:
     @classmethod
     def draw(cls, rng: np.random.Generator, shape, shift_px: float, gradient_px: float) -> AstrometricError:
         """Random field with rms ``shift_px`` (constant) and ``gradient_px``
-        (spatially varying part)."""
+        (spatially varying part).
+        """
         a = np.concatenate([[rng.normal(0, shift_px)], rng.normal(0, gradient_px / np.sqrt(5), 5)])
         b = np.concatenate([[rng.normal(0, shift_px)], rng.normal(0, gradient_px / np.sqrt(5), 5)])
         return cls(a=a, b=b, shape=tuple(shape))

@@ -1,6 +1,7 @@
 """The truth step of a simulated detector-visit: gather what the simulator
 knows about the difference image, label every detection
-(`rbnodia.sim.truth`) and tabulate the injections."""
+(`rbnodia.sim.truth`) and tabulate the injections.
+"""
 
 from __future__ import annotations
 

@@ -1,10 +1,11 @@
 """The detection step of a simulated detector-visit: find sources on the
 difference image (`rbnodia.sim.detect`), measure PSF fluxes and give them
-repository-unique ids."""
+repository-unique ids.
+"""
 
 from __future__ import annotations
 
-__all__ = ["Measurement", "PsfStamps", "detection_id", "detect_and_measure", "noise_factor"]
+__all__ = ["Measurement", "PsfStamps", "detect_and_measure", "detection_id", "noise_factor"]
 
 from dataclasses import dataclass
 
@@ -22,7 +23,8 @@ def detection_id(visit: int, detector: int, index: np.ndarray) -> np.ndarray:
 
 class PsfStamps:
     """Unit-sum PSF images on a grid of sub-pixel offsets and detector cells
-    (for fast PSF photometry of many detections)."""
+    (for fast PSF photometry of many detections).
+    """
 
     def __init__(self, psf: PsfModel, jacobian, n_sub: int = 5, n_cells: int = 3):
         self.psf = psf
@@ -142,7 +144,8 @@ def detect_and_measure(difference, variance, no_data, *, sci, visit: int, detect
 def noise_factor(significance: np.ndarray, detected: np.ndarray) -> float:
     """Robust rms (1.4826 MAD) of a significance map outside the
     (grown) detection footprints; 1 for white noise described by the
-    variance plane."""
+    variance plane.
+    """
     from scipy import ndimage
 
     away = np.isfinite(significance)

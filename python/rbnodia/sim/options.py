@@ -1,5 +1,6 @@
 """Per-call run options of `~rbnodia.sim.simulate_detector` (the options
-that are not `~rbnodia.sim.presets.Preset` fields)."""
+that are not `~rbnodia.sim.presets.Preset` fields).
+"""
 
 from __future__ import annotations
 

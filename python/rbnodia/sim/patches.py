@@ -77,7 +77,8 @@ def _boosted(
     preset: Preset, patch_size: int, real_fraction: float, rng: np.random.Generator
 ) -> dict[str, Any]:
     """Boosted artifact rates, extra bright sources, injections and the
-    fixed run options of one training patch."""
+    fixed run options of one training patch.
+    """
     opts: dict[str, Any] = {}
     for name, (lo, hi) in TRAINING_BOOST.items():
         factor = rng.uniform(lo, hi) if lo <= 0 else float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
@@ -115,7 +116,8 @@ def patch_options(
     """Simulator options of training patch ``index`` (deterministic in
     ``seed`` and ``index``): per-visit draws, with the patch sky's fields
     (`SKY_FIELDS`, and the randomized fields that shape the template)
-    drawn once per ``visits_per_patch`` consecutive indices."""
+    drawn once per ``visits_per_patch`` consecutive indices.
+    """
     sky = index // visits_per_patch
     opts = _boosted(preset, patch_size, real_fraction, np.random.default_rng([seed, index, 77]))
     sky_opts = _boosted(preset, patch_size, real_fraction, np.random.default_rng([seed, sky, 76]))

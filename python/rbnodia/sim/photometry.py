@@ -9,12 +9,12 @@ from __future__ import annotations
 __all__ = [
     "BAND_WAVELENGTH_NM",
     "band_factor",
-    "flux_of_mag",
-    "flux5",
-    "m5_of_noise",
-    "saturation_mag",
     "fast_source_limit",
+    "flux5",
+    "flux_of_mag",
+    "m5_of_noise",
     "nominal_template_m5",
+    "saturation_mag",
 ]
 
 import numpy as np
@@ -42,30 +42,34 @@ def flux5(m5: float) -> float:
 
 def m5_of_noise(sigma_pixel: float, psf_image: np.ndarray) -> float:
     """5-sigma point-source depth for white noise ``sigma_pixel`` (nJy per
-    pixel) and a unit-sum PSF image (PSF-fit noise ``sigma sqrt(n_eff)``)."""
+    pixel) and a unit-sum PSF image (PSF-fit noise ``sigma sqrt(n_eff)``).
+    """
     n_eff = 1.0 / np.sum(psf_image**2)
     return float(AB_NJY_ZERO_POINT - 2.5 * np.log10(5.0 * sigma_pixel * np.sqrt(n_eff)))
 
 
 def saturation_mag(preset: Preset, band: str = "r") -> float:
     """Magnitude of a star whose peak pixel reaches the full well in median
-    seeing (Gaussian estimate)."""
+    seeing (Gaussian estimate).
+    """
     sigma_px = preset.seeing_median * band_factor(band) / preset.pixel_scale / 2.3548
     flux_e = preset.full_well * 2 * np.pi * sigma_px**2
     return float(AB_NJY_ZERO_POINT - 2.5 * np.log10(flux_e * preset.nJy_per_electron(band)))
 
 
 def fast_source_limit(preset: Preset) -> float:
-    """r magnitude beyond which galaxies and stars are drawn as Gaussians:
+    """R magnitude beyond which galaxies and stars are drawn as Gaussians:
     half a magnitude brighter than the nominal single-epoch r-band depth
     (such sources are below ~8 sigma; the science and template draw each
-    source the same way)."""
+    source the same way).
+    """
     return nominal_template_m5(preset, "r", coadd=False) - 0.5
 
 
 def nominal_template_m5(preset: Preset, band: str, coadd: bool = True) -> float:
     """Template (or, with ``coadd=False``, single-epoch) depth at median
-    seeing (Gaussian-PSF estimate)."""
+    seeing (Gaussian-PSF estimate).
+    """
     factor = preset.template_seeing_factor if coadd else 1.0
     fwhm_px = preset.seeing_median * factor * band_factor(band) / preset.pixel_scale
     n_eff = 2.266 * fwhm_px**2  # 4 pi sigma^2

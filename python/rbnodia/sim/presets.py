@@ -24,7 +24,7 @@ LSST / LSSTCam
 
 from __future__ import annotations
 
-__all__ = ["Preset", "PRESETS", "get_preset", "AB_NJY_ZERO_POINT"]
+__all__ = ["AB_NJY_ZERO_POINT", "PRESETS", "Preset", "get_preset"]
 
 import dataclasses
 import datetime

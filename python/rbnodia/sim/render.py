@@ -9,7 +9,7 @@ Images are in nJy per pixel.
 
 from __future__ import annotations
 
-__all__ = ["PsfModel", "local_jacobian", "Renderer"]
+__all__ = ["PsfModel", "Renderer", "local_jacobian"]
 
 import logging
 import time
@@ -107,7 +107,8 @@ class PsfModel:
 
     def image(self, x: float, y: float, jacobian: galsim.BaseWCS, size: int, offset=(0.0, 0.0)) -> np.ndarray:
         """Pixelised, unit-sum PSF image (``size`` odd) centred at ``offset``
-        pixels from the central pixel."""
+        pixels from the central pixel.
+        """
         img = galsim.ImageD(size, size, wcs=jacobian)
         self.galsim_psf(x, y).drawImage(img, offset=offset)
         arr = img.array
@@ -117,7 +118,8 @@ class PsfModel:
 def local_jacobian(wcs: WCS, x: float, y: float, frame_wcs: WCS) -> galsim.JacobianWCS:
     """Jacobian of pixel -> tangent-plane arcsec ``(u east, v north)`` at
     pixel ``(x, y)``, where ``(u, v)`` are gnomonic coordinates about the
-    reference point of ``frame_wcs``'s tangent projection."""
+    reference point of ``frame_wcs``'s tangent projection.
+    """
     eps = 1.0
     px = np.array([x, x + eps, x])
     py = np.array([y, y, y + eps])
@@ -154,7 +156,8 @@ def plane_to_sky(u, v, frame_wcs: WCS):
 
 def _sersic(n: float, hlr: float, flux: float) -> galsim.GSObject:
     """A Sersic profile, using GalSim's faster special cases (n = 0.5 is a
-    Gaussian, n = 1 an exponential)."""
+    Gaussian, n = 1 an exponential).
+    """
     if n == 0.5:
         return galsim.Gaussian(half_light_radius=hlr, flux=flux, gsparams=FAST)
     if n == 1.0:
@@ -225,7 +228,8 @@ class Renderer:
         """Point sources (stars, transients) of the given fluxes (nJy).
 
         ``fast`` (bool per source) selects faint sources to draw as Gaussians
-        of the PSF's FWHM (see `add_gaussian_galaxies`)."""
+        of the PSF's FWHM (see `add_gaussian_galaxies`).
+        """
         x, y, flux = (np.atleast_1d(a) for a in (x, y, flux))
         if fast is not None:
             fast = np.atleast_1d(fast)
@@ -293,7 +297,8 @@ class Renderer:
         FWHM: the cost is a few microseconds each instead of a millisecond,
         and the difference from the full model is far below the noise for
         galaxies under the detection limit.  Both the science and the
-        template draw a given galaxy the same way."""
+        template draw a given galaxy the same way.
+        """
         if len(x) == 0:
             return
         index = np.asarray(index)
@@ -304,7 +309,8 @@ class Renderer:
     def add_gaussians(self, x, y, flux, sigma, g1=None, g2=None) -> None:
         """Elliptical Gaussians of intrinsic ``sigma`` (arcsec) and shear,
         convolved with a Gaussian of the local PSF FWHM, evaluated at pixel
-        centres."""
+        centres.
+        """
         if len(x) == 0:
             return
         jac = self.image.wcs.jacobian().getMatrix()  # pixel -> arcsec

@@ -16,7 +16,7 @@ input dataset types, and writes for each (visit, detector):
 
 from __future__ import annotations
 
-__all__ = ["write_simulated_repo", "detector_names", "DEFAULT_SEED", "INJECTED_DATASET_TYPE", "visit_ids"]
+__all__ = ["DEFAULT_SEED", "INJECTED_DATASET_TYPE", "detector_names", "visit_ids", "write_simulated_repo"]
 
 import logging
 import time
@@ -186,7 +186,8 @@ def _register_visits(
     butler, preset: Preset, visits, n_detectors: int, seed: int, run_options
 ) -> dict[int, str]:
     """Register each visit with its band, time and detector sky regions;
-    returns the band of each visit."""
+    returns the band of each visit.
+    """
     from ..butler.repo import register_visit, sky_polygon
 
     bands = {}
@@ -235,7 +236,8 @@ def _put_detector(butler, collection: str, sim: SimulatedDetector) -> None:
 
 def _counts(truths) -> dict[str, Any]:
     """``n_detections``, ``n_real``, ``n_bogus`` and ``families`` of the
-    truth tables of a repository."""
+    truth tables of a repository.
+    """
     from astropy.table import vstack
 
     for t in truths:

@@ -116,7 +116,8 @@ class ResidualProbe:
 
     def measure(self, px: float, py: float, cx: float | None = None, cy: float | None = None) -> Residual:
         """The noise-free residual at detection ``(px, py)``, decomposed
-        about the source centre ``(cx, cy)`` (default: the detection)."""
+        about the source centre ``(cx, cy)`` (default: the detection).
+        """
         cx = px if cx is None else cx
         cy = py if cy is None else cy
         height, width = self.static.shape

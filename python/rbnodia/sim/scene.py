@@ -21,17 +21,17 @@ Vaucouleurs bulge; half-light radii shrink with magnitude
 from __future__ import annotations
 
 __all__ = [
-    "StarCatalog",
     "GalaxyCatalog",
+    "StarCatalog",
     "TransientCatalog",
-    "sample_power_law_mags",
-    "draw_stars",
-    "draw_galaxies",
-    "star_properties",
-    "galaxy_properties",
     "concatenate_catalogs",
-    "sample_host_offsets",
+    "draw_galaxies",
+    "draw_stars",
     "draw_transients",
+    "galaxy_properties",
+    "sample_host_offsets",
+    "sample_power_law_mags",
+    "star_properties",
 ]
 
 from dataclasses import dataclass, field
@@ -50,7 +50,8 @@ BULGE_INDEX = 4.0
 @dataclass
 class StarCatalog:
     """Stars: tangent-plane positions at the template epoch, r magnitudes,
-    colours, proper motions and variability."""
+    colours, proper motions and variability.
+    """
 
     u: np.ndarray
     v: np.ndarray
@@ -165,7 +166,8 @@ def star_properties(
     rng: np.random.Generator, preset: Preset, mag: np.ndarray, u: np.ndarray, v: np.ndarray
 ) -> StarCatalog:
     """Proper motions, variability and colours of stars of given r
-    magnitudes and positions."""
+    magnitudes and positions.
+    """
     n = len(mag)
     moving = rng.uniform(size=n) < preset.proper_motion_fraction
     pm = rng.normal(0.0, preset.proper_motion_mas_per_yr, (2, n)) * moving
@@ -201,7 +203,8 @@ def galaxy_properties(
     rng: np.random.Generator, mag: np.ndarray, u: np.ndarray, v: np.ndarray
 ) -> GalaxyCatalog:
     """Sizes, profiles, shapes and colours of galaxies of given r magnitudes
-    and positions."""
+    and positions.
+    """
     n = len(mag)
     disk_hlr = np.clip(0.9 * 10.0 ** (-0.1 * (mag - 21.0) + rng.normal(0.0, 0.2, n)), 0.08, 8.0)
     disk_n = rng.choice(DISK_INDICES, size=n, p=DISK_INDEX_WEIGHTS)
@@ -240,7 +243,8 @@ def _sersic_radii(rng: np.random.Generator, n_index: np.ndarray, hlr: np.ndarray
     """Radii drawn from the light distribution of Sersic profiles: the light
     enclosed within ``r`` is ``P(2n, b_n (r / r_e)^(1/n))`` (regularised
     incomplete gamma function), so ``r = r_e (G / b_n)^n`` with
-    ``G ~ Gamma(2n)``."""
+    ``G ~ Gamma(2n)``.
+    """
     b_n = gammaincinv(2.0 * n_index, 0.5)
     g = rng.gamma(2.0 * n_index)
     return hlr * (g / b_n) ** n_index
@@ -250,7 +254,8 @@ def sample_host_offsets(rng: np.random.Generator, galaxies: GalaxyCatalog, hosts
     """Offsets (arcsec, tangent plane) of transients from their hosts,
     following each host's light: pick the bulge or disk in proportion to its
     flux, draw a radius from its Sersic light profile and a uniform angle,
-    then shear like the host."""
+    then shear like the host.
+    """
     m = len(hosts)
     in_bulge = rng.uniform(size=m) < galaxies.bulge_fraction[hosts]
     n_index = np.where(in_bulge, BULGE_INDEX, galaxies.disk_n[hosts])

@@ -1,10 +1,11 @@
 """The science exposure of a detector-visit: its grid, PSF and depth, the
 static sky at the visit's epoch, the injected transients, the noise-free
-rendering and the exposure itself (noise, artifacts, ISR)."""
+rendering and the exposure itself (noise, artifacts, ISR).
+"""
 
 from __future__ import annotations
 
-__all__ = ["ScienceFrame", "Sources", "Exposure", "science_frame", "place_sources", "expose_science"]
+__all__ = ["Exposure", "ScienceFrame", "Sources", "expose_science", "place_sources", "science_frame"]
 
 import dataclasses
 from dataclasses import dataclass
@@ -172,7 +173,8 @@ def place_sources(
 ) -> Sources:
     """Stars at the visit's epoch (proper motions, variability, DCR),
     galaxies, and the injected transients (drawn with ``rng``), on the
-    science grid."""
+    science grid.
+    """
     band = cond.band
     height, width = sci.shape
     stars, galaxies = scene.stars, scene.galaxies
@@ -275,7 +277,8 @@ def expose_science(
     artifacts: bool,
 ) -> Exposure:
     """Photon and read noise, residual background, defects, cosmic rays,
-    satellite trail, saturation and ISR (`rbnodia.sim.ccd.expose`)."""
+    satellite trail, saturation and ISR (`rbnodia.sim.ccd.expose`).
+    """
     height, width = sci.shape
     amps = ccd.Amplifiers.draw(np.random.default_rng([seed, detector, 404]), preset, (height, width))
     nrng = np.random.default_rng([seed, visit, detector, 303])

@@ -1,10 +1,11 @@
 """The static sky of a detector footprint (stars and galaxies shared by all
 its visits), and the mapping of tangent-plane positions to pixels with
-differential chromatic refraction."""
+differential chromatic refraction.
+"""
 
 from __future__ import annotations
 
-__all__ = ["Scene", "static_scene", "dcr_offset", "to_pixels"]
+__all__ = ["Scene", "dcr_offset", "static_scene", "to_pixels"]
 
 from dataclasses import dataclass
 
@@ -106,7 +107,8 @@ def static_scene(
 def dcr_offset(preset: Preset, band: str, airmass: float, angle: float, colour: np.ndarray):
     """Tangent-plane shift (arcsec) of objects of colour deviation
     ``colour`` (mag) relative to the reference colour, towards the zenith
-    (parallactic ``angle``, radians)."""
+    (parallactic ``angle``, radians).
+    """
     tan_z = np.sqrt(max(airmass**2 - 1.0, 0.0))
     shift = preset.dcr_arcsec_per_mag.get(band, 0.0) * tan_z * np.asarray(colour)
     return shift * np.sin(angle), shift * np.cos(angle)
@@ -114,7 +116,8 @@ def dcr_offset(preset: Preset, band: str, airmass: float, angle: float, colour: 
 
 def to_pixels(wcs: WCS, frame: WCS, u, v):
     """Tangent-plane ``(u, v)`` arcsec of ``frame`` -> pixel ``x, y`` of
-    ``wcs``; also returns ``ra, dec`` (degrees)."""
+    ``wcs``; also returns ``ra, dec`` (degrees).
+    """
     ra, dec = plane_to_sky(u, v, frame)
     x, y = wcs.world_to_pixel_values(ra, dec)
     return np.asarray(x, dtype=float), np.asarray(y, dtype=float), ra, dec

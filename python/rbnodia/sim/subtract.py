@@ -26,9 +26,9 @@ from __future__ import annotations
 __all__ = [
     "KernelBasis",
     "KernelSolution",
+    "fit_kernel",
     "gaussian_basis",
     "select_kernel_candidates",
-    "fit_kernel",
     "subtract_images",
 ]
 
@@ -95,7 +95,8 @@ def gaussian_basis(
 
 def _poly_terms(x, y, shape, order: int) -> np.ndarray:
     """Spatial polynomial terms of total degree <= order in coordinates
-    scaled to [-1, 1]; shape ``(n_terms, *x.shape)``."""
+    scaled to [-1, 1]; shape ``(n_terms, *x.shape)``.
+    """
     height, width = shape
     u = 2.0 * np.asarray(x, dtype=float) / max(width - 1, 1) - 1.0
     v = 2.0 * np.asarray(y, dtype=float) / max(height - 1, 1) - 1.0
@@ -104,7 +105,8 @@ def _poly_terms(x, y, shape, order: int) -> np.ndarray:
 
 def _poly_terms_grid(grid_shape, shape, order: int):
     """Iterate over the spatial polynomial terms on a pixel grid, built by
-    broadcasting (no full coordinate arrays)."""
+    broadcasting (no full coordinate arrays).
+    """
     height, width = grid_shape
     u = (2.0 * np.arange(width, dtype=np.float32) / max(shape[1] - 1, 1) - 1.0)[None, :]
     v = (2.0 * np.arange(height, dtype=np.float32) / max(shape[0] - 1, 1) - 1.0)[:, None]
@@ -146,7 +148,8 @@ class KernelSolution:
 
     def spatial_kernels(self) -> np.ndarray:
         """``(n_spatial, size, size)`` kernels ``K_p`` such that
-        ``K(x, y) = sum_p P_p(x, y) K_p``."""
+        ``K(x, y) = sum_p P_p(x, y) K_p``.
+        """
         return np.tensordot(self.coefficients.T, self.basis.images(), axes=1)
 
     def kernel_at(self, x: float, y: float) -> np.ndarray:
@@ -180,7 +183,8 @@ def select_kernel_candidates(
     min_snr: float = 30.0,
 ) -> np.ndarray:
     """Bright, isolated, unmasked sources of the template as ``(n, 2)``
-    ``(x, y)`` kernel-candidate positions (brightest first)."""
+    ``(x, y)`` kernel-candidate positions (brightest first).
+    """
     import sep
 
     height, width = template.shape

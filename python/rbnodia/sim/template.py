@@ -1,6 +1,7 @@
 """The template: a deep co-add of a detector footprint rendered on its own
 north-up grid (with an astrometric error between its WCS and where its
-light lies), and its warp onto a science grid."""
+light lies), and its warp onto a science grid.
+"""
 
 from __future__ import annotations
 
@@ -27,7 +28,6 @@ from .presets import Preset
 from .render import PsfModel, Renderer, local_jacobian
 from .sky import Scene, dcr_offset, to_pixels
 from .warp import warp_image
-
 
 SCIENCE_ONLY_FIELDS = frozenset(
     {
@@ -65,7 +65,8 @@ neither the static sky nor the template depends on them."""
 
 def template_key(preset: Preset) -> tuple:
     """The preset fields the static sky and the template depend on (a cache
-    key: visits that differ only in `SCIENCE_ONLY_FIELDS` share them)."""
+    key: visits that differ only in `SCIENCE_ONLY_FIELDS` share them).
+    """
     return tuple(
         (f.name, getattr(preset, f.name))
         for f in dataclasses.fields(preset)
@@ -125,7 +126,8 @@ def _template_psf(preset: Preset, rng: np.random.Generator, fwhm: float, shape) 
 def _render_model(preset, band, scene: Scene, wcs, astrom, render: Renderer, rng, m5, phot, field):
     """Draw the scene's galaxies and stars (template epoch, template DCR,
     astrometric error, flux scale ``phot (1 + field(u, v))``) into
-    ``render``; returns the numbers drawn."""
+    ``render``; returns the numbers drawn.
+    """
     t_height, t_width = render.shape
     stars, galaxies = scene.stars, scene.galaxies
 
@@ -157,7 +159,8 @@ def _render_model(preset, band, scene: Scene, wcs, astrom, render: Renderer, rng
 def correlated_noise(rng: np.random.Generator, shape, sigma: float) -> np.ndarray:
     """Unit-variance Gaussian noise correlated by a Gaussian of ``sigma``
     pixels (white for ``sigma = 0``): the noise of a co-add whose input
-    epochs were resampled onto its grid."""
+    epochs were resampled onto its grid.
+    """
     from scipy import ndimage
 
     noise = rng.standard_normal(shape, dtype=np.float32)
@@ -174,7 +177,8 @@ def correlated_noise(rng: np.random.Generator, shape, sigma: float) -> np.ndarra
 def _noisy_coadd(preset: Preset, model, cal: float, sky_e: float, rng: np.random.Generator):
     """Co-add image, variance plane and saturated-core map of a noise-free
     model (nJy per pixel): photon and read noise of ``template_n_coadd``
-    epochs, correlated by their resampling."""
+    epochs, correlated by their resampling.
+    """
     model_e = np.maximum(model / cal, 0.0)
     variance = ((sky_e + model_e + preset.read_noise**2) * cal**2 / preset.template_n_coadd).astype(
         np.float32
@@ -191,7 +195,8 @@ def _noisy_coadd(preset: Preset, model, cal: float, sky_e: float, rng: np.random
 
 def _coadd_edge(preset: Preset, rng, shape, centre):
     """A co-add (patch/tract) boundary cutting 5-30 % of the nominal
-    footprint: the NO_DATA map and its description."""
+    footprint: the NO_DATA map and its description.
+    """
     height, width = preset.shape
     t_height, t_width = shape
     phi = rng.uniform(0, 2 * np.pi)

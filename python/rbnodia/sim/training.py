@@ -57,7 +57,8 @@ def _patch_job(index: int, kwargs: dict) -> LabelledStamps:
 
 class _Stream:
     """Patches of one shard, in order, computed ``lookahead`` ahead on a
-    pool (or here, without one)."""
+    pool (or here, without one).
+    """
 
     def __init__(self, pool, start: int, kwargs: dict, lookahead: int):
         self.pool, self.kwargs, self.lookahead = pool, kwargs, lookahead
@@ -96,7 +97,8 @@ def _settings(preset: Preset, **kwargs) -> dict[str, Any]:
 
 def _existing(path: Path, settings: dict, size: int) -> LabelledStamps | None:
     """The shard at ``path`` if it was written with ``settings`` and has
-    ``size`` stamps; raises if it was written with other settings."""
+    ``size`` stamps; raises if it was written with other settings.
+    """
     if not path.exists():
         return None
     with np.load(path, allow_pickle=False) as data:

@@ -59,16 +59,16 @@ Otherwise:
 from __future__ import annotations
 
 __all__ = [
-    "REAL_FAMILIES",
-    "CONVENTION_FAMILIES",
     "BOGUS_FAMILIES",
+    "CONVENTION_FAMILIES",
     "FAMILIES",
     "FAMILY_GROUPS",
+    "REAL_FAMILIES",
     "TruthContext",
-    "label_detections",
-    "match_positions",
     "family_counts",
     "family_group",
+    "label_detections",
+    "match_positions",
 ]
 
 from dataclasses import dataclass
@@ -192,7 +192,8 @@ def match_positions(x1, y1, x2, y2, radius: float) -> np.ndarray:
 
 def _near(points_x, points_y, x, y, radius) -> np.ndarray:
     """For each (x, y), the index of the nearest point within ``radius``
-    (array or scalar per point), else -1."""
+    (array or scalar per point), else -1.
+    """
     out = np.full(len(x), -1, dtype=np.int64)
     if len(points_x) == 0 or len(x) == 0:
         return out
@@ -243,7 +244,8 @@ def _mask_families(x, y, ctx: TruthContext, family: np.ndarray, todo: np.ndarray
 
 def _residual_family(i, x, y, ctx: TruthContext, candidates) -> tuple[str, int] | None:
     """The residual family of detection ``i`` (and the variable star's
-    index, or -1), or None if no source's noise-free residual explains it."""
+    index, or -1), or None if no source's noise-free residual explains it.
+    """
     for kind, index in candidates:
         j = index[i]
         if j < 0:
