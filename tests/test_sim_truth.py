@@ -220,8 +220,8 @@ def _star(shape, x, y, flux, sigma=1.5):
 
 
 def _probe(static, template):
-    """A residual probe for two images on one grid, with the kernel fitted
-    on two bright reference stars that match exactly.
+    """Build a residual probe for two images on one grid, with the kernel
+    fitted on three bright reference stars that match exactly.
     """
     shape = static.shape
     wcs = make_tan_wcs((10.0, -5.0), (0.0, 0.0), 0.2)

@@ -73,6 +73,43 @@ class SimulatedDetector:
     template warped onto the science grid, *not* PSF-matched.  ``truth`` rows
     follow ``detections`` rows; ``label`` uses the DES convention
     (0 = real, 1 = bogus).
+
+    Attributes
+    ----------
+    instrument : `str`
+        Instrument name of the preset (``SimDECam``, ``SimLSSTCam``).
+    visit, detector : `int`
+        Identifiers.
+    physical_filter, band : `str`
+        Filter of the visit (``<band>_sim``) and its band.
+    obs_time : `datetime.datetime`
+        Start of the exposure (UTC).
+    exposure_time : `float`
+        Seconds.
+    science, science_variance : `numpy.ndarray`
+        Calibrated science image and its variance plane.
+    science_mask : `dict` [`str`, `numpy.ndarray`]
+        Its mask planes (``BAD``, ``SAT``, ``CR``, ``EDGE``, ``NO_DATA``,
+        ``DETECTED``).
+    template, template_variance : `numpy.ndarray`
+        Template warped onto the science grid and its variance plane.
+    template_mask : `dict` [`str`, `numpy.ndarray`]
+        Its mask planes.
+    difference, difference_variance : `numpy.ndarray`
+        Difference image and its variance plane.
+    difference_mask : `dict` [`str`, `numpy.ndarray`]
+        Its mask planes.
+    wcs : `astropy.wcs.WCS`
+        WCS of the science grid (shared by all three images).
+    detections : `astropy.table.Table`
+        Detections on the difference image.
+    truth : `astropy.table.Table`
+        Label, family and truth of each detection, row by row.
+    psf_fwhm_science, psf_fwhm_template : `float`
+        PSF FWHMs at the detector centre, arcsec.
+    meta : `dict` [`str`, `~typing.Any`]
+        Provenance and the simulator's inner state (``injections``: every
+        injected transient; ``timings_s``: wall time of each step).
     """
 
     instrument: str
@@ -100,10 +137,12 @@ class SimulatedDetector:
 
     @property
     def data_id(self) -> dict[str, Any]:
+        """Butler data ID (``instrument``, ``visit``, ``detector``)."""
         return {"instrument": self.instrument, "visit": self.visit, "detector": self.detector}
 
     @property
     def shape(self) -> tuple[int, int]:
+        """Image ``(height, width)`` in pixels."""
         return self.science.shape
 
 
@@ -144,8 +183,8 @@ def _cached(kind: str, key: Any, make):
 
 
 def clear_cache() -> None:
-    """Drop the cached static sky and template (a full-size LSST template
-    holds ~300 MB).
+    """Drop the cached static sky and template (a full-size template holds
+    several image planes larger than the detector).
     """
     _CACHE.clear()
 
@@ -189,13 +228,13 @@ def simulate_detector(
     from threadpoolctl import threadpool_limits
 
     # The linear algebra here is on small matrices: BLAS threads only fight
-    # over the cores (20x slower on a loaded 2-core machine).
+    # over the cores.
     with threadpool_limits(limits=1, user_api="blas"):
         return _simulate_detector(preset, visit=visit, detector=detector, seed=seed, **options)
 
 
 def _sky_and_template(preset: Preset, seed: int, detector: int, cond: VisitConditions, run: dict):
-    """The ``scene`` and ``template`` steps (cached across visits)."""
+    """Run the ``scene`` and ``template`` steps (cached across visits)."""
     blank = bool(run["blank"])
     with_artifacts = bool(run["artifacts"]) and not blank
     max_half = int(run["max_stamp_half"])
@@ -215,7 +254,7 @@ def _sky_and_template(preset: Preset, seed: int, detector: int, cond: VisitCondi
 
 
 def _simulate_detector(preset, *, visit: int, detector: int, seed: int, **options) -> SimulatedDetector:
-    """The steps of `simulate_detector`, in order."""
+    """Run the steps of `simulate_detector`, in order."""
     run, overrides = split_options(options)
     preset = get_preset(preset, **overrides)
     timer = _Timer(f"{preset.instrument} visit={visit} detector={detector}")

@@ -46,12 +46,37 @@ matched detection's id, -1 if undetected)."""
 
 
 def visit_ids(n_visits: int) -> list[int]:
-    """Visit ids written by `write_simulated_repo`: ``1001, 1002, ...``."""
+    """List the visit ids that `write_simulated_repo` writes.
+
+    Parameters
+    ----------
+    n_visits : `int`
+        Number of visits.
+
+    Returns
+    -------
+    visits : `list` [`int`]
+        ``1001, 1002, ...``.
+    """
     return [1001 + i for i in range(n_visits)]
 
 
 def detector_names(preset: Preset, n_detectors: int) -> dict[int, str]:
-    """Detector id -> name (``S00``, ``S01`` ... ; ``R00_S00`` style for LSST)."""
+    """Name the simulated detectors.
+
+    Parameters
+    ----------
+    preset : `~rbnodia.sim.presets.Preset`
+        The preset (LSST names differ).
+    n_detectors : `int`
+        Number of detectors (ids ``0 ... n_detectors - 1``).
+
+    Returns
+    -------
+    names : `dict` [`int`, `str`]
+        Name of each detector id: ``R00_S00``, ``R00_S01`` ... for the
+        ``lsst`` preset, ``CCD01``, ``CCD02`` ... otherwise.
+    """
     if preset.name == "lsst":
         return {d: f"R{d // 9:02d}_S{(d % 9) // 3}{d % 3}" for d in range(n_detectors)}
     return {d: f"CCD{d + 1:02d}" for d in range(n_detectors)}
