@@ -5,13 +5,19 @@ creates the repository with `rbnodia.butler.repo.create_repo`, registers a
 simulated instrument, its visits (with real sky regions) and the pipeline's
 input dataset types, and writes for each (visit, detector):
 
-``preliminary_visit_image``   science exposure (MaskedImageV2)
-``template_detector``         template warped to the science grid, not PSF-matched
-``difference_image``          PSF-matched difference
-``dia_source_unstandardized`` detections (ArrowAstropy)
-``rbnodia_truth``             labels and families (ArrowAstropy; 0 = real)
-``rbnodia_injected``          every injected transient, detected or not
-                              (ArrowAstropy; see `INJECTED_DATASET_TYPE`)
+``preliminary_visit_image``
+    Science exposure (MaskedImageV2).
+``template_detector``
+    Template warped to the science grid, not PSF-matched (MaskedImageV2).
+``difference_image``
+    PSF-matched difference (MaskedImageV2).
+``dia_source_unstandardized``
+    Detections (ArrowAstropy).
+``rbnodia_truth``
+    Labels and families (ArrowAstropy; 0 = real).
+``rbnodia_injected``
+    Every injected transient, detected or not (ArrowAstropy; see
+    `INJECTED_DATASET_TYPE`).
 """
 
 from __future__ import annotations
