@@ -19,6 +19,9 @@ the kernel is the photometric scaling between template and science.
 
 The difference is ``D = S - K * T - b`` and its variance
 ``var_S + K_0^2 * var_T`` (``K_0`` is the kernel at the image centre).
+
+The module holds the whole algorithm (basis, candidates, fit,
+subtraction); it passes 500 lines through its docstrings, not its code.
 """
 
 from __future__ import annotations
