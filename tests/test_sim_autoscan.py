@@ -5,12 +5,14 @@ import logging
 import numpy as np
 import pytest
 from astropy.io import fits
+
 from rbnodia.sim.autoscan import AUTOSCAN_LABELS, ingest_autoscan_to_butler, read_autoscan
 
 
 def _write_autoscan(root, rng):
     """Six labelled IDs in two exposure folders, one missing its template,
-    one corrupt, one of the wrong size, plus an unlabelled triplet."""
+    one corrupt, one of the wrong size, plus an unlabelled triplet.
+    """
     base = root / "stamps9" / "SNWG" / "Archive" / "2013" / "Y1"
     folders = {
         6960264: base / "20130829" / "470681007",

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from rbnodia.sim.presets import PRESETS, get_preset
 from rbnodia.sim.subtract import fit_kernel, gaussian_basis, subtract_images
 from rbnodia.sim.warp import lanczos_weights, warp_image

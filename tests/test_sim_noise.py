@@ -2,9 +2,10 @@
 
 import numpy as np
 import pytest
+from scipy import ndimage
+
 from rbnodia.sim import get_preset, simulate_detector
 from rbnodia.sim.template import correlated_noise
-from scipy import ndimage
 
 WHITE = {"variance_underestimate": 0.0, "template_noise_correlation": 0.0}
 """Options that make the variance planes describe the noise exactly."""
@@ -13,7 +14,8 @@ WHITE = {"variance_underestimate": 0.0, "template_noise_correlation": 0.0}
 @pytest.mark.parametrize("preset", ["des", "lsst"])
 def test_blank_noise_matches_sky_gain_read_noise(preset):
     """On a blank sky the science noise is sqrt(sky + read_noise^2) electrons,
-    calibrated to nJy; the variance plane agrees."""
+    calibrated to nJy; the variance plane agrees.
+    """
     sim = simulate_detector(preset, visit=3, detector=1, seed=7, image_size=(256, 256), blank=True, **WHITE)
     p = get_preset(preset)
     sky_e = sim.meta["sky_electrons"]
@@ -37,7 +39,8 @@ def test_variance_plane_errors_are_what_the_presets_say():
     """``variance_underestimate`` lowers the science variance plane, not the
     noise; correlated co-add noise keeps its per-pixel variance but the
     warped template's variance plane (which ignores covariance) falls
-    short of its noise; the significance map's noise factor grows."""
+    short of its noise; the significance map's noise factor grows.
+    """
     base = dict(visit=3, detector=1, seed=7, image_size=(256, 256), blank=True)
     white = simulate_detector("des", **base, **WHITE)
     low = simulate_detector("des", **base, variance_underestimate=0.2, template_noise_correlation=0.0)
@@ -61,7 +64,8 @@ def test_correlated_noise_keeps_unit_variance():
 
 def test_difference_is_noise_like_away_from_sources():
     """Away from sources the difference's std is within 10 % of the value the
-    variance plane predicts, and its mean is ~0."""
+    variance plane predicts, and its mean is ~0.
+    """
     sim = simulate_detector(
         "des", visit=2, detector=4, seed=11, image_size=(512, 512), artifacts=False, **WHITE
     )
@@ -86,7 +90,8 @@ def test_convolving_the_science_correlates_the_difference_noise():
     """With a template broader than the science and ``convolve_science``,
     the kernel convolves the science: the difference has the template's
     PSF, correlated noise (noise factor well above 1) and a flood of
-    ``correlated_noise`` detections."""
+    ``correlated_noise`` detections.
+    """
     sim = simulate_detector(
         "des",
         visit=1,
@@ -108,7 +113,8 @@ def test_convolving_the_science_correlates_the_difference_noise():
 
 def test_depths_are_realistic():
     """Single-epoch 5-sigma depths near published values (DES ~23.5-24.3,
-    LSST r ~24.5) and deeper templates."""
+    LSST r ~24.5) and deeper templates.
+    """
     sim = simulate_detector("lsst", visit=1, detector=0, seed=3, image_size=(128, 128), band="r", blank=True)
     assert 23.7 < sim.meta["m5_science"] < 25.2
     assert sim.meta["m5_template"] > sim.meta["m5_science"] + 1.0

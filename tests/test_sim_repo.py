@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from rbnodia.butler.repo import INPUT_DATASET_TYPES
 from rbnodia.sim import simulate_detector, write_simulated_repo
 
@@ -67,7 +68,8 @@ def test_clobber_required(tmp_path):
 def test_bogus_majority_and_injection_truth(tmp_path):
     """With the nominal DES preset most detections are bogus, as in real
     difference imaging; ``rbnodia_injected`` lists every injection, and the
-    detected ones point at real detections."""
+    detected ones point at real detections.
+    """
     from lsst.daf.butler import Butler
     from rbnodia.sim import INJECTED_DATASET_TYPE
 
@@ -104,6 +106,7 @@ def test_bogus_majority_and_injection_truth(tmp_path):
 def test_demo_scores_against_truth():
     """Purity = real among called real; completeness = called real among real."""
     from astropy.table import Table
+
     from rbnodia.commands.demo import score_against_truth
 
     catalog = Table({"id": [1, 2, 3, 4, 5, 6], "is_real": [True, True, False, True, False, False]})

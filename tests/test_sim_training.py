@@ -1,11 +1,13 @@
 """Fast training-set mode: reproducibility, class ratio, composition,
-resumable shards and domain randomization."""
+resumable shards and domain randomization.
+"""
 
 import json
 import os
 
 import numpy as np
 import pytest
+
 from rbnodia.core.stampset import LabelledStamps
 from rbnodia.sim import (
     BOGUS_COMPOSITION,
@@ -185,7 +187,8 @@ def test_domain_randomization_ranges():
 
 def test_patch_options_share_the_template_within_a_sky():
     """Visits of a patch sky differ only in fields the template does not
-    read (so it is rendered once); different skies differ."""
+    read (so it is rendered once); different skies differ.
+    """
     preset = get_preset("lsst")
     kw = dict(seed=2, patch_size=256, real_fraction=0.5, visits_per_patch=4, domain_randomization=True)
     keys = []

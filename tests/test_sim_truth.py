@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from rbnodia.sim import (
     BOGUS_FAMILIES,
     CONVENTION_FAMILIES,
@@ -54,7 +55,8 @@ def busy_sim():
 
 def test_injected_fluxes_recovered_by_aperture_photometry():
     """Aperture fluxes of isolated injected point sources on the science image
-    agree with the injected fluxes within their errors."""
+    agree with the injected fluxes within their errors.
+    """
     sim = simulate_detector(
         "des",
         visit=8,
@@ -184,7 +186,8 @@ def test_family_names_are_defined_once():
 )
 def test_each_residual_family_comes_from_its_cause(preset, family, scene, cause):
     """Each subtraction-residual family appears when its cause is switched
-    on, and far less in the same patches without it."""
+    on, and far less in the same patches without it.
+    """
     found = {}
     for case, options in (("on", {**QUIET, **scene, **cause}), ("off", {**QUIET, **scene})):
         families = []
@@ -199,7 +202,8 @@ def test_each_residual_family_comes_from_its_cause(preset, family, scene, cause)
 @pytest.mark.parametrize("preset,label", [("des", 1), ("lsst", 0)])
 def test_variable_star_label_follows_the_survey_convention(preset, label):
     """Variable stars are bogus under the DES autoscan convention and real
-    under Rubin's reliability."""
+    under Rubin's reliability.
+    """
     sim = simulate_detector(
         preset, visit=1, detector=0, seed=31, **{**QUIET, "bright_stars": 12, "variable_star_fraction": 1.0}
     )
@@ -216,8 +220,9 @@ def _star(shape, x, y, flux, sigma=1.5):
 
 
 def _probe(static, template):
-    """A residual probe for two images on one grid, with the kernel fitted
-    on two bright reference stars that match exactly."""
+    """Build a residual probe for two images on one grid, with the kernel
+    fitted on three bright reference stars that match exactly.
+    """
     shape = static.shape
     wcs = make_tan_wcs((10.0, -5.0), (0.0, 0.0), 0.2)
     basis = gaussian_basis(1.5 * 2.3548 * 1.01, 1.5 * 2.3548)

@@ -1,5 +1,6 @@
 """``rbnodia demo``: simulated data -> Butler repo -> ``pipetask run`` ->
-real/bogus catalogs, with a short summary."""
+real/bogus catalogs, with a short summary.
+"""
 
 from __future__ import annotations
 
@@ -77,18 +78,37 @@ def score_against_truth(catalog, truth, injected=None) -> dict[str, Any]:
     return scores
 
 
-def summarize_outputs(repo: str | Path, collection: str, truth_collection: str | None = None) -> dict[str, Any]:
-    """Count the classified detections in ``collection`` (and score them
-    against the simulation's truth when ``truth_collection`` has it).
+def summarize_outputs(
+    repo: str | Path, collection: str, truth_collection: str | None = None
+) -> dict[str, Any]:
+    """Count the classified detections in a collection and score them
+    against the simulation's truth.
+
+    Parameters
+    ----------
+    repo : `str` or `pathlib.Path`
+        Butler repository.
+    collection : `str`
+        Output collection holding the ``rbnodia_reliability`` catalogues.
+    truth_collection : `str`, optional
+        Collection holding ``rbnodia_truth`` (and ``rbnodia_injected``) for
+        the same data IDs; without it, or where it has none, nothing is
+        scored.
 
     Returns
     -------
     summary : `dict`
-        n_catalogs, n_detections, n_real, n_bogus, n_no_data, threshold,
-        model, and the `score_against_truth` entries when truth is
-        available.
+        ``n_catalogs``, ``n_detections``, ``n_real``, ``n_bogus``,
+        ``n_no_data``, ``threshold``, ``model``, and the
+        `score_against_truth` entries when truth is available.
+
+    Raises
+    ------
+    ValueError
+        Raised if ``collection`` has no ``rbnodia_reliability`` dataset.
     """
     from astropy.table import vstack
+
     from lsst.daf.butler import Butler
 
     butler = Butler.from_config(str(repo))
@@ -150,7 +170,8 @@ def _print_truth_scores(summary: dict[str, Any]) -> None:
 
 def _retrieve_plots(repo: Path, collection: str, destination: Path) -> list[str]:
     """Copy the PNG datasets of ``collection`` to ``destination`` (the
-    ``butler retrieve-artifacts`` way); returns their paths."""
+    ``butler retrieve-artifacts`` way); returns their paths.
+    """
     from lsst.daf.butler import Butler
 
     butler = Butler.from_config(str(repo))
@@ -169,13 +190,27 @@ def _retrieve_plots(repo: Path, collection: str, destination: Path) -> list[str]
 
 
 def run_demo(args) -> int:
+    """Run the demo: simulate a repository, run ``pipetask`` on it, read the
+    outputs back and print a summary.
+
+    Parameters
+    ----------
+    args : `argparse.Namespace`
+        The parsed ``rbnodia demo`` arguments (see `register`).
+
+    Returns
+    -------
+    status : `int`
+        0 (failures raise).
+    """
     from ..butler.execution import pipeline_path, run_pipetask
     from ..sim import write_simulated_repo
 
     timings = {}
     start = time.monotonic()
     repo = Path(args.repo)
-    print(f"[1/3] Simulating {args.visits} visit(s) x {args.detectors} detector(s) ({args.preset}) into {repo} ...")
+    print(f"[1/3] Simulating {args.visits} visit(s) x {args.detectors} detector(s) ({args.preset}) "
+          f"into {repo} ...")
     sim = write_simulated_repo(
         repo, preset=args.preset, n_visits=args.visits, n_detectors=args.detectors, seed=args.seed,
         image_size=tuple(args.size) if args.size else None, clobber=args.clobber, progress=True,
@@ -194,8 +229,10 @@ def run_demo(args) -> int:
 
     print()
     print("rbnodia demo: summary")
-    print(f"  detections classified : {summary['n_detections']} in {summary['n_catalogs']} detector catalogs")
-    print(f"  model                 : {summary['model']} (threshold {summary['threshold']:.3f} on score = P(real))")
+    print(f"  detections classified : {summary['n_detections']} in {summary['n_catalogs']} "
+          "detector catalogs")
+    print(f"  model                 : {summary['model']} "
+          f"(threshold {summary['threshold']:.3f} on score = P(real))")
     print(f"  real  (score >= thr.) : {summary['n_real']}")
     print(f"  bogus                 : {summary['n_bogus']}")
     print(f"  not scorable          : {summary['n_no_data']} (flag_no_data)")
@@ -206,8 +243,8 @@ def run_demo(args) -> int:
         print(f"  pictures (PNG)        : {len(plots)} files in {args.plots}/, e.g.")
         for path in plots[:4]:
             print(f"                          {path}")
-    print(f"  time                  : simulate {timings['simulate']:.0f} s, pipetask {timings['pipetask']:.0f} s, "
-          f"total {timings['total']:.0f} s")
+    print(f"  time                  : simulate {timings['simulate']:.0f} s, "
+          f"pipetask {timings['pipetask']:.0f} s, total {timings['total']:.0f} s")
     print("  see the outputs with  : (source .venv/bin/activate first if you used make demo)")
     print(f"    butler query-datasets {repo} rbnodia_reliability --collections {output}")
     print(f"    python -c \"from lsst.daf.butler import Butler; b = Butler('{repo}'); "
@@ -216,11 +253,18 @@ def run_demo(args) -> int:
 
 
 def register(subparsers) -> None:
-    """Add the ``demo`` subcommand."""
+    """Add the ``demo`` subcommand.
+
+    Parameters
+    ----------
+    subparsers : `argparse._SubParsersAction`
+        The ``rbnodia`` parser's subcommands.
+    """
     parser = subparsers.add_parser(
         "demo", help="Simulate a small survey into a new Butler repo and run the real/bogus pipeline on it."
     )
-    parser.add_argument("--repo", default="demo_repo", help="Repository folder to create (default: demo_repo).")
+    parser.add_argument("--repo", default="demo_repo",
+                        help="Repository folder to create (default: demo_repo).")
     parser.add_argument("--clobber", action="store_true", help="Replace an existing repository folder.")
     parser.add_argument("--preset", default="lsst", choices=["lsst", "des"], help="Camera preset.")
     parser.add_argument("--visits", type=int, default=2, help="Number of visits.")
@@ -231,7 +275,8 @@ def register(subparsers) -> None:
     parser.add_argument("--pipeline", default="SaliencyDiagnostics",
                         help="Packaged pipeline: SaliencyDiagnostics (default: noDIA classification with "
                         "saliency, then the paper's saliency figures), RealBogusNoDia or RealBogusDia.")
-    parser.add_argument("--plots", default="demo_plots", help="Folder for the PNG outputs (default demo_plots).")
+    parser.add_argument("--plots", default="demo_plots",
+                        help="Folder for the PNG outputs (default demo_plots).")
     parser.add_argument("--output", default="demo/realbogus", help="Output collection.")
     parser.add_argument("-j", "--jobs", type=int, default=2, help="pipetask processes (default 2).")
     parser.add_argument("-q", "--quiet", action="store_true", help="Do not echo pipetask's log.")

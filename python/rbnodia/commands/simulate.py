@@ -1,6 +1,7 @@
 """``rbnodia simulate``, ``make-training-set``, ``make-training-splits``,
 ``ingest-autoscan`` and ``plot-examples``: simulated survey data and the
-DES autoscan stamps."""
+DES autoscan stamps.
+"""
 
 from __future__ import annotations
 
@@ -140,7 +141,13 @@ def _plot_examples(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
-    """Add the simulation commands to the ``rbnodia`` parser."""
+    """Add the simulation commands to the ``rbnodia`` parser.
+
+    Parameters
+    ----------
+    subparsers : `argparse._SubParsersAction`
+        The ``rbnodia`` parser's subcommands.
+    """
     from ..sim.repo import DEFAULT_SEED
 
     p = subparsers.add_parser(

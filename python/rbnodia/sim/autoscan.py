@@ -17,8 +17,6 @@ present, readable, 2-d and of the expected size is skipped, and the skips are
 counted per reason, logged, and kept in ``meta["skipped"]``; stamp files
 without a label are counted too.  Nothing is dropped silently.
 
-Visit and detector
-------------------
 For the Butler, stamps are grouped by (visit, detector) derived from the
 exposure folder name: DES SN folders are ``<exposure number><CCD as 3
 digits>`` (e.g. ``470681007`` -> visit 470681, detector 7).  A folder name
@@ -32,11 +30,11 @@ RA = Dec = 0), stated in ``meta``.
 from __future__ import annotations
 
 __all__ = [
-    "read_autoscan",
-    "ingest_autoscan_to_butler",
     "AUTOSCAN_LABELS",
     "DECAM_FILTERS",
     "find_label_file",
+    "ingest_autoscan_to_butler",
+    "read_autoscan",
 ]
 
 import csv
@@ -70,8 +68,24 @@ _NIGHT = re.compile(r"^(19|20)\d{6}$")
 
 
 def find_label_file(path: str | Path) -> Path:
-    """The ``autoscan_features.3.csv`` inside ``path``, or in one of its
-    parents."""
+    """Find the ``autoscan_features.3.csv`` of an autoscan folder.
+
+    Parameters
+    ----------
+    path : `str` or `pathlib.Path`
+        The label file itself, or a folder: the file is looked for in it,
+        then in its parents, then anywhere below it.
+
+    Returns
+    -------
+    label_file : `pathlib.Path`
+        The label file.
+
+    Raises
+    ------
+    FileNotFoundError
+        Raised if there is none.
+    """
     path = Path(path)
     if path.is_file():
         return path
@@ -314,6 +328,9 @@ def ingest_autoscan_to_butler(
     dataset_type : `str`
         Dataset type name (dimensions instrument, visit, detector; storage
         class ``LabelledStamps``).
+    stamp_size : `int` or `None`, optional
+        Expected stamp size in pixels (see `read_autoscan`); `None` accepts
+        any size common to the three stamps of a row.
 
     Returns
     -------

@@ -33,6 +33,7 @@ class FluxScaleField:
     kx, ky : `numpy.ndarray`
         Wave vectors (radians per arcsec).
     phase : `numpy.ndarray`
+        Phase of each mode (radians).
     amplitude : `float`
         Per-mode amplitude, ``rms sqrt(2 / n_modes)``.
     """
@@ -44,19 +45,42 @@ class FluxScaleField:
 
     @classmethod
     def draw(cls, rng: np.random.Generator, rms: float, length: float, n_modes: int = 16) -> FluxScaleField:
-        """A random field of rms ``rms`` and correlation length ``length``
-        (arcsec)."""
+        """Draw a random field.
+
+        Parameters
+        ----------
+        rng : `numpy.random.Generator`
+            Random numbers.
+        rms : `float`
+            Root mean square of the fractional error.
+        length : `float`
+            Correlation length in arcsec (the rms wave number is
+            ``1 / length``).
+        n_modes : `int`, optional
+            Number of Fourier modes summed.
+
+        Returns
+        -------
+        field : `FluxScaleField`
+            The field.
+        """
         k = rng.normal(0.0, 1.0 / max(length, 1e-6), (2, n_modes))
         phase = rng.uniform(0.0, 2 * np.pi, n_modes)
         return cls(kx=k[0], ky=k[1], phase=phase, amplitude=float(rms) * np.sqrt(2.0 / n_modes))
 
     @classmethod
     def none(cls) -> FluxScaleField:
-        """No error."""
+        """Make a field that is zero everywhere.
+
+        Returns
+        -------
+        field : `FluxScaleField`
+            A field without modes.
+        """
         return cls(kx=np.zeros(0), ky=np.zeros(0), phase=np.zeros(0), amplitude=0.0)
 
     def __call__(self, u, v) -> np.ndarray:
-        """The fractional error at positions ``(u, v)`` (arcsec)."""
+        """Evaluate the fractional error at positions ``(u, v)`` (arcsec)."""
         u = np.asarray(u, dtype=float)
         v = np.asarray(v, dtype=float)
         if self.amplitude == 0.0 or len(self.kx) == 0:

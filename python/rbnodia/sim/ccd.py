@@ -13,13 +13,13 @@ from __future__ import annotations
 __all__ = [
     "Amplifiers",
     "Artifacts",
-    "bleed",
     "add_cosmic_rays",
     "add_defects",
     "add_satellite_trail",
+    "bleed",
     "expose",
-    "smooth_background",
     "interpolate_masked",
+    "smooth_background",
 ]
 
 from dataclasses import dataclass, field
@@ -32,13 +32,38 @@ from .presets import Preset
 
 @dataclass(frozen=True)
 class Amplifiers:
-    """Per-pixel gain (e-/ADU) and read noise (e-) maps of one detector."""
+    """Per-pixel gain (e-/ADU) and read noise (e-) maps of one detector.
+
+    Attributes
+    ----------
+    gain : `numpy.ndarray`
+        Float32 gain of each pixel's amplifier, e-/ADU.
+    read_noise : `numpy.ndarray`
+        Float32 read noise of each pixel's amplifier, e- rms.
+    """
 
     gain: np.ndarray
     read_noise: np.ndarray
 
     @classmethod
     def draw(cls, rng: np.random.Generator, preset: Preset, shape) -> Amplifiers:
+        """Draw the amplifiers' gains and read noises.
+
+        Parameters
+        ----------
+        rng : `numpy.random.Generator`
+            Random numbers.
+        preset : `~rbnodia.sim.presets.Preset`
+            ``amp_grid`` (equal segments), median ``gain`` and ``read_noise``,
+            ``gain_scatter``; read noises scatter by 5 %.
+        shape : `tuple` [`int`, `int`]
+            Image ``(height, width)``.
+
+        Returns
+        -------
+        amps : `Amplifiers`
+            Maps of the image's shape.
+        """
         height, width = shape
         rows, cols = preset.amp_grid
         n = rows * cols
@@ -55,6 +80,19 @@ class Artifacts:
     """Truth about the instrumental features added to one exposure.
 
     Boolean maps mark the pixels each feature touched (before any repair).
+
+    Attributes
+    ----------
+    cosmic_rays, bad_columns, hot_pixels, satellite, saturated : `numpy.ndarray`
+        Pixels touched by each feature.
+    cr_repaired : `numpy.ndarray`
+        Pixels the cosmic-ray repair masked (CR) and interpolated.
+    defect_masked : `numpy.ndarray`
+        Defect pixels in the defect list (masked BAD and interpolated).
+    n_cosmic_rays, n_bad_columns, n_hot_pixels, n_satellites : `int`
+        Numbers of features added.
+    notes : `dict`
+        Free-form details.
     """
 
     cosmic_rays: np.ndarray
@@ -72,6 +110,18 @@ class Artifacts:
 
     @classmethod
     def empty(cls, shape) -> Artifacts:
+        """Make the truth of an exposure without artifacts.
+
+        Parameters
+        ----------
+        shape : `tuple` [`int`, `int`]
+            Image ``(height, width)``.
+
+        Returns
+        -------
+        artifacts : `Artifacts`
+            All maps false, all counts zero.
+        """
         z = lambda: np.zeros(shape, dtype=bool)  # noqa: E731
         return cls(z(), z(), z(), z(), z(), z(), z())
 
@@ -82,7 +132,23 @@ class Artifacts:
 
 
 def smooth_background(rng: np.random.Generator, shape, amplitude: float) -> np.ndarray:
-    """A smooth (plane + gentle curvature) background of rms ``amplitude``."""
+    """Draw a smooth background: a plane plus a gentle curvature.
+
+    Parameters
+    ----------
+    rng : `numpy.random.Generator`
+        Random numbers.
+    shape : `tuple` [`int`, `int`]
+        Image ``(height, width)``.
+    amplitude : `float`
+        Scale, in the image's units: each of the four coefficients (offset,
+        two slopes, curvature) has rms ``amplitude / sqrt(3)``.
+
+    Returns
+    -------
+    background : `numpy.ndarray`
+        Float32 image of ``shape``.
+    """
     height, width = shape
     v = np.linspace(-1.0, 1.0, height)[:, None]
     u = np.linspace(-1.0, 1.0, width)[None, :]
@@ -91,10 +157,24 @@ def smooth_background(rng: np.random.Generator, shape, amplitude: float) -> np.n
 
 
 def bleed(electrons: np.ndarray, full_well: float) -> np.ndarray:
-    """Clip pixels at ``full_well`` and spread the excess charge along their
-    columns, half up and half down, filling each neighbour to the full well
-    (CCD blooming).  Modifies ``electrons`` in place and returns the map of
-    saturated pixels."""
+    """Clip pixels at the full well and spread the excess charge along their
+    columns (CCD blooming).
+
+    Half the excess goes up and half down, filling each neighbour to the
+    full well.
+
+    Parameters
+    ----------
+    electrons : `numpy.ndarray`
+        Image in electrons; modified in place.
+    full_well : `float`
+        Saturation level, e-.
+
+    Returns
+    -------
+    saturated : `numpy.ndarray`
+        Boolean map of the pixels at or above the full well.
+    """
     over = electrons > full_well
     if not over.any():
         return over
@@ -120,8 +200,27 @@ def bleed(electrons: np.ndarray, full_well: float) -> np.ndarray:
 def add_cosmic_rays(
     rng: np.random.Generator, electrons: np.ndarray, preset: Preset, n_expected: float
 ) -> tuple[np.ndarray, int]:
-    """Add cosmic-ray tracks (straight segments with a Landau-like charge per
-    pixel) and return the map of touched pixels and their number."""
+    """Add cosmic-ray tracks: straight segments with a Landau-like charge per
+    pixel.
+
+    Parameters
+    ----------
+    rng : `numpy.random.Generator`
+        Random numbers.
+    electrons : `numpy.ndarray`
+        Image in electrons; modified in place.
+    preset : `~rbnodia.sim.presets.Preset`
+        ``cosmic_ray_track_px``: mean track length.
+    n_expected : `float`
+        Mean number of tracks (the number is Poisson).
+
+    Returns
+    -------
+    hit : `numpy.ndarray`
+        Boolean map of the pixels the tracks touched.
+    n : `int`
+        Number of tracks.
+    """
     height, width = electrons.shape
     n = rng.poisson(n_expected)
     hit = np.zeros(electrons.shape, dtype=bool)
@@ -146,10 +245,28 @@ def add_cosmic_rays(
 
 
 def add_defects(rng: np.random.Generator, electrons: np.ndarray, preset: Preset, exposure_scale: float = 1.0):
-    """Hot (warm) column segments and hot pixels: extra dark charge.
+    """Add hot (warm) column segments and hot pixels: extra dark charge.
 
-    Returns the bad-column and hot-pixel maps and their counts; the caller
-    decides which defects the defect list knows about.
+    The caller decides which defects the defect list knows about.
+
+    Parameters
+    ----------
+    rng : `numpy.random.Generator`
+        Random numbers (the detector's static defects).
+    electrons : `numpy.ndarray`
+        Image in electrons; modified in place.
+    preset : `~rbnodia.sim.presets.Preset`
+        ``bad_columns`` and ``hot_pixels`` per native detector, scaled by
+        the image's area.
+    exposure_scale : `float`, optional
+        Dark charge relative to a 90 s exposure.
+
+    Returns
+    -------
+    columns, pixels : `numpy.ndarray`
+        Boolean maps of the bad-column segments and the hot pixels.
+    n_col, n_hot : `int`
+        Their numbers.
     """
     height, width = electrons.shape
     columns = np.zeros(electrons.shape, dtype=bool)
@@ -173,9 +290,28 @@ def add_defects(rng: np.random.Generator, electrons: np.ndarray, preset: Preset,
 
 
 def add_satellite_trail(rng: np.random.Generator, electrons: np.ndarray, fwhm_px: float, sky_sigma_e: float):
-    """A straight satellite trail across the detector with a Gaussian
-    cross-section (a little wider than the PSF: satellites are out of focus);
-    returns the map of pixels within 3 sigma of its centre line."""
+    """Add a straight satellite trail across the detector.
+
+    The trail has a Gaussian cross-section a little wider than the PSF
+    (satellites are out of focus).
+
+    Parameters
+    ----------
+    rng : `numpy.random.Generator`
+        Random numbers.
+    electrons : `numpy.ndarray`
+        Image in electrons; modified in place.
+    fwhm_px : `float`
+        PSF FWHM in pixels; the trail's sigma is 0.5-1.2 times it.
+    sky_sigma_e : `float`
+        Sky noise per pixel, e-; the trail's peak is a log-normal multiple of
+        it (median 3).
+
+    Returns
+    -------
+    trail : `numpy.ndarray`
+        Boolean map of the pixels within 3 sigma of its centre line.
+    """
     height, width = electrons.shape
     angle = rng.uniform(0, np.pi)
     x0, y0 = rng.uniform(0, width), rng.uniform(0, height)
@@ -189,9 +325,19 @@ def add_satellite_trail(rng: np.random.Generator, electrons: np.ndarray, fwhm_px
 
 
 def interpolate_masked(image: np.ndarray, mask: np.ndarray, axis: int | None = None) -> None:
-    """ISR-style repair: replace masked pixels by the mean of the nearest good
-    pixels along rows (``axis=1``), columns (``axis=0``) or the median of the
-    3x3 good neighbours (``None``).  Modifies ``image`` in place."""
+    """Repair masked pixels as ISR does, in place.
+
+    Parameters
+    ----------
+    image : `numpy.ndarray`
+        Image; modified in place.
+    mask : `numpy.ndarray`
+        Boolean map of the pixels to replace.
+    axis : `int` or `None`, optional
+        ``1``: linear interpolation between the nearest good pixels along
+        rows; ``0``: along columns; `None`: the median of the good pixels of
+        the 5x5 neighbourhood (0 where there is none).
+    """
     if not mask.any():
         return
     if axis is None:
@@ -243,7 +389,9 @@ def expose(
     model_njy : `numpy.ndarray`
         Noise-free astrophysical image (background-free), nJy / pixel.
     preset : `~rbnodia.sim.presets.Preset`
+        Full well, defect and cosmic-ray properties, exposure time.
     amps : `Amplifiers`
+        Gains and read noises.
     nJy_per_e : `float`
         Calibration of this exposure.
     sky_e : `float`
@@ -254,6 +402,8 @@ def expose(
         Expected number of cosmic rays.
     satellite : `bool`
         Add a satellite trail.
+    fwhm_px : `float`
+        PSF FWHM in pixels (the width of a satellite trail).
     defect_rng : `numpy.random.Generator`, optional
         Generator of the detector's (static) defects; none if omitted.
     repair : `bool`
@@ -262,9 +412,12 @@ def expose(
     Returns
     -------
     image, variance : `numpy.ndarray`
-        float32, nJy and nJy^2.
+        Float32, nJy and nJy^2.
     mask : `dict` [`str`, `numpy.ndarray`]
+        Boolean planes ``BAD``, ``SAT``, ``CR``, ``EDGE``, ``NO_DATA``,
+        ``DETECTED``.
     artifacts : `Artifacts`
+        What was added and what was repaired.
     """
     shape = model_njy.shape
     artifacts = Artifacts.empty(shape)

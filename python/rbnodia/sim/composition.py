@@ -6,7 +6,7 @@ A shard's quotas are filled in patch order, so its content depends only on
 the patches' seeds.  Bogus groups that a stream under-produces would stall
 a shard; once the stream has offered `OVERFLOW_FACTOR` times the bogus
 quota, the missing stamps are taken from the surplus of the other groups
-(in patch order) and the shadow is recorded in the shard's metadata.
+(in patch order) and the borrowing is recorded in the shard's metadata.
 """
 
 from __future__ import annotations
@@ -41,7 +41,23 @@ the surplus."""
 
 
 def shard_quotas(n: int, shard_size: int, real_fraction: float) -> list[tuple[int, int]]:
-    """``(n_real, n_bogus)`` per shard, adding up to the requested totals."""
+    """Split a set into shards and each shard into real and bogus stamps.
+
+    Parameters
+    ----------
+    n : `int`
+        Stamps in the set.
+    shard_size : `int`
+        Stamps per shard (the last shard takes the rest).
+    real_fraction : `float`
+        Fraction of real stamps, rounded at each shard's cumulative end, so
+        the totals match ``n * real_fraction`` to within one stamp.
+
+    Returns
+    -------
+    quotas : `list` [`tuple` [`int`, `int`]]
+        ``(n_real, n_bogus)`` per shard.
+    """
     quotas = []
     done = 0
     real_done = 0
@@ -57,8 +73,29 @@ def shard_quotas(n: int, shard_size: int, real_fraction: float) -> list[tuple[in
 def bogus_quotas(
     n_bogus: int, composition: dict[str, float] | None, variable_star_label: int
 ) -> dict[str, int]:
-    """Split ``n_bogus`` over groups (largest remainders); ``None``
-    composition: one ``any`` group."""
+    """Split a shard's bogus stamps over family groups.
+
+    Parameters
+    ----------
+    n_bogus : `int`
+        Bogus stamps in the shard.
+    composition : `dict` [`str`, `float`] or `None`
+        Share of each group (`BOGUS_COMPOSITION`; normalised here), or
+        `None` for a single ``any`` group.
+    variable_star_label : `int`
+        The preset's label of variable stars; when real, the
+        ``variable_star`` group is dropped.
+
+    Returns
+    -------
+    quotas : `dict` [`str`, `int`]
+        Stamps per group, adding up to ``n_bogus`` (largest remainders).
+
+    Raises
+    ------
+    ValueError
+        Raised if a group is unknown or no share is positive.
+    """
     if composition is None:
         return {"any": n_bogus}
     shares = {g: float(s) for g, s in composition.items() if s > 0}
@@ -108,7 +145,14 @@ class ShardAssembler:
         return np.where(listed | (stamps.label == REAL), keys, "bogus:other")
 
     def add(self, stamps: LabelledStamps) -> None:
-        """Offer the stamps of one patch."""
+        """Offer the stamps of one patch.
+
+        Parameters
+        ----------
+        stamps : `~rbnodia.core.stampset.LabelledStamps`
+            The patch's stamps, in order; those within a quota are taken,
+            the other bogus ones are kept as surplus.
+        """
         self.n_patches += 1
         if not len(stamps):
             return
@@ -128,12 +172,24 @@ class ShardAssembler:
             self.surplus.append(stamps.subset(rest))
 
     def missing(self) -> dict[str, int]:
-        """Stamps still wanted per key."""
+        """Count the stamps still wanted.
+
+        Returns
+        -------
+        missing : `dict` [`str`, `int`]
+            Per key (``real``, ``bogus:<group>``) with a deficit.
+        """
         return {k: self.quota[k] - self.count[k] for k in self.quota if self.count[k] < self.quota[k]}
 
     def ready(self) -> bool:
-        """Quotas met, or the bogus deficit can be filled from the surplus
-        after the stream stalled."""
+        """Tell whether the shard can be made.
+
+        Returns
+        -------
+        ready : `bool`
+            True when the quotas are met, or when the stream has stalled
+            (`OVERFLOW_FACTOR`) and the surplus covers the bogus deficit.
+        """
         missing = self.missing()
         if not missing:
             return True
@@ -142,8 +198,20 @@ class ShardAssembler:
         return sum(len(s) for s in self.surplus) >= sum(missing.values())
 
     def shard(self, rng: np.random.Generator) -> tuple[LabelledStamps, dict[str, int]]:
-        """The shuffled shard, and the stamps borrowed from the surplus per
-        key (call when `ready`)."""
+        """Assemble the shard (call when `ready`).
+
+        Parameters
+        ----------
+        rng : `numpy.random.Generator`
+            Shuffles the rows.
+
+        Returns
+        -------
+        shard : `~rbnodia.core.stampset.LabelledStamps`
+            The shuffled shard.
+        borrowed : `dict` [`str`, `int`]
+            Stamps taken from the surplus in place of each key's deficit.
+        """
         borrowed = self.missing()
         parts = [p for key in self.quota for p in self.parts[key]]
         need = sum(borrowed.values())

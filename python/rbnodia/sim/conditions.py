@@ -1,5 +1,6 @@
 """Observing conditions of a visit: band, epoch, seeing, sky, pointing,
-rotation and PSF shape, shared by all detectors of the visit."""
+rotation and PSF shape, shared by all detectors of the visit.
+"""
 
 from __future__ import annotations
 
@@ -43,9 +44,23 @@ def visit_conditions(preset: Preset, visit: int, seed: int, band: str | None = N
     Parameters
     ----------
     preset : `~rbnodia.sim.presets.Preset`
-    visit, seed : `int`
+        Survey preset (bands, seeing, sky, pointing and PSF scatter).
+    visit : `int`
+        Visit number.
+    seed : `int`
+        Master seed.
     band : `str`, optional
         Force the band (default: drawn from the preset's bands).
+
+    Returns
+    -------
+    conditions : `VisitConditions`
+        The visit's conditions.
+
+    Raises
+    ------
+    ValueError
+        Raised if ``band`` is not one of the preset's bands.
     """
     rng = np.random.default_rng([seed, visit, 11])
     choice = preset.bands[int(rng.integers(len(preset.bands)))]

@@ -10,7 +10,7 @@ detection.
 
 from __future__ import annotations
 
-__all__ = ["detect_sources", "matched_filter_significance", "psf_photometry", "gaussian_filter_kernel"]
+__all__ = ["detect_sources", "gaussian_filter_kernel", "matched_filter_significance", "psf_photometry"]
 
 import logging
 
@@ -20,7 +20,18 @@ _log = logging.getLogger(__name__)
 
 
 def gaussian_filter_kernel(fwhm_px: float) -> np.ndarray:
-    """Normalised Gaussian of the given FWHM, for matched filtering."""
+    """Make a normalised Gaussian kernel for matched filtering.
+
+    Parameters
+    ----------
+    fwhm_px : `float`
+        FWHM in pixels.
+
+    Returns
+    -------
+    kernel : `numpy.ndarray`
+        Float32 square kernel, ``2 ceil(2.5 sigma) + 1`` wide, of unit sum.
+    """
     sigma = fwhm_px / 2.3548
     half = max(int(np.ceil(2.5 * sigma)), 1)
     u = np.arange(-half, half + 1)
@@ -32,12 +43,28 @@ def gaussian_filter_kernel(fwhm_px: float) -> np.ndarray:
 def matched_filter_significance(
     image: np.ndarray, variance: np.ndarray, bad: np.ndarray, fwhm_px: float
 ) -> np.ndarray:
-    """Point-source significance of every pixel: the inverse-variance
-    weighted Gaussian (PSF-like) matched filter,
+    """Compute the point-source significance of every pixel.
 
-        S/N = sum(G D / V) / sqrt(sum(G^2 / V)),
+    The significance is the inverse-variance weighted Gaussian (PSF-like)
+    matched filter, ``S/N = sum(G D / V) / sqrt(sum(G^2 / V))``, computed
+    with separable Gaussian filters.
 
-    computed with separable Gaussian filters.  NaN where there is no data.
+    Parameters
+    ----------
+    image : `numpy.ndarray`
+        Image ``D``.
+    variance : `numpy.ndarray`
+        Its variance plane ``V``.
+    bad : `numpy.ndarray`
+        Boolean map of pixels without data (ignored, like non-finite or
+        non-positive variances).
+    fwhm_px : `float`
+        FWHM of the Gaussian ``G``, pixels.
+
+    Returns
+    -------
+    significance : `numpy.ndarray`
+        Float32 map; NaN where there is no data.
     """
     from scipy import ndimage
 
@@ -62,7 +89,7 @@ def detect_sources(
     deblend_cont: float = 0.005,
     significance: np.ndarray | None = None,
 ):
-    """Positive detections.
+    """Find positive detections.
 
     The image is matched-filtered (`matched_filter_significance`) and SEP
     finds connected pixels above ``threshold`` sigma, with multi-threshold
@@ -76,6 +103,14 @@ def detect_sources(
         Pixels not to detect on (NO_DATA).
     fwhm_px : `float`
         PSF FWHM for the matched filter.
+    threshold : `float`, optional
+        Detection threshold, sigma of the matched filter.
+    minarea : `int`, optional
+        Fewest connected pixels above the threshold.
+    deblend_nthresh : `int`, optional
+        Number of deblending levels (SEP).
+    deblend_cont : `float`, optional
+        Minimum contrast of a deblended object (SEP).
     significance : `numpy.ndarray`, optional
         Precomputed `matched_filter_significance`.
 
@@ -84,7 +119,7 @@ def detect_sources(
     objects : `numpy.ndarray`
         SEP structured array (``x``, ``y``, ``peak``, ``npix`` ...).
     segmentation : `numpy.ndarray`
-        int32 map of object footprints (0 = none).
+        Int32 map of object footprints (0 = none).
     """
     import sep
 
@@ -109,11 +144,12 @@ def detect_sources(
 
 
 def psf_photometry(image, variance, x, y, psf_image_fn, half: int):
-    """PSF flux and error at each position.
+    """Measure the PSF flux and its error at each position.
 
     Parameters
     ----------
     image, variance : `numpy.ndarray`
+        Image and its variance plane (non-finite pixels are not used).
     x, y : `numpy.ndarray`
         Positions (pixels).
     psf_image_fn : callable

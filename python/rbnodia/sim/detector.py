@@ -28,14 +28,14 @@ detector reuse them.
 from __future__ import annotations
 
 __all__ = [
+    "RUN_OPTIONS",
     "SimulatedDetector",
     "VisitConditions",
-    "visit_conditions",
-    "simulate_detector",
-    "science_wcs",
-    "detection_id",
     "clear_cache",
-    "RUN_OPTIONS",
+    "detection_id",
+    "science_wcs",
+    "simulate_detector",
+    "visit_conditions",
 ]
 
 import datetime
@@ -73,6 +73,43 @@ class SimulatedDetector:
     template warped onto the science grid, *not* PSF-matched.  ``truth`` rows
     follow ``detections`` rows; ``label`` uses the DES convention
     (0 = real, 1 = bogus).
+
+    Attributes
+    ----------
+    instrument : `str`
+        Instrument name of the preset (``SimDECam``, ``SimLSSTCam``).
+    visit, detector : `int`
+        Identifiers.
+    physical_filter, band : `str`
+        Filter of the visit (``<band>_sim``) and its band.
+    obs_time : `datetime.datetime`
+        Start of the exposure (UTC).
+    exposure_time : `float`
+        Seconds.
+    science, science_variance : `numpy.ndarray`
+        Calibrated science image and its variance plane.
+    science_mask : `dict` [`str`, `numpy.ndarray`]
+        Its mask planes (``BAD``, ``SAT``, ``CR``, ``EDGE``, ``NO_DATA``,
+        ``DETECTED``).
+    template, template_variance : `numpy.ndarray`
+        Template warped onto the science grid and its variance plane.
+    template_mask : `dict` [`str`, `numpy.ndarray`]
+        Its mask planes.
+    difference, difference_variance : `numpy.ndarray`
+        Difference image and its variance plane.
+    difference_mask : `dict` [`str`, `numpy.ndarray`]
+        Its mask planes.
+    wcs : `astropy.wcs.WCS`
+        WCS of the science grid (shared by all three images).
+    detections : `astropy.table.Table`
+        Detections on the difference image.
+    truth : `astropy.table.Table`
+        Label, family and truth of each detection, row by row.
+    psf_fwhm_science, psf_fwhm_template : `float`
+        PSF FWHMs at the detector centre, arcsec.
+    meta : `dict` [`str`, `~typing.Any`]
+        Provenance and the simulator's inner state (``injections``: every
+        injected transient; ``timings_s``: wall time of each step).
     """
 
     instrument: str
@@ -100,16 +137,19 @@ class SimulatedDetector:
 
     @property
     def data_id(self) -> dict[str, Any]:
+        """Butler data ID (``instrument``, ``visit``, ``detector``)."""
         return {"instrument": self.instrument, "visit": self.visit, "detector": self.detector}
 
     @property
     def shape(self) -> tuple[int, int]:
+        """Image ``(height, width)`` in pixels."""
         return self.science.shape
 
 
 class _Timer:
     """Wall time of each step; long steps are logged at INFO, so that a
-    full-size detector logs at least every ~30 s."""
+    full-size detector logs at least every ~30 s.
+    """
 
     def __init__(self, label: str):
         self.label = label
@@ -131,7 +171,8 @@ _CACHE: dict[str, tuple[Any, Any]] = {}
 def _cached(kind: str, key: Any, make):
     """One-entry-per-kind memo: consecutive visits of a detector reuse its
     scene and template (the loop order of the repo writer and training
-    workers makes this effective)."""
+    workers makes this effective).
+    """
     hit = _CACHE.get(kind)
     if hit is not None and hit[0] == key:
         return hit[1]
@@ -142,8 +183,9 @@ def _cached(kind: str, key: Any, make):
 
 
 def clear_cache() -> None:
-    """Drop the cached static sky and template (a full-size LSST template
-    holds ~300 MB)."""
+    """Drop the cached static sky and template (a full-size template holds
+    several image planes larger than the detector).
+    """
     _CACHE.clear()
 
 
@@ -186,13 +228,13 @@ def simulate_detector(
     from threadpoolctl import threadpool_limits
 
     # The linear algebra here is on small matrices: BLAS threads only fight
-    # over the cores (20x slower on a loaded 2-core machine).
+    # over the cores.
     with threadpool_limits(limits=1, user_api="blas"):
         return _simulate_detector(preset, visit=visit, detector=detector, seed=seed, **options)
 
 
 def _sky_and_template(preset: Preset, seed: int, detector: int, cond: VisitConditions, run: dict):
-    """The ``scene`` and ``template`` steps (cached across visits)."""
+    """Run the ``scene`` and ``template`` steps (cached across visits)."""
     blank = bool(run["blank"])
     with_artifacts = bool(run["artifacts"]) and not blank
     max_half = int(run["max_stamp_half"])
@@ -212,7 +254,7 @@ def _sky_and_template(preset: Preset, seed: int, detector: int, cond: VisitCondi
 
 
 def _simulate_detector(preset, *, visit: int, detector: int, seed: int, **options) -> SimulatedDetector:
-    """The steps of `simulate_detector`, in order."""
+    """Run the steps of `simulate_detector`, in order."""
     run, overrides = split_options(options)
     preset = get_preset(preset, **overrides)
     timer = _Timer(f"{preset.instrument} visit={visit} detector={detector}")

@@ -1,9 +1,10 @@
 """Where a detector-visit lies: its science WCS, the detector's nominal
-footprint frame, and the template grid that covers every visit of it."""
+footprint frame, and the template grid that covers every visit of it.
+"""
 
 from __future__ import annotations
 
-__all__ = ["TEMPLATE_MARGIN", "template_grid", "science_geometry", "science_wcs"]
+__all__ = ["TEMPLATE_MARGIN", "science_geometry", "science_wcs", "template_grid"]
 
 import numpy as np
 from astropy.wcs import WCS
@@ -19,8 +20,23 @@ TEMPLATE_MARGIN = 24
 
 
 def template_grid(preset: Preset) -> tuple[tuple[int, int], tuple[float, float]]:
-    """Shape and centre of the template grid that covers every visit of a
-    detector (any allowed rotation and dither) plus the warping margin."""
+    """Size the template grid of a detector.
+
+    The grid covers every visit of the detector (any allowed rotation and
+    dither) plus the warping margin, `TEMPLATE_MARGIN`.
+
+    Parameters
+    ----------
+    preset : `~rbnodia.sim.presets.Preset`
+        Detector shape, pixel scale, largest rotation and dither.
+
+    Returns
+    -------
+    shape : `tuple` [`int`, `int`]
+        Template ``(height, width)`` in pixels.
+    centre : `tuple` [`float`, `float`]
+        Its central pixel ``(x, y)``, 0-based.
+    """
     height, width = preset.shape
     theta = np.deg2rad(preset.max_rotation_deg)
     pad = 2 * (1.5 * preset.dither_arcsec / preset.pixel_scale + TEMPLATE_MARGIN)
@@ -30,8 +46,25 @@ def template_grid(preset: Preset) -> tuple[tuple[int, int], tuple[float, float]]
 
 
 def science_geometry(preset: Preset, detector: int, cond: VisitConditions) -> tuple[WCS, WCS]:
-    """The science WCS of a detector-visit and the tangent-plane frame of
-    the detector's nominal footprint (whose ``crval`` is its centre)."""
+    """Place a detector-visit on the sky.
+
+    Parameters
+    ----------
+    preset : `~rbnodia.sim.presets.Preset`
+        Detector shape, pixel scale, field centre and focal-plane layout.
+    detector : `int`
+        Detector number (its place on the focal plane).
+    cond : `~rbnodia.sim.conditions.VisitConditions`
+        The visit's dither and rotation.
+
+    Returns
+    -------
+    wcs : `astropy.wcs.WCS`
+        The science WCS of the detector-visit.
+    frame : `astropy.wcs.WCS`
+        The tangent-plane frame (arcsec) of the detector's nominal
+        footprint, whose ``crval`` is its centre.
+    """
     height, width = preset.shape
     scale = preset.pixel_scale
     dx, dy = detector_offset(detector, preset.shape, preset.focal_plane_columns, preset.detector_gap_px)
@@ -44,15 +77,27 @@ def science_geometry(preset: Preset, detector: int, cond: VisitConditions) -> tu
 
 
 def science_wcs(preset: str | Preset, *, visit: int, detector: int, seed: int, **options) -> WCS:
-    """The WCS `~rbnodia.sim.simulate_detector` will give a detector-visit,
-    without simulating it (for registering visit regions up front).
+    """Compute the WCS `~rbnodia.sim.simulate_detector` will give a
+    detector-visit, without simulating it (for registering visit regions up
+    front).
 
     Parameters
     ----------
     preset : `str` or `~rbnodia.sim.presets.Preset`
-    visit, detector, seed : `int`
+        ``"des"``, ``"lsst"`` or a preset.
+    visit : `int`
+        Visit number.
+    detector : `int`
+        Detector number.
+    seed : `int`
+        Master seed.
     **options
         The options of `~rbnodia.sim.simulate_detector`.
+
+    Returns
+    -------
+    wcs : `astropy.wcs.WCS`
+        The science WCS.
     """
     run, overrides = split_options(options)
     preset = get_preset(preset, **overrides)

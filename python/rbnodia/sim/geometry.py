@@ -12,11 +12,11 @@ warped.
 from __future__ import annotations
 
 __all__ = [
-    "make_tan_wcs",
-    "detector_offset",
     "AstrometricError",
-    "pixel_mapping",
+    "detector_offset",
     "footprint_corners",
+    "make_tan_wcs",
+    "pixel_mapping",
 ]
 
 from dataclasses import dataclass
@@ -31,7 +31,7 @@ def make_tan_wcs(
     pixel_scale: float,
     rotation_deg: float = 0.0,
 ) -> WCS:
-    """A FITS TAN WCS, 0-based pixel coordinates as used by the arrays.
+    """Make a FITS TAN WCS with 0-based pixel coordinates, as the arrays use.
 
     Parameters
     ----------
@@ -41,9 +41,14 @@ def make_tan_wcs(
         0-based ``(x, y)`` pixel position of the tangent point (may lie off
         the array, as for all but the central detector of a camera).
     pixel_scale : `float`
-        arcsec / pixel.
+        Arcsec per pixel.
     rotation_deg : `float`
         Angle from north to the +y axis, counter-clockwise (east of north).
+
+    Returns
+    -------
+    wcs : `astropy.wcs.WCS`
+        The WCS, east to the left.
     """
     wcs = WCS(naxis=2)
     wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
@@ -60,9 +65,27 @@ def make_tan_wcs(
 
 
 def detector_offset(detector: int, shape: tuple[int, int], columns: int, gap: int) -> tuple[float, float]:
-    """Focal-plane position (pixels) of a detector's centre relative to the
-    boresight, for a rectangular grid of ``columns`` detectors per row
-    centred on the boresight."""
+    """Place a detector's centre on a simple focal plane.
+
+    The focal plane is a rectangular grid of four rows of ``columns``
+    detectors, centred on the boresight; detector numbers wrap around it.
+
+    Parameters
+    ----------
+    detector : `int`
+        Detector number.
+    shape : `tuple` [`int`, `int`]
+        Detector ``(height, width)`` in pixels.
+    columns : `int`
+        Detectors per row.
+    gap : `int`
+        Pixels between neighbouring detectors.
+
+    Returns
+    -------
+    x, y : `float`
+        Position of the detector's centre relative to the boresight, pixels.
+    """
     height, width = shape
     rows = 4
     col = detector % columns
@@ -73,7 +96,21 @@ def detector_offset(detector: int, shape: tuple[int, int], columns: int, gap: in
 
 
 def footprint_corners(wcs: WCS, shape: tuple[int, int]) -> list[tuple[float, float]]:
-    """Sky corners (ra, dec) of a pixel grid, counter-clockwise."""
+    """Compute the sky corners of a pixel grid.
+
+    Parameters
+    ----------
+    wcs : `astropy.wcs.WCS`
+        The grid's WCS (0-based pixels).
+    shape : `tuple` [`int`, `int`]
+        Grid ``(height, width)``.
+
+    Returns
+    -------
+    corners : `list` [`tuple` [`float`, `float`]]
+        ``(ra, dec)`` in degrees of the outer pixel corners,
+        counter-clockwise in pixel coordinates.
+    """
     height, width = shape
     x = np.array([-0.5, width - 0.5, width - 0.5, -0.5])
     y = np.array([-0.5, -0.5, height - 0.5, height - 0.5])
@@ -89,6 +126,13 @@ class AstrometricError:
 
     ``dx = a0 + a1 u + a2 v + a3 u v + a4 u^2 + a5 v^2`` (same for ``dy`` with
     ``b``), with ``u, v`` the pixel coordinates scaled to [-1, 1].
+
+    Attributes
+    ----------
+    a, b : `numpy.ndarray`
+        The six coefficients of ``dx`` and of ``dy``, pixels.
+    shape : `tuple` [`int`, `int`]
+        The grid's ``(height, width)``.
     """
 
     a: np.ndarray
@@ -97,17 +141,46 @@ class AstrometricError:
 
     @classmethod
     def draw(cls, rng: np.random.Generator, shape, shift_px: float, gradient_px: float) -> AstrometricError:
-        """Random field with rms ``shift_px`` (constant) and ``gradient_px``
-        (spatially varying part)."""
+        """Draw a random field.
+
+        Parameters
+        ----------
+        rng : `numpy.random.Generator`
+            Random numbers.
+        shape : `tuple` [`int`, `int`]
+            The grid's ``(height, width)``.
+        shift_px : `float`
+            The rms of the constant term of each coordinate, pixels.
+        gradient_px : `float`
+            The rms of the five spatially varying coefficients together, pixels.
+
+        Returns
+        -------
+        error : `AstrometricError`
+            The field.
+        """
         a = np.concatenate([[rng.normal(0, shift_px)], rng.normal(0, gradient_px / np.sqrt(5), 5)])
         b = np.concatenate([[rng.normal(0, shift_px)], rng.normal(0, gradient_px / np.sqrt(5), 5)])
         return cls(a=a, b=b, shape=tuple(shape))
 
     @classmethod
     def none(cls, shape) -> AstrometricError:
+        """Make a field without displacement.
+
+        Parameters
+        ----------
+        shape : `tuple` [`int`, `int`]
+            The grid's ``(height, width)``.
+
+        Returns
+        -------
+        error : `AstrometricError`
+            All coefficients zero.
+        """
         return cls(a=np.zeros(6), b=np.zeros(6), shape=tuple(shape))
 
     def __call__(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Evaluate the displacement ``(dx, dy)`` at pixels ``(x, y)``."""
         height, width = self.shape
         u = 2.0 * np.asarray(x) / max(width - 1, 1) - 1.0
         v = 2.0 * np.asarray(y) / max(height - 1, 1) - 1.0
@@ -122,11 +195,22 @@ def pixel_mapping(
     *,
     step: int = 32,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Source-grid pixel coordinates of every destination pixel centre.
+    """Map every destination pixel centre to source-grid pixel coordinates.
 
     The exact mapping (destination pixel -> sky -> source pixel) is evaluated
     on a coarse grid every ``step`` pixels and interpolated with a bicubic
     spline, as survey warpers do (``interpLength``).
+
+    Parameters
+    ----------
+    dest_wcs : `astropy.wcs.WCS`
+        WCS of the destination grid.
+    dest_shape : `tuple` [`int`, `int`]
+        Destination ``(height, width)``.
+    src_wcs : `astropy.wcs.WCS`
+        WCS of the source grid.
+    step : `int`, optional
+        Spacing of the exactly mapped pixels.
 
     Returns
     -------

@@ -1,6 +1,7 @@
 """The truth step of a simulated detector-visit: gather what the simulator
 knows about the difference image, label every detection
-(`rbnodia.sim.truth`) and tabulate the injections."""
+(`rbnodia.sim.truth`) and tabulate the injections.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ and detection ids never collide."""
 
 
 def _context(preset, scene, sci, src, exposure, warped_sat, sub, meas, tmpl, static, threshold):
-    """The `~rbnodia.sim.truth.TruthContext` of a detector-visit."""
+    """Gather the `~rbnodia.sim.truth.TruthContext` of a detector-visit."""
     galaxies, stars = scene.galaxies, scene.stars
     fwhm_px = sci.diff_fwhm_px
     f5 = flux5(sci.m5)
@@ -106,23 +107,35 @@ def _injections(visit, detector, sci, src, matched, det_ids) -> Table:
 def label_step(
     preset, scene, sci, src, exposure, warped_sat, sub, meas, tmpl, static, *, visit, detector, run
 ):
-    """Labels of the detections and the table of injections.
+    """Label the detections and tabulate the injections.
 
     Parameters
     ----------
     preset : `~rbnodia.sim.presets.Preset`
+        The (overridden) preset of the run.
     scene : `~rbnodia.sim.sky.Scene`
+        The detector's static sky.
     sci : `~rbnodia.sim.science.ScienceFrame`
+        The visit's science grid, PSF and depth.
     src : `~rbnodia.sim.science.Sources`
+        Sources placed on the science grid, injections included.
     exposure : `~rbnodia.sim.science.Exposure`
+        The science exposure and the truth of its artifacts.
     warped_sat : `numpy.ndarray`
         Saturated template pixels on the science grid.
     sub : `~rbnodia.sim.matching.Subtraction`
+        The difference image and its kernel.
     meas : `~rbnodia.sim.measure.Measurement`
+        The detections.
     tmpl : `~rbnodia.sim.template.Template`
+        The template on its own grid (its noise-free model and flux-scale
+        error).
     static : `numpy.ndarray`
         Noise-free science model of the static sky.
-    visit, detector : `int`
+    visit : `int`
+        Visit number.
+    detector : `int`
+        Detector number.
     run : `dict`
         Run options (``threshold``, ``match_radius``).
 
@@ -131,7 +144,10 @@ def label_step(
     truth : `astropy.table.Table`
         ``id``, ``label``, ``family``, ``mag``, ``snr`` per detection.
     injections : `astropy.table.Table`
-        Every injected transient, detected or not (see `_injections`).
+        Every injected transient, detected or not: ``id``, ``x``, ``y``,
+        ``ra``, ``dec``, ``mag``, ``flux``, ``snr_expected``, ``family``,
+        ``hosted``, ``host``, ``host_mag``, ``detected``,
+        ``detection_id``.
     """
     det = meas.detections
     context = _context(

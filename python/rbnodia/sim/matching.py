@@ -32,11 +32,15 @@ class Subtraction:
     """A difference image and the kernel that made it."""
 
     difference: np.ndarray
+    """Difference image (nJy per pixel; a new source is positive)."""
     variance: np.ndarray
+    """Its variance plane."""
     edge: np.ndarray
     """Pixels where the convolution reached missing data or the border."""
     solution: KernelSolution
+    """The fitted kernel."""
     basis: KernelBasis
+    """Its basis."""
     mode: str
     """How the kernel was constrained: ``stamps``, ``image`` or ``psf``."""
     convolve: str
@@ -57,11 +61,13 @@ def psf_star_kernel(
     width_error: float = 0.0,
     shape_error: float = 0.0,
 ) -> KernelSolution:
-    """Alard-Lupton kernel fitted on a 2 x 2 grid of bright, isolated
-    synthetic stars drawn with the target and source PSFs (positions spread
-    over the grid, random sub-pixel phases, sky noise of both images): what
-    a fit on the bright stars of a whole detector converges to, for
-    sub-images too small to hold enough stars of their own.
+    """Fit an Alard-Lupton kernel on synthetic stars.
+
+    The stars are a 2 x 2 grid of bright, isolated synthetic stars drawn
+    with the target and source PSFs (positions spread over the grid, random
+    sub-pixel phases, sky noise of both images): what a fit on the bright
+    stars of a whole detector converges to, for sub-images too small to hold
+    enough stars of their own.
 
     The kernel convolves the source image (flux scale ``source_scale``
     relative to the target) to match the target.  A whole-detector solution
@@ -69,6 +75,32 @@ def psf_star_kernel(
     the local one by a fractional FWHM error and an ellipticity error drawn
     with rms ``width_error`` and ``shape_error`` (recorded in
     ``solution.info``).
+
+    Parameters
+    ----------
+    target_psf, source_psf : `~rbnodia.sim.render.PsfModel`
+        PSFs of the image the kernel matches and of the image it convolves.
+    jacobian : `galsim.JacobianWCS`
+        Local pixel-to-arcsec mapping of the science grid.
+    basis : `~rbnodia.sim.subtract.KernelBasis`
+        Kernel basis.
+    sigma_target, sigma_source : `float`
+        Sky noise per pixel of the two images.
+    source_scale : `float`
+        Flux scale of the source image relative to the target.
+    fwhm_px : `float`
+        FWHM of the target PSF in pixels (star flux, fit radius).
+    rng : `numpy.random.Generator`
+        Random numbers (PSF errors, sub-pixel phases, noise).
+    width_error : `float`, optional
+        The rms fractional FWHM error of the matched target PSF.
+    shape_error : `float`, optional
+        The rms of each ellipticity component of that error.
+
+    Returns
+    -------
+    solution : `~rbnodia.sim.subtract.KernelSolution`
+        Spatially constant kernel without background.
     """
     import galsim
 
@@ -118,7 +150,7 @@ def psf_star_kernel(
 
 
 def _psf_mode_kernel(sci, tmpl, basis, rng, preset_errors) -> KernelSolution:
-    """`psf_star_kernel` in the direction of ``sci.convolve``."""
+    """Run `psf_star_kernel` in the direction of ``sci.convolve``."""
     if sci.convolve == "template":
         target, source = (sci.psf, sci.sigma, 1.0), (tmpl.psf, tmpl.sigma, tmpl.photometric_scale)
         fwhm_px = sci.fwhm_px
@@ -165,6 +197,7 @@ def psf_match_and_subtract(
     sci : `~rbnodia.sim.science.ScienceFrame`
         Its ``convolve`` says which image is convolved.
     tmpl : `~rbnodia.sim.template.Template`
+        The template (its PSF, noise and photometric scale).
     mode : `str`
         ``auto`` (``stamps`` on images of at least 768^2 pixels, else
         ``image``), ``stamps``, ``image`` or ``psf`` (synthetic stars,
@@ -174,7 +207,12 @@ def psf_match_and_subtract(
     rng : `numpy.random.Generator`
         For the synthetic stars of ``psf`` mode.
     kernel_errors : `tuple` [`float`, `float`]
-        rms width and shape errors of a ``psf``-mode kernel.
+        The rms width and shape errors of a ``psf``-mode kernel.
+
+    Returns
+    -------
+    subtraction : `Subtraction`
+        The difference image and its kernel.
     """
     height, width = science.shape
     t_fwhm_px = tmpl.fwhm / sci.pixel_scale

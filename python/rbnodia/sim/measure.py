@@ -1,10 +1,11 @@
 """The detection step of a simulated detector-visit: find sources on the
 difference image (`rbnodia.sim.detect`), measure PSF fluxes and give them
-repository-unique ids."""
+repository-unique ids.
+"""
 
 from __future__ import annotations
 
-__all__ = ["Measurement", "PsfStamps", "detection_id", "detect_and_measure", "noise_factor"]
+__all__ = ["Measurement", "PsfStamps", "detect_and_measure", "detection_id", "noise_factor"]
 
 from dataclasses import dataclass
 
@@ -16,13 +17,44 @@ from .render import PsfModel
 
 
 def detection_id(visit: int, detector: int, index: np.ndarray) -> np.ndarray:
-    """Repository-unique detection ids: ``(visit * 1000 + detector) * 10^6 + index``."""
+    """Make repository-unique detection ids.
+
+    Parameters
+    ----------
+    visit : `int`
+        Visit number.
+    detector : `int`
+        Detector number (below 1000).
+    index : `numpy.ndarray`
+        Index of each detection in its detector-visit (below 10^6).
+
+    Returns
+    -------
+    ids : `numpy.ndarray`
+        Int64 ``(visit * 1000 + detector) * 10^6 + index``.
+    """
     return (np.int64(visit) * 1000 + np.int64(detector)) * 1_000_000 + np.asarray(index, dtype=np.int64)
 
 
 class PsfStamps:
     """Unit-sum PSF images on a grid of sub-pixel offsets and detector cells
-    (for fast PSF photometry of many detections)."""
+    (for fast PSF photometry of many detections).
+
+    Calling the object with ``(x, y, size, offset)`` returns the cached PSF
+    image of the detector cell of ``(x, y)`` at the sub-pixel offset nearest
+    ``offset``, as `~rbnodia.sim.detect.psf_photometry` expects.
+
+    Parameters
+    ----------
+    psf : `~rbnodia.sim.render.PsfModel`
+        The spatially varying PSF.
+    jacobian : `galsim.JacobianWCS`
+        Local pixel-to-arcsec mapping.
+    n_sub : `int`, optional
+        Sub-pixel offsets per axis.
+    n_cells : `int`, optional
+        Detector cells per axis (the PSF is evaluated at their centres).
+    """
 
     def __init__(self, psf: PsfModel, jacobian, n_sub: int = 5, n_cells: int = 3):
         self.psf = psf
@@ -32,6 +64,7 @@ class PsfStamps:
         self.cache: dict[tuple, np.ndarray] = {}
 
     def __call__(self, x, y, size, offset):
+        """Return the cached PSF image nearest ``(x, y)`` and ``offset``."""
         height, width = self.psf.shape
         cx = min(int(x * self.n_cells / width), self.n_cells - 1)
         cy = min(int(y * self.n_cells / height), self.n_cells - 1)
@@ -86,6 +119,7 @@ def detect_and_measure(difference, variance, no_data, *, sci, visit: int, detect
     Parameters
     ----------
     difference, variance : `numpy.ndarray`
+        Difference image and its variance plane.
     no_data : `numpy.ndarray`
         Pixels without data.
     sci : `~rbnodia.sim.science.ScienceFrame`
@@ -98,6 +132,7 @@ def detect_and_measure(difference, variance, no_data, *, sci, visit: int, detect
     Returns
     -------
     measurement : `Measurement`
+        The detections, their peaks and footprints, and the noise factor.
     """
     fwhm_px = sci.diff_fwhm_px
     significance = matched_filter_significance(difference, variance, no_data, fwhm_px)
@@ -140,9 +175,22 @@ def detect_and_measure(difference, variance, no_data, *, sci, visit: int, detect
 
 
 def noise_factor(significance: np.ndarray, detected: np.ndarray) -> float:
-    """Robust rms (1.4826 MAD) of a significance map outside the
-    (grown) detection footprints; 1 for white noise described by the
-    variance plane."""
+    """Measure the noise of a significance map away from the detections.
+
+    Parameters
+    ----------
+    significance : `numpy.ndarray`
+        Matched-filter significance map (NaN where there is no data).
+    detected : `numpy.ndarray`
+        Boolean detection footprints (grown by 3 pixels, then left out).
+
+    Returns
+    -------
+    factor : `float`
+        Robust rms (1.4826 MAD) of the remaining pixels: 1 for white noise
+        that the variance plane describes; 1 if fewer than 100 pixels
+        remain.
+    """
     from scipy import ndimage
 
     away = np.isfinite(significance)

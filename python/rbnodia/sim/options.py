@@ -1,5 +1,6 @@
 """Per-call run options of `~rbnodia.sim.simulate_detector` (the options
-that are not `~rbnodia.sim.presets.Preset` fields)."""
+that are not `~rbnodia.sim.presets.Preset` fields).
+"""
 
 from __future__ import annotations
 
@@ -26,12 +27,19 @@ RUN_OPTIONS: dict[str, Any] = {
 
 
 def split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Split ``options`` into run options (with defaults filled in) and
-    preset field overrides.
+    """Split options into run options and preset field overrides.
+
+    Parameters
+    ----------
+    options : `dict` [`str`, `~typing.Any`]
+        The ``**options`` of `~rbnodia.sim.simulate_detector`.
 
     Returns
     -------
-    run, overrides : `dict`
+    run : `dict` [`str`, `~typing.Any`]
+        Every run option of `RUN_OPTIONS`, defaults filled in.
+    overrides : `dict` [`str`, `~typing.Any`]
+        The other options (checked later as preset fields).
     """
     run = dict(RUN_OPTIONS)
     overrides = {}

@@ -76,8 +76,9 @@ SKY_FIELDS = (
 def _boosted(
     preset: Preset, patch_size: int, real_fraction: float, rng: np.random.Generator
 ) -> dict[str, Any]:
-    """Boosted artifact rates, extra bright sources, injections and the
-    fixed run options of one training patch."""
+    """Draw the boosted artifact rates, extra bright sources, injections and
+    the fixed run options of one training patch.
+    """
     opts: dict[str, Any] = {}
     for name, (lo, hi) in TRAINING_BOOST.items():
         factor = rng.uniform(lo, hi) if lo <= 0 else float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
@@ -112,10 +113,36 @@ def patch_options(
     visits_per_patch: int,
     domain_randomization: bool,
 ) -> dict[str, Any]:
-    """Simulator options of training patch ``index`` (deterministic in
-    ``seed`` and ``index``): per-visit draws, with the patch sky's fields
+    """Draw the simulator options of one training patch.
+
+    The options are per-visit draws, with the patch sky's fields
     (`SKY_FIELDS`, and the randomized fields that shape the template)
-    drawn once per ``visits_per_patch`` consecutive indices."""
+    drawn once per ``visits_per_patch`` consecutive indices.
+
+    Parameters
+    ----------
+    preset : `~rbnodia.sim.presets.Preset`
+        Nominal preset (the boosted rates multiply its values).
+    index : `int`
+        Patch index.
+    seed : `int`
+        Master seed; the options are deterministic in ``seed`` and
+        ``index``.
+    patch_size : `int`
+        Patch width and height, pixels.
+    real_fraction : `float`
+        Fraction of real stamps wanted (scales the number of injections,
+        `BOGUS_PER_PATCH`).
+    visits_per_patch : `int`
+        Consecutive patches that share a sky.
+    domain_randomization : `bool`
+        Draw nuisance parameters over wide ranges (`rbnodia.sim.randomize`).
+
+    Returns
+    -------
+    options : `dict` [`str`, `~typing.Any`]
+        Options of `~rbnodia.sim.simulate_detector`.
+    """
     sky = index // visits_per_patch
     opts = _boosted(preset, patch_size, real_fraction, np.random.default_rng([seed, index, 77]))
     sky_opts = _boosted(preset, patch_size, real_fraction, np.random.default_rng([seed, sky, 76]))
@@ -144,8 +171,7 @@ def simulate_patch_stamps(
     domain_randomization: bool = True,
     **options,
 ) -> LabelledStamps:
-    """Labelled stamps of one training patch (deterministic in ``seed`` and
-    ``index``): every detection whose stamp lies fully inside the patch.
+    """Simulate one training patch and cut its labelled stamps.
 
     Parameters
     ----------
@@ -153,15 +179,27 @@ def simulate_patch_stamps(
         Patch index; patches ``k visits_per_patch ... (k + 1)
         visits_per_patch - 1`` share a sky.
     preset : `str` or `~rbnodia.sim.presets.Preset`
+        ``"des"``, ``"lsst"`` or a preset.
     seed : `int`
-    patch_size, stamp_size : `int`
+        Master seed; the stamps are deterministic in ``seed`` and ``index``.
+    patch_size : `int`
+        Patch width and height, pixels.
+    stamp_size : `int`
+        Stamp width and height, pixels.
     real_fraction : `float`
         Scales the number of injections.
     visits_per_patch : `int`
+        Consecutive patches that share a sky.
     domain_randomization : `bool`
         Draw nuisance parameters over wide ranges (`rbnodia.sim.randomize`).
     **options
         Extra simulator options (override the drawn ones).
+
+    Returns
+    -------
+    stamps : `~rbnodia.core.stampset.LabelledStamps`
+        Every detection whose stamp lies fully inside the patch; ids are
+        ``index * 1000 + n``.
     """
     from .detector import simulate_detector
     from .stamps import labelled_stamps_from_detector

@@ -47,10 +47,14 @@ def plot_examples(
         Rows to show (default: every family present, real ones first).
     seed : `int`
         Which examples are picked.
+    title : `str`, optional
+        Figure title (default: what the panels show and the label
+        convention).
 
     Returns
     -------
     path : `pathlib.Path`
+        The PNG written.
     """
     import matplotlib
 

@@ -24,7 +24,7 @@ LSST / LSSTCam
 
 from __future__ import annotations
 
-__all__ = ["Preset", "PRESETS", "get_preset", "AB_NJY_ZERO_POINT"]
+__all__ = ["AB_NJY_ZERO_POINT", "PRESETS", "Preset", "get_preset"]
 
 import dataclasses
 import datetime
@@ -45,9 +45,11 @@ class Preset:
     """
 
     name: str
+    """Preset name (``des``, ``lsst``)."""
     instrument: str
+    """Butler instrument name of the simulated camera."""
     pixel_scale: float
-    """arcsec / pixel."""
+    """Arcsec per pixel."""
     shape: tuple[int, int]
     """Simulated ``(height, width)`` in pixels (``image_size``)."""
     native_shape: tuple[int, int]
@@ -58,33 +60,38 @@ class Preset:
     gain: float
     """Median e-/ADU; each amplifier varies by ``gain_scatter``."""
     gain_scatter: float
+    """Fractional rms of the amplifier gains about ``gain``."""
     read_noise: float
-    """e- rms per pixel."""
+    """Electrons rms per pixel."""
     full_well: float
-    """e-; pixels above it saturate (and bleed along columns)."""
+    """Electrons; pixels above it saturate (and bleed along columns)."""
     exposure_time: float
-    """s."""
+    """Seconds."""
     bands: tuple[str, ...]
+    """Bands a visit is drawn from."""
     zero_point: dict[str, float]
     """Magnitude giving 1 e-/s, per band."""
     sky_brightness: dict[str, float]
     """Dark-sky brightness, mag / arcsec^2, per band."""
     sky_scatter: float
-    """rms (mag) of the per-exposure sky brightness (moon, airmass)."""
+    """The rms (mag) of the per-exposure sky brightness (moon, airmass);
+    the sky is only ever brighter than ``sky_brightness``."""
     seeing_median: float
     """Median science FWHM in arcsec at the reference band (r)."""
     seeing_sigma: float
     """Log-normal scatter (natural log) of the science FWHM."""
     seeing_min: float
+    """Floor of the drawn science FWHM in arcsec (before scaling to the
+    band)."""
     psf_model: str
     """``kolmogorov`` (atmosphere convolved with a Gaussian optics term) or
-    ``moffat``.  Both presets use Kolmogorov: GalSim convolves it with
-    galaxies several times faster than an untruncated Moffat."""
+    ``moffat``.  Both presets use Kolmogorov."""
     moffat_beta: float
+    """Moffat index, when ``psf_model`` is ``moffat``."""
     optics_fwhm: float
-    """arcsec; Gaussian optical term added to a Kolmogorov PSF."""
+    """Arcsec; Gaussian optical term added to a Kolmogorov PSF."""
     psf_ellipticity: float
-    """rms of each PSF ellipticity component (g1, g2)."""
+    """The rms of each PSF ellipticity component (g1, g2)."""
     brighter_fatter: float
     """Fractional PSF FWHM increase of a star whose peak reaches the full well
     (charge repulsion in thick CCDs); faint stars are unaffected."""
@@ -97,27 +104,29 @@ class Preset:
     template_seeing_factor: float
     """Template FWHM over the median science FWHM (best-seeing co-add)."""
     template_seeing_sigma: float
+    """Log-normal scatter (natural log) of the template FWHM."""
     max_rotation_deg: float
-    """Largest |science - template| grid rotation."""
+    """Largest rotation, either way, of a science grid relative to the
+    template's (degrees)."""
     dither_arcsec: float
     """Largest pointing offset of a visit from the nominal field centre."""
     astrometric_error_arcsec: float
-    """rms of each coordinate of the relative WCS error (shift part)."""
+    """The rms of each coordinate of the relative WCS error (shift part)."""
     astrometric_gradient_arcsec: float
-    """rms of the smooth (linear + quadratic) WCS error across a detector."""
+    """The rms of the smooth (linear + quadratic) WCS error across a detector."""
     dcr_arcsec_per_mag: dict[str, float]
     """Differential chromatic refraction: shift (arcsec) per magnitude of
     colour difference per unit ``tan(zenith distance)``, per band."""
     template_airmass: float
     """Effective airmass of the template co-add."""
     background_error: float
-    """rms of the residual background after sky subtraction, as a fraction of
+    """The rms of the residual background after sky subtraction, as a fraction of
     the sky noise per pixel (applied as a smooth gradient)."""
     photometric_error: float
-    """rms fractional calibration error of the template relative to science
+    """The rms fractional calibration error of the template relative to science
     (one number per template; the kernel's photometric scaling removes it)."""
     flux_scale_error: float
-    """rms of the template's flux-scale error relative to the science as a
+    """The rms of the template's flux-scale error relative to the science as a
     smooth random field over the sky (calibration, illumination and
     transparency errors).  The fitted kernel removes its mean (and its
     gradient on full detectors); the rest leaves residuals of stars and
@@ -125,15 +134,15 @@ class Preset:
     flux_scale_length_arcsec: float
     """Correlation length of that field."""
     psf_shape_variation: float
-    """rms amplitude of a quadratic variation of each science PSF ellipticity
+    """The rms amplitude of a quadratic variation of each science PSF ellipticity
     component across a detector (focus and astigmatism patterns), which a
     first-order spatial kernel cannot follow."""
     kernel_width_error: float
-    """rms fractional FWHM error of the PSF that a synthetic-star kernel
+    """The rms fractional FWHM error of the PSF that a synthetic-star kernel
     (``kernel_candidates="psf"``) matches the template to: the local
     mismatch of a whole-detector kernel solution at a source."""
     kernel_shape_error: float
-    """rms of each ellipticity component of that mismatch."""
+    """The rms of each ellipticity component of that mismatch."""
     variance_underestimate: float
     """Fraction of the science noise variance missing from its variance
     plane (the detection threshold is then lower than it says)."""
@@ -155,18 +164,28 @@ class Preset:
     focal_plane_columns: int
     """Detectors per row when placing detectors on a simple focal-plane grid."""
     detector_gap_px: int
+    """Pixels between neighbouring detectors on that grid."""
     epoch_start: datetime.datetime
+    """Start of the science visits (UTC); visits fall in the 180 days after
+    it."""
     template_epoch: datetime.datetime
+    """Epoch of the template co-add (UTC): star positions before proper
+    motion."""
     # Scene
     star_density: float
     """Stars per deg^2 per mag at the reference magnitude (r = 20)."""
     star_slope: float
-    """d log10 N / dm of the star counts."""
+    """Not used by the simulator: the star counts have the fixed slopes
+    (d log10 N / dm) 0.15 brighter than r = 20 and 0.08 fainter."""
     star_mag_range: tuple[float, float]
+    """Brightest and faintest star, r magnitude."""
     galaxy_density: float
     """Galaxies per deg^2 per mag at r = 24."""
     galaxy_slope: float
+    """d log10 N / dm of the galaxy counts fainter than r = 21 (0.45
+    brighter)."""
     galaxy_mag_bright: float
+    """Brightest galaxy, r magnitude."""
     galaxy_depth_beyond_template: float
     """Galaxies are drawn down to the template 5-sigma depth plus this."""
     band_offset: dict[str, float]
@@ -174,7 +193,7 @@ class Preset:
     proper_motion_fraction: float
     """Fraction of stars with a measurable proper motion."""
     proper_motion_mas_per_yr: float
-    """rms proper motion of those stars."""
+    """The rms proper motion of those stars."""
     # Transients (real, label 0)
     transient_density: float
     """Injected transients per megapixel in repository mode (1 / Mpix gives
@@ -186,6 +205,7 @@ class Preset:
     included), so that every simulated detector has real detections to
     learn from and to score."""
     hostless_fraction: float
+    """Fraction of injections placed away from any host galaxy."""
     host_weight_power: float
     """Hosts are chosen with weight ``flux^host_weight_power`` among the
     galaxies brighter than the template depth."""
@@ -194,12 +214,15 @@ class Preset:
     transient_mag_faint: float
     """How much fainter than the 5-sigma limit the faintest injections are."""
     variable_star_fraction: float
+    """Fraction of stars that vary."""
     variable_star_amplitude: float
-    """rms magnitude change of variable stars between template and science."""
+    """The rms magnitude change of variable stars between template and science."""
     # Artifacts (bogus, label 1)
     cosmic_ray_rate: float
     """Cosmic rays per cm^2 per second (site + dewar)."""
     pixel_size_um: float
+    """Pixel size, micron (with ``cosmic_ray_rate``, cosmic rays per
+    exposure)."""
     cosmic_ray_track_px: float
     """Mean track length in pixels (thick sensors give longer tracks)."""
     cosmic_ray_repair_fraction: float
@@ -216,7 +239,24 @@ class Preset:
     """Probability that a template co-add boundary crosses the detector."""
 
     def with_options(self, **options) -> Preset:
-        """A copy with fields replaced (``image_size`` is an alias of ``shape``)."""
+        """Copy the preset with fields replaced.
+
+        Parameters
+        ----------
+        **options
+            New field values; ``image_size`` is an alias of ``shape``
+            (`None` keeps the shape).
+
+        Returns
+        -------
+        preset : `Preset`
+            The copy.
+
+        Raises
+        ------
+        TypeError
+            Raised if an option is not a field.
+        """
         if "image_size" in options:
             size = options.pop("image_size")
             if size is not None:
@@ -228,16 +268,44 @@ class Preset:
 
     @property
     def physical_filters(self) -> dict[str, str]:
-        """Physical filter name -> band."""
+        """Band of each physical filter name (``<band>_sim``)."""
         return {f"{band}_sim": band for band in self.bands}
 
     def nJy_per_electron(self, band: str, exposure_time: float | None = None) -> float:
-        """Calibration: nJy per detected electron in ``exposure_time``."""
+        """Compute the calibration: nJy per detected electron.
+
+        Parameters
+        ----------
+        band : `str`
+            Band.
+        exposure_time : `float`, optional
+            Seconds (default: the preset's).
+
+        Returns
+        -------
+        calibration : `float`
+            Flux (nJy) of a source that gives one electron in
+            ``exposure_time``.
+        """
         t = self.exposure_time if exposure_time is None else exposure_time
         return 10.0 ** (0.4 * (AB_NJY_ZERO_POINT - self.zero_point[band])) / t
 
     def sky_electrons(self, band: str, sky_mag: float | None = None) -> float:
-        """Sky electrons per pixel per exposure."""
+        """Compute the sky level in electrons per pixel per exposure.
+
+        Parameters
+        ----------
+        band : `str`
+            Band.
+        sky_mag : `float`, optional
+            Sky brightness, mag / arcsec^2 (default: the dark sky of the
+            band).
+
+        Returns
+        -------
+        electrons : `float`
+            Sky electrons per pixel in one exposure.
+        """
         mu = self.sky_brightness[band] if sky_mag is None else sky_mag
         return self.exposure_time * 10.0 ** (-0.4 * (mu - self.zero_point[band])) * self.pixel_scale**2
 
@@ -378,6 +446,16 @@ def get_preset(preset: str | Preset, **options) -> Preset:
         ``"des"``, ``"lsst"`` or a `Preset`.
     **options
         Field overrides, see `Preset.with_options`.
+
+    Returns
+    -------
+    preset : `Preset`
+        The preset, with the overrides applied.
+
+    Raises
+    ------
+    ValueError
+        Raised if the preset name is unknown.
     """
     if isinstance(preset, str):
         try:

@@ -96,16 +96,27 @@ def _draw(spec: tuple, current: Any, rng: np.random.Generator) -> Any:
 
 
 def randomized_options(preset: Preset, rng: np.random.Generator, *, per: str) -> dict[str, Any]:
-    """Preset overrides for one patch sky (``per="sky"``) or one visit
-    (``per="visit"``).
+    """Draw the preset overrides of one patch sky or one visit.
 
     Parameters
     ----------
     preset : `~rbnodia.sim.presets.Preset`
         Nominal values.
     rng : `numpy.random.Generator`
+        Random numbers.
     per : `str`
         ``sky`` (fields not in `VISIT_RANDOMIZED`) or ``visit``.
+
+    Returns
+    -------
+    options : `dict` [`str`, `~typing.Any`]
+        Preset field overrides (``sky_offset_mag`` becomes
+        ``sky_brightness``).
+
+    Raises
+    ------
+    ValueError
+        Raised if ``per`` is neither ``sky`` nor ``visit``.
     """
     if per not in ("sky", "visit"):
         raise ValueError(f"per must be 'sky' or 'visit', not {per!r}.")

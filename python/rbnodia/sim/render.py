@@ -9,7 +9,7 @@ Images are in nJy per pixel.
 
 from __future__ import annotations
 
-__all__ = ["PsfModel", "local_jacobian", "Renderer"]
+__all__ = ["PsfModel", "Renderer", "local_jacobian"]
 
 import logging
 import time
@@ -41,11 +41,14 @@ class PsfModel:
     beta : `float`
         Moffat index.
     optics_fwhm : `float`
+        FWHM (arcsec) of the Gaussian optics term of a Kolmogorov PSF.
     g1, g2 : `float`
         PSF shear.
     gradient : `float`
         Fractional FWHM change from the centre to the grid edge along
-        ``gradient_angle`` (radians).
+        ``gradient_angle``.
+    gradient_angle : `float`
+        Direction of the FWHM gradient, radians from the +x axis.
     curvature : `float`
         Quadratic FWHM variation (see the attribute).
     shape : `tuple` [`int`, `int`]
@@ -75,7 +78,18 @@ class PsfModel:
         return u, v
 
     def fwhm_at(self, x, y) -> np.ndarray:
-        """FWHM (arcsec) at pixel positions."""
+        """Evaluate the FWHM at pixel positions.
+
+        Parameters
+        ----------
+        x, y : `float` or `numpy.ndarray`
+            Pixel positions on the grid.
+
+        Returns
+        -------
+        fwhm : `numpy.ndarray`
+            FWHM in arcsec.
+        """
         u, v = self._grid_uv(x, y)
         t = u * np.cos(self.gradient_angle) + v * np.sin(self.gradient_angle)
         return self.fwhm * (
@@ -83,13 +97,42 @@ class PsfModel:
         )
 
     def shear_at(self, x, y) -> tuple[np.ndarray, np.ndarray]:
-        """PSF shear ``(g1, g2)`` at pixel positions."""
+        """Evaluate the PSF shear at pixel positions.
+
+        Parameters
+        ----------
+        x, y : `float` or `numpy.ndarray`
+            Pixel positions on the grid.
+
+        Returns
+        -------
+        g1, g2 : `numpy.ndarray`
+            Shear components.
+        """
         u, v = self._grid_uv(x, y)
         r2 = u * u + v * v - 2.0 / 3.0
         return self.g1 + self.shape_curvature[0] * r2, self.g2 + self.shape_curvature[1] * r2
 
     def galsim_psf(self, x: float, y: float, gsparams: galsim.GSParams = FAST) -> galsim.GSObject:
-        """The PSF at pixel ``(x, y)`` as a GalSim profile in arcsec."""
+        """Build the PSF at a pixel as a GalSim profile in arcsec.
+
+        Parameters
+        ----------
+        x, y : `float`
+            Pixel position on the grid.
+        gsparams : `galsim.GSParams`, optional
+            GalSim accuracy settings (`FAST` or `ACCURATE`).
+
+        Returns
+        -------
+        psf : `galsim.GSObject`
+            Unit-flux, sheared profile.
+
+        Raises
+        ------
+        ValueError
+            Raised if ``model`` is unknown.
+        """
         fwhm = float(self.fwhm_at(x, y))
         if self.model == "moffat":
             psf = galsim.Moffat(beta=self.beta, fwhm=fwhm, gsparams=gsparams)
@@ -106,8 +149,24 @@ class PsfModel:
         return psf.shear(g1=float(g1), g2=float(g2))
 
     def image(self, x: float, y: float, jacobian: galsim.BaseWCS, size: int, offset=(0.0, 0.0)) -> np.ndarray:
-        """Pixelised, unit-sum PSF image (``size`` odd) centred at ``offset``
-        pixels from the central pixel."""
+        """Draw a pixelised, unit-sum PSF image.
+
+        Parameters
+        ----------
+        x, y : `float`
+            Pixel position on the grid (where the PSF is evaluated).
+        jacobian : `galsim.BaseWCS`
+            Pixel-to-arcsec mapping of the image.
+        size : `int`
+            Image width and height (odd).
+        offset : `tuple` [`float`, `float`], optional
+            Centre of the PSF, pixels from the central pixel.
+
+        Returns
+        -------
+        image : `numpy.ndarray`
+            ``(size, size)`` image of unit sum.
+        """
         img = galsim.ImageD(size, size, wcs=jacobian)
         self.galsim_psf(x, y).drawImage(img, offset=offset)
         arr = img.array
@@ -115,9 +174,24 @@ class PsfModel:
 
 
 def local_jacobian(wcs: WCS, x: float, y: float, frame_wcs: WCS) -> galsim.JacobianWCS:
-    """Jacobian of pixel -> tangent-plane arcsec ``(u east, v north)`` at
-    pixel ``(x, y)``, where ``(u, v)`` are gnomonic coordinates about the
-    reference point of ``frame_wcs``'s tangent projection."""
+    """Compute the local Jacobian of pixel -> tangent-plane arcsec.
+
+    Parameters
+    ----------
+    wcs : `astropy.wcs.WCS`
+        WCS of the pixel grid.
+    x, y : `float`
+        Pixel where the Jacobian is evaluated (finite differences of one
+        pixel).
+    frame_wcs : `astropy.wcs.WCS`
+        Frame whose ``crval`` is the tangent point of the gnomonic
+        coordinates ``(u east, v north)``.
+
+    Returns
+    -------
+    jacobian : `galsim.JacobianWCS`
+        ``d(u, v) / d(x, y)`` in arcsec per pixel.
+    """
     eps = 1.0
     px = np.array([x, x + eps, x])
     py = np.array([y, y, y + eps])
@@ -129,7 +203,20 @@ def local_jacobian(wcs: WCS, x: float, y: float, frame_wcs: WCS) -> galsim.Jacob
 
 
 def sky_to_plane(ra, dec, frame_wcs: WCS):
-    """Gnomonic ``(u, v)`` arcsec (east, north) about ``frame_wcs.wcs.crval``."""
+    """Project sky positions onto a tangent plane.
+
+    Parameters
+    ----------
+    ra, dec : `float` or array-like
+        Sky positions, degrees.
+    frame_wcs : `astropy.wcs.WCS`
+        Frame whose ``crval`` is the tangent point.
+
+    Returns
+    -------
+    u, v : `numpy.ndarray`
+        Gnomonic coordinates (east, north), arcsec.
+    """
     ra0, dec0 = np.deg2rad(frame_wcs.wcs.crval)
     ra = np.deg2rad(np.asarray(ra, dtype=float))
     dec = np.deg2rad(np.asarray(dec, dtype=float))
@@ -140,7 +227,20 @@ def sky_to_plane(ra, dec, frame_wcs: WCS):
 
 
 def plane_to_sky(u, v, frame_wcs: WCS):
-    """Inverse of `sky_to_plane`: (ra, dec) degrees."""
+    """Invert `sky_to_plane`.
+
+    Parameters
+    ----------
+    u, v : `float` or array-like
+        Gnomonic coordinates (east, north), arcsec.
+    frame_wcs : `astropy.wcs.WCS`
+        Frame whose ``crval`` is the tangent point.
+
+    Returns
+    -------
+    ra, dec : `numpy.ndarray`
+        Sky positions, degrees (``ra`` in [0, 360)).
+    """
     ra0, dec0 = np.deg2rad(frame_wcs.wcs.crval)
     x = np.deg2rad(np.asarray(u, dtype=float) / 3600.0)
     y = np.deg2rad(np.asarray(v, dtype=float) / 3600.0)
@@ -153,8 +253,9 @@ def plane_to_sky(u, v, frame_wcs: WCS):
 
 
 def _sersic(n: float, hlr: float, flux: float) -> galsim.GSObject:
-    """A Sersic profile, using GalSim's faster special cases (n = 0.5 is a
-    Gaussian, n = 1 an exponential)."""
+    """Build a Sersic profile, with GalSim's dedicated classes for the
+    special cases (n = 0.5 is a Gaussian, n = 1 an exponential).
+    """
     if n == 0.5:
         return galsim.Gaussian(half_light_radius=hlr, flux=flux, gsparams=FAST)
     if n == 1.0:
@@ -174,13 +275,17 @@ class Renderer:
     psf : `PsfModel`
         PSF of the exposure on this grid.
     pixel_scale : `float`
-        arcsec / pixel (for stamp sizes).
+        Arcsec per pixel (for stamp sizes).
     noise_per_pixel : `float`
         Approximate sky noise (nJy) per pixel, to size the stamps of bright
         objects so that their wings are drawn down to a tenth of it.
     brighter_fatter : `float`
         Fractional PSF broadening of a point source whose peak pixel reaches
-        ``full_well`` (nJy / pixel); scales linearly with the peak.
+        ``full_well``; scales linearly with the peak.
+    full_well : `float`
+        Saturation level, nJy per pixel.
+    max_half : `int`
+        Largest half-size, pixels, of an object's drawing stamp.
     """
 
     def __init__(
@@ -222,10 +327,18 @@ class Renderer:
         profile.drawImage(self.image[bounds], center=galsim.PositionD(x, y), add_to_image=True)
 
     def add_points(self, x, y, flux, fast=None) -> None:
-        """Point sources (stars, transients) of the given fluxes (nJy).
+        """Draw point sources (stars, transients).
 
-        ``fast`` (bool per source) selects faint sources to draw as Gaussians
-        of the PSF's FWHM (see `add_gaussian_galaxies`)."""
+        Parameters
+        ----------
+        x, y : `numpy.ndarray`
+            Pixel positions.
+        flux : `numpy.ndarray`
+            Fluxes, nJy (non-finite or non-positive ones are skipped).
+        fast : `numpy.ndarray`, optional
+            Boolean per source: faint sources to draw as Gaussians of the
+            PSF's FWHM (see `add_gaussian_galaxies`).
+        """
         x, y, flux = (np.atleast_1d(a) for a in (x, y, flux))
         if fast is not None:
             fast = np.atleast_1d(fast)
@@ -250,11 +363,22 @@ class Renderer:
             self._draw(psf.withFlux(float(fi)), xi, yi, half)
 
     def add_galaxies(self, x, y, flux, galaxies, index, fast=None) -> None:
-        """Galaxies ``index`` of a `~rbnodia.sim.scene.GalaxyCatalog` at pixel
-        positions ``x, y`` with fluxes (nJy).
+        """Draw galaxies of a catalogue: Sersic disk plus de Vaucouleurs bulge,
+        sheared and convolved with the PSF.
 
-        ``fast`` (bool per galaxy) selects faint galaxies to draw with
-        `add_gaussian_galaxies` instead of GalSim.
+        Parameters
+        ----------
+        x, y : `numpy.ndarray`
+            Pixel positions.
+        flux : `numpy.ndarray`
+            Fluxes, nJy (non-finite or non-positive ones are skipped).
+        galaxies : `~rbnodia.sim.scene.GalaxyCatalog`
+            Shapes of the galaxies.
+        index : `numpy.ndarray`
+            Row of each galaxy in ``galaxies``.
+        fast : `numpy.ndarray`, optional
+            Boolean per galaxy: faint galaxies to draw with
+            `add_gaussian_galaxies` instead of GalSim.
         """
         x, y, flux, index = (np.atleast_1d(a) for a in (x, y, flux, index))
         if fast is not None:
@@ -274,7 +398,7 @@ class Renderer:
                 parts.append(_sersic(float(galaxies.disk_n[k]), float(galaxies.disk_hlr[k]), 1.0 - bt))
             if bt > 0.0:
                 hlr = float(galaxies.bulge_hlr[k])
-                # Truncated at 8 r_e (0.3 % of the light): 40 % faster FFTs.
+                # Truncated at 8 r_e (0.3 % of the light), for smaller FFTs.
                 parts.append(
                     galsim.DeVaucouleurs(half_light_radius=hlr, trunc=8 * hlr, flux=bt, gsparams=FAST)
                 )
@@ -288,12 +412,25 @@ class Renderer:
             self._draw(profile, xi, yi, half)
 
     def add_gaussian_galaxies(self, x, y, flux, galaxies, index) -> None:
-        """Faint galaxies as elliptical Gaussians (same half-light radius and
-        shear as their Sersic model) convolved with a Gaussian of the PSF's
-        FWHM: the cost is a few microseconds each instead of a millisecond,
-        and the difference from the full model is far below the noise for
-        galaxies under the detection limit.  Both the science and the
-        template draw a given galaxy the same way."""
+        """Draw faint galaxies as elliptical Gaussians convolved with a
+        Gaussian of the PSF's FWHM.
+
+        The Gaussians have the half-light radius and shear of the galaxies'
+        Sersic models: vectorised, without a GalSim FFT per galaxy, and
+        within the noise for galaxies under the detection limit.  Both the
+        science and the template draw a given galaxy the same way.
+
+        Parameters
+        ----------
+        x, y : `numpy.ndarray`
+            Pixel positions.
+        flux : `numpy.ndarray`
+            Fluxes, nJy.
+        galaxies : `~rbnodia.sim.scene.GalaxyCatalog`
+            Shapes of the galaxies.
+        index : `numpy.ndarray`
+            Row of each galaxy in ``galaxies``.
+        """
         if len(x) == 0:
             return
         index = np.asarray(index)
@@ -302,9 +439,20 @@ class Renderer:
         self.add_gaussians(x, y, flux, hlr / 1.1774, galaxies.g1[index], galaxies.g2[index])
 
     def add_gaussians(self, x, y, flux, sigma, g1=None, g2=None) -> None:
-        """Elliptical Gaussians of intrinsic ``sigma`` (arcsec) and shear,
-        convolved with a Gaussian of the local PSF FWHM, evaluated at pixel
-        centres."""
+        """Draw elliptical Gaussians convolved with a Gaussian of the local PSF
+        FWHM, evaluated at pixel centres.
+
+        Parameters
+        ----------
+        x, y : `numpy.ndarray`
+            Pixel positions.
+        flux : `numpy.ndarray`
+            Fluxes, nJy.
+        sigma : `numpy.ndarray`
+            Intrinsic Gaussian sigma, arcsec (0 for point sources).
+        g1, g2 : `numpy.ndarray`, optional
+            Shear components (default 0).
+        """
         if len(x) == 0:
             return
         jac = self.image.wcs.jacobian().getMatrix()  # pixel -> arcsec

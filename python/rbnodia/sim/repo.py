@@ -5,18 +5,24 @@ creates the repository with `rbnodia.butler.repo.create_repo`, registers a
 simulated instrument, its visits (with real sky regions) and the pipeline's
 input dataset types, and writes for each (visit, detector):
 
-``preliminary_visit_image``   science exposure (MaskedImageV2)
-``template_detector``         template warped to the science grid, not PSF-matched
-``difference_image``          PSF-matched difference
-``dia_source_unstandardized`` detections (ArrowAstropy)
-``rbnodia_truth``             labels and families (ArrowAstropy; 0 = real)
-``rbnodia_injected``          every injected transient, detected or not
-                              (ArrowAstropy; see `INJECTED_DATASET_TYPE`)
+``preliminary_visit_image``
+    Science exposure (MaskedImageV2).
+``template_detector``
+    Template warped to the science grid, not PSF-matched (MaskedImageV2).
+``difference_image``
+    PSF-matched difference (MaskedImageV2).
+``dia_source_unstandardized``
+    Detections (ArrowAstropy).
+``rbnodia_truth``
+    Labels and families (ArrowAstropy; 0 = real).
+``rbnodia_injected``
+    Every injected transient, detected or not (ArrowAstropy; see
+    `INJECTED_DATASET_TYPE`).
 """
 
 from __future__ import annotations
 
-__all__ = ["write_simulated_repo", "detector_names", "DEFAULT_SEED", "INJECTED_DATASET_TYPE", "visit_ids"]
+__all__ = ["DEFAULT_SEED", "INJECTED_DATASET_TYPE", "detector_names", "visit_ids", "write_simulated_repo"]
 
 import logging
 import time
@@ -46,12 +52,37 @@ matched detection's id, -1 if undetected)."""
 
 
 def visit_ids(n_visits: int) -> list[int]:
-    """Visit ids written by `write_simulated_repo`: ``1001, 1002, ...``."""
+    """List the visit ids that `write_simulated_repo` writes.
+
+    Parameters
+    ----------
+    n_visits : `int`
+        Number of visits.
+
+    Returns
+    -------
+    visits : `list` [`int`]
+        ``1001, 1002, ...``.
+    """
     return [1001 + i for i in range(n_visits)]
 
 
 def detector_names(preset: Preset, n_detectors: int) -> dict[int, str]:
-    """Detector id -> name (``S00``, ``S01`` ... ; ``R00_S00`` style for LSST)."""
+    """Name the simulated detectors.
+
+    Parameters
+    ----------
+    preset : `~rbnodia.sim.presets.Preset`
+        The preset (LSST names differ).
+    n_detectors : `int`
+        Number of detectors (ids ``0 ... n_detectors - 1``).
+
+    Returns
+    -------
+    names : `dict` [`int`, `str`]
+        Name of each detector id: ``R00_S00``, ``R00_S01`` ... for the
+        ``lsst`` preset, ``CCD01``, ``CCD02`` ... otherwise.
+    """
     if preset.name == "lsst":
         return {d: f"R{d // 9:02d}_S{(d % 9) // 3}{d % 3}" for d in range(n_detectors)}
     return {d: f"CCD{d + 1:02d}" for d in range(n_detectors)}
@@ -186,7 +217,8 @@ def _register_visits(
     butler, preset: Preset, visits, n_detectors: int, seed: int, run_options
 ) -> dict[int, str]:
     """Register each visit with its band, time and detector sky regions;
-    returns the band of each visit."""
+    returns the band of each visit.
+    """
     from ..butler.repo import register_visit, sky_polygon
 
     bands = {}
@@ -235,7 +267,8 @@ def _put_detector(butler, collection: str, sim: SimulatedDetector) -> None:
 
 def _counts(truths) -> dict[str, Any]:
     """``n_detections``, ``n_real``, ``n_bogus`` and ``families`` of the
-    truth tables of a repository."""
+    truth tables of a repository.
+    """
     from astropy.table import vstack
 
     for t in truths:

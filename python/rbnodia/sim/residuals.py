@@ -41,7 +41,7 @@ class Residual:
         Matched-filter significance of the noise-free residual at the
         detection (same filter and variance as the detection).
     odd, even : `float`
-        rms of the antisymmetric and symmetric parts of the filtered
+        The rms of the antisymmetric and symmetric parts of the filtered
         residual about the source centre, within 3 FWHM of it.
     ring : `bool`
         The symmetric part has a negative zone of at least 1 sigma and a
@@ -64,7 +64,9 @@ class ResidualProbe:
     template_model : `numpy.ndarray`
         Noise-free template model (template grid).
     sci_wcs, template_wcs : `astropy.wcs.WCS`
+        WCSs of the science and template grids.
     solution : `~rbnodia.sim.subtract.KernelSolution`
+        The kernel the subtraction fitted.
     convolve : `str`
         ``template`` or ``science``.
     variance : `numpy.ndarray`
@@ -84,7 +86,7 @@ class ResidualProbe:
         self.fwhm_px = float(fwhm_px)
 
     def _warped_model(self, x0, x1, y0, y1) -> np.ndarray:
-        """The template model warped onto science pixels ``[y0:y1, x0:x1]``."""
+        """Warp the template model onto science pixels ``[y0:y1, x0:x1]``."""
         yy, xx = np.mgrid[y0:y1, x0:x1].astype(float)
         ra, dec = self.sci_wcs.pixel_to_world_values(xx, yy)
         tx, ty = self.template_wcs.world_to_pixel_values(ra, dec)
@@ -101,7 +103,20 @@ class ResidualProbe:
         return np.where(missing, np.float32(0.0), warped)
 
     def difference(self, x0, x1, y0, y1) -> np.ndarray:
-        """Noise-free static-sky difference on science pixels ``[y0:y1, x0:x1]``."""
+        """Compute the noise-free static-sky difference on a box of science
+        pixels.
+
+        Parameters
+        ----------
+        x0, x1, y0, y1 : `int`
+            The box ``[y0:y1, x0:x1]``.
+
+        Returns
+        -------
+        difference : `numpy.ndarray`
+            Noise-free difference on the box (kernel evaluated at its
+            centre).
+        """
         height, width = self.static.shape
         half = self.solution.basis.half
         ex0, ex1 = max(x0 - half, 0), min(x1 + half, width)
@@ -115,8 +130,21 @@ class ResidualProbe:
         return convolved[inner] - self._warped_model(x0, x1, y0, y1)
 
     def measure(self, px: float, py: float, cx: float | None = None, cy: float | None = None) -> Residual:
-        """The noise-free residual at detection ``(px, py)``, decomposed
-        about the source centre ``(cx, cy)`` (default: the detection)."""
+        """Measure the noise-free residual at a detection.
+
+        Parameters
+        ----------
+        px, py : `float`
+            The detection's peak pixel.
+        cx, cy : `float`, optional
+            Centre of the source the residual is decomposed about (default:
+            the detection).
+
+        Returns
+        -------
+        residual : `Residual`
+            Its significance and symmetry.
+        """
         cx = px if cx is None else cx
         cy = py if cy is None else cy
         height, width = self.static.shape

@@ -16,22 +16,25 @@ per deg^2 per mag, with a steeper slope at the bright end:
 Galaxies are a disk (Sersic n in {0.5, 1, 1.5}) plus, for some, a de
 Vaucouleurs bulge; half-light radii shrink with magnitude
 (``log10 r_e = log10 0.9" - 0.1 (r - 21)``, 0.2 dex scatter).
+
+The module passes 500 lines through the docstrings of its catalogues'
+fields and functions, not its code.
 """
 
 from __future__ import annotations
 
 __all__ = [
-    "StarCatalog",
     "GalaxyCatalog",
+    "StarCatalog",
     "TransientCatalog",
-    "sample_power_law_mags",
-    "draw_stars",
-    "draw_galaxies",
-    "star_properties",
-    "galaxy_properties",
     "concatenate_catalogs",
-    "sample_host_offsets",
+    "draw_galaxies",
+    "draw_stars",
     "draw_transients",
+    "galaxy_properties",
+    "sample_host_offsets",
+    "sample_power_law_mags",
+    "star_properties",
 ]
 
 from dataclasses import dataclass, field
@@ -50,17 +53,23 @@ BULGE_INDEX = 4.0
 @dataclass
 class StarCatalog:
     """Stars: tangent-plane positions at the template epoch, r magnitudes,
-    colours, proper motions and variability."""
+    colours, proper motions and variability.
+    """
 
     u: np.ndarray
+    """Tangent-plane position east, arcsec."""
     v: np.ndarray
+    """Tangent-plane position north, arcsec."""
     mag_r: np.ndarray
+    """AB magnitude in r (at the template epoch)."""
     colour: np.ndarray
     """Deviation from the mean colour, scaled per band in `mag`."""
     pm_u: np.ndarray
-    """mas / yr."""
+    """Proper motion east, mas / yr."""
     pm_v: np.ndarray
+    """Proper motion north, mas / yr."""
     variable: np.ndarray
+    """Boolean: the star varies."""
     dmag: np.ndarray
     """Science minus template magnitude (non-zero for variable stars)."""
 
@@ -68,6 +77,21 @@ class StarCatalog:
         return len(self.u)
 
     def mag(self, band: str, preset: Preset) -> np.ndarray:
+        """Compute the magnitudes in a band.
+
+        Parameters
+        ----------
+        band : `str`
+            Band.
+        preset : `~rbnodia.sim.presets.Preset`
+            Its ``band_offset`` (typical ``m_band - m_r``), which the colour
+            deviation scales.
+
+        Returns
+        -------
+        mag : `numpy.ndarray`
+            AB magnitudes.
+        """
         offset = preset.band_offset.get(band, 0.0)
         return self.mag_r + offset + self.colour * offset / 0.6
 
@@ -77,21 +101,45 @@ class GalaxyCatalog:
     """Galaxies as disk + bulge Sersic profiles."""
 
     u: np.ndarray
+    """Tangent-plane position east, arcsec."""
     v: np.ndarray
+    """Tangent-plane position north, arcsec."""
     mag_r: np.ndarray
+    """AB magnitude in r."""
     colour: np.ndarray
+    """Deviation from the mean colour, scaled per band in `mag`."""
     disk_hlr: np.ndarray
-    """arcsec."""
+    """Half-light radius of the disk, arcsec."""
     disk_n: np.ndarray
+    """Sersic index of the disk."""
     bulge_hlr: np.ndarray
+    """Half-light radius of the de Vaucouleurs bulge, arcsec."""
     bulge_fraction: np.ndarray
+    """Bulge-to-total flux ratio."""
     g1: np.ndarray
+    """Shear, first component."""
     g2: np.ndarray
+    """Shear, second component."""
 
     def __len__(self) -> int:
         return len(self.u)
 
     def mag(self, band: str, preset: Preset) -> np.ndarray:
+        """Compute the magnitudes in a band.
+
+        Parameters
+        ----------
+        band : `str`
+            Band.
+        preset : `~rbnodia.sim.presets.Preset`
+            Its ``band_offset`` (typical ``m_band - m_r``), which the colour
+            deviation scales.
+
+        Returns
+        -------
+        mag : `numpy.ndarray`
+            AB magnitudes.
+        """
         offset = preset.band_offset.get(band, 0.0)
         return self.mag_r + offset + self.colour * offset / 0.6
 
@@ -101,11 +149,15 @@ class TransientCatalog:
     """Point sources added to the science exposure only (label 0)."""
 
     u: np.ndarray
+    """Tangent-plane position east, arcsec."""
     v: np.ndarray
+    """Tangent-plane position north, arcsec."""
     mag: np.ndarray
+    """AB magnitude in the visit's band."""
     host: np.ndarray
     """Index of the host galaxy, -1 for hostless."""
     family: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype="U16"))
+    """``sn_hosted`` or ``sn_hostless``."""
 
     def __len__(self) -> int:
         return len(self.u)
@@ -122,11 +174,33 @@ def sample_power_law_mags(
     m_min: float,
     m_max: float,
 ) -> np.ndarray:
-    """Magnitudes from a broken power-law count, Poisson-sampled.
+    """Draw magnitudes from a broken power-law count, Poisson-sampled.
 
     ``dN/dm = density 10^(slope (m - m_ref))`` per deg^2 per mag, with
     ``slope_faint`` above ``m_break`` and ``slope_bright`` below it
     (continuous at the break).
+
+    Parameters
+    ----------
+    rng : `numpy.random.Generator`
+        Random numbers.
+    area_deg2 : `float`
+        Sky area, deg^2.
+    density : `float`
+        Counts per deg^2 per mag at ``m_ref``.
+    m_ref : `float`
+        Reference magnitude of ``density``.
+    slope_faint, slope_bright : `float`
+        The slopes ``d log10 N / dm`` fainter and brighter than ``m_break``.
+    m_break : `float`
+        Magnitude where the slope changes.
+    m_min, m_max : `float`
+        Brightest and faintest magnitudes drawn.
+
+    Returns
+    -------
+    mags : `numpy.ndarray`
+        The magnitudes, bright segment first, unsorted within a segment.
     """
     mags = []
     at_break = density * 10.0 ** (slope_faint * (m_break - m_ref))
@@ -153,7 +227,23 @@ def _uniform_positions(rng: np.random.Generator, n: int, half_width: float, half
 def draw_stars(
     rng: np.random.Generator, preset: Preset, half_width: float, half_height: float
 ) -> StarCatalog:
-    """Stars over a ``2 half_width x 2 half_height`` arcsec box."""
+    """Draw the stars of a box of sky.
+
+    Parameters
+    ----------
+    rng : `numpy.random.Generator`
+        Random numbers.
+    preset : `~rbnodia.sim.presets.Preset`
+        Star counts (``star_density``, ``star_mag_range``), proper motions,
+        variability.
+    half_width, half_height : `float`
+        Half-sizes of the box, arcsec.
+
+    Returns
+    -------
+    stars : `StarCatalog`
+        Stars, uniformly placed in the box.
+    """
     area = 4 * half_width * half_height * DEG2_PER_ARCSEC2
     m_min, m_max = preset.star_mag_range
     mag = sample_power_law_mags(rng, area, preset.star_density, 20.0, 0.08, 0.15, 20.0, m_min, m_max)
@@ -164,8 +254,24 @@ def draw_stars(
 def star_properties(
     rng: np.random.Generator, preset: Preset, mag: np.ndarray, u: np.ndarray, v: np.ndarray
 ) -> StarCatalog:
-    """Proper motions, variability and colours of stars of given r
-    magnitudes and positions."""
+    """Draw proper motions, variability and colours of stars.
+
+    Parameters
+    ----------
+    rng : `numpy.random.Generator`
+        Random numbers.
+    preset : `~rbnodia.sim.presets.Preset`
+        Proper-motion and variability fractions and amplitudes.
+    mag : `numpy.ndarray`
+        AB magnitudes in r.
+    u, v : `numpy.ndarray`
+        Tangent-plane positions, arcsec.
+
+    Returns
+    -------
+    stars : `StarCatalog`
+        The stars.
+    """
     n = len(mag)
     moving = rng.uniform(size=n) < preset.proper_motion_fraction
     pm = rng.normal(0.0, preset.proper_motion_mas_per_yr, (2, n)) * moving
@@ -180,7 +286,25 @@ def star_properties(
 def draw_galaxies(
     rng: np.random.Generator, preset: Preset, half_width: float, half_height: float, mag_limit: float
 ) -> GalaxyCatalog:
-    """Galaxies brighter than ``mag_limit`` (r band) over a box in arcsec."""
+    """Draw the galaxies of a box of sky.
+
+    Parameters
+    ----------
+    rng : `numpy.random.Generator`
+        Random numbers.
+    preset : `~rbnodia.sim.presets.Preset`
+        Galaxy counts (``galaxy_density``, ``galaxy_slope``,
+        ``galaxy_mag_bright``).
+    half_width, half_height : `float`
+        Half-sizes of the box, arcsec.
+    mag_limit : `float`
+        Faintest r magnitude drawn.
+
+    Returns
+    -------
+    galaxies : `GalaxyCatalog`
+        Galaxies, uniformly placed in the box.
+    """
     area = 4 * half_width * half_height * DEG2_PER_ARCSEC2
     mag = sample_power_law_mags(
         rng,
@@ -200,8 +324,22 @@ def draw_galaxies(
 def galaxy_properties(
     rng: np.random.Generator, mag: np.ndarray, u: np.ndarray, v: np.ndarray
 ) -> GalaxyCatalog:
-    """Sizes, profiles, shapes and colours of galaxies of given r magnitudes
-    and positions."""
+    """Draw sizes, profiles, shapes and colours of galaxies.
+
+    Parameters
+    ----------
+    rng : `numpy.random.Generator`
+        Random numbers.
+    mag : `numpy.ndarray`
+        AB magnitudes in r.
+    u, v : `numpy.ndarray`
+        Tangent-plane positions, arcsec.
+
+    Returns
+    -------
+    galaxies : `GalaxyCatalog`
+        The galaxies.
+    """
     n = len(mag)
     disk_hlr = np.clip(0.9 * 10.0 ** (-0.1 * (mag - 21.0) + rng.normal(0.0, 0.2, n)), 0.08, 8.0)
     disk_n = rng.choice(DISK_INDICES, size=n, p=DISK_INDEX_WEIGHTS)
@@ -228,7 +366,18 @@ def galaxy_properties(
 
 
 def concatenate_catalogs(a, b):
-    """Join two catalogs of the same type."""
+    """Join two catalogues of the same type.
+
+    Parameters
+    ----------
+    a, b : `StarCatalog`, `GalaxyCatalog` or `TransientCatalog`
+        The catalogues, ``a`` first.
+
+    Returns
+    -------
+    joined : `StarCatalog`, `GalaxyCatalog` or `TransientCatalog`
+        A catalogue of their type.
+    """
     import dataclasses
 
     return type(a)(
@@ -237,20 +386,38 @@ def concatenate_catalogs(a, b):
 
 
 def _sersic_radii(rng: np.random.Generator, n_index: np.ndarray, hlr: np.ndarray) -> np.ndarray:
-    """Radii drawn from the light distribution of Sersic profiles: the light
+    """Draw radii from the light distribution of Sersic profiles: the light
     enclosed within ``r`` is ``P(2n, b_n (r / r_e)^(1/n))`` (regularised
     incomplete gamma function), so ``r = r_e (G / b_n)^n`` with
-    ``G ~ Gamma(2n)``."""
+    ``G ~ Gamma(2n)``.
+    """
     b_n = gammaincinv(2.0 * n_index, 0.5)
     g = rng.gamma(2.0 * n_index)
     return hlr * (g / b_n) ** n_index
 
 
 def sample_host_offsets(rng: np.random.Generator, galaxies: GalaxyCatalog, hosts: np.ndarray):
-    """Offsets (arcsec, tangent plane) of transients from their hosts,
-    following each host's light: pick the bulge or disk in proportion to its
-    flux, draw a radius from its Sersic light profile and a uniform angle,
-    then shear like the host."""
+    """Draw offsets of transients from their hosts, following each host's
+    light.
+
+    Each transient picks the bulge or the disk in proportion to its flux,
+    draws a radius from its Sersic light profile (at most 5 half-light
+    radii) and a uniform angle, then is sheared like the host.
+
+    Parameters
+    ----------
+    rng : `numpy.random.Generator`
+        Random numbers.
+    galaxies : `GalaxyCatalog`
+        The galaxies.
+    hosts : `numpy.ndarray`
+        Row of each transient's host in ``galaxies``.
+
+    Returns
+    -------
+    du, dv : `numpy.ndarray`
+        Offsets in the tangent plane, arcsec.
+    """
     m = len(hosts)
     in_bulge = rng.uniform(size=m) < galaxies.bulge_fraction[hosts]
     n_index = np.where(in_bulge, BULGE_INDEX, galaxies.disk_n[hosts])
@@ -279,15 +446,42 @@ def draw_transients(
     host_mag_limit: float,
     box: tuple[float, float],
 ) -> TransientCatalog:
-    """Injected point sources: ``(1 - hostless_fraction)`` on host galaxies
-    (chosen with weight ``flux^host_weight_power`` among galaxies brighter than
+    """Draw the injected point sources.
+
+    A fraction ``1 - hostless_fraction`` lands on host galaxies (chosen with
+    weight ``flux^host_weight_power`` among galaxies brighter than
     ``host_mag_limit`` inside the detector), the rest anywhere; magnitudes
-    uniform between ``m5 - transient_mag_bright`` and
+    are uniform between ``m5 - transient_mag_bright`` and
     ``m5 + transient_mag_faint``.
 
-    ``inside(u, v)`` says which tangent-plane positions fall on the detector
-    (away from its edges); ``box`` is the ``(half_width, half_height)`` in
-    arcsec of a box that contains the detector.
+    Parameters
+    ----------
+    rng : `numpy.random.Generator`
+        Random numbers.
+    preset : `~rbnodia.sim.presets.Preset`
+        Host and magnitude settings.
+    galaxies : `GalaxyCatalog`
+        Candidate hosts.
+    n : `int`
+        Number of injections.
+    m5 : `float`
+        The 5-sigma depth the magnitudes refer to.
+    inside : callable
+        ``inside(u, v)`` says which tangent-plane positions fall on the
+        detector (away from its edges).
+    band : `str`
+        The visit's band (host magnitudes).
+    host_mag_limit : `float`
+        Faintest host magnitude in ``band``.
+    box : `tuple` [`float`, `float`]
+        ``(half_width, half_height)`` in arcsec of a box that contains the
+        detector.
+
+    Returns
+    -------
+    transients : `TransientCatalog`
+        The injections, hosted ones first (a hosted transient that falls
+        off the detector is replaced by a hostless one).
     """
     gal_mag = galaxies.mag(band, preset) if len(galaxies) else np.zeros(0)
     candidates = (

@@ -1,10 +1,11 @@
 """The science exposure of a detector-visit: its grid, PSF and depth, the
 static sky at the visit's epoch, the injected transients, the noise-free
-rendering and the exposure itself (noise, artifacts, ISR)."""
+rendering and the exposure itself (noise, artifacts, ISR).
+"""
 
 from __future__ import annotations
 
-__all__ = ["ScienceFrame", "Sources", "Exposure", "science_frame", "place_sources", "expose_science"]
+__all__ = ["Exposure", "ScienceFrame", "Sources", "expose_science", "place_sources", "science_frame"]
 
 import dataclasses
 from dataclasses import dataclass
@@ -29,23 +30,33 @@ class ScienceFrame:
     """Grid, PSF, calibration and depth of one science exposure."""
 
     wcs: WCS
+    """WCS of the science grid."""
     frame: WCS
+    """Tangent-plane frame of the detector's nominal footprint."""
     jacobian: Any
+    """`galsim.JacobianWCS` at the grid centre (pixel to arcsec)."""
     psf: PsfModel
+    """Science PSF."""
     fwhm: float
-    """arcsec, at the grid centre."""
+    """Science FWHM in arcsec, at the grid centre."""
     fwhm_px: float
+    """The same in pixels."""
     psf_image: np.ndarray
+    """Unit-sum science PSF image at the grid centre."""
     nJy_per_e: float
+    """Calibration, nJy per electron."""
     sky_e: float
+    """Sky level, electrons per pixel."""
     sigma: float
     """Sky noise per pixel, nJy."""
     m5: float
+    """5-sigma point-source depth of the science image."""
     m5_diff: float
     """5-sigma point-source depth of the difference image."""
     shape: tuple[int, int]
+    """Grid ``(height, width)``."""
     pixel_scale: float
-    """arcsec / pixel."""
+    """Arcsec per pixel."""
     convolve: str
     """Which image the matching kernel convolves: ``template`` (the
     science is the broader) or ``science`` (see
@@ -62,25 +73,46 @@ class ScienceFrame:
 
 @dataclass
 class Sources:
-    """The sky as this exposure sees it, in its pixel coordinates."""
+    """The sky as this exposure sees it, in its pixel coordinates.
+
+    Rows follow the scene's star and galaxy catalogues and the transient
+    catalogue.
+    """
 
     star_x: np.ndarray
+    """Star positions at the visit's epoch, pixels."""
     star_y: np.ndarray
+    """Star positions at the visit's epoch, pixels."""
     star_mag_template: np.ndarray
+    """Star magnitudes in the band at the template epoch."""
     star_mag: np.ndarray
+    """Star magnitudes in the band at the visit (variability)."""
     star_flux: np.ndarray
+    """Star fluxes at the visit, nJy."""
     star_use: np.ndarray
+    """Boolean: the star is rendered (on or near the grid)."""
     gal_x: np.ndarray
+    """Galaxy positions, pixels."""
     gal_y: np.ndarray
+    """Galaxy positions, pixels."""
     gal_mag: np.ndarray
+    """Galaxy magnitudes in the band."""
     gal_flux: np.ndarray
+    """Galaxy fluxes, nJy."""
     gal_use: np.ndarray
+    """Boolean: the galaxy is rendered (near the grid, bright enough)."""
     transients: TransientCatalog
+    """The injections."""
     tr_x: np.ndarray
+    """Injection positions, pixels."""
     tr_y: np.ndarray
+    """Injection positions, pixels."""
     tr_ra: np.ndarray
+    """Injection right ascensions, degrees."""
     tr_dec: np.ndarray
+    """Injection declinations, degrees."""
     tr_flux: np.ndarray
+    """Injection fluxes, nJy."""
 
 
 @dataclass
@@ -88,17 +120,37 @@ class Exposure:
     """The calibrated science exposure and the truth about its artifacts."""
 
     image: np.ndarray
+    """Calibrated image, nJy per pixel."""
     variance: np.ndarray
+    """Its variance plane (short by ``variance_underestimate``)."""
     mask: dict[str, np.ndarray]
+    """Its mask planes."""
     artifacts: ccd.Artifacts
+    """What was added and repaired."""
 
 
 def science_frame(preset: Preset, detector: int, cond: VisitConditions, tmpl: Template) -> ScienceFrame:
-    """The science grid, its PSF, which image the kernel convolves, and
-    depths of the science and difference images.
+    """Set up the science grid, its PSF, which image the kernel convolves,
+    and the depths of the science and difference images.
 
     Without ``preset.convolve_science`` the science seeing is floored at
     1.05 x the template's, so the template is always the one convolved.
+
+    Parameters
+    ----------
+    preset : `~rbnodia.sim.presets.Preset`
+        Detector, PSF and calibration settings.
+    detector : `int`
+        Detector number.
+    cond : `~rbnodia.sim.conditions.VisitConditions`
+        The visit's conditions.
+    tmpl : `~rbnodia.sim.template.Template`
+        The template (its PSF and noise set the difference image's).
+
+    Returns
+    -------
+    sci : `ScienceFrame`
+        The science frame.
     """
     height, width = preset.shape
     scale = preset.pixel_scale
@@ -170,9 +222,36 @@ def place_sources(
     n_transients: int | None,
     inject_margin: float,
 ) -> Sources:
-    """Stars at the visit's epoch (proper motions, variability, DCR),
-    galaxies, and the injected transients (drawn with ``rng``), on the
-    science grid."""
+    """Place the stars at the visit's epoch (proper motions, variability,
+    DCR), the galaxies and the injected transients on the science grid.
+
+    Parameters
+    ----------
+    preset : `~rbnodia.sim.presets.Preset`
+        Band offsets, DCR, template epoch, injection settings.
+    cond : `~rbnodia.sim.conditions.VisitConditions`
+        The visit's band, epoch, airmass and parallactic angle.
+    scene : `~rbnodia.sim.sky.Scene`
+        The detector's static sky.
+    tmpl : `~rbnodia.sim.template.Template`
+        The template (its depth limits the galaxies and hosts).
+    sci : `ScienceFrame`
+        The science grid.
+    rng : `numpy.random.Generator`
+        Draws the injections.
+    inject : `bool`
+        Inject transients.
+    n_transients : `int` or `None`
+        Number of injections (default: ``transient_density`` per megapixel,
+        at least ``min_transients``).
+    inject_margin : `float`
+        Pixels kept free of injections at the edges.
+
+    Returns
+    -------
+    sources : `Sources`
+        Positions, magnitudes and fluxes on the science grid.
+    """
     band = cond.band
     height, width = sci.shape
     stars, galaxies = scene.stars, scene.galaxies
@@ -231,7 +310,20 @@ def place_sources(
 def render_science(
     preset: Preset, scene: Scene, sci: ScienceFrame, src: Sources, max_half: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Noise-free science models (nJy per pixel).
+    """Render the noise-free science models (nJy per pixel).
+
+    Parameters
+    ----------
+    preset : `~rbnodia.sim.presets.Preset`
+        Brighter-fatter, full well, the faint-source limit.
+    scene : `~rbnodia.sim.sky.Scene`
+        The detector's static sky.
+    sci : `ScienceFrame`
+        The science grid, PSF and noise.
+    src : `Sources`
+        What to draw where.
+    max_half : `int`
+        Largest half-size, pixels, of an object's drawing stamp.
 
     Returns
     -------
@@ -274,8 +366,34 @@ def expose_science(
     blank: bool,
     artifacts: bool,
 ) -> Exposure:
-    """Photon and read noise, residual background, defects, cosmic rays,
-    satellite trail, saturation and ISR (`rbnodia.sim.ccd.expose`)."""
+    """Expose the noise-free model: photon and read noise, residual
+    background, defects, cosmic rays, satellite trail, saturation and ISR
+    (`rbnodia.sim.ccd.expose`).
+
+    Parameters
+    ----------
+    preset : `~rbnodia.sim.presets.Preset`
+        Detector and artifact settings.
+    model : `numpy.ndarray`
+        Noise-free model, nJy per pixel.
+    sci : `ScienceFrame`
+        Calibration, sky level and PSF width.
+    seed : `int`
+        Master seed.
+    visit : `int`
+        Visit number (noise and cosmic rays).
+    detector : `int`
+        Detector number (amplifiers and static defects).
+    blank : `bool`
+        No residual background.
+    artifacts : `bool`
+        Add cosmic rays, defects and satellite trails.
+
+    Returns
+    -------
+    exposure : `Exposure`
+        The calibrated exposure and the truth of its artifacts.
+    """
     height, width = sci.shape
     amps = ccd.Amplifiers.draw(np.random.default_rng([seed, detector, 404]), preset, (height, width))
     nrng = np.random.default_rng([seed, visit, detector, 303])

@@ -1,10 +1,11 @@
 """The static sky of a detector footprint (stars and galaxies shared by all
 its visits), and the mapping of tangent-plane positions to pixels with
-differential chromatic refraction."""
+differential chromatic refraction.
+"""
 
 from __future__ import annotations
 
-__all__ = ["Scene", "static_scene", "dcr_offset", "to_pixels"]
+__all__ = ["Scene", "dcr_offset", "static_scene", "to_pixels"]
 
 from dataclasses import dataclass
 
@@ -34,7 +35,9 @@ class Scene:
     Attributes
     ----------
     stars : `~rbnodia.sim.scene.StarCatalog`
+        Stars, at the template epoch.
     galaxies : `~rbnodia.sim.scene.GalaxyCatalog`
+        Galaxies.
     frame : `astropy.wcs.WCS`
         Tangent-plane frame whose ``crval`` is the footprint centre.
     box : `tuple` [`float`, `float`]
@@ -60,6 +63,7 @@ def static_scene(
     Parameters
     ----------
     preset : `~rbnodia.sim.presets.Preset`
+        Detector geometry, source counts and depths.
     seed, detector : `int`
         The scene depends on these only (not on the visit).
     blank : `bool`
@@ -69,6 +73,11 @@ def static_scene(
         and bulge-dominated galaxies (r = 16 to 20.5, bulge fraction 0.3 to
         1) inside the nominal footprint: the sources of subtraction
         artifacts.
+
+    Returns
+    -------
+    scene : `Scene`
+        Sources over the template grid's area.
     """
     height, width = preset.shape
     scale = preset.pixel_scale
@@ -104,17 +113,51 @@ def static_scene(
 
 
 def dcr_offset(preset: Preset, band: str, airmass: float, angle: float, colour: np.ndarray):
-    """Tangent-plane shift (arcsec) of objects of colour deviation
-    ``colour`` (mag) relative to the reference colour, towards the zenith
-    (parallactic ``angle``, radians)."""
+    """Compute the differential chromatic refraction of objects.
+
+    Parameters
+    ----------
+    preset : `~rbnodia.sim.presets.Preset`
+        ``dcr_arcsec_per_mag`` per band.
+    band : `str`
+        Band.
+    airmass : `float`
+        Airmass of the image.
+    angle : `float`
+        Parallactic angle, radians from north through east (direction of
+        the zenith).
+    colour : `numpy.ndarray`
+        Colour deviation from the reference colour, mag.
+
+    Returns
+    -------
+    du, dv : `numpy.ndarray`
+        Tangent-plane shift towards the zenith, arcsec (east, north).
+    """
     tan_z = np.sqrt(max(airmass**2 - 1.0, 0.0))
     shift = preset.dcr_arcsec_per_mag.get(band, 0.0) * tan_z * np.asarray(colour)
     return shift * np.sin(angle), shift * np.cos(angle)
 
 
 def to_pixels(wcs: WCS, frame: WCS, u, v):
-    """Tangent-plane ``(u, v)`` arcsec of ``frame`` -> pixel ``x, y`` of
-    ``wcs``; also returns ``ra, dec`` (degrees)."""
+    """Map tangent-plane positions to pixels.
+
+    Parameters
+    ----------
+    wcs : `astropy.wcs.WCS`
+        WCS of the pixel grid.
+    frame : `astropy.wcs.WCS`
+        Frame whose ``crval`` is the tangent point.
+    u, v : `float` or `numpy.ndarray`
+        Tangent-plane positions (east, north), arcsec.
+
+    Returns
+    -------
+    x, y : `numpy.ndarray`
+        Pixel positions on ``wcs``'s grid.
+    ra, dec : `numpy.ndarray`
+        Sky positions, degrees.
+    """
     ra, dec = plane_to_sky(u, v, frame)
     x, y = wcs.world_to_pixel_values(ra, dec)
     return np.asarray(x, dtype=float), np.asarray(y, dtype=float), ra, dec

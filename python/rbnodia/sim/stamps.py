@@ -11,18 +11,19 @@ from ..core.stampset import LabelledStamps, cut_labelled_stamps
 
 
 def labelled_stamps_from_detector(sim, stamp_size: int = 51) -> LabelledStamps:
-    """Raw ``diff``, ``srch`` and ``tmpl`` stamps at every detection of a
-    simulated detector, with its truth.
+    """Cut raw ``diff``, ``srch`` and ``tmpl`` stamps at every detection of
+    a simulated detector, with its truth.
 
     Parameters
     ----------
-    sim : `~rbnodia.sim.SimulatedDetector`
+    sim : `~rbnodia.sim.detector.SimulatedDetector`
+        The simulated detector-visit.
     stamp_size : `int`
         Odd stamp width.
 
     Returns
     -------
-    stamps : `~rbnodia.core.LabelledStamps`
+    stamps : `~rbnodia.core.stampset.LabelledStamps`
         Rows follow ``sim.detections``; pixels off the image or without
         data (NO_DATA) are NaN.  ``tmpl`` is the warped, not PSF-matched,
         template, as in the DES autoscan stamps.

@@ -19,6 +19,9 @@ the kernel is the photometric scaling between template and science.
 
 The difference is ``D = S - K * T - b`` and its variance
 ``var_S + K_0^2 * var_T`` (``K_0`` is the kernel at the image centre).
+
+The module holds the whole algorithm (basis, candidates, fit,
+subtraction); it passes 500 lines through its docstrings, not its code.
 """
 
 from __future__ import annotations
@@ -26,9 +29,9 @@ from __future__ import annotations
 __all__ = [
     "KernelBasis",
     "KernelSolution",
+    "fit_kernel",
     "gaussian_basis",
     "select_kernel_candidates",
-    "fit_kernel",
     "subtract_images",
 ]
 
@@ -48,15 +51,25 @@ class KernelBasis:
     gx: np.ndarray
     """``(n, 2 half + 1)`` x factors."""
     gy: np.ndarray
+    """``(n, 2 half + 1)`` y factors."""
     half: int
+    """Kernel half-width, pixels."""
     sigmas: tuple[float, ...]
+    """Gaussian sigmas, pixels."""
     degrees: tuple[int, ...]
+    """Polynomial degree of each Gaussian."""
 
     def __len__(self) -> int:
         return self.gx.shape[0]
 
     def images(self) -> np.ndarray:
-        """``(n, 2 half + 1, 2 half + 1)`` basis kernels."""
+        """Build the basis kernels.
+
+        Returns
+        -------
+        images : `numpy.ndarray`
+            ``(n, 2 half + 1, 2 half + 1)`` basis kernels.
+        """
         return self.gy[:, :, None] * self.gx[:, None, :]
 
 
@@ -68,11 +81,29 @@ def gaussian_basis(
     degrees: tuple[int, ...] = (4, 2, 2),
     ratios: tuple[float, ...] = (0.5, 1.0, 2.0),
 ) -> KernelBasis:
-    """The Alard-Lupton basis scaled to the PSF widths.
+    """Build the Alard-Lupton basis scaled to the PSF widths.
 
     The Gaussian widths are ``ratios`` times the width of the ideal matching
     kernel, ``sqrt(sigma_S^2 - sigma_T^2)`` (at least 0.5 pixel), and the
     kernel half-width defaults to about 2.5 science FWHM (5 to 17 pixels).
+
+    Parameters
+    ----------
+    fwhm_science_px : `float`
+        FWHM of the image the kernel matches (the broader), pixels.
+    fwhm_template_px : `float`
+        FWHM of the image the kernel convolves, pixels.
+    half : `int`, optional
+        Kernel half-width, pixels.
+    degrees : `tuple` [`int`, ...], optional
+        Polynomial degree of each Gaussian.
+    ratios : `tuple` [`float`, ...], optional
+        Gaussian widths relative to the ideal matching kernel's.
+
+    Returns
+    -------
+    basis : `KernelBasis`
+        The basis (``sum (d + 1)(d + 2) / 2`` functions, each normalised).
     """
     to_sigma = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
     s_sci, s_tmp = fwhm_science_px * to_sigma, fwhm_template_px * to_sigma
@@ -95,7 +126,8 @@ def gaussian_basis(
 
 def _poly_terms(x, y, shape, order: int) -> np.ndarray:
     """Spatial polynomial terms of total degree <= order in coordinates
-    scaled to [-1, 1]; shape ``(n_terms, *x.shape)``."""
+    scaled to [-1, 1]; shape ``(n_terms, *x.shape)``.
+    """
     height, width = shape
     u = 2.0 * np.asarray(x, dtype=float) / max(width - 1, 1) - 1.0
     v = 2.0 * np.asarray(y, dtype=float) / max(height - 1, 1) - 1.0
@@ -104,7 +136,8 @@ def _poly_terms(x, y, shape, order: int) -> np.ndarray:
 
 def _poly_terms_grid(grid_shape, shape, order: int):
     """Iterate over the spatial polynomial terms on a pixel grid, built by
-    broadcasting (no full coordinate arrays)."""
+    broadcasting (no full coordinate arrays).
+    """
     height, width = grid_shape
     u = (2.0 * np.arange(width, dtype=np.float32) / max(shape[1] - 1, 1) - 1.0)[None, :]
     v = (2.0 * np.arange(height, dtype=np.float32) / max(shape[0] - 1, 1) - 1.0)[:, None]
@@ -130,36 +163,85 @@ class KernelSolution:
     """A fitted, spatially varying matching kernel and background."""
 
     basis: KernelBasis
+    """The kernel basis."""
     coefficients: np.ndarray
     """``(n_basis, n_spatial)``."""
     background: np.ndarray
     """``(n_background,)`` coefficients."""
     spatial_order: int
+    """Total degree of the kernel's spatial variation."""
     background_order: int
+    """Total degree of the background."""
     shape: tuple[int, int]
+    """Image ``(height, width)`` that positions refer to."""
     mode: str
-    """``stamps`` or ``image``."""
+    """``stamps``, ``image`` or ``identity`` (too little data to fit)."""
     n_candidates: int = 0
+    """Kernel candidates offered."""
     n_used: int = 0
+    """Stamps (or pixels, for ``image``) used in the final fit."""
     chi2_per_dof: float = float("nan")
+    """Mean chi^2 per pixel of the fit."""
     info: dict = field(default_factory=dict)
+    """Free-form details (e.g. the errors of a synthetic-star kernel)."""
 
     def spatial_kernels(self) -> np.ndarray:
-        """``(n_spatial, size, size)`` kernels ``K_p`` such that
-        ``K(x, y) = sum_p P_p(x, y) K_p``."""
+        """Build the kernels of the spatial terms.
+
+        Returns
+        -------
+        kernels : `numpy.ndarray`
+            ``(n_spatial, size, size)`` kernels ``K_p`` such that
+            ``K(x, y) = sum_p P_p(x, y) K_p``.
+        """
         return np.tensordot(self.coefficients.T, self.basis.images(), axes=1)
 
     def kernel_at(self, x: float, y: float) -> np.ndarray:
+        """Evaluate the kernel at a position.
+
+        Parameters
+        ----------
+        x, y : `float`
+            Pixel position.
+
+        Returns
+        -------
+        kernel : `numpy.ndarray`
+            ``(size, size)`` kernel.
+        """
         terms = _poly_terms(np.array(x), np.array(y), self.shape, self.spatial_order)
         return np.tensordot(terms, self.spatial_kernels(), axes=1)
 
     def kernel_sum(self, x: float | None = None, y: float | None = None) -> float:
-        """Photometric scaling (template -> science) at a position (centre by default)."""
+        """Compute the photometric scaling (template -> science) at a position.
+
+        Parameters
+        ----------
+        x, y : `float`, optional
+            Pixel position (default: the image centre).
+
+        Returns
+        -------
+        scale : `float`
+            Sum of the kernel there.
+        """
         if x is None:
             x, y = (self.shape[1] - 1) / 2.0, (self.shape[0] - 1) / 2.0
         return float(self.kernel_at(x, y).sum())
 
     def background_image(self, shape=None) -> np.ndarray:
+        """Evaluate the differential background on the pixel grid.
+
+        Parameters
+        ----------
+        shape : `tuple` [`int`, `int`], optional
+            Grid ``(height, width)`` from the origin (default: ``shape``).
+
+        Returns
+        -------
+        background : `numpy.ndarray`
+            Float32 image.
+        """
         height, width = shape or self.shape
         out = np.zeros((height, width), dtype=np.float32)
         for c, term in zip(
@@ -179,8 +261,30 @@ def select_kernel_candidates(
     n_max: int = 80,
     min_snr: float = 30.0,
 ) -> np.ndarray:
-    """Bright, isolated, unmasked sources of the template as ``(n, 2)``
-    ``(x, y)`` kernel-candidate positions (brightest first)."""
+    """Select kernel candidates: bright, isolated, compact and unmasked
+    sources of the template.
+
+    Parameters
+    ----------
+    template, template_variance : `numpy.ndarray`
+        Template on the science grid and its variance plane.
+    bad : `numpy.ndarray`
+        Boolean map of pixels a stamp must not reach.
+    fwhm_px : `float`
+        PSF FWHM, pixels (fit radius, compactness).
+    half : `int`
+        Kernel half-width, pixels.
+    n_max : `int`, optional
+        Most candidates returned.
+    min_snr : `float`, optional
+        Lowest signal-to-noise of a candidate.
+
+    Returns
+    -------
+    positions : `numpy.ndarray`
+        ``(n, 2)`` ``(x, y)`` positions, brightest first (none if SEP fails
+        on the image).
+    """
     import sep
 
     height, width = template.shape
@@ -239,13 +343,14 @@ def fit_kernel(
     n_iter: int = 3,
     clip: float = 3.0,
 ) -> KernelSolution:
-    """Least-squares fit of the matching kernel and background.
+    """Fit the matching kernel and background by least squares.
 
     Parameters
     ----------
     science, science_variance, template : `numpy.ndarray`
         Same-grid images; non-finite template pixels count as bad.
     basis : `KernelBasis`
+        The kernel basis.
     candidates : `numpy.ndarray`, optional
         ``(n, 2)`` stamp centres; ``None`` fits the whole image.
     bad : `numpy.ndarray`, optional
@@ -253,6 +358,19 @@ def fit_kernel(
     spatial_order, background_order : `int`
         Total degree of the kernel and background variations (the kernel's
         is lowered automatically when there are too few stamps).
+    fwhm_px : `float`, optional
+        PSF FWHM, pixels (the stamps' fit radius).
+    n_iter : `int`, optional
+        Most rejection iterations.
+    clip : `float`, optional
+        Stamps whose chi^2 exceeds the median by ``clip`` robust sigma are
+        rejected.
+
+    Returns
+    -------
+    solution : `KernelSolution`
+        The fit: on stamps, or on the whole image when fewer than three
+        usable stamps remain.
     """
     shape = science.shape
     half = basis.half
@@ -413,12 +531,22 @@ def subtract_images(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Apply a kernel solution: ``D = S - K * T - b``.
 
+    Parameters
+    ----------
+    science, science_variance : `numpy.ndarray`
+        The image the kernel matches (``S``) and its variance plane.
+    template, template_variance : `numpy.ndarray`
+        The image the kernel convolves (``T``; NaN where there is no data)
+        and its variance plane.
+    solution : `KernelSolution`
+        Kernel and background.
+
     Returns
     -------
     difference, variance : `numpy.ndarray`
-        float32; NaN where the template has no data.
+        Float32; NaN where the template has no data.
     edge : `numpy.ndarray`
-        bool: pixels whose convolution reached past the template's data
+        Boolean: pixels whose convolution reached past the template's data
         (within the kernel half-width of NO_DATA or of the image border).
     """
     shape = science.shape

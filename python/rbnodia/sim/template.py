@@ -1,6 +1,7 @@
 """The template: a deep co-add of a detector footprint rendered on its own
 north-up grid (with an astrometric error between its WCS and where its
-light lies), and its warp onto a science grid."""
+light lies), and its warp onto a science grid.
+"""
 
 from __future__ import annotations
 
@@ -27,7 +28,6 @@ from .presets import Preset
 from .render import PsfModel, Renderer, local_jacobian
 from .sky import Scene, dcr_offset, to_pixels
 from .warp import warp_image
-
 
 SCIENCE_ONLY_FIELDS = frozenset(
     {
@@ -64,8 +64,19 @@ neither the static sky nor the template depends on them."""
 
 
 def template_key(preset: Preset) -> tuple:
-    """The preset fields the static sky and the template depend on (a cache
-    key: visits that differ only in `SCIENCE_ONLY_FIELDS` share them)."""
+    """Make the cache key of a preset's static sky and template.
+
+    Parameters
+    ----------
+    preset : `~rbnodia.sim.presets.Preset`
+        The (overridden) preset.
+
+    Returns
+    -------
+    key : `tuple`
+        ``(name, value)`` of every field not in `SCIENCE_ONLY_FIELDS`:
+        visits whose presets differ only in those share a sky and template.
+    """
     return tuple(
         (f.name, getattr(preset, f.name))
         for f in dataclasses.fields(preset)
@@ -84,29 +95,46 @@ class Template:
     """
 
     image: np.ndarray
+    """Co-add image."""
     variance: np.ndarray
+    """Its (per-pixel) variance plane."""
     model: np.ndarray
     """Noise-free image (nJy per pixel, before saturation clipping)."""
     saturated: np.ndarray
+    """Boolean map of clipped cores."""
     no_data: np.ndarray
+    """Boolean map of pixels outside the co-add's coverage."""
     wcs: WCS
+    """WCS of the template grid (north up)."""
     psf: PsfModel
+    """Co-add PSF."""
     jacobian: object
+    """`galsim.JacobianWCS` at the grid centre (pixel to arcsec)."""
     fwhm: float
+    """Co-add FWHM at the grid centre, arcsec."""
     photometric_scale: float
+    """Calibration relative to the truth (``1 + photometric_error``
+    draw)."""
     flux_scale: FluxScaleField
     """Flux-scale error field of the template's sources (``epsilon(u, v)``)."""
     astrometric_error: AstrometricError
+    """Displacement of the template's light from its WCS."""
     edge: dict | None
+    """Angle and position of a co-add boundary, `None` without one."""
     m5: float
+    """5-sigma point-source depth."""
     sigma: float
+    """Sky noise per pixel, nJy."""
     psf_image: np.ndarray
+    """Unit-sum PSF image at the grid centre."""
     n_stars: int
+    """Stars drawn."""
     n_galaxies: int
+    """Galaxies drawn."""
 
 
 def _template_psf(preset: Preset, rng: np.random.Generator, fwhm: float, shape) -> PsfModel:
-    """The co-add's PSF: half the science ellipticity and spatial variation."""
+    """Draw the co-add's PSF: half the science ellipticity and spatial variation."""
     tg = rng.normal(0.0, preset.psf_ellipticity / 2, 2)
     return PsfModel(
         fwhm=fwhm,
@@ -125,7 +153,8 @@ def _template_psf(preset: Preset, rng: np.random.Generator, fwhm: float, shape) 
 def _render_model(preset, band, scene: Scene, wcs, astrom, render: Renderer, rng, m5, phot, field):
     """Draw the scene's galaxies and stars (template epoch, template DCR,
     astrometric error, flux scale ``phot (1 + field(u, v))``) into
-    ``render``; returns the numbers drawn."""
+    ``render``; returns the numbers drawn.
+    """
     t_height, t_width = render.shape
     stars, galaxies = scene.stars, scene.galaxies
 
@@ -155,9 +184,23 @@ def _render_model(preset, band, scene: Scene, wcs, astrom, render: Renderer, rng
 
 
 def correlated_noise(rng: np.random.Generator, shape, sigma: float) -> np.ndarray:
-    """Unit-variance Gaussian noise correlated by a Gaussian of ``sigma``
-    pixels (white for ``sigma = 0``): the noise of a co-add whose input
-    epochs were resampled onto its grid."""
+    """Draw unit-variance Gaussian noise correlated by a Gaussian kernel:
+    the noise of a co-add whose input epochs were resampled onto its grid.
+
+    Parameters
+    ----------
+    rng : `numpy.random.Generator`
+        Random numbers.
+    shape : `tuple` [`int`, `int`]
+        Image ``(height, width)``.
+    sigma : `float`
+        Sigma of the correlating Gaussian, pixels (white noise for 0).
+
+    Returns
+    -------
+    noise : `numpy.ndarray`
+        Float32 noise of unit variance per pixel.
+    """
     from scipy import ndimage
 
     noise = rng.standard_normal(shape, dtype=np.float32)
@@ -174,7 +217,8 @@ def correlated_noise(rng: np.random.Generator, shape, sigma: float) -> np.ndarra
 def _noisy_coadd(preset: Preset, model, cal: float, sky_e: float, rng: np.random.Generator):
     """Co-add image, variance plane and saturated-core map of a noise-free
     model (nJy per pixel): photon and read noise of ``template_n_coadd``
-    epochs, correlated by their resampling."""
+    epochs, correlated by their resampling.
+    """
     model_e = np.maximum(model / cal, 0.0)
     variance = ((sky_e + model_e + preset.read_noise**2) * cal**2 / preset.template_n_coadd).astype(
         np.float32
@@ -190,8 +234,9 @@ def _noisy_coadd(preset: Preset, model, cal: float, sky_e: float, rng: np.random
 
 
 def _coadd_edge(preset: Preset, rng, shape, centre):
-    """A co-add (patch/tract) boundary cutting 5-30 % of the nominal
-    footprint: the NO_DATA map and its description."""
+    """Draw a co-add (patch/tract) boundary cutting 5-30 % of the nominal
+    footprint: the NO_DATA map and its description.
+    """
     height, width = preset.shape
     t_height, t_width = shape
     phi = rng.uniform(0, 2 * np.pi)
@@ -219,15 +264,26 @@ def make_template(
     Parameters
     ----------
     preset : `~rbnodia.sim.presets.Preset`
-    seed, detector : `int`
+        Template depth, seeing, calibration and astrometric errors.
+    seed : `int`
+        Master seed.
+    detector : `int`
+        Detector number.
     band : `str`
+        Band of the co-add.
     scene : `~rbnodia.sim.sky.Scene`
+        The detector's static sky.
     blank : `bool`
         Pure sky noise: no calibration or astrometric error.
     edges : `bool`
         Allow a co-add boundary (``template_edge_probability``).
     max_half : `int`
         Largest half-size (pixels) of a rendered object.
+
+    Returns
+    -------
+    template : `Template`
+        The co-add on its own grid.
     """
     scale = preset.pixel_scale
     trng = np.random.default_rng([seed, detector, preset.bands.index(band), 21])
@@ -306,12 +362,21 @@ def make_template(
 def warp_template(tmpl: Template, sci_wcs: WCS, shape: tuple[int, int]):
     """Warp the template onto a science grid (Lanczos-3).
 
+    Parameters
+    ----------
+    tmpl : `Template`
+        The template on its own grid.
+    sci_wcs : `astropy.wcs.WCS`
+        WCS of the science grid.
+    shape : `tuple` [`int`, `int`]
+        Science ``(height, width)``.
+
     Returns
     -------
     warped, variance : `numpy.ndarray`
-        float32, NaN where no data.
+        Float32, NaN where no data.
     no_data, saturated : `numpy.ndarray`
-        bool maps on the science grid.
+        Boolean maps on the science grid.
     """
     t_height, t_width = tmpl.image.shape
     map_x, map_y = pixel_mapping(sci_wcs, shape, tmpl.wcs)

@@ -57,7 +57,8 @@ def _patch_job(index: int, kwargs: dict) -> LabelledStamps:
 
 class _Stream:
     """Patches of one shard, in order, computed ``lookahead`` ahead on a
-    pool (or here, without one)."""
+    pool (or here, without one).
+    """
 
     def __init__(self, pool, start: int, kwargs: dict, lookahead: int):
         self.pool, self.kwargs, self.lookahead = pool, kwargs, lookahead
@@ -88,15 +89,18 @@ class _Stream:
 
 
 def _settings(preset: Preset, **kwargs) -> dict[str, Any]:
-    """What a shard's content depends on (stored in, and compared with, its metadata)."""
+    """Collect what a shard's content depends on (stored in, and compared
+    with, its metadata).
+    """
     return json.loads(
         json.dumps({"preset": preset.name, "preset_fields": repr(preset), **kwargs}, default=str)
     )
 
 
 def _existing(path: Path, settings: dict, size: int) -> LabelledStamps | None:
-    """The shard at ``path`` if it was written with ``settings`` and has
-    ``size`` stamps; raises if it was written with other settings."""
+    """Return the shard at ``path`` if it was written with ``settings`` and
+    has ``size`` stamps; raise if it was written with other settings.
+    """
     if not path.exists():
         return None
     with np.load(path, allow_pickle=False) as data:
@@ -149,6 +153,7 @@ def make_training_set(
         settings are kept (the run resumes); shards with other settings
         raise unless ``overwrite``.
     preset : `str` or `~rbnodia.sim.presets.Preset`
+        ``"des"``, ``"lsst"`` or a preset.
     seed : `int`
         The same seed gives identical arrays, whatever ``workers``.
     real_fraction : `float`
@@ -263,7 +268,9 @@ class _ShardWriter:
         self.labels.update(int(v) for v in shard.label)
 
     def _heartbeat(self, k: int, assembler: ShardAssembler | None = None) -> None:
-        """A log line at least every `LOG_EVERY_S` seconds."""
+        """Log a progress line if `LOG_EVERY_S` seconds have passed since the
+        last.
+        """
         if time.monotonic() - self.last_log < LOG_EVERY_S:
             return
         done = sum(self.labels.values())
@@ -366,7 +373,7 @@ def make_training_splits(
     seed: int = DEFAULT_SEED,
     **kwargs,
 ) -> dict[str, Any]:
-    """Training, validation and test sets for several presets:
+    """Write training, validation and test sets for several presets, as
     ``out_dir/<split>/<preset>/stamps_*.npz``.
 
     Set ``s`` (0 train, 1 validation, 2 test) of the ``p``-th preset uses
@@ -376,10 +383,13 @@ def make_training_splits(
     Parameters
     ----------
     out_dir : `str` or `pathlib.Path`
+        Output folder; ``splits.json`` there holds the summary.
     n_train, n_validation, n_test : `int`
         Stamps per preset in each split (0 skips the split).
     presets : `tuple` [`str`, ...]
+        Preset names.
     seed : `int`
+        Master seed of the splits.
     **kwargs
         Passed to `make_training_set`.
 

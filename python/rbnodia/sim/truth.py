@@ -59,16 +59,16 @@ Otherwise:
 from __future__ import annotations
 
 __all__ = [
-    "REAL_FAMILIES",
-    "CONVENTION_FAMILIES",
     "BOGUS_FAMILIES",
+    "CONVENTION_FAMILIES",
     "FAMILIES",
     "FAMILY_GROUPS",
+    "REAL_FAMILIES",
     "TruthContext",
-    "label_detections",
-    "match_positions",
     "family_counts",
     "family_group",
+    "label_detections",
+    "match_positions",
 ]
 
 from dataclasses import dataclass
@@ -118,7 +118,18 @@ significance is at least this fraction of the detection's."""
 
 
 def family_group(family) -> np.ndarray:
-    """The `FAMILY_GROUPS` key of each family (``"other"`` if unknown)."""
+    """Group families by cause.
+
+    Parameters
+    ----------
+    family : `str` or array-like of `str`
+        Family names.
+
+    Returns
+    -------
+    groups : `numpy.ndarray`
+        The `FAMILY_GROUPS` key of each family (``"other"`` if unknown).
+    """
     of = {f: g for g, members in FAMILY_GROUPS.items() for f in members}
     return np.array([of.get(str(f), "other") for f in np.atleast_1d(family)], dtype="U16")
 
@@ -128,18 +139,31 @@ class TruthContext:
     """What the simulator knows about one difference image (science pixels)."""
 
     transient_x: np.ndarray
+    """Injection positions, pixels."""
     transient_y: np.ndarray
+    """Injection positions, pixels."""
     transient_mag: np.ndarray
+    """Injected magnitudes."""
     transient_family: np.ndarray
+    """Family of each injection."""
     cosmic_rays: np.ndarray
+    """Boolean map of unrepaired cosmic-ray pixels."""
     bad_columns: np.ndarray
+    """Boolean map of bad columns not in the defect list."""
     hot_pixels: np.ndarray
+    """Boolean map of hot pixels not in the defect list."""
     satellite: np.ndarray
+    """Boolean map of satellite-trail pixels."""
     edge: np.ndarray
+    """Boolean map of pixels whose convolution reached missing data."""
     saturated: np.ndarray
+    """Boolean map of saturated science or template pixels."""
     star_x: np.ndarray
+    """Positions of the visible stars, pixels."""
     star_y: np.ndarray
+    """Positions of the visible stars, pixels."""
     star_variable: np.ndarray
+    """Boolean: the star varies."""
     star_mag: np.ndarray
     """Magnitude of each star at the science epoch."""
     star_flux_change: np.ndarray
@@ -150,24 +174,41 @@ class TruthContext:
     """Association radius of each star (grows with brightness: residual
     lobes and wings of bright stars reach further)."""
     galaxy_x: np.ndarray
+    """Positions of the visible galaxies, pixels."""
     galaxy_y: np.ndarray
+    """Positions of the visible galaxies, pixels."""
     galaxy_radius_px: np.ndarray
+    """Association radius of each galaxy (grows with size and
+    brightness)."""
     peak: np.ndarray
     """Peak matched-filter significance of each detection."""
     peak_x: np.ndarray
+    """Pixel of each detection's peak (x)."""
     peak_y: np.ndarray
-    """Pixel of each detection's peak."""
+    """Pixel of each detection's peak (y)."""
     residual: Any
     """A `~rbnodia.sim.residuals.ResidualProbe` of the image."""
     noise_factor: float
     """True noise of the significance map over what the variance plane says."""
     threshold: float
+    """Detection threshold, sigma."""
     fwhm_px: float
+    """FWHM of the difference image's PSF, pixels."""
     variable_star_label: int = 1
+    """Label of variable stars under the preset's convention."""
 
 
 def match_positions(x1, y1, x2, y2, radius: float) -> np.ndarray:
-    """One-to-one matching, closest pairs first.
+    """Match two sets of positions one to one, closest pairs first.
+
+    Parameters
+    ----------
+    x1, y1 : `numpy.ndarray`
+        First positions.
+    x2, y2 : `numpy.ndarray`
+        Second positions.
+    radius : `float`
+        Largest separation of a pair.
 
     Returns
     -------
@@ -192,7 +233,8 @@ def match_positions(x1, y1, x2, y2, radius: float) -> np.ndarray:
 
 def _near(points_x, points_y, x, y, radius) -> np.ndarray:
     """For each (x, y), the index of the nearest point within ``radius``
-    (array or scalar per point), else -1."""
+    (array or scalar per point), else -1.
+    """
     out = np.full(len(x), -1, dtype=np.int64)
     if len(points_x) == 0 or len(x) == 0:
         return out
@@ -242,8 +284,9 @@ def _mask_families(x, y, ctx: TruthContext, family: np.ndarray, todo: np.ndarray
 
 
 def _residual_family(i, x, y, ctx: TruthContext, candidates) -> tuple[str, int] | None:
-    """The residual family of detection ``i`` (and the variable star's
-    index, or -1), or None if no source's noise-free residual explains it."""
+    """Find the residual family of detection ``i`` (and the variable star's
+    index, or -1), or None if no source's noise-free residual explains it.
+    """
     for kind, index in candidates:
         j = index[i]
         if j < 0:
@@ -265,12 +308,22 @@ def _residual_family(i, x, y, ctx: TruthContext, candidates) -> tuple[str, int] 
 def label_detections(x: np.ndarray, y: np.ndarray, ctx: TruthContext, match_radius: float = 2.0):
     """Label and classify detections (see the module docstring).
 
+    Parameters
+    ----------
+    x, y : `numpy.ndarray`
+        Detection positions (barycentres), pixels.
+    ctx : `TruthContext`
+        What the simulator knows about the difference image.
+    match_radius : `float`, optional
+        Largest distance, pixels, of a detection from the injection it
+        detects.
+
     Returns
     -------
     label : `numpy.ndarray`
-        int8, 0 real / 1 bogus.
+        Int8, 0 real / 1 bogus.
     family : `numpy.ndarray`
-        str.
+        Family names (`FAMILIES`).
     mag : `numpy.ndarray`
         Injected magnitude of transients, science-epoch magnitude of
         variable stars, NaN otherwise.
@@ -318,11 +371,11 @@ def label_detections(x: np.ndarray, y: np.ndarray, ctx: TruthContext, match_radi
 
 
 def family_counts(truth) -> dict[str, dict[str, int]]:
-    """Counts per family and label.
+    """Count detections or stamps per family and label.
 
     Parameters
     ----------
-    truth : `astropy.table.Table` or `~rbnodia.core.LabelledStamps` or mapping
+    truth : `astropy.table.Table` or `~rbnodia.core.stampset.LabelledStamps` or mapping
         Anything with ``family`` and ``label`` columns.
 
     Returns

@@ -23,12 +23,14 @@ LANCZOS_ORDER = 3
 
 
 def lanczos_weights(frac: np.ndarray, order: int = LANCZOS_ORDER) -> np.ndarray:
-    """Normalised 1-d Lanczos weights.
+    """Compute normalised 1-d Lanczos weights.
 
     Parameters
     ----------
     frac : `numpy.ndarray`
         Position minus ``floor(position)``, in [0, 1).
+    order : `int`, optional
+        Lanczos order ``n`` (``2 n`` taps).
 
     Returns
     -------
@@ -81,6 +83,10 @@ def warp_image(
         Source pixels that hold no data (bool ``(h, w)``).
     xs, ys : `numpy.ndarray`
         ``(H, W)`` source coordinates of each destination pixel.
+    block_rows : `int`, optional
+        Destination rows processed at a time (bounds the memory).
+    order : `int`, optional
+        Lanczos order.
 
     Returns
     -------
