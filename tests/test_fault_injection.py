@@ -350,3 +350,12 @@ def test_hostile_model_files_fail_cleanly(fault_repo, bad_models, case):
     error = [line for line in caught.value.output.splitlines() if words in line]
     assert error and str(path) in error[0], caught.value.output[-3000:]
     assert _outputs(fault_repo, collection) == {}
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two"])
+def test_simulate_refuses_visit_counts_that_are_not_positive(tmp_path, value):
+    repo = tmp_path / "repo"
+    done = subprocess.run([str(BIN / "rbnodia"), "simulate", "--repo", str(repo), "--visits", value],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "argument --visits" in done.stderr
+    assert not repo.exists()

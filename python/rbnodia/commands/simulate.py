@@ -12,6 +12,8 @@ import json
 import logging
 from pathlib import Path
 
+from .arguments import non_negative_int, positive_int
+
 _log = logging.getLogger(__name__)
 
 
@@ -89,10 +91,10 @@ def _make_training_splits(args: argparse.Namespace) -> int:
 def _add_set_arguments(p: argparse.ArgumentParser) -> None:
     """Options shared by make-training-set and make-training-splits."""
     p.add_argument("--real-fraction", type=float, default=0.5)
-    p.add_argument("--stamp-size", type=int, default=51)
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--patch-size", type=int, default=320)
-    p.add_argument("--shard-size", type=int, default=10_000)
+    p.add_argument("--stamp-size", type=positive_int, default=51)
+    p.add_argument("--workers", type=positive_int, default=2)
+    p.add_argument("--patch-size", type=positive_int, default=320)
+    p.add_argument("--shard-size", type=positive_int, default=10_000)
     p.add_argument(
         "--no-domain-randomization",
         dest="domain_randomization",
@@ -158,10 +160,10 @@ def register(subparsers) -> None:
     )
     p.add_argument("--repo", required=True, type=Path, help="Repository folder to create.")
     p.add_argument("--preset", choices=("des", "lsst"), default="lsst")
-    p.add_argument("--visits", type=int, default=2)
-    p.add_argument("--detectors", type=int, default=2)
+    p.add_argument("--visits", type=positive_int, default=2)
+    p.add_argument("--detectors", type=positive_int, default=2)
     p.add_argument(
-        "--size", type=int, nargs=2, metavar=("H", "W"), help="Detector size (default: full preset size)."
+        "--size", type=positive_int, nargs=2, metavar=("H", "W"), help="Detector size (default: full preset size)."
     )
     p.add_argument("--seed", type=int, default=DEFAULT_SEED)
     p.add_argument("--clobber", action="store_true", help="Replace an existing repository.")
@@ -175,7 +177,7 @@ def register(subparsers) -> None:
         "labelled raw stamps (rbnodia LabelledStamps .npz).  Resumable: shards already written with the "
         "same settings are kept.",
     )
-    p.add_argument("--n", type=int, default=100_000, help="Number of stamps.")
+    p.add_argument("--n", type=positive_int, default=100_000, help="Number of stamps.")
     p.add_argument("--out", required=True, type=Path, help="Output folder.")
     p.add_argument("--preset", choices=("des", "lsst"), default="des")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED)
@@ -190,9 +192,9 @@ def register(subparsers) -> None:
         "seeds (seed + 10 split + preset index).  Resumable.",
     )
     p.add_argument("--out", required=True, type=Path, help="Output folder.")
-    p.add_argument("--n-train", type=int, default=100_000, help="Training stamps per preset.")
-    p.add_argument("--n-validation", type=int, default=20_000, help="Validation stamps per preset.")
-    p.add_argument("--n-test", type=int, default=20_000, help="Test stamps per preset.")
+    p.add_argument("--n-train", type=positive_int, default=100_000, help="Training stamps per preset.")
+    p.add_argument("--n-validation", type=non_negative_int, default=20_000, help="Validation stamps per preset.")
+    p.add_argument("--n-test", type=non_negative_int, default=20_000, help="Test stamps per preset.")
     p.add_argument("--presets", nargs="+", choices=("des", "lsst"), default=["des", "lsst"])
     p.add_argument("--seed", type=int, default=DEFAULT_SEED)
     _add_set_arguments(p)
@@ -217,6 +219,6 @@ def register(subparsers) -> None:
     )
     p.add_argument("--stamps", required=True, type=Path, help="LabelledStamps .npz file or folder of shards.")
     p.add_argument("--out", required=True, type=Path, help="PNG path.")
-    p.add_argument("--per-family", type=int, default=4)
+    p.add_argument("--per-family", type=positive_int, default=4)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_plot_examples)
