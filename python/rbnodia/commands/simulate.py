@@ -163,7 +163,8 @@ def register(subparsers) -> None:
     p.add_argument("--visits", type=positive_int, default=2)
     p.add_argument("--detectors", type=positive_int, default=2)
     p.add_argument(
-        "--size", type=positive_int, nargs=2, metavar=("H", "W"), help="Detector size (default: full preset size)."
+        "--size", type=positive_int, nargs=2, metavar=("H", "W"),
+        help="Detector size (default: full preset size)."
     )
     p.add_argument("--seed", type=int, default=DEFAULT_SEED)
     p.add_argument("--clobber", action="store_true", help="Replace an existing repository.")
@@ -193,7 +194,8 @@ def register(subparsers) -> None:
     )
     p.add_argument("--out", required=True, type=Path, help="Output folder.")
     p.add_argument("--n-train", type=positive_int, default=100_000, help="Training stamps per preset.")
-    p.add_argument("--n-validation", type=non_negative_int, default=20_000, help="Validation stamps per preset.")
+    p.add_argument("--n-validation", type=non_negative_int, default=20_000,
+                   help="Validation stamps per preset.")
     p.add_argument("--n-test", type=non_negative_int, default=20_000, help="Test stamps per preset.")
     p.add_argument("--presets", nargs="+", choices=("des", "lsst"), default=["des", "lsst"])
     p.add_argument("--seed", type=int, default=DEFAULT_SEED)
