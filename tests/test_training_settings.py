@@ -2,6 +2,7 @@
 them; the task config and the ``rbnodia train`` options derive from it.
 """
 
+import numpy as np
 import pytest
 
 from rbnodia.cli import build_parser
@@ -30,6 +31,7 @@ OTHER_VALUES = {
     "threads": ("1", 1),
     "evaluateTrain": (None, False),
     "checkpointDir": ("ckpt", "ckpt"),
+    "realFamilies": (["variable_star", "noise"], ["variable_star", "noise"]),
 }
 
 
@@ -64,12 +66,16 @@ def test_every_field_reachable_from_cli_and_task(name):
     if field.dtype is bool:
         option = option_name(name) if value else "--no-" + option_name(name)[2:]
         args = parse_train(option)
+    elif isinstance(text, list):
+        args = parse_train(option_name(name), *text)
     else:
         args = parse_train(option_name(name), text)
-    assert getattr(config_from_args(args), name) == value
+    assert list(getattr(config_from_args(args), name)) == value if isinstance(value, list) else \
+        getattr(config_from_args(args), name) == value
     task_config = TrainRealBogusConfig()
     task_config.loadFromString(f"config.training.{name} = {value!r}")
-    assert getattr(task_config.training, name) == value
+    assert (list(getattr(task_config.training, name)) if isinstance(value, list)
+            else getattr(task_config.training, name)) == value
 
 
 def test_recipe_then_options():
@@ -95,3 +101,20 @@ def test_task_config_checks_layout():
         config.validate()
     config.layout = "DIA"
     config.validate()
+
+
+def test_real_families_relabel_in_place():
+    from rbnodia.core.stampset import BOGUS, REAL, LabelledStamps
+    from rbnodia.training import label_families_real
+
+    n = 6
+    stamps = LabelledStamps(
+        diff=np.zeros((n, 5, 5), np.float32), srch=np.zeros((n, 5, 5), np.float32),
+        tmpl=np.zeros((n, 5, 5), np.float32), label=np.array([BOGUS, BOGUS, REAL, BOGUS, BOGUS, REAL]),
+        id=np.arange(n), family=np.array(["variable_star", "noise", "sn_hosted", "variable_star", "dipole",
+                                          "variable_star"]),
+        mag=np.zeros(n, np.float32), snr=np.zeros(n, np.float32),
+    )
+    assert label_families_real(stamps, ["variable_star"]) == 2
+    assert stamps.label.tolist() == [REAL, BOGUS, REAL, REAL, BOGUS, REAL]
+    assert label_families_real(stamps, []) == 0

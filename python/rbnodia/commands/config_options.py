@@ -103,6 +103,9 @@ def add_config_options(
             parser.add_argument(
                 *flags, dest=name, action=argparse.BooleanOptionalAction, default=None, help=_help(field)
             )
+        elif isinstance(field, pexConfig.ListField):
+            parser.add_argument(*flags, dest=name, type=field.itemtype, nargs="*", default=None,
+                                metavar=flags[0][2:].upper().replace("-", "_"), help=_help(field))
         else:
             allowed = _choices(field)
             parser.add_argument(

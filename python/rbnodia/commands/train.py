@@ -211,7 +211,7 @@ def run_train(args: argparse.Namespace) -> int:
         The exit status (0 on success).
     """
     from ..core.stampset import LabelledStamps
-    from ..training import evaluate_model, finalize_model, network_cost, train_model
+    from ..training import evaluate_model, finalize_model, label_families_real, network_cost, train_model
 
     out = Path(args.out)
     if out.exists() and not args.overwrite:
@@ -220,6 +220,10 @@ def run_train(args: argparse.Namespace) -> int:
     data = LabelledStamps.load(args.data)
     validation = LabelledStamps.load(args.validation) if args.validation else None
     test = LabelledStamps.load(args.test) if args.test else None
+    for stamps in (data, validation, test):
+        if stamps is not None and config.realFamilies:
+            changed = label_families_real(stamps, config.realFamilies)
+            _LOG.info("Labelled %d stamps of %s real (realFamilies).", changed, list(config.realFamilies))
     _LOG.info("Training data: %s", data.summary())
     result = train_model(
         data, config, validation=validation, progress=not args.no_progress, session_epochs=args.session_epochs

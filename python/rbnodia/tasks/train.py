@@ -141,12 +141,16 @@ class TrainRealBogusTask(pipeBase.PipelineTask):
             If there are no stamps, or only one class.
         """
         from ..core.stampset import LabelledStamps
-        from ..training import evaluate_model, finalize_model, train_model
+        from ..training import evaluate_model, finalize_model, label_families_real, train_model
 
         parts = [s for s in stamps if len(s)]
         if not parts:
             raise ValueError("No labelled stamps in the inputs.")
         pooled = LabelledStamps.concatenate(parts)
+        if self.config.training.realFamilies:
+            changed = label_families_real(pooled, self.config.training.realFamilies)
+            self.log.info("Labelled %d stamps of %s real (realFamilies).", changed,
+                          list(self.config.training.realFamilies))
         if len(np.unique(pooled.label)) < 2:
             raise ValueError("Training needs both real (0) and bogus (1) stamps; the inputs have one class.")
         train, test = self._split(pooled)

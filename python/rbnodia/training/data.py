@@ -13,6 +13,7 @@ __all__ = [
     "augment_inputs",
     "class_weights",
     "data_fingerprint",
+    "label_families_real",
     "make_feed",
     "model_inputs",
     "prepare_splits",
@@ -25,6 +26,7 @@ import hashlib
 import logging
 import math
 import time
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -385,3 +387,23 @@ def data_fingerprint(*sets: LabelledStamps | None) -> str:
         for name in ("diff", "srch", "tmpl"):
             digest.update(np.float64(np.nansum(getattr(stamps, name), dtype=np.float64)).tobytes())
     return digest.hexdigest()
+
+
+def label_families_real(stamps: LabelledStamps, families: Iterable[str]) -> int:
+    """Label the stamps of ``families`` real (in place).
+
+    Parameters
+    ----------
+    stamps : `rbnodia.core.LabelledStamps`
+        Stamps whose labels change.
+    families : iterable of `str`
+        Families to label real (`TrainingConfig.realFamilies`).
+
+    Returns
+    -------
+    changed : `int`
+        How many labels changed from bogus to real.
+    """
+    chosen = np.isin(stamps.family, list(families)) & (stamps.label != REAL)
+    stamps.label[chosen] = REAL
+    return int(chosen.sum())

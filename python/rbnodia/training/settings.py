@@ -134,6 +134,14 @@ class TrainingConfig(pexConfig.Config):
     evaluateTrain = pexConfig.Field(
         dtype=bool, doc="Also score the training split after training (the train accuracy).", default=True
     )
+    realFamilies = pexConfig.ListField(
+        dtype=str,
+        doc="Families whose stamps are labelled real whatever their files say, in the training, validation "
+        "and test sets.  Rubin's reliability counts every astrophysical source as real, variable stars "
+        "included, while the DES autoscan convention (and the simulator's DES preset) labels variable stars "
+        "bogus; the packaged models are trained with variable_star here.",
+        default=[],
+    )
     checkpointDir = pexConfig.Field(
         dtype=str,
         doc="Folder for a checkpoint written after every epoch (weights, optimizer state, history, "
