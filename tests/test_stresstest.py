@@ -241,6 +241,8 @@ def test_report_on_packaged_models_through_the_cli(stress_set, tmp_path, capsys)
             str(out),
             "--own-test",
             str(own),
+            "--doc-table",
+            str(out / "doc" / "stress.rst"),
             "--no-progress",
         ]
     )
@@ -262,3 +264,6 @@ def test_report_on_packaged_models_through_the_cli(stress_set, tmp_path, capsys)
         assert sum(b["n"] for b in entry["snr_bins"]) == 2 * N_PER_SETTING
     markdown = (out / "report.md").read_text()
     assert all(f"| {family} |" in markdown for family in FAMILIES)
+    rst = (out / "doc" / "stress.rst").read_text()
+    assert "Regenerate with ``rbnodia stress-test --model nodia_default" in rst
+    assert rst.count(".. csv-table::") == 4 and all(f'"{family}", ' in rst for family in FAMILIES)

@@ -14,7 +14,9 @@ DEFAULT_MODELS = ("nodia_default", "dia_default")
 
 
 def _stress_test(args: argparse.Namespace) -> int:
-    from ..stresstest import format_markdown, run_stress_report
+    import shlex
+
+    from ..stresstest import format_markdown, format_rst, run_stress_report
 
     options = {"settings": args.settings} if args.settings else {}
     report = run_stress_report(
@@ -29,6 +31,13 @@ def _stress_test(args: argparse.Namespace) -> int:
         regenerate=args.regenerate,
     )
     print(format_markdown(report))
+    if args.doc_table:
+        command = "rbnodia " + " ".join(shlex.quote(a) for a in args.argv if a != "--no-progress")
+        args.doc_table.parent.mkdir(parents=True, exist_ok=True)
+        partial = args.doc_table.with_name(args.doc_table.name + ".partial")
+        partial.write_text(format_rst(report, command))
+        partial.replace(args.doc_table)
+        report["files"]["doc_table"] = str(args.doc_table)
     print("Files:", ", ".join(report["files"].values()))
     return 0
 
@@ -74,5 +83,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("--workers", type=int, default=2, help="Processes generating the stress set.")
     p.add_argument("--regenerate", action="store_true", help="Replace a stress set made with another recipe.")
+    p.add_argument("--doc-table", type=Path, metavar="PATH",
+                   help="Also write the tables as a reStructuredText include for the docs.")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_stress_test)

@@ -30,7 +30,14 @@ Modules: `profiles` (Fourier transforms of light profiles), `psf`, `render`,
 
 from .families import FAMILIES, Family, build_scene, family_names
 from .generator import GENERATOR_VERSION, ensure_stress_set, load_stress_set, make_stress_set
-from .report import format_markdown, run_stress_report, score_stamps, summarise_scores
+from .report import (
+    format_markdown,
+    format_rst,
+    report_tables,
+    run_stress_report,
+    score_stamps,
+    summarise_scores,
+)
 from .scene import Scene, SceneResult, run_scene
 from .settings import SETTINGS, ObservingSetting, get_setting
 
@@ -46,9 +53,11 @@ __all__ = [
     "ensure_stress_set",
     "family_names",
     "format_markdown",
+    "format_rst",
     "get_setting",
     "load_stress_set",
     "make_stress_set",
+    "report_tables",
     "run_scene",
     "run_stress_report",
     "score_stamps",

@@ -16,7 +16,15 @@ Scores are P(real) (`rbnodia.nn.RealBogusModel.predict`); labels 0 = real,
 
 from __future__ import annotations
 
-__all__ = ["SNR_BINS", "format_markdown", "run_stress_report", "score_stamps", "summarise_scores"]
+__all__ = [
+    "SNR_BINS",
+    "format_markdown",
+    "format_rst",
+    "report_tables",
+    "run_stress_report",
+    "score_stamps",
+    "summarise_scores",
+]
 
 import json
 import logging
@@ -317,6 +325,57 @@ def _f(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
+def report_tables(report: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
+    """Return the report's tables as data, for every output format.
+
+    Parameters
+    ----------
+    report : `dict` [`str`, `object`]
+        What `run_stress_report` returns.
+
+    Returns
+    -------
+    tables : `list` [`tuple`]
+        ``(title, header, rows)`` per table, cells as strings.
+    """
+    models = report["models"]
+    names = list(models)
+    settings = report["stress_set"]["settings"]
+    summary = [
+        [name, m["version"], _f(m["own_test"]["roc_auc"]), _f(m["stress"]["roc_auc"]), _f(m["auc_gap"]),
+         _f(m["stress"]["accuracy"]), f"{m['threshold']:g}",
+         *(_f(m["per_setting"].get(k, {}).get("roc_auc")) for k in settings),
+         _f(m["stress"]["fpr_at_fnr_1pct"]), _f(m["stress"]["mdr_at_fpr_1pct"])]
+        for name, m in models.items()
+    ]
+    families = []
+    for family, spec in FAMILIES.items():
+        rows = [models[n]["per_family"][family] for n in names]
+        families.append([family, "real" if spec.label == REAL else "bogus", str(rows[0]["n"])]
+                        + [c for r in rows for c in (_f(r["fraction_called_real"]), _f(r["accuracy"]))])
+    snr = [[b["bin"], str(b["n_real"]), str(b["n_bogus"])]
+           + [_f(models[n]["snr_bins"][i]["roc_auc"]) for n in names]
+           for i, b in enumerate(models[names[0]]["snr_bins"])]
+    psf = [[name, str(row["n"])] + [_f(models[n]["per_psf_family"][name]["roc_auc"]) for n in names]
+           for name, row in models[names[0]]["per_psf_family"].items()]
+    return [
+        ("Summary", ["model", "version", "own-test AUC", "stress AUC", "gap (own - stress)",
+                     "stress accuracy", "threshold", *(f"{k} AUC" for k in settings), "FPR at 1% FNR",
+                     "MDR at 1% FPR"], summary),
+        ("Per family", ["family", "label", "n",
+                        *(h for n in names for h in (f"{n} called real", f"{n} accuracy"))], families),
+        ("AUC against detection S/N", ["S/N", "n real", "n bogus", *(f"{n} AUC" for n in names)], snr),
+        ("AUC per science PSF family", ["PSF", "n", *(f"{n} AUC" for n in names)], psf),
+    ]
+
+
+def _preamble(report: dict[str, Any]) -> str:
+    s = report["stress_set"]
+    return (f"Stress set: {s['n']} stamps, seed {s['seed']}, settings {', '.join(s['settings'])} "
+            f"({s['generator']}). Labels 0 = real, 1 = bogus; scores P(real); "
+            "called real when score >= threshold.")
+
+
 def format_markdown(report: dict[str, Any]) -> str:
     """Return the report's tables as markdown.
 
@@ -330,61 +389,38 @@ def format_markdown(report: dict[str, Any]) -> str:
     text : `str`
         Markdown.
     """
-    models = report["models"]
-    names = list(models)
-    s = report["stress_set"]
-    lines = [
-        "# Stress test of real/bogus models",
-        "",
-        f"Stress set: {s['n']} stamps, seed {s['seed']}, settings {', '.join(s['settings'])} "
-        f"({s['generator']}). Labels 0 = real, 1 = bogus; scores P(real); "
-        "called real when score >= threshold.",
-        "",
-        "## Summary",
-        "",
-        "| model | version | own-test AUC | stress AUC | gap (own - stress) | stress accuracy | threshold | "
-        + " | ".join(f"{k} AUC" for k in s["settings"])
-        + " | FPR at 1% FNR | MDR at 1% FPR |",
-        "|---|---|---|---|---|---|---|" + "---|" * len(s["settings"]) + "---|---|",
-    ]
-    for name, m in models.items():
-        settings = " | ".join(_f(m["per_setting"].get(k, {}).get("roc_auc")) for k in s["settings"])
-        lines.append(
-            f"| {name} | {m['version']} | {_f(m['own_test']['roc_auc'])} | {_f(m['stress']['roc_auc'])} | "
-            f"{_f(m['auc_gap'])} | {_f(m['stress']['accuracy'])} | {m['threshold']:g} | {settings} | "
-            f"{_f(m['stress']['fpr_at_fnr_1pct'])} | {_f(m['stress']['mdr_at_fpr_1pct'])} |"
-        )
-    lines += [
-        "",
-        "Own-test source: " + "; ".join(f"{n}: {m['own_test']['source']}" for n, m in models.items()),
-        "",
-        "## Per family",
-        "",
-        "| family | label | n | " + " | ".join(f"{n} called real | {n} accuracy" for n in names) + " |",
-        "|---|---|---|" + "---|---|" * len(names),
-    ]
-    for family, spec in FAMILIES.items():
-        rows = [models[n]["per_family"][family] for n in names]
-        cells = " | ".join(f"{_f(r['fraction_called_real'])} | {_f(r['accuracy'])}" for r in rows)
-        lines.append(f"| {family} | {'real' if spec.label == REAL else 'bogus'} | {rows[0]['n']} | {cells} |")
-    lines += [
-        "",
-        "## AUC against detection S/N",
-        "",
-        "| S/N | n real | n bogus | " + " | ".join(f"{n} AUC" for n in names) + " |",
-        "|---|---|---|" + "---|" * len(names),
-    ]
-    for i, b in enumerate(models[names[0]]["snr_bins"]):
-        cells = " | ".join(_f(models[n]["snr_bins"][i]["roc_auc"]) for n in names)
-        lines.append(f"| {b['bin']} | {b['n_real']} | {b['n_bogus']} | {cells} |")
-    lines += [
-        "",
-        "## AUC per science PSF family",
-        "",
-        "| PSF | n | " + " | ".join(f"{n} AUC" for n in names) + " |",
-        "|---|---|" + "---|" * len(names),
-    ]
-    for psf, row in models[names[0]]["per_psf_family"].items():
-        cells = " | ".join(_f(models[n]["per_psf_family"][psf]["roc_auc"]) for n in names)
-        lines.append(f"| {psf} | {row['n']} | {cells} |")
+    lines = ["# Stress test of real/bogus models", "", _preamble(report)]
+    for title, header, rows in report_tables(report):
+        lines += ["", f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+        if title == "Summary":
+            lines += ["", "Own-test source: " + "; ".join(
+                f"{n}: {m['own_test']['source']}" for n, m in report["models"].items())]
+    return "\n".join(lines) + "\n"
+
+
+def format_rst(report: dict[str, Any], command: str) -> str:
+    """Return the report's tables as reStructuredText, for the docs.
+
+    Parameters
+    ----------
+    report : `dict` [`str`, `object`]
+        What `run_stress_report` returns.
+    command : `str`
+        The command that wrote it (stated above the tables).
+
+    Returns
+    -------
+    text : `str`
+        reStructuredText with one ``csv-table`` per table.
+    """
+
+    def cell(text: str) -> str:
+        return '"' + text.replace('"', '""') + '"'
+
+    lines = [f".. Generated by ``{command}``; do not edit.", "", _preamble(report), "",
+             f"Regenerate with ``{command}``."]
+    for title, header, rows in report_tables(report):
+        lines += ["", f".. csv-table:: {title}", "   :header: " + ", ".join(cell(h) for h in header), ""]
+        lines += ["   " + ", ".join(cell(c) for c in row) for row in rows]
     return "\n".join(lines) + "\n"
