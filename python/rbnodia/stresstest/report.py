@@ -412,7 +412,7 @@ def format_rst(report: dict[str, Any], command: str) -> str:
     Returns
     -------
     text : `str`
-        reStructuredText with one ``csv-table`` per table.
+        The tables, one ``csv-table`` directive each.
     """
 
     def cell(text: str) -> str:
