@@ -68,8 +68,11 @@ def test_packaged_model_classifies_fresh_simulated_stamps(pipeline, fresh_stamps
 @pytest.mark.parametrize("pipeline", sorted(PIPELINE_MODELS))
 def test_packaged_graphs_score_as_the_keras_network(pipeline, fresh_stamps):
     """The file's ONNX graphs (what pipelines run) against its Keras network
-    (TensorFlow), on the stamps a pipeline would feed them: float32
-    rounding apart, the same scores; and the graphs are exactly those this
+    (TensorFlow), on the stamps a pipeline would feed them: the same scores
+    up to float32 rounding (the two runtimes sum convolutions in different
+    orders, and the order depends on the CPU's vector instructions, so a few
+    ulps of the logit, ~1e-6 in the score, differ from machine to machine);
+    and the graphs are exactly those this
     rbnodia translates the network into (else: ``rbnodia convert-model``).
     """
     from rbnodia.nn.model import RealBogusModel, packaged_model_path
@@ -81,7 +84,7 @@ def test_packaged_graphs_score_as_the_keras_network(pipeline, fresh_stamps):
     onnx_scores = model.predict(inputs, backend="onnx")
     assert model._network is None  # the graphs alone
     tf_scores = model.predict(inputs, backend="tensorflow")
-    assert np.abs(onnx_scores - tf_scores).max() <= 1e-6
+    assert np.abs(onnx_scores - tf_scores).max() <= 1e-5
     graphs, errors = translate_model_graphs(model.network)
     assert errors == {}
     assert graphs == dict(model.graphs), "the packaged graphs are stale: run rbnodia convert-model"
