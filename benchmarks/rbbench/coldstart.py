@@ -44,8 +44,24 @@ def _cold_run(model: str) -> dict:
 
 
 def cold_import_figures(model: str, repeats: int, command: str) -> list[Figure]:
-    """Import + load and first prediction in a cold process (the run with
-    the least import + load of ``repeats``)."""
+    """Measure import + load and the first prediction in a cold process.
+
+    Parameters
+    ----------
+    model : `str`
+        Packaged model name.
+    repeats : `int`
+        Number of cold processes; the one with the least import + load
+        counts.
+    command : `str`
+        The command that reproduces the figures, for the report.
+
+    Returns
+    -------
+    figures : `list` [`Figure`]
+        Import + load (against importing lsst.pipe.base alone) and the
+        first prediction.
+    """
     runs = [_cold_run(model) for _ in range(repeats)]
     best = min(runs, key=lambda r: r["pipe_base"] + r["task"] + r["load"])
     imported = [name for name in ("tensorflow", "keras", "onnx") if best[name]]
@@ -64,9 +80,22 @@ def cold_import_figures(model: str, repeats: int, command: str) -> list[Figure]:
 
 
 def format1_copy(model: str, path: Path) -> Path:
-    """A format-1 copy of a packaged model file (metadata and Keras network,
-    no graphs; the format-1 hash), as rbnodia wrote model files before they
-    carried their ONNX graphs."""
+    """Write a format-1 copy of a packaged model file (metadata and Keras
+    network, no graphs; the format-1 hash), as rbnodia wrote model files
+    before they carried their ONNX graphs.
+
+    Parameters
+    ----------
+    model : `str`
+        Packaged model name.
+    path : `pathlib.Path`
+        Where to write the copy.
+
+    Returns
+    -------
+    path : `pathlib.Path`
+        ``path``.
+    """
     from rbnodia.nn.model import RealBogusModel, packaged_model_path
     from rbnodia.nn.modelfile import legacy_content_hash
 

@@ -59,9 +59,31 @@ holding TensorFlow, every child would report at least its size."""
 
 
 def timed_pipetask(root, inputs, output, *, jobs=1, data_query=None, model_path=None) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB, of the ``pipetask`` process itself;
-    with ``-j`` its workers are not counted) of one ``pipetask run`` of the
-    pipeline."""
+    """Time one ``pipetask run`` of the pipeline and measure its peak RSS.
+
+    Parameters
+    ----------
+    root : `str` or `pathlib.Path`
+        Butler repository.
+    inputs : `str`
+        Input collections.
+    output : `str`
+        Output collection.
+    jobs : `int`, optional
+        ``pipetask run -j``.
+    data_query : `str`, optional
+        ``-d`` expression.
+    model_path : `pathlib.Path`, optional
+        Model file to use instead of the packaged model.
+
+    Returns
+    -------
+    wall : `float`
+        Wall seconds.
+    rss : `float`
+        Peak RSS in MiB of the ``pipetask`` process itself (with ``-j``
+        its workers are not counted).
+    """
     from rbnodia.butler.execution import PipetaskError, pipeline_path, pipetask_command
     from rbnodia.commands.info import environment
 
@@ -94,9 +116,27 @@ def max_tf_difference(root, inputs, output, data_ids) -> tuple[float, int]:
     """Largest ``|score - score_TF|`` over the scored detections of
     ``output``: the catalog's scores (ONNX Runtime, in pipetask) against the
     model's Keras network on TensorFlow, on stamps cut as the task cuts
-    them; and how many detections were compared."""
-    from lsst.daf.butler import Butler
+    them.
 
+    Parameters
+    ----------
+    root : `str` or `pathlib.Path`
+        Butler repository.
+    inputs : `str`
+        Input collections.
+    output : `str`
+        Collection holding the catalogs.
+    data_ids : `list` [`dict`]
+        Data IDs of the catalogs to compare.
+
+    Returns
+    -------
+    worst : `float`
+        Largest absolute difference.
+    compared : `int`
+        Number of detections compared.
+    """
+    from lsst.daf.butler import Butler
     from rbnodia.adapters import to_detections, to_pixel_image
     from rbnodia.core.flags import StampFlag
     from rbnodia.core.preprocess import make_model_inputs
@@ -200,7 +240,20 @@ def _rss_figures(workdir: Path, model_v1: Path | None, command: str) -> list[Fig
 
 
 def run_section(smoke: bool, workdir: Path) -> list[Figure]:
-    """Measure section 4; see the module docstring."""
+    """Measure section 4; see the module docstring.
+
+    Parameters
+    ----------
+    smoke : `bool`
+        CI size (two small detectors) instead of the full section.
+    workdir : `pathlib.Path`
+        Folder for the benchmark's repositories.
+
+    Returns
+    -------
+    figures : `list` [`Figure`]
+        The section's figures.
+    """
     from rbnodia.sim import write_simulated_repo
 
     command = section_command(4, smoke)

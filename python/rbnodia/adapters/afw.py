@@ -38,7 +38,19 @@ _AFW_TYPES = {np.dtype(np.int64): "L", np.dtype(np.float32): "F", np.dtype(np.fl
 
 
 def is_afw(obj: Any) -> bool:
-    """Whether ``obj`` is an afw object (by its type's module; afw is not imported)."""
+    """Tell whether ``obj`` is an afw object, by its type's module (afw is
+    not imported).
+
+    Parameters
+    ----------
+    obj : `object`
+        Any object.
+
+    Returns
+    -------
+    is_afw : `bool`
+        Whether ``type(obj)`` is defined in ``lsst.afw``.
+    """
     return type(obj).__module__.startswith("lsst.afw")
 
 
@@ -50,9 +62,21 @@ def _bad_pixels(mask: Any, planes: Iterable[str]) -> np.ndarray | None:
 
 
 def afw_pixel_image(obj: Any, bad_mask_planes: Iterable[str]) -> PixelImage | None:
-    """A `PixelImage` view of an afw Exposure, MaskedImage or Image.
+    """Return a `PixelImage` view of an afw Exposure, MaskedImage or Image.
 
-    Returns `None` if ``obj`` is none of these.
+    Parameters
+    ----------
+    obj : `object`
+        An afw ``Exposure``, ``MaskedImage`` or ``Image``, or anything else.
+    bad_mask_planes : `~collections.abc.Iterable` [`str`]
+        Mask planes that make a pixel unusable; planes the mask lacks are
+        ignored.
+
+    Returns
+    -------
+    image : `PixelImage` or `None`
+        A view of the pixels (no copy), the bad-pixel mask and the origin;
+        `None` if ``obj`` is none of the afw image types.
     """
     if hasattr(obj, "getMaskedImage"):  # Exposure
         obj = obj.getMaskedImage()
@@ -67,7 +91,21 @@ def afw_pixel_image(obj: Any, bad_mask_planes: Iterable[str]) -> PixelImage | No
 
 
 def afw_pixel_to_sky(obj: Any, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """ICRS degrees from an afw object's ``getWcs()``; `None` without a WCS."""
+    """Convert pixel positions to ICRS degrees with an afw object's WCS.
+
+    Parameters
+    ----------
+    obj : `object`
+        An afw object with ``getWcs()`` (e.g. an ``Exposure``).
+    x, y : `numpy.ndarray`
+        Pixel positions (afw's parent coordinates).
+
+    Returns
+    -------
+    radec : `tuple` [`numpy.ndarray`, `numpy.ndarray`] or `None`
+        Right ascension and declination in degrees; `None` if ``obj`` has
+        no WCS.
+    """
     wcs = obj.getWcs() if hasattr(obj, "getWcs") else None
     if wcs is None:
         return None
@@ -76,7 +114,19 @@ def afw_pixel_to_sky(obj: Any, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray
 
 
 def afw_catalog_columns(catalog: Any, names: Sequence[str]) -> dict[str, np.ndarray]:
-    """Copies of the named columns of an afw catalog.
+    """Copy the named columns of an afw catalog.
+
+    Parameters
+    ----------
+    catalog : `lsst.afw.table.BaseCatalog`
+        The catalog (made contiguous by a deep copy if it is not).
+    names : `~collections.abc.Sequence` [`str`]
+        Field names or aliases.
+
+    Returns
+    -------
+    columns : `dict` [`str`, `numpy.ndarray`]
+        A copy of each named column.
 
     Raises
     ------
@@ -93,13 +143,15 @@ def afw_catalog_columns(catalog: Any, names: Sequence[str]) -> dict[str, np.ndar
         except LookupError:
             missing.append(name)
     if missing:
-        raise KeyError(f"Detection catalog lacks column(s) {missing}; it has {list(catalog.schema.getNames())}.")
+        raise KeyError(
+            f"Detection catalog lacks column(s) {missing}; it has {list(catalog.schema.getNames())}."
+        )
     return {name: np.array(catalog[name]) for name in names}
 
 
 def to_afw_catalog(columns: Mapping[str, np.ndarray], docs: Mapping[str, str],
                    string_sizes: Mapping[str, int]) -> Any:
-    """An afw ``BaseCatalog`` holding ``columns``.
+    """Build an afw ``BaseCatalog`` holding ``columns``.
 
     Parameters
     ----------

@@ -1,8 +1,8 @@
 """Image adapters: any supported image type -> `rbnodia.core.PixelImage`,
 plus pixel -> sky conversion from the image's WCS.
 
-Supported inputs
-----------------
+The supported inputs are:
+
 - `numpy.ndarray` (2-d, origin 0, no mask, no WCS);
 - `lsst.images.Image`, `lsst.images.MaskedImage` and its subclasses
   (`~lsst.images.VisitImage`, `~lsst.images.DifferenceImage`);
@@ -12,7 +12,7 @@ Supported inputs
 
 from __future__ import annotations
 
-__all__ = ["to_pixel_image", "pixel_to_sky", "UnsupportedInputError"]
+__all__ = ["UnsupportedInputError", "pixel_to_sky", "to_pixel_image"]
 
 from collections.abc import Iterable
 from typing import Any

@@ -68,7 +68,7 @@ def scale_cutouts(
     cutouts : `~collections.abc.Mapping` [`str`, `Cutouts`]
         Cutouts keyed by segment name (``diff``, ``srch``, ``tmpl``).
     out : `~collections.abc.Mapping` [`str`, `numpy.ndarray`], optional
-        float32 ``(n, size, size)`` arrays (or views, e.g. of the network
+        The float32 ``(n, size, size)`` arrays (or views, e.g. of the network
         input array) to write each segment's scaled stamps into.
 
     Returns
@@ -105,10 +105,12 @@ def make_model_inputs(
         are ignored.
     x, y : array-like
         Detection positions in pixel coordinates.
-    layout, stacking
-        See `rbnodia.core.layouts`.
+    layout : `rbnodia.core.layouts.Layout` or `str`
+        Which segments, in which order; see `rbnodia.core.layouts`.
     size : `int`
         Stamp size (odd).
+    stacking : `rbnodia.core.layouts.Stacking` or `str`
+        How the segments are stacked; see `rbnodia.core.layouts`.
 
     Returns
     -------

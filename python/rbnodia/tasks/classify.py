@@ -9,15 +9,15 @@ connection and dataset names) see `rbnodia.tasks.compute_reliability`.
 from __future__ import annotations
 
 __all__ = [
-    "ClassifyRealBogusConnections",
-    "ClassifyRealBogusConfig",
-    "ClassifyRealBogusTask",
     "RELIABILITY_COLUMNS",
     "SALIENCY_COLUMNS",
+    "ClassifyRealBogusConfig",
+    "ClassifyRealBogusConnections",
+    "ClassifyRealBogusTask",
 ]
 
 import dataclasses
-from typing import Any
+from typing import Any, override
 
 import lsst.pex.config as pexConfig
 import lsst.pipe.base as pipeBase
@@ -31,6 +31,18 @@ from .scoring import RELIABILITY_COLUMNS, SALIENCY_COLUMNS, ScoringConfig, score
 class ClassifyRealBogusConnections(
     pipeBase.PipelineTaskConnections, dimensions=("instrument", "visit", "detector")
 ):
+    """Connections of `ClassifyRealBogusTask`: the aligned images and the
+    detections of one detector in, the reliability catalog (and optionally
+    the saliency maps) out.  Connections the configuration does not use are
+    removed: ``difference`` for noDIA layouts, ``model`` unless
+    ``modelSource='butler'``, ``saliency`` unless ``doWriteSaliencyMaps``.
+
+    Parameters
+    ----------
+    config : `ClassifyRealBogusConfig`
+        Task configuration; it also sets the storage classes.
+    """
+
     science = cT.Input(
         doc="Science ('search') image of one detector.",
         name="preliminary_visit_image",
@@ -85,17 +97,23 @@ class ClassifyRealBogusConnections(
             del self.model
         for name in ("science", "template", "difference"):
             if name in self.inputs:
-                setattr(self, name, dataclasses.replace(getattr(self, name), storageClass=config.imageStorageClass))
+                setattr(self, name,
+                        dataclasses.replace(getattr(self, name), storageClass=config.imageStorageClass))
         self.detections = dataclasses.replace(self.detections, storageClass=config.catalogStorageClass)
 
 
 class ClassifyRealBogusConfig(ScoringConfig, pipelineConnections=ClassifyRealBogusConnections):
+    """Configuration of `ClassifyRealBogusTask`: the scoring settings of
+    `rbnodia.tasks.scoring.ScoringConfig` and the saliency-map output.
+    """
+
     doWriteSaliencyMaps = pexConfig.Field(
         dtype=bool,
         doc="Also write the saliency maps and raw stamps as rbnodia_saliency (large; implies doSaliency).",
         default=False,
     )
 
+    @override
     def validate(self):
         super().validate()
         if self.doWriteSaliencyMaps and not self.doSaliency:

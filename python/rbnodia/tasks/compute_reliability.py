@@ -1,4 +1,4 @@
-"""rbnodia as Alert Production's ``computeReliability`` step.
+"""The ``computeReliability`` step of Alert Production, done by rbnodia.
 
 A drop-in for ``lsst.meas.transiNet.RBTransiNetTask`` in ApPipe: the same
 connection names (``science``, ``template``, ``difference``, ``diaSources``,
@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 import dataclasses
-from typing import Any
+from typing import Any, override
 
 import numpy as np
 from astropy.table import Table
@@ -55,6 +55,18 @@ AP_RELIABILITY_COLUMNS: dict[str, tuple[str, str]] = {
 class ComputeReliabilityConnections(
     pipeBase.PipelineTaskConnections, dimensions=("instrument", "visit", "detector")
 ):
+    """Connections of `ComputeReliabilityTask`, named as those of ApPipe's
+    ``computeReliability`` (meas_transiNet's ``RBTransiNetTask``), so that
+    AP's configuration and contracts resolve unchanged.
+
+    Parameters
+    ----------
+    config : `ComputeReliabilityConfig`
+        Task configuration: it removes ``pretrainedModel`` unless
+        ``modelSource='butler'`` and ``reliability`` unless
+        ``doWriteFullCatalog``, and sets the storage classes.
+    """
+
     science = cT.Input(
         doc="Science image of one detector.",
         name="preliminary_visit_image",
@@ -108,19 +120,27 @@ class ComputeReliabilityConnections(
         if not config.doWriteFullCatalog:
             del self.reliability
         for name in ("science", "template", "difference"):
-            setattr(self, name, dataclasses.replace(getattr(self, name), storageClass=config.imageStorageClass))
+            setattr(self, name,
+                    dataclasses.replace(getattr(self, name), storageClass=config.imageStorageClass))
         self.diaSources = dataclasses.replace(self.diaSources, storageClass=config.catalogStorageClass)
         self.classifications = dataclasses.replace(self.classifications,
                                                    storageClass=config.outputStorageClass)
 
 
 class ComputeReliabilityConfig(ScoringConfig, pipelineConnections=ComputeReliabilityConnections):
+    """Configuration of `ComputeReliabilityTask`: the scoring settings of
+    `rbnodia.tasks.scoring.ScoringConfig`, the AP output's storage class and
+    the score of unscorable sources.  The model comes from the Butler by
+    default, as in AP.
+    """
+
     outputStorageClass = pexConfig.ChoiceField(
         dtype=str,
         doc="Storage class of dia_source_reliability.",
         default="ArrowAstropy",
         allowed={"ArrowAstropy": "astropy Table (parquet); outside the LSST stack",
-                 "Catalog": "afw BaseCatalog, what ApPipe's filterDiaSourcePostReliability reads (needs afw)"},
+                 "Catalog": "afw BaseCatalog, what ApPipe's filterDiaSourcePostReliability reads "
+                            "(needs afw)"},
     )
     unscorableScore = pexConfig.RangeField(
         dtype=float,
@@ -136,6 +156,7 @@ class ComputeReliabilityConfig(ScoringConfig, pipelineConnections=ComputeReliabi
         default=True,
     )
 
+    @override
     def setDefaults(self):
         super().setDefaults()
         self.modelSource = "butler"

@@ -23,7 +23,7 @@ __all__ = [
 import dataclasses
 import logging
 import time
-from typing import Any
+from typing import Any, override
 
 import numpy as np
 from astropy.table import Table
@@ -162,6 +162,7 @@ class ScoringConfig(pipeBase.PipelineTaskConfig, pipelineConnections=_NoConnecti
                  "SourceCatalog": "afw SourceCatalog (LSST stack container)"},
     )
 
+    @override
     def validate(self):
         super().validate()
         if self.stampSize % 2 == 0:
@@ -181,7 +182,13 @@ class ScoringConfig(pipeBase.PipelineTaskConfig, pipelineConnections=_NoConnecti
             )
 
     def packaged_model_name(self) -> str:
-        """The ``modelName`` to load with ``modelSource='package'``."""
+        """Return the ``modelName`` to load with ``modelSource='package'``.
+
+        Returns
+        -------
+        name : `str`
+            ``modelName``, or the default model of ``layout`` when unset.
+        """
         return self.modelName if self.modelName is not None else DEFAULT_MODELS[self.layout]
 
 
@@ -206,7 +213,26 @@ class ScoringResult:
 
 
 def load_configured_model(config: ScoringConfig, model: Any = None) -> Any:
-    """The model a task must use: ``model`` (from the Butler) or the packaged/file one."""
+    """Return the model a task must use.
+
+    Parameters
+    ----------
+    config : `ScoringConfig`
+        Task configuration (``modelSource``, ``modelName``, ``layout``).
+    model : `rbnodia.nn.RealBogusModel`, optional
+        The model read from the Butler, if any.
+
+    Returns
+    -------
+    model : `rbnodia.nn.RealBogusModel`
+        ``model`` when given, else the packaged model or file the
+        configuration names.
+
+    Raises
+    ------
+    ValueError
+        If ``modelSource='butler'`` and no model was given.
+    """
     from ..nn.model import load_model
 
     if model is not None:
@@ -326,7 +352,8 @@ def _pixel_images(science, template, difference, layout: Layout, planes: list[st
 
 def _flag_unscored(scores: np.ndarray, flags: np.ndarray, ids: np.ndarray, log: Any) -> None:
     """Give a scorable row whose network output is not finite ``NO_DATA``, so
-    that a NaN score always comes with ``flag_no_data``."""
+    that a NaN score always comes with ``flag_no_data``.
+    """
     lost = ~np.isfinite(scores) & ((flags & StampFlag.NO_DATA) == 0)
     if lost.any():
         log.warning("The network gave no finite score for %d detection(s) (first ids %s); they are flagged "
