@@ -7,7 +7,10 @@ and runs the packaged ``RealBogusNoDia`` pipeline (its default model,
 - serially on 1, 4 (and 8) quanta: the wall times give the start-up
   overhead ``a`` and the time per quantum ``b`` of ``T = a + b Q``;
 - with ``-j 2`` (every quantum in a process of its own) on the same quanta,
-  against the serial run;
+  against the serial run: with ``--start-method forkserver`` (processes
+  forked from a server that imported the modules of
+  `rbnodia.tasks.preload` once; what rbnodia's commands use) and with
+  pipetask's default ``spawn``;
 - the same runs with a format-1 copy of the model file (its Keras network
   only, as rbnodia wrote them before the files carried their ONNX graphs):
   every process then imports TensorFlow and translates the network, the
@@ -58,7 +61,8 @@ spawned (``ru_maxrss`` survives ``exec``): from this benchmark's process,
 holding TensorFlow, every child would report at least its size."""
 
 
-def timed_pipetask(root, inputs, output, *, jobs=1, data_query=None, model_path=None) -> tuple[float, float]:
+def timed_pipetask(root, inputs, output, *, jobs=1, start_method="forkserver", data_query=None,
+                   model_path=None) -> tuple[float, float]:
     """Time one ``pipetask run`` of the pipeline and measure its peak RSS.
 
     Parameters
@@ -71,6 +75,8 @@ def timed_pipetask(root, inputs, output, *, jobs=1, data_query=None, model_path=
         Output collection.
     jobs : `int`, optional
         ``pipetask run -j``.
+    start_method : `str`, optional
+        ``--start-method`` with ``jobs > 1``.
     data_query : `str`, optional
         ``-d`` expression.
     model_path : `pathlib.Path`, optional
@@ -89,7 +95,7 @@ def timed_pipetask(root, inputs, output, *, jobs=1, data_query=None, model_path=
 
     config = {"classifyRealBogus:modelName": str(model_path)} if model_path else None
     command = pipetask_command(root, pipeline_path(PIPELINE), inputs, output, jobs=jobs,
-                               data_query=data_query, config=config)
+                               start_method=start_method, data_query=data_query, config=config)
     env = dict(os.environ)
     for key, value in environment().items():
         env.setdefault(key, value)
@@ -165,15 +171,17 @@ def max_tf_difference(root, inputs, output, data_ids) -> tuple[float, int]:
 
 
 def _runs(root, inputs, data_ids, counts, label, model_path=None, with_j2=True) -> dict:
-    """Wall times (and peak RSS) of serial runs on the first ``counts`` quanta, and -j 2 runs."""
+    """Wall times (and peak RSS) of serial runs on the first ``counts`` quanta, and -j 2 runs
+    (forkserver, and spawn).
+    """
     times = {}
     for q in counts:
         query = _query(data_ids[:q])
-        for kind, jobs in (("serial", 1), ("j2", 2)):
+        for kind, jobs, method in (("serial", 1, "spawn"), ("j2", 2, "forkserver"), ("j2spawn", 2, "spawn")):
             if jobs > 1 and (not with_j2 or q == 1):
                 continue
             times[(kind, q)] = timed_pipetask(root, inputs, f"bench/{label}/{kind}_{q}", jobs=jobs,
-                                              data_query=query, model_path=model_path)
+                                              start_method=method, data_query=query, model_path=model_path)
             print(f"   {label}: pipetask {kind}, {q} quanta: {times[(kind, q)][0]:.1f} s, "
                   f"peak RSS {times[(kind, q)][1]:.0f} MiB", flush=True)
     return times
@@ -209,14 +217,23 @@ def _parallel_figures(times: dict, counts, command: str, suffix: str = "", what:
     for q in counts:
         if ("j2", q) not in times:
             continue
-        serial, parallel = times[("serial", q)][0], times[("j2", q)][0]
+        serial = times[("serial", q)][0]
         figures += [
             Figure.time(f"4.serial.q{q}{suffix}", 4,
                         f"pipetask run, serial, {q} quanta{what}: total wall time", serial, "s",
                         command=command),
-            Figure.time(f"4.j2.q{q}{suffix}", 4, f"pipetask run -j 2, {q} quanta{what}: total wall time",
-                        parallel, "s", baseline=serial, baseline_label=f"serial, the same {q} quanta",
-                        note="each quantum in a process of its own (spawn)", command=command),
+            Figure.time(f"4.j2.q{q}{suffix}", 4,
+                        f"pipetask run -j 2 --start-method forkserver, {q} quanta{what}: total wall time",
+                        times[("j2", q)][0], "s", baseline=serial,
+                        baseline_label=f"serial, the same {q} quanta",
+                        note="each quantum in a process forked from a preloaded server "
+                        "(rbnodia.tasks.preload)",
+                        command=command),
+            Figure.time(f"4.j2spawn.q{q}{suffix}", 4,
+                        f"pipetask run -j 2 (spawn, pipetask's default), {q} quanta{what}: total wall time",
+                        times[("j2spawn", q)][0], "s", baseline=serial,
+                        baseline_label=f"serial, the same {q} quanta",
+                        note="each quantum in a process started from scratch", command=command),
         ]
     return figures
 

@@ -69,6 +69,7 @@ def pipetask_command(
     *,
     data_query: str | None = None,
     jobs: int = 1,
+    start_method: str = "forkserver",
     config: Mapping[str, str] | None = None,
     register_dataset_types: bool = True,
     log_level: str = "rbnodia=INFO",
@@ -89,6 +90,11 @@ def pipetask_command(
         Data ID query (``-d``).
     jobs : `int`, optional
         Processes (``-j``).
+    start_method : `str`, optional
+        ``--start-method`` with ``jobs > 1``: ``forkserver`` forks each
+        quantum's process from a server that has imported what a quantum
+        needs once (`rbnodia.tasks.preload`); ``spawn`` (pipetask's
+        default) starts each one from scratch.
     config : `~collections.abc.Mapping` [`str`, `str`], optional
         Config overrides, ``label:field`` -> value (``-c``).
     register_dataset_types : `bool`, optional
@@ -107,7 +113,7 @@ def pipetask_command(
     if data_query:
         command += ["-d", data_query]
     if jobs > 1:
-        command += ["-j", str(jobs)]
+        command += ["-j", str(jobs), "--start-method", start_method]
     if register_dataset_types:
         command.append("--register-dataset-types")
     for key, value in (config or {}).items():
