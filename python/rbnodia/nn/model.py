@@ -13,7 +13,7 @@ Output convention: the network's softmax column 0 is the probability that a
 detection is REAL (DES autoscan labels: 0 = real, 1 = bogus), and
 `RealBogusModel.predict` returns that column, Rubin's reliability ``score``.
 
-The module passes 500 lines with one class, `RealBogusModel`, most of it
+The module passes 500 lines with one class, `RealBogusModel`, nearly half of it
 the numpydoc docstrings of its public methods; the file format, the
 metadata and the inference runtimes are modules of their own.
 """
