@@ -10,6 +10,10 @@ current Python API (reviewed against lsst/afw ``main``):
   ``getXY0()``, ``Mask.getMaskPlaneDict()``, ``Mask.getPlaneBitMask(list)``,
   ``Image.array``;
 - WCS: ``Exposure.getWcs()``, ``SkyWcs.pixelToSkyArray(x, y, degrees=True)``;
+- strips of a deferred ``Exposure``: ``lsst.geom.Box2I(Point2I, Extent2I)``
+  as the ``bbox`` read parameter (what afw's Exposure formatter takes; the
+  lsst.images formatter converts it too), ``Box2I.getMinX/getMinY/
+  getWidth/getHeight`` for the ``bbox`` component;
 - catalogs: ``catalog[name]`` column access (aliases such as
   ``slot_Centroid_x`` resolve through the schema's alias map),
   ``isContiguous()``, ``copy(deep=True)``;
@@ -25,7 +29,15 @@ imports, and is skipped elsewhere.
 
 from __future__ import annotations
 
-__all__ = ["afw_catalog_columns", "afw_pixel_image", "afw_pixel_to_sky", "is_afw", "to_afw_catalog"]
+__all__ = [
+    "afw_box",
+    "afw_box_limits",
+    "afw_catalog_columns",
+    "afw_pixel_image",
+    "afw_pixel_to_sky",
+    "is_afw",
+    "to_afw_catalog",
+]
 
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -96,7 +108,8 @@ def afw_pixel_to_sky(obj: Any, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray
     Parameters
     ----------
     obj : `object`
-        An afw object with ``getWcs()`` (e.g. an ``Exposure``).
+        An afw object with ``getWcs()`` (e.g. an ``Exposure``), or the
+        ``SkyWcs`` itself.
     x, y : `numpy.ndarray`
         Pixel positions (afw's parent coordinates).
 
@@ -106,11 +119,58 @@ def afw_pixel_to_sky(obj: Any, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray
         Right ascension and declination in degrees; `None` if ``obj`` has
         no WCS.
     """
-    wcs = obj.getWcs() if hasattr(obj, "getWcs") else None
+    if hasattr(obj, "getWcs"):
+        wcs = obj.getWcs()
+    else:
+        wcs = obj if is_afw(obj) and hasattr(obj, "pixelToSkyArray") else None
     if wcs is None:
         return None
     ra, dec = wcs.pixelToSkyArray(x, y, degrees=True)
     return np.asarray(ra, dtype=np.float64), np.asarray(dec, dtype=np.float64)
+
+
+def afw_box(x0: int, y0: int, x1: int, y1: int) -> Any:
+    """Return the ``lsst.geom.Box2I`` of the pixels ``x0 <= x < x1``,
+    ``y0 <= y < y1``, or `None` without lsst.geom.
+
+    Parameters
+    ----------
+    x0, y0 : `int`
+        First column and row.
+    x1, y1 : `int`
+        One past the last column and row.
+
+    Returns
+    -------
+    box : `lsst.geom.Box2I` or `None`
+        The box (a ``bbox`` read parameter for afw and lsst.images
+        formatters alike); `None` where lsst.geom does not import.
+    """
+    try:
+        import lsst.geom as geom
+    except ImportError:
+        return None
+    return geom.Box2I(geom.Point2I(int(x0), int(y0)), geom.Extent2I(int(x1 - x0), int(y1 - y0)))
+
+
+def afw_box_limits(box: Any) -> tuple[int, int, int, int] | None:
+    """Return ``(x0, y0, x1, y1)`` of an ``lsst.geom.Box2I``.
+
+    Parameters
+    ----------
+    box : `object`
+        An ``lsst.geom.Box2I``, or anything else.
+
+    Returns
+    -------
+    limits : `tuple` [`int`, `int`, `int`, `int`] or `None`
+        First column and row, and one past the last ones; `None` if ``box``
+        is not a ``Box2I``.
+    """
+    if not hasattr(box, "getMinX"):
+        return None
+    x0, y0 = int(box.getMinX()), int(box.getMinY())
+    return x0, y0, x0 + int(box.getWidth()), y0 + int(box.getHeight())
 
 
 def afw_catalog_columns(catalog: Any, names: Sequence[str]) -> dict[str, np.ndarray]:

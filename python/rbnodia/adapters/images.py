@@ -93,7 +93,8 @@ def pixel_to_sky(obj: Any, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np
     ----------
     obj
         Image carrying a WCS (lsst.images ``sky_projection`` or afw
-        ``getWcs()``).
+        ``getWcs()``), or the lsst.images ``SkyProjection`` or afw
+        ``SkyWcs`` itself.
     x, y : `numpy.ndarray`
         Pixel positions.
 
@@ -107,7 +108,9 @@ def pixel_to_sky(obj: Any, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np
     nan = np.full(x.shape, np.nan)
     if len(x) == 0:
         return nan, nan.copy()
-    projection = getattr(obj, "sky_projection", None) if _is_lsst_images(obj) else None
+    projection = None
+    if _is_lsst_images(obj):
+        projection = obj if hasattr(obj, "pixel_to_sky") else getattr(obj, "sky_projection", None)
     if projection is not None:
         sky = projection.pixel_to_sky(x=x, y=y)
         return np.asarray(sky.ra.deg, dtype=np.float64), np.asarray(sky.dec.deg, dtype=np.float64)

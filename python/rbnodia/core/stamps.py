@@ -9,7 +9,8 @@ unusable (and filled later by the scaler), and the detection is flagged.
 
 from __future__ import annotations
 
-__all__ = ["POSITION_LIMIT", "Cutouts", "cut_stamps", "nearest_pixel", "usable_positions"]
+__all__ = ["POSITION_LIMIT", "Cutouts", "RowStrip", "cut_stamps", "nearest_pixel", "plan_row_strips",
+           "usable_positions"]
 
 from dataclasses import dataclass
 
@@ -194,3 +195,76 @@ def cut_stamps(
     centre_on_image = (cx >= 0) & (cx < width) & (cy >= 0) & (cy < height)
     flags[~centre_on_image | (good_count == 0)] |= StampFlag.NO_DATA
     return Cutouts(pixels=pixels, usable=good, flags=flags)
+
+
+@dataclass(frozen=True)
+class RowStrip:
+    """A horizontal band of an image and the detections whose stamps it holds.
+
+    Attributes
+    ----------
+    rows : `numpy.ndarray`
+        Indices (int64, increasing) of the detections cut from this strip.
+    begin, end : `int`
+        Image rows to read, ``begin <= y < end`` in pixel coordinates (with
+        the origin): the band's own rows padded by half a stamp on each side
+        and clipped to the image.
+    """
+
+    rows: np.ndarray
+    begin: int
+    end: int
+
+
+def plan_row_strips(
+    x: np.ndarray, y: np.ndarray, y0: int, height: int, strip_rows: int, size: int
+) -> list[RowStrip]:
+    """Group detections into horizontal strips of an image.
+
+    The image rows ``y0 <= y < y0 + height`` are cut into bands of
+    ``strip_rows`` rows; a detection belongs to the band of its nearest
+    pixel row (rows above or below the image go to the last or first band).
+    Each band is read with half a stamp of padding on both sides, so that
+    `cut_stamps` on the strip gives exactly the stamps (pixels, usable masks
+    and flags) it gives on the whole image.  Detections with no usable
+    position need no pixels; they join the first band that is read.
+
+    Parameters
+    ----------
+    x, y : `numpy.ndarray`
+        Detection positions in pixel coordinates.
+    y0 : `int`
+        First row of the image.
+    height : `int`
+        Number of rows of the image.
+    strip_rows : `int`
+        Rows per band; 0 (or at least ``height``) gives one band, the whole
+        image.
+    size : `int`
+        Stamp size (odd).
+
+    Returns
+    -------
+    strips : `list` [`RowStrip`]
+        The bands that hold at least one detection, top to bottom; every
+        detection is in exactly one of them.
+    """
+    x = np.atleast_1d(np.asarray(x, dtype=np.float64))
+    y = np.atleast_1d(np.asarray(y, dtype=np.float64))
+    if len(y) == 0:
+        return []
+    half = size // 2
+    strip_rows = height if strip_rows <= 0 or strip_rows >= height else strip_rows
+    n_bands = max(1, -(-height // max(strip_rows, 1)))
+    usable = usable_positions(x, y)
+    band = np.zeros(len(y), dtype=np.int64)
+    if usable.any():
+        row = nearest_pixel(y[usable]) - y0
+        band[usable] = np.clip(row // max(strip_rows, 1), 0, n_bands - 1)
+        band[~usable] = band[usable].min()
+    strips = []
+    for b in np.unique(band):
+        begin = max(y0, y0 + int(b) * strip_rows - half)
+        end = min(y0 + height, y0 + (int(b) + 1) * strip_rows + half)
+        strips.append(RowStrip(rows=np.flatnonzero(band == b), begin=begin, end=max(begin, end)))
+    return strips

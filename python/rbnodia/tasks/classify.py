@@ -44,22 +44,25 @@ class ClassifyRealBogusConnections(
     """
 
     science = cT.Input(
-        doc="Science ('search') image of one detector.",
+        doc="Science ('search') image of one detector (deferred: read in strips of config.readRows rows).",
         name="preliminary_visit_image",
         storageClass="MaskedImageV2",
         dimensions=("instrument", "visit", "detector"),
+        deferLoad=True,
     )
     template = cT.Input(
-        doc="Template warped to the science image's pixel grid (not PSF-matched).",
+        doc="Template warped to the science image's pixel grid (not PSF-matched; read in strips).",
         name="template_detector",
         storageClass="MaskedImageV2",
         dimensions=("instrument", "visit", "detector"),
+        deferLoad=True,
     )
     difference = cT.Input(
-        doc="Difference image; read only by DIA-layout models.",
+        doc="Difference image; read only by DIA-layout models (in strips).",
         name="difference_image",
         storageClass="MaskedImageV2",
         dimensions=("instrument", "visit", "detector"),
+        deferLoad=True,
     )
     detections = cT.Input(
         doc="Detections on the difference image (id and pixel position columns per config).",
@@ -147,12 +150,13 @@ class ClassifyRealBogusTask(pipeBase.PipelineTask):
 
         Parameters
         ----------
-        science, template : image
+        science, template : image or `lsst.daf.butler.DeferredDatasetHandle`
             Aligned science and template images (lsst.images, afw or numpy;
-            see `rbnodia.adapters.images`).
+            see `rbnodia.adapters.images`), or deferred handles, read in
+            strips (`rbnodia.adapters.strips`).
         detections : table
             Detection catalog with the configured id and x/y columns.
-        difference : image, optional
+        difference : image or `lsst.daf.butler.DeferredDatasetHandle`, optional
             Difference image; required for DIA models.
         model : `rbnodia.nn.RealBogusModel`, optional
             Model to use; defaults to the configured packaged model or file.

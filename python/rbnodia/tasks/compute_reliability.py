@@ -68,16 +68,18 @@ class ComputeReliabilityConnections(
     """
 
     science = cT.Input(
-        doc="Science image of one detector.",
+        doc="Science image of one detector (deferred: read in strips of config.readRows rows).",
         name="preliminary_visit_image",
         storageClass="MaskedImageV2",
         dimensions=("instrument", "visit", "detector"),
+        deferLoad=True,
     )
     template = cT.Input(
-        doc="Template warped to the science image's pixel grid (not PSF-matched).",
+        doc="Template warped to the science image's pixel grid (not PSF-matched; read in strips).",
         name="template_detector",
         storageClass="MaskedImageV2",
         dimensions=("instrument", "visit", "detector"),
+        deferLoad=True,
     )
     difference = cT.Input(
         doc="Difference image.  Always declared, so that ApPipe's contracts resolve; its pixels are read "
@@ -181,8 +183,9 @@ class ComputeReliabilityTask(pipeBase.PipelineTask):
 
         Parameters
         ----------
-        science, template : image
-            Aligned science and template images.
+        science, template : image or `lsst.daf.butler.DeferredDatasetHandle`
+            Aligned science and template images, in memory or deferred
+            handles read in strips (`rbnodia.adapters.strips`).
         diaSources : table
             Difference-image detections (afw SourceCatalog, astropy Table...).
         difference : image or `lsst.daf.butler.DeferredDatasetHandle`, optional

@@ -31,11 +31,12 @@ from astropy.table import Table
 import lsst.pex.config as pexConfig
 import lsst.pipe.base as pipeBase
 
-from ..adapters import pixel_to_sky, to_detections, to_pixel_image
+from ..adapters import to_detections
+from ..adapters.strips import ImageStrips, image_strips
 from ..core.flags import FLAG_COLUMNS, StampFlag, flag_columns
 from ..core.layouts import Layout
 from ..core.preprocess import make_model_inputs
-from ..core.stamps import usable_positions
+from ..core.stamps import plan_row_strips, usable_positions
 
 DEFAULT_MODELS: dict[str, str] = {Layout.NODIA.value: "nodia_default", Layout.DIA.value: "dia_default"}
 """Packaged model used for each layout when ``modelName`` is not set."""
@@ -119,7 +120,18 @@ class ScoringConfig(pipeBase.PipelineTaskConfig, pipelineConnections=_NoConnecti
         default=["NO_DATA"],
     )
     batchSize = pexConfig.RangeField(
-        dtype=int, doc="Detections cut, scaled and classified per batch.", default=2048, min=1,
+        dtype=int, doc="Detections cut, scaled and classified per batch (a batch never spans two strips, "
+        "see readRows).", default=2048, min=1,
+    )
+    readRows = pexConfig.RangeField(
+        dtype=int,
+        doc="Height in rows of the horizontal strips the images are processed in; 0 means the whole image "
+        "at once.  Images behind deferred Butler handles are read strip by strip (the strip's rows, padded "
+        "by half a stamp on each side, and only the image and mask planes), so that a task never holds a "
+        "whole detector; in-memory images are cut from views of the same strips.  The strips do not "
+        "change the results: each detection's stamps are cut exactly as from the whole image.",
+        default=512,
+        min=0,
     )
     doSaliency = pexConfig.Field(
         dtype=bool,
@@ -260,13 +272,15 @@ def score_detections(
     ----------
     config : `ScoringConfig`
         Task configuration.
-    science, template : image
+    science, template : image or `lsst.daf.butler.DeferredDatasetHandle`
         Aligned science and template images (lsst.images, afw or numpy;
-        see `rbnodia.adapters.images`).
+        see `rbnodia.adapters.images`), in memory or behind deferred
+        handles read in strips of ``config.readRows`` rows
+        (`rbnodia.adapters.strips`).
     detections : table
         Detection catalog with the configured id and x/y columns.
     difference : image or `lsst.daf.butler.DeferredDatasetHandle`, optional
-        Difference image; read (``get()`` on a handle) only for DIA models.
+        Difference image; read only for DIA models.
     model : `rbnodia.nn.RealBogusModel`, optional
         Model to use; defaults to the configured one.
     log : `logging.Logger`
@@ -290,7 +304,10 @@ def score_detections(
     model.check_compatible(layout, config.stampSize)
     threshold = model.threshold if config.threshold is None else config.threshold
     found = to_detections(detections, config.idColumn, config.xColumn, config.yColumn)
-    images = _pixel_images(science, template, difference, layout, list(config.badMaskPlanes))
+    sources = _image_sources(science, template, difference, layout, list(config.badMaskPlanes))
+    reference = sources["srch"]
+    strips = plan_row_strips(found.x, found.y, reference.y0, reference.height, config.readRows,
+                             config.stampSize)
 
     n = len(found)
     scores = np.full(n, np.nan, dtype=np.float32)
@@ -301,27 +318,32 @@ def score_detections(
     log.info("Classifying %d detections with model %s (layout %s, threshold %.3f, saliency %s).",
              n, model.version, layout.value, threshold, "on" if saliency else "off")
     start = last_log = time.monotonic()
-    for begin in range(0, n, config.batchSize):
-        chunk = slice(begin, min(begin + config.batchSize, n))
-        prepared = make_model_inputs(images, found.x[chunk], found.y[chunk], layout, config.stampSize,
-                                     model.stacking)
-        flags[chunk] = prepared.flags
-        scorable = np.flatnonzero((prepared.flags & StampFlag.NO_DATA) == 0)
-        if len(scorable):
-            rows = begin + scorable
-            if saliency is not None:
-                scores[rows] = saliency.add(rows, prepared, scorable)
-            else:
-                scores[rows] = model.predict(prepared.inputs[scorable], config.batchSize,
-                                             backend=config.inferenceBackend,
-                                             threads=config.inferenceThreads or None)
-        now = time.monotonic()
-        if now - last_log >= config.logInterval and chunk.stop < n:
-            log.info("Classified %d/%d detections (%.0f s).", chunk.stop, n, now - start)
-            last_log = now
+    done = 0
+    for strip in strips:
+        images = {name: sources[name].read(strip.begin, strip.end) for name in layout.segments}
+        for begin in range(0, len(strip.rows), config.batchSize):
+            chunk = strip.rows[begin:begin + config.batchSize]
+            prepared = make_model_inputs(images, found.x[chunk], found.y[chunk], layout, config.stampSize,
+                                         model.stacking)
+            flags[chunk] = prepared.flags
+            scorable = np.flatnonzero((prepared.flags & StampFlag.NO_DATA) == 0)
+            if len(scorable):
+                rows = chunk[scorable]
+                if saliency is not None:
+                    scores[rows] = saliency.add(rows, prepared, scorable)
+                else:
+                    scores[rows] = model.predict(prepared.inputs[scorable], config.batchSize,
+                                                 backend=config.inferenceBackend,
+                                                 threads=config.inferenceThreads or None)
+            done += len(chunk)
+            now = time.monotonic()
+            if now - last_log >= config.logInterval and done < n:
+                log.info("Classified %d/%d detections (%.0f s).", done, n, now - start)
+                last_log = now
+        del images
     _flag_unscored(scores, flags, found.id, log)
 
-    ra, dec = _sky_positions(science, found.x, found.y)
+    ra, dec = _sky_positions(reference, found.x, found.y)
     catalog = _make_catalog(found, ra, dec, scores, flags, threshold, model.version)
     if saliency is not None:
         saliency.add_columns(catalog)
@@ -337,17 +359,17 @@ def score_detections(
     return ScoringResult(catalog=catalog, model=model, saliency_maps=maps)
 
 
-def _pixel_images(science, template, difference, layout: Layout, planes: list[str]) -> dict[str, Any]:
-    images = {"srch": to_pixel_image(science, planes), "tmpl": to_pixel_image(template, planes)}
+def _image_sources(science, template, difference, layout: Layout,
+                   planes: list[str]) -> dict[str, ImageStrips]:
+    """Wrap the images the layout reads as strips; noDIA layouts never touch
+    the difference image (or its handle).
+    """
+    sources = {"srch": image_strips(science, planes), "tmpl": image_strips(template, planes)}
     if layout.needs_difference:
         if difference is None:
             raise ValueError("A DIA-layout model needs the difference image, but none was given.")
-        from lsst.daf.butler import DeferredDatasetHandle
-
-        if isinstance(difference, DeferredDatasetHandle):
-            difference = difference.get()
-        images["diff"] = to_pixel_image(difference, planes)
-    return images
+        sources["diff"] = image_strips(difference, planes)
+    return sources
 
 
 def _flag_unscored(scores: np.ndarray, flags: np.ndarray, ids: np.ndarray, log: Any) -> None:
@@ -362,13 +384,13 @@ def _flag_unscored(scores: np.ndarray, flags: np.ndarray, ids: np.ndarray, log: 
         scores[lost] = np.nan
 
 
-def _sky_positions(science: Any, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _sky_positions(science: ImageStrips, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """ICRS positions of the rows with a usable pixel position (NaN elsewhere)."""
     ra = np.full(len(x), np.nan)
     dec = np.full(len(x), np.nan)
     finite = usable_positions(x, y)
     if finite.any():
-        ra[finite], dec[finite] = pixel_to_sky(science, x[finite], y[finite])
+        ra[finite], dec[finite] = science.pixel_to_sky(x[finite], y[finite])
     return ra, dec
 
 
