@@ -5,61 +5,42 @@ that names the option, never an empty result.
 
 from __future__ import annotations
 
-__all__ = ["non_negative_int", "positive_int"]
+__all__ = ["int_at_least", "non_negative_int", "positive_int"]
 
 import argparse
+from collections.abc import Callable
 
 
-def _integer(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-
-
-def positive_int(text: str) -> int:
-    """Parse an integer of at least 1 (argparse ``type``).
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """Return an argparse ``type`` that parses an integer of at least ``minimum``.
 
     Parameters
     ----------
-    text : `str`
-        The command-line value.
+    minimum : `int`
+        The smallest value accepted.
 
     Returns
     -------
-    value : `int`
-        The value.
-
-    Raises
-    ------
-    argparse.ArgumentTypeError
-        If it is not an integer >= 1.
+    parse : callable
+        Takes the command-line text and returns the value; raises
+        `argparse.ArgumentTypeError` if it is not an integer >= ``minimum``.
     """
-    value = _integer(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    parse.__name__ = parse.__qualname__ = f"int_at_least_{minimum}"
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    """Parse an integer of at least 0 (argparse ``type``).
+positive_int = int_at_least(1)
+"""Parse an integer of at least 1 (argparse ``type``)."""
 
-    Parameters
-    ----------
-    text : `str`
-        The command-line value.
-
-    Returns
-    -------
-    value : `int`
-        The value.
-
-    Raises
-    ------
-    argparse.ArgumentTypeError
-        If it is not an integer >= 0.
-    """
-    value = _integer(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
-    return value
+non_negative_int = int_at_least(0)
+"""Parse an integer of at least 0 (argparse ``type``)."""
