@@ -1,8 +1,9 @@
 """The ``rbnodia`` command line.
 
-Each subcommand lives with the code it drives and registers itself through a
-``register(subparsers)`` function listed in `_COMMAND_MODULES`; this module
-only assembles them, so adding a command never touches the others.
+Each subcommand lives with the code it drives and declares itself as a
+`rbnodia.commands.arguments.Command` in the ``COMMANDS`` of a module listed
+in `_COMMAND_MODULES`; this module only assembles them, so adding a command
+never touches the others.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ _COMMAND_MODULES = (
     "rbnodia.commands.put_model",
     "rbnodia.commands.train",
     "rbnodia.commands.reproduce",
+    "rbnodia.commands.reproduce_table",
     "rbnodia.commands.saliency",
     "rbnodia.commands.simulate",
     "rbnodia.commands.stresstest",
@@ -48,7 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     unavailable = []
     for module_name in _COMMAND_MODULES:
         try:
-            importlib.import_module(module_name).register(subparsers)
+            commands = importlib.import_module(module_name).COMMANDS
+            arguments = [command.arguments_parser() for command in commands]  # all or none of them
+            for command, command_arguments in zip(commands, arguments, strict=True):
+                command.add_to(subparsers, command_arguments)
         except ImportError as err:  # an install without the extra the commands need
             unavailable.append(f"the commands of {module_name} ({err}; see the README's install table)")
     if unavailable:

@@ -4,14 +4,17 @@ real/bogus catalogs, with a short summary.
 
 from __future__ import annotations
 
-__all__ = ["register", "run_demo", "score_against_truth", "summarize_outputs"]
+__all__ = ["COMMANDS", "run_demo", "score_against_truth", "summarize_outputs"]
 
+import argparse
 import logging
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .arguments import Command
 
 _LOG = logging.getLogger(__name__)
 
@@ -252,17 +255,7 @@ def run_demo(args) -> int:
     return 0
 
 
-def register(subparsers) -> None:
-    """Add the ``demo`` subcommand.
-
-    Parameters
-    ----------
-    subparsers : `argparse._SubParsersAction`
-        The ``rbnodia`` parser's subcommands.
-    """
-    parser = subparsers.add_parser(
-        "demo", help="Simulate a small survey into a new Butler repo and run the real/bogus pipeline on it."
-    )
+def _demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repo", default="demo_repo",
                         help="Repository folder to create (default: demo_repo).")
     parser.add_argument("--clobber", action="store_true", help="Replace an existing repository folder.")
@@ -280,4 +273,13 @@ def register(subparsers) -> None:
     parser.add_argument("--output", default="demo/realbogus", help="Output collection.")
     parser.add_argument("-j", "--jobs", type=int, default=2, help="pipetask processes (default 2).")
     parser.add_argument("-q", "--quiet", action="store_true", help="Do not echo pipetask's log.")
-    parser.set_defaults(func=run_demo)
+
+
+COMMANDS = (
+    Command(
+        "demo",
+        help="Simulate a small survey into a new Butler repo and run the real/bogus pipeline on it.",
+        run=run_demo,
+        arguments=_demo_arguments,
+    ),
+)

@@ -9,14 +9,16 @@ that no figure about a packaged model is typed by hand.
 
 from __future__ import annotations
 
-__all__ = ["environment", "model_rows", "package_dir", "register", "render_model_table"]
+__all__ = ["COMMANDS", "environment", "model_rows", "package_dir", "render_model_table"]
 
+import argparse
 import json
 import math
 import sys
 from collections.abc import Sequence
 
 from ..butler.environment import environment, package_dir
+from .arguments import Command
 
 _FORMATS = ("text", "rst", "markdown")
 _COLUMNS = (
@@ -159,24 +161,26 @@ def _env(args) -> int:
     return 0
 
 
-def register(subparsers) -> None:
-    """Add the ``info`` and ``env`` subcommands.
-
-    Parameters
-    ----------
-    subparsers : `argparse._SubParsersAction`
-        The ``rbnodia`` parser's subcommands.
-    """
-    info = subparsers.add_parser("info", help="Show pipelines, architectures and packaged models.")
-    info.add_argument("--models", action="store_true", help="Load each packaged model and show its metadata.")
-    info.add_argument(
+def _info_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--models", action="store_true",
+                        help="Load each packaged model and show its metadata.")
+    parser.add_argument(
         "--format", choices=_FORMATS, default="text",
         help="text: everything, for people; rst or markdown: only the packaged models' table (with "
         "--models), as the documentation includes it.",
     )
-    info.set_defaults(func=_info)
-    env = subparsers.add_parser(
+
+
+COMMANDS = (
+    Command(
+        "info",
+        help="Show pipelines, architectures and packaged models.",
+        run=_info,
+        arguments=_info_arguments,
+    ),
+    Command(
         "env",
         help="Print shell exports for RBNODIA_DIR and DAF_BUTLER_CONFIG_PATH (eval \"$(rbnodia env)\").",
-    )
-    env.set_defaults(func=_env)
+        run=_env,
+    ),
+)

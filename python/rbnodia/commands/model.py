@@ -4,10 +4,13 @@ with the inference graphs that let pipelines classify without TensorFlow.
 
 from __future__ import annotations
 
-__all__ = ["register"]
+__all__ = ["COMMANDS"]
 
+import argparse
 import sys
 from pathlib import Path
+
+from .arguments import Command
 
 
 def _convert(args) -> int:
@@ -30,23 +33,21 @@ def _convert(args) -> int:
     return 0
 
 
-def register(subparsers) -> None:
-    """Add the ``convert-model`` subcommand.
+def _convert_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", help="Model file to read (.rbmodel).")
+    parser.add_argument("destination", help="Model file to write (may be the source).")
+    parser.add_argument("--clobber", action="store_true", help="Replace the destination if it exists.")
 
-    Parameters
-    ----------
-    subparsers : `argparse._SubParsersAction`
-        The ``rbnodia`` parser's subcommands.
-    """
-    parser = subparsers.add_parser(
+
+COMMANDS = (
+    Command(
         "convert-model",
         help="Rewrite a model file in the current format, with its ONNX inference graphs (needs [train]).",
         description="Read a model file (any format), translate its Keras network into the ONNX graphs "
         "inference and saliency run on, and write it in the current format: weights and metadata are kept, "
         "the version changes with the graphs.  Needs TensorFlow, Keras and onnx (the [train] extra); the "
         "file written needs neither to classify.",
-    )
-    parser.add_argument("source", help="Model file to read (.rbmodel).")
-    parser.add_argument("destination", help="Model file to write (may be the source).")
-    parser.add_argument("--clobber", action="store_true", help="Replace the destination if it exists.")
-    parser.set_defaults(func=_convert)
+        run=_convert,
+        arguments=_convert_arguments,
+    ),
+)

@@ -5,11 +5,13 @@ find it.
 
 from __future__ import annotations
 
-__all__ = ["register"]
+__all__ = ["COMMANDS"]
 
 import argparse
 import json
 import os
+
+from .arguments import Command
 
 
 def _put_model(args: argparse.Namespace) -> int:
@@ -32,23 +34,21 @@ def _put_model(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers) -> None:
-    """Add the ``put-model`` subcommand.
+def _put_model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("repo", help="Butler repository.")
+    parser.add_argument("model", help="Packaged model name (rbnodia info) or path of a .rbmodel file.")
+    parser.add_argument("--collection", help="RUN collection (default pretrained_models/rbnodia_<name>).")
 
-    Parameters
-    ----------
-    subparsers : `argparse._SubParsersAction`
-        The ``rbnodia`` parser's subcommands.
-    """
-    parser = subparsers.add_parser(
+
+COMMANDS = (
+    Command(
         "put-model",
         help="Put a model (packaged name or .rbmodel file) into a Butler RUN collection as rbnodia_model.",
         description="Write MODEL as the dimensionless rbnodia_model dataset of a new RUN collection "
         "(default pretrained_models/rbnodia_<name>: the packaged model's name, or the name in a model "
         "file's metadata).  Pipelines with modelSource=butler, such as "
         "ComputeReliability.yaml, then use it when that collection is in their -i.",
-    )
-    parser.add_argument("repo", help="Butler repository.")
-    parser.add_argument("model", help="Packaged model name (rbnodia info) or path of a .rbmodel file.")
-    parser.add_argument("--collection", help="RUN collection (default pretrained_models/rbnodia_<name>).")
-    parser.set_defaults(func=_put_model)
+        run=_put_model,
+        arguments=_put_model_arguments,
+    ),
+)

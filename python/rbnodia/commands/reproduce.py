@@ -10,10 +10,10 @@ ROC AUC per S/N bin, as markdown tables and PNG figures.
 from __future__ import annotations
 
 __all__ = [
+    "COMMANDS",
     "REPRODUCE_DEFAULT_RECIPES",
     "add_reproduce_arguments",
     "comparison_row",
-    "register",
     "reproduce_paper",
     "run_reproduce",
     "write_comparison_plots",
@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from .arguments import Command
 from .reports import PAPER_RESULTS, format_comparison_table, format_results_markdown, write_json
 
 _LOG = logging.getLogger(__name__)
@@ -341,22 +342,13 @@ def run_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``reproduce-paper`` and ``reproduce-paper-table`` to the ``rbnodia`` CLI.
-
-    Parameters
-    ----------
-    subparsers : `argparse._SubParsersAction`
-        The ``rbnodia`` parser's subcommands.
-    """
-    from .reproduce_table import register as register_table
-
-    reproduce = subparsers.add_parser(
+COMMANDS = (
+    Command(
         "reproduce-paper",
         help="Train the paper's DIA/noDIA and the improved noDIA on one split and compare with the paper.",
         description="Train several recipes on the same split, score them on the same test set, and print "
         "them beside Acero-Cuellar et al.'s results, with per-family and per-S/N breakdowns.",
-    )
-    add_reproduce_arguments(reproduce)
-    reproduce.set_defaults(func=run_reproduce)
-    register_table(subparsers)
+        run=run_reproduce,
+        arguments=add_reproduce_arguments,
+    ),
+)

@@ -9,7 +9,7 @@ breakdowns.
 
 from __future__ import annotations
 
-__all__ = ["merge_reproductions", "register", "run_merge"]
+__all__ = ["COMMANDS", "merge_reproductions", "run_merge"]
 
 import argparse
 import json
@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .arguments import Command
 from .reports import PAPER_RESULTS, format_comparison_table, format_results_markdown, write_json
 from .reproduce import write_comparison_plots
 
@@ -114,21 +115,19 @@ def run_merge(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``reproduce-paper-table`` to the ``rbnodia`` CLI.
-
-    Parameters
-    ----------
-    subparsers : `argparse._SubParsersAction`
-        The ``rbnodia`` parser's subcommands.
-    """
-    merge = subparsers.add_parser(
-        "reproduce-paper-table",
-        help="Merge several reproduce-paper runs (same split, one recipe each) into one table and figures.",
-    )
-    merge.add_argument(
+def _merge_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
         "--runs", nargs="+", required=True, metavar="DIR", help="reproduce-paper output folders."
     )
-    merge.add_argument("--test", nargs="+", required=True, metavar="PATH", help="The runs' test stamps.")
-    merge.add_argument("--out", required=True, metavar="DIR", help="Output folder.")
-    merge.set_defaults(func=run_merge)
+    parser.add_argument("--test", nargs="+", required=True, metavar="PATH", help="The runs' test stamps.")
+    parser.add_argument("--out", required=True, metavar="DIR", help="Output folder.")
+
+
+COMMANDS = (
+    Command(
+        "reproduce-paper-table",
+        help="Merge several reproduce-paper runs (same split, one recipe each) into one table and figures.",
+        run=run_merge,
+        arguments=_merge_arguments,
+    ),
+)

@@ -21,7 +21,7 @@ and writes into ``--out``:
 
 from __future__ import annotations
 
-__all__ = ["register", "run_saliency"]
+__all__ = ["COMMANDS", "run_saliency"]
 
 import argparse
 import json
@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .arguments import Command
 
 _LOG = logging.getLogger(__name__)
 
@@ -160,21 +162,7 @@ def run_saliency(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers) -> None:
-    """Add the ``saliency`` subcommand.
-
-    Parameters
-    ----------
-    subparsers : `argparse._SubParsersAction`
-        The ``rbnodia`` parser's subcommands.
-    """
-    parser = subparsers.add_parser(
-        "saliency",
-        help="Saliency-map diagnostics of a model on labelled stamps (paper Figures 8-11).",
-        description="Vanilla gradient saliency maps of a model on labelled stamps and the share of saliency "
-        "on each input segment (Acero-Cuellar et al., Section 4.3, Eq. 4).  Writes saliency_summary.json, "
-        "saliency_importances.npz and PNG figures (the paper's Figures 8-11 and Appendix C) into --out.",
-    )
+def _saliency_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--stamps", nargs="+", required=True, metavar="PATH",
         help="Labelled stamp files (.npz) or folders of them.",
@@ -199,4 +187,16 @@ def register(subparsers) -> None:
         help="Group by prediction only (for stamps without meaningful labels).",
     )
     parser.add_argument("--seed", type=int, default=0, help="Seed for --max and the example choice.")
-    parser.set_defaults(func=run_saliency)
+
+
+COMMANDS = (
+    Command(
+        "saliency",
+        help="Saliency-map diagnostics of a model on labelled stamps (paper Figures 8-11).",
+        description="Vanilla gradient saliency maps of a model on labelled stamps and the share of saliency "
+        "on each input segment (Acero-Cuellar et al., Section 4.3, Eq. 4).  Writes saliency_summary.json, "
+        "saliency_importances.npz and PNG figures (the paper's Figures 8-11 and Appendix C) into --out.",
+        run=run_saliency,
+        arguments=_saliency_arguments,
+    ),
+)

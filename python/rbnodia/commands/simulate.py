@@ -5,14 +5,17 @@ DES autoscan stamps.
 
 from __future__ import annotations
 
-__all__ = ["register"]
+__all__ = ["COMMANDS"]
+
+
+
 
 import argparse
 import json
 import logging
 from pathlib import Path
 
-from .arguments import non_negative_int, positive_int
+from .arguments import Command, non_negative_int, positive_int
 
 _log = logging.getLogger(__name__)
 
@@ -142,85 +145,100 @@ def _plot_examples(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers) -> None:
-    """Add the simulation commands to the ``rbnodia`` parser.
-
-    Parameters
-    ----------
-    subparsers : `argparse._SubParsersAction`
-        The ``rbnodia`` parser's subcommands.
-    """
+def _simulate_arguments(parser: argparse.ArgumentParser) -> None:
     from ..sim.repo import DEFAULT_SEED
 
-    p = subparsers.add_parser(
+    parser.add_argument("--repo", required=True, type=Path, help="Repository folder to create.")
+    parser.add_argument("--preset", choices=("des", "lsst"), default="lsst")
+    parser.add_argument("--visits", type=positive_int, default=2)
+    parser.add_argument("--detectors", type=positive_int, default=2)
+    parser.add_argument(
+        "--size", type=positive_int, nargs=2, metavar=("H", "W"),
+        help="Detector size (default: full preset size)."
+    )
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--clobber", action="store_true", help="Replace an existing repository.")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def _make_training_set_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..sim.repo import DEFAULT_SEED
+
+    parser.add_argument("--n", type=positive_int, default=100_000, help="Number of stamps.")
+    parser.add_argument("--out", required=True, type=Path, help="Output folder.")
+    parser.add_argument("--preset", choices=("des", "lsst"), default="des")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    _add_set_arguments(parser)
+    parser.add_argument("--plot", type=Path, help="Also write a PNG of examples per family.")
+
+
+def _make_training_splits_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..sim.repo import DEFAULT_SEED
+
+    parser.add_argument("--out", required=True, type=Path, help="Output folder.")
+    parser.add_argument("--n-train", type=positive_int, default=100_000, help="Training stamps per preset.")
+    parser.add_argument("--n-validation", type=non_negative_int, default=20_000,
+                        help="Validation stamps per preset.")
+    parser.add_argument("--n-test", type=non_negative_int, default=20_000, help="Test stamps per preset.")
+    parser.add_argument("--presets", nargs="+", choices=("des", "lsst"), default=["des", "lsst"])
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    _add_set_arguments(parser)
+
+
+def _ingest_autoscan_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", type=Path, help="Autoscan folder.")
+    parser.add_argument("--repo", type=Path, help="Butler repository (created if missing).")
+    parser.add_argument("--out", type=Path, help="Write one LabelledStamps .npz file.")
+    parser.add_argument("--labels", type=Path, help="Label CSV if not found under PATH.")
+    parser.add_argument("--run", default="DECam/autoscan", help="RUN collection.")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def _plot_examples_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stamps", required=True, type=Path,
+                        help="LabelledStamps .npz file or folder of shards.")
+    parser.add_argument("--out", required=True, type=Path, help="PNG path.")
+    parser.add_argument("--per-family", type=positive_int, default=4)
+    parser.add_argument("--seed", type=int, default=0)
+
+
+COMMANDS = (
+    Command(
         "simulate",
         help="Write a Butler repository of simulated pipeline inputs.",
         description="Simulate science, warped template and difference images with detections and truth "
         "for N visits x M detectors, and write them to a new Butler repository.",
-    )
-    p.add_argument("--repo", required=True, type=Path, help="Repository folder to create.")
-    p.add_argument("--preset", choices=("des", "lsst"), default="lsst")
-    p.add_argument("--visits", type=positive_int, default=2)
-    p.add_argument("--detectors", type=positive_int, default=2)
-    p.add_argument(
-        "--size", type=positive_int, nargs=2, metavar=("H", "W"),
-        help="Detector size (default: full preset size)."
-    )
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    p.add_argument("--clobber", action="store_true", help="Replace an existing repository.")
-    p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=_simulate)
-
-    p = subparsers.add_parser(
+        run=_simulate,
+        arguments=_simulate_arguments,
+    ),
+    Command(
         "make-training-set",
         help="Write labelled (diff, srch, tmpl) stamps for training.",
         description="Fast mode: simulate many small patches in parallel and write class-balanced shards of "
         "labelled raw stamps (rbnodia LabelledStamps .npz).  Resumable: shards already written with the "
         "same settings are kept.",
-    )
-    p.add_argument("--n", type=positive_int, default=100_000, help="Number of stamps.")
-    p.add_argument("--out", required=True, type=Path, help="Output folder.")
-    p.add_argument("--preset", choices=("des", "lsst"), default="des")
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    _add_set_arguments(p)
-    p.add_argument("--plot", type=Path, help="Also write a PNG of examples per family.")
-    p.set_defaults(func=_make_training_set)
-
-    p = subparsers.add_parser(
+        run=_make_training_set,
+        arguments=_make_training_set_arguments,
+    ),
+    Command(
         "make-training-splits",
         help="Write training, validation and test stamp sets for several presets.",
         description="make-training-set for each split and preset into OUT/<split>/<preset>/, with distinct "
         "seeds (seed + 10 split + preset index).  Resumable.",
-    )
-    p.add_argument("--out", required=True, type=Path, help="Output folder.")
-    p.add_argument("--n-train", type=positive_int, default=100_000, help="Training stamps per preset.")
-    p.add_argument("--n-validation", type=non_negative_int, default=20_000,
-                   help="Validation stamps per preset.")
-    p.add_argument("--n-test", type=non_negative_int, default=20_000, help="Test stamps per preset.")
-    p.add_argument("--presets", nargs="+", choices=("des", "lsst"), default=["des", "lsst"])
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    _add_set_arguments(p)
-    p.set_defaults(func=_make_training_splits)
-
-    p = subparsers.add_parser(
+        run=_make_training_splits,
+        arguments=_make_training_splits_arguments,
+    ),
+    Command(
         "ingest-autoscan",
         help="Read the DES autoscan stamps into a repository and/or an .npz file.",
         description="Read diff/srch/temp<ID>.fits stamps and autoscan_features.3.csv labels.",
-    )
-    p.add_argument("path", type=Path, help="Autoscan folder.")
-    p.add_argument("--repo", type=Path, help="Butler repository (created if missing).")
-    p.add_argument("--out", type=Path, help="Write one LabelledStamps .npz file.")
-    p.add_argument("--labels", type=Path, help="Label CSV if not found under PATH.")
-    p.add_argument("--run", default="DECam/autoscan", help="RUN collection.")
-    p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=_ingest_autoscan)
-
-    p = subparsers.add_parser(
+        run=_ingest_autoscan,
+        arguments=_ingest_autoscan_arguments,
+    ),
+    Command(
         "plot-examples",
         help="PNG grid of example stamps per family (diff | srch | tmpl).",
-    )
-    p.add_argument("--stamps", required=True, type=Path, help="LabelledStamps .npz file or folder of shards.")
-    p.add_argument("--out", required=True, type=Path, help="PNG path.")
-    p.add_argument("--per-family", type=positive_int, default=4)
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=_plot_examples)
+        run=_plot_examples,
+        arguments=_plot_examples_arguments,
+    ),
+)

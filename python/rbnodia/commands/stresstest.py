@@ -4,10 +4,12 @@ stress set (`rbnodia.stresstest`) and report how they generalise.
 
 from __future__ import annotations
 
-__all__ = ["register"]
+__all__ = ["COMMANDS"]
 
 import argparse
 from pathlib import Path
+
+from .arguments import Command
 
 DEFAULT_MODELS = ("nodia_default", "dia_default")
 """Models scored when no ``--model`` is given."""
@@ -42,32 +44,19 @@ def _stress_test(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers) -> None:
-    """Add the ``stress-test`` subcommand.
-
-    Parameters
-    ----------
-    subparsers : `argparse._SubParsersAction`
-        The ``rbnodia`` parser's subcommands.
-    """
-    p = subparsers.add_parser(
-        "stress-test",
-        help="Score models on the independent stress set and write a report.",
-        description="Make (or reuse, if OUT holds it) a stress set of labelled stamps from a generator "
-        "independent of the training simulator, score each model on it, and print and write "
-        "report.json, report.md, roc.png, families.png, snr_auc.png and examples.png in OUT.",
-    )
-    p.add_argument(
+def _stress_test_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
         "--model",
         action="append",
         help=f"Model file or packaged model name (repeatable; default: {' and '.join(DEFAULT_MODELS)}).",
     )
-    p.add_argument(
+    parser.add_argument(
         "--n", type=int, default=20_000, help="Stamps in the stress set, split evenly over settings."
     )
-    p.add_argument("--seed", type=int, default=16, help="Stress-set seed.")
-    p.add_argument("--out", required=True, type=Path, help="Report folder; the set lives in OUT/stress_set.")
-    p.add_argument(
+    parser.add_argument("--seed", type=int, default=16, help="Stress-set seed.")
+    parser.add_argument("--out", required=True, type=Path,
+                        help="Report folder; the set lives in OUT/stress_set.")
+    parser.add_argument(
         "--own-test",
         action="append",
         type=Path,
@@ -75,15 +64,28 @@ def register(subparsers) -> None:
         help="Labelled-stamps file or folder of our own test split (what make-training-set writes; "
         "repeatable). Default: the test AUC stored in each model file.",
     )
-    p.add_argument(
+    parser.add_argument(
         "--settings",
         nargs="+",
         metavar="NAME",
         help="Observing settings (names in rbnodia.stresstest.SETTINGS; default: all of them).",
     )
-    p.add_argument("--workers", type=int, default=2, help="Processes generating the stress set.")
-    p.add_argument("--regenerate", action="store_true", help="Replace a stress set made with another recipe.")
-    p.add_argument("--doc-table", type=Path, metavar="PATH",
-                   help="Also write the tables as a reStructuredText include for the docs.")
-    p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=_stress_test)
+    parser.add_argument("--workers", type=int, default=2, help="Processes generating the stress set.")
+    parser.add_argument("--regenerate", action="store_true",
+                        help="Replace a stress set made with another recipe.")
+    parser.add_argument("--doc-table", type=Path, metavar="PATH",
+                        help="Also write the tables as a reStructuredText include for the docs.")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+COMMANDS = (
+    Command(
+        "stress-test",
+        help="Score models on the independent stress set and write a report.",
+        description="Make (or reuse, if OUT holds it) a stress set of labelled stamps from a generator "
+        "independent of the training simulator, score each model on it, and print and write "
+        "report.json, report.md, roc.png, families.png, snr_auc.png and examples.png in OUT.",
+        run=_stress_test,
+        arguments=_stress_test_arguments,
+    ),
+)

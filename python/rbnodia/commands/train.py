@@ -11,13 +11,14 @@ of the same command resumes it.
 
 from __future__ import annotations
 
-__all__ = ["add_train_arguments", "config_from_args", "register", "run_train", "write_training_plots"]
+__all__ = ["COMMANDS", "add_train_arguments", "config_from_args", "run_train", "write_training_plots"]
 
 import argparse
 import logging
 from pathlib import Path
 from typing import Any
 
+from .arguments import Command
 from .config_options import add_config_options, apply_config_options
 from .reports import format_metrics_table, write_json
 
@@ -268,20 +269,14 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``train`` to the ``rbnodia`` CLI.
-
-    Parameters
-    ----------
-    subparsers : `argparse._SubParsersAction`
-        The ``rbnodia`` parser's subcommands.
-    """
-    train = subparsers.add_parser(
+COMMANDS = (
+    Command(
         "train",
         help="Train a real/bogus model from labelled stamp files.",
         description="Train a real/bogus network from labelled stamp files (.npz shards or folders), print "
         "its metrics, and write the model file, a metrics JSON and PNG diagnostics.  With --checkpoint-dir "
         "the run checkpoints every epoch and the same command resumes it.",
-    )
-    add_train_arguments(train)
-    train.set_defaults(func=run_train)
+        run=run_train,
+        arguments=add_train_arguments,
+    ),
+)

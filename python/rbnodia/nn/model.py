@@ -342,16 +342,19 @@ class RealBogusModel:
             self._runners[role] = runner
             return runner
 
-    def inference_backend(self, backend: str = "auto") -> str:
-        """Return the backend `probabilities` uses for ``backend``: ``onnx`` or ``tensorflow``.
+    def inference_backend(self, backend: str = "auto", role: str = "forward") -> str:
+        """Return the backend that runs graph ``role`` for ``backend``: ``onnx`` or ``tensorflow``.
 
-        ``auto`` means ONNX Runtime when the model has its forward graph and
-        ONNX Runtime is installed, else TensorFlow.
+        ``auto`` means ONNX Runtime when the model has the ONNX graph of
+        ``role`` and ONNX Runtime is installed, else TensorFlow.
 
         Parameters
         ----------
         backend : `str`, optional
             ``auto``, ``onnx`` or ``tensorflow``.
+        role : `str`, optional
+            The graph: ``forward`` (what `probabilities` runs) or
+            ``saliency`` (what `rbnodia.nn.saliency.saliency_maps` runs).
 
         Returns
         -------
@@ -368,9 +371,9 @@ class RealBogusModel:
         if backend not in INFERENCE_BACKENDS:
             raise ValueError(f"Unknown inference backend {backend!r}; choose from {INFERENCE_BACKENDS}.")
         if backend == "auto":
-            return "onnx" if self.has_onnx("forward") else "tensorflow"
+            return "onnx" if self.has_onnx(role) else "tensorflow"
         if backend == "onnx":
-            self.onnx_runner("forward")
+            self.onnx_runner(role)
         return backend
 
     def _compiled(self) -> Any:

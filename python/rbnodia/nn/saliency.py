@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from .keras_io import import_keras, import_tensorflow
-from .model import INFERENCE_BACKENDS, ModelMismatchError, RealBogusModel
+from .model import ModelMismatchError, RealBogusModel
 
 _LOG = logging.getLogger(__name__)
 
@@ -219,22 +219,17 @@ def saliency_backend(model: RealBogusModel, backend: str = "auto") -> str:
     Returns
     -------
     backend : `str`
-        ``onnx`` or ``tensorflow``.
+        What `rbnodia.nn.RealBogusModel.inference_backend` resolves for the
+        ``saliency`` graph.
 
     Raises
     ------
     ValueError
-        If ``backend`` is not one of `rbnodia.nn.INFERENCE_BACKENDS`.
+        If ``backend`` is unknown.
     RuntimeError
         If ``backend='onnx'`` and the model has no saliency graph.
     """
-    if backend not in INFERENCE_BACKENDS:
-        raise ValueError(f"Unknown inference backend {backend!r}; choose from {INFERENCE_BACKENDS}.")
-    if backend == "auto":
-        return "onnx" if model.has_onnx("saliency") else "tensorflow"
-    if backend == "onnx":
-        model.onnx_runner("saliency")
-    return backend
+    return model.inference_backend(backend, role="saliency")
 
 
 def saliency_maps(

@@ -16,9 +16,6 @@ per deg^2 per mag, with a steeper slope at the bright end:
 Galaxies are a disk (Sersic n in {0.5, 1, 1.5}) plus, for some, a de
 Vaucouleurs bulge; half-light radii shrink with magnitude
 (``log10 r_e = log10 0.9" - 0.1 (r - 21)``, 0.2 dex scatter).
-
-The module passes 500 lines through the docstrings of its catalogues'
-fields and functions, not its code.
 """
 
 from __future__ import annotations
@@ -51,9 +48,9 @@ BULGE_INDEX = 4.0
 
 
 @dataclass
-class StarCatalog:
-    """Stars: tangent-plane positions at the template epoch, r magnitudes,
-    colours, proper motions and variability.
+class _ColouredCatalog:
+    """Sources with tangent-plane positions, r magnitudes and colours: the
+    fields and the per-band magnitudes that stars and galaxies share.
     """
 
     u: np.ndarray
@@ -61,17 +58,9 @@ class StarCatalog:
     v: np.ndarray
     """Tangent-plane position north, arcsec."""
     mag_r: np.ndarray
-    """AB magnitude in r (at the template epoch)."""
+    """AB magnitude in r (for stars, at the template epoch)."""
     colour: np.ndarray
     """Deviation from the mean colour, scaled per band in `mag`."""
-    pm_u: np.ndarray
-    """Proper motion east, mas / yr."""
-    pm_v: np.ndarray
-    """Proper motion north, mas / yr."""
-    variable: np.ndarray
-    """Boolean: the star varies."""
-    dmag: np.ndarray
-    """Science minus template magnitude (non-zero for variable stars)."""
 
     def __len__(self) -> int:
         return len(self.u)
@@ -97,17 +86,25 @@ class StarCatalog:
 
 
 @dataclass
-class GalaxyCatalog:
+class StarCatalog(_ColouredCatalog):
+    """Stars: tangent-plane positions at the template epoch, r magnitudes,
+    colours, proper motions and variability.
+    """
+
+    pm_u: np.ndarray
+    """Proper motion east, mas / yr."""
+    pm_v: np.ndarray
+    """Proper motion north, mas / yr."""
+    variable: np.ndarray
+    """Boolean: the star varies."""
+    dmag: np.ndarray
+    """Science minus template magnitude (non-zero for variable stars)."""
+
+
+@dataclass
+class GalaxyCatalog(_ColouredCatalog):
     """Galaxies as disk + bulge Sersic profiles."""
 
-    u: np.ndarray
-    """Tangent-plane position east, arcsec."""
-    v: np.ndarray
-    """Tangent-plane position north, arcsec."""
-    mag_r: np.ndarray
-    """AB magnitude in r."""
-    colour: np.ndarray
-    """Deviation from the mean colour, scaled per band in `mag`."""
     disk_hlr: np.ndarray
     """Half-light radius of the disk, arcsec."""
     disk_n: np.ndarray
@@ -120,28 +117,6 @@ class GalaxyCatalog:
     """Shear, first component."""
     g2: np.ndarray
     """Shear, second component."""
-
-    def __len__(self) -> int:
-        return len(self.u)
-
-    def mag(self, band: str, preset: Preset) -> np.ndarray:
-        """Compute the magnitudes in a band.
-
-        Parameters
-        ----------
-        band : `str`
-            Band.
-        preset : `~rbnodia.sim.presets.Preset`
-            Its ``band_offset`` (typical ``m_band - m_r``), which the colour
-            deviation scales.
-
-        Returns
-        -------
-        mag : `numpy.ndarray`
-            AB magnitudes.
-        """
-        offset = preset.band_offset.get(band, 0.0)
-        return self.mag_r + offset + self.colour * offset / 0.6
 
 
 @dataclass

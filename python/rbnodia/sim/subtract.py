@@ -432,18 +432,28 @@ def fit_kernel(
         if new_use.sum() < max(3, n_par // 20) or np.array_equal(new_use, use):
             break
         use = new_use
-    coeffs = sol[: nb * n_sp].reshape(nb, n_sp)
+    return _kernel_solution(
+        sol, basis, n_sp, spatial_order, background_order, shape, "stamps",
+        n_candidates=n_cand, n_used=int(use.sum()), chi2_per_dof=float(np.mean(chi2[use])),
+    )
+
+
+def _kernel_solution(
+    sol, basis, n_sp, spatial_order, background_order, shape, mode, **fit
+) -> KernelSolution:
+    """Split a solved parameter vector into the kernel's ``(len(basis), n_sp)``
+    coefficients and the background's; ``fit`` are the fit statistics.
+    """
+    nb = len(basis)
     return KernelSolution(
         basis=basis,
-        coefficients=coeffs,
+        coefficients=sol[: nb * n_sp].reshape(nb, n_sp),
         background=sol[nb * n_sp :],
         spatial_order=spatial_order,
         background_order=background_order,
         shape=shape,
-        mode="stamps",
-        n_candidates=n_cand,
-        n_used=int(use.sum()),
-        chi2_per_dof=float(np.mean(chi2[use])),
+        mode=mode,
+        **fit,
     )
 
 
@@ -508,17 +518,9 @@ def _fit_image(
         return KernelSolution(
             basis, coeffs, np.zeros(n_bg), spatial_order, background_order, shape, "identity"
         )
-    coeffs = sol[: nb * n_sp].reshape(nb, n_sp)
-    return KernelSolution(
-        basis=basis,
-        coefficients=coeffs,
-        background=sol[nb * n_sp :],
-        spatial_order=spatial_order,
-        background_order=background_order,
-        shape=shape,
-        mode="image",
-        n_used=int(use.sum()),
-        chi2_per_dof=chi2,
+    return _kernel_solution(
+        sol, basis, n_sp, spatial_order, background_order, shape, "image",
+        n_used=int(use.sum()), chi2_per_dof=chi2,
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 __all__ = ["Galaxy", "PointSource", "render", "transfer_function"]
 
+import dataclasses
 import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -101,17 +102,7 @@ class Galaxy:
         galaxy : `Galaxy`
             The copy.
         """
-        return Galaxy(
-            self.x + dx,
-            self.y + dy,
-            self.flux * flux_factor,
-            self.scale_length,
-            self.q,
-            self.theta,
-            self.bulge_fraction,
-            self.bulge_alpha,
-            self.bulge_beta,
-        )
+        return dataclasses.replace(self, x=self.x + dx, y=self.y + dy, flux=self.flux * flux_factor)
 
 
 @functools.lru_cache(maxsize=32)
