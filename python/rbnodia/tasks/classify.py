@@ -16,7 +16,6 @@ __all__ = [
     "ClassifyRealBogusTask",
 ]
 
-import dataclasses
 from typing import Any, override
 
 import lsst.pex.config as pexConfig
@@ -25,12 +24,16 @@ import lsst.pipe.base.connectionTypes as cT
 from lsst.utils.timer import timeMethod
 
 from ..core.layouts import Layout
-from .scoring import RELIABILITY_COLUMNS, SALIENCY_COLUMNS, ScoringConfig, score_detections
+from .scoring import (
+    RELIABILITY_COLUMNS,
+    SALIENCY_COLUMNS,
+    ImageConnections,
+    ScoringConfig,
+    score_detections,
+)
 
 
-class ClassifyRealBogusConnections(
-    pipeBase.PipelineTaskConnections, dimensions=("instrument", "visit", "detector")
-):
+class ClassifyRealBogusConnections(ImageConnections, dimensions=("instrument", "visit", "detector")):
     """Connections of `ClassifyRealBogusTask`: the aligned images and the
     detections of one detector in, the reliability catalog (and optionally
     the saliency maps) out.  Connections the configuration does not use are
@@ -43,27 +46,6 @@ class ClassifyRealBogusConnections(
         Task configuration; it also sets the storage classes.
     """
 
-    science = cT.Input(
-        doc="Science ('search') image of one detector (deferred: read in strips of config.readRows rows).",
-        name="preliminary_visit_image",
-        storageClass="MaskedImageV2",
-        dimensions=("instrument", "visit", "detector"),
-        deferLoad=True,
-    )
-    template = cT.Input(
-        doc="Template warped to the science image's pixel grid (not PSF-matched; read in strips).",
-        name="template_detector",
-        storageClass="MaskedImageV2",
-        dimensions=("instrument", "visit", "detector"),
-        deferLoad=True,
-    )
-    difference = cT.Input(
-        doc="Difference image; read only by DIA-layout models (in strips).",
-        name="difference_image",
-        storageClass="MaskedImageV2",
-        dimensions=("instrument", "visit", "detector"),
-        deferLoad=True,
-    )
     detections = cT.Input(
         doc="Detections on the difference image (id and pixel position columns per config).",
         name="dia_source_unstandardized",
@@ -98,11 +80,7 @@ class ClassifyRealBogusConnections(
             del self.difference
         if config.modelSource != "butler":
             del self.model
-        for name in ("science", "template", "difference"):
-            if name in self.inputs:
-                setattr(self, name,
-                        dataclasses.replace(getattr(self, name), storageClass=config.imageStorageClass))
-        self.detections = dataclasses.replace(self.detections, storageClass=config.catalogStorageClass)
+        self.set_storage_classes(config, "detections")
 
 
 class ClassifyRealBogusConfig(ScoringConfig, pipelineConnections=ClassifyRealBogusConnections):

@@ -36,7 +36,7 @@ import lsst.pipe.base as pipeBase
 import lsst.pipe.base.connectionTypes as cT
 from lsst.utils.timer import timeMethod
 
-from .scoring import ScoringConfig, score_detections
+from .scoring import ImageConnections, ScoringConfig, score_detections
 
 AP_VERSION_LENGTH = 7
 """Characters of ``version``: the size of the DiaSource ``reliabilityVersion``
@@ -52,12 +52,12 @@ AP_RELIABILITY_COLUMNS: dict[str, tuple[str, str]] = {
 """``dia_source_reliability`` schema: column -> (dtype, description)."""
 
 
-class ComputeReliabilityConnections(
-    pipeBase.PipelineTaskConnections, dimensions=("instrument", "visit", "detector")
-):
+class ComputeReliabilityConnections(ImageConnections, dimensions=("instrument", "visit", "detector")):
     """Connections of `ComputeReliabilityTask`, named as those of ApPipe's
     ``computeReliability`` (meas_transiNet's ``RBTransiNetTask``), so that
-    AP's configuration and contracts resolve unchanged.
+    AP's configuration and contracts resolve unchanged.  ``difference`` is
+    always declared, for those contracts; a noDIA model never reads its
+    pixels.
 
     Parameters
     ----------
@@ -67,28 +67,6 @@ class ComputeReliabilityConnections(
         ``doWriteFullCatalog``, and sets the storage classes.
     """
 
-    science = cT.Input(
-        doc="Science image of one detector (deferred: read in strips of config.readRows rows).",
-        name="preliminary_visit_image",
-        storageClass="MaskedImageV2",
-        dimensions=("instrument", "visit", "detector"),
-        deferLoad=True,
-    )
-    template = cT.Input(
-        doc="Template warped to the science image's pixel grid (not PSF-matched; read in strips).",
-        name="template_detector",
-        storageClass="MaskedImageV2",
-        dimensions=("instrument", "visit", "detector"),
-        deferLoad=True,
-    )
-    difference = cT.Input(
-        doc="Difference image.  Always declared, so that ApPipe's contracts resolve; its pixels are read "
-        "only for DIA-layout models (deferred load).",
-        name="difference_image",
-        storageClass="MaskedImageV2",
-        dimensions=("instrument", "visit", "detector"),
-        deferLoad=True,
-    )
     diaSources = cT.Input(
         doc="Detected sources on the difference image (id and pixel position columns per config).",
         name="dia_source_unstandardized",
@@ -121,10 +99,7 @@ class ComputeReliabilityConnections(
             del self.pretrainedModel
         if not config.doWriteFullCatalog:
             del self.reliability
-        for name in ("science", "template", "difference"):
-            setattr(self, name,
-                    dataclasses.replace(getattr(self, name), storageClass=config.imageStorageClass))
-        self.diaSources = dataclasses.replace(self.diaSources, storageClass=config.catalogStorageClass)
+        self.set_storage_classes(config, "diaSources")
         self.classifications = dataclasses.replace(self.classifications,
                                                    storageClass=config.outputStorageClass)
 

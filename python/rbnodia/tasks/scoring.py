@@ -14,6 +14,7 @@ __all__ = [
     "DEFAULT_MODELS",
     "RELIABILITY_COLUMNS",
     "SALIENCY_COLUMNS",
+    "ImageConnections",
     "ScoringConfig",
     "ScoringResult",
     "load_configured_model",
@@ -30,6 +31,7 @@ from astropy.table import Table
 
 import lsst.pex.config as pexConfig
 import lsst.pipe.base as pipeBase
+import lsst.pipe.base.connectionTypes as cT
 
 from ..adapters import to_detections
 from ..adapters.strips import ImageStrips, image_strips
@@ -71,6 +73,56 @@ SALIENCY_COLUMNS: dict[str, tuple[str, str | None, str]] = {
 
 class _NoConnections(pipeBase.PipelineTaskConnections, dimensions=()):
     """Placeholder: each task's config brings its own connections."""
+
+
+class ImageConnections(pipeBase.PipelineTaskConnections, dimensions=("instrument", "visit", "detector")):
+    """The image inputs every scoring task reads, with Rubin AP's names.
+
+    The images are deferred: `score_detections` reads them in strips of
+    ``readRows`` rows.  Subclasses add their catalogs and call
+    `set_storage_classes`.
+    """
+
+    science = cT.Input(
+        doc="Science image of one detector (deferred: read in strips of config.readRows rows).",
+        name="preliminary_visit_image",
+        storageClass="MaskedImageV2",
+        dimensions=("instrument", "visit", "detector"),
+        deferLoad=True,
+    )
+    template = cT.Input(
+        doc="Template warped to the science image's pixel grid (not PSF-matched; read in strips).",
+        name="template_detector",
+        storageClass="MaskedImageV2",
+        dimensions=("instrument", "visit", "detector"),
+        deferLoad=True,
+    )
+    difference = cT.Input(
+        doc="Difference image; its pixels are read (in strips) only for DIA-layout models.",
+        name="difference_image",
+        storageClass="MaskedImageV2",
+        dimensions=("instrument", "visit", "detector"),
+        deferLoad=True,
+    )
+
+    def set_storage_classes(self, config: ScoringConfig, catalog: str) -> None:
+        """Give the images and the detection catalog the configured storage
+        classes.
+
+        Parameters
+        ----------
+        config : `ScoringConfig`
+            Task configuration (``imageStorageClass``,
+            ``catalogStorageClass``).
+        catalog : `str`
+            Name of the detection-catalog connection.
+        """
+        for name in ("science", "template", "difference"):
+            if name in self.inputs:
+                setattr(self, name,
+                        dataclasses.replace(getattr(self, name), storageClass=config.imageStorageClass))
+        setattr(self, catalog, dataclasses.replace(getattr(self, catalog),
+                                                   storageClass=config.catalogStorageClass))
 
 
 class ScoringConfig(pipeBase.PipelineTaskConfig, pipelineConnections=_NoConnections):
