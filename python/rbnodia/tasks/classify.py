@@ -24,13 +24,8 @@ import lsst.pipe.base.connectionTypes as cT
 from lsst.utils.timer import timeMethod
 
 from ..core.layouts import Layout
-from .scoring import (
-    RELIABILITY_COLUMNS,
-    SALIENCY_COLUMNS,
-    ImageConnections,
-    ScoringConfig,
-    score_detections,
-)
+from .scoring import RELIABILITY_COLUMNS, SALIENCY_COLUMNS, score_detections
+from .scoring_config import ImageConnections, ScoringConfig
 
 
 class ClassifyRealBogusConnections(ImageConnections, dimensions=("instrument", "visit", "detector")):
@@ -85,7 +80,7 @@ class ClassifyRealBogusConnections(ImageConnections, dimensions=("instrument", "
 
 class ClassifyRealBogusConfig(ScoringConfig, pipelineConnections=ClassifyRealBogusConnections):
     """Configuration of `ClassifyRealBogusTask`: the scoring settings of
-    `rbnodia.tasks.scoring.ScoringConfig` and the saliency-map output.
+    `rbnodia.tasks.scoring_config.ScoringConfig` and the saliency-map output.
     """
 
     doWriteSaliencyMaps = pexConfig.Field(

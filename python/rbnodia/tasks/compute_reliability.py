@@ -36,7 +36,8 @@ import lsst.pipe.base as pipeBase
 import lsst.pipe.base.connectionTypes as cT
 from lsst.utils.timer import timeMethod
 
-from .scoring import ImageConnections, ScoringConfig, score_detections
+from .scoring import score_detections
+from .scoring_config import ImageConnections, ScoringConfig
 
 AP_VERSION_LENGTH = 7
 """Characters of ``version``: the size of the DiaSource ``reliabilityVersion``
@@ -106,7 +107,7 @@ class ComputeReliabilityConnections(ImageConnections, dimensions=("instrument", 
 
 class ComputeReliabilityConfig(ScoringConfig, pipelineConnections=ComputeReliabilityConnections):
     """Configuration of `ComputeReliabilityTask`: the scoring settings of
-    `rbnodia.tasks.scoring.ScoringConfig`, the AP output's storage class and
+    `rbnodia.tasks.scoring_config.ScoringConfig`, the AP output's storage class and
     the score of unscorable sources.  The model comes from the Butler by
     default, as in AP.
     """

@@ -1,9 +1,9 @@
 """The classification core shared by the real/bogus PipelineTasks.
 
-`ScoringConfig` holds the settings every task that scores detections needs
-(model, stamps, columns, batching, saliency); `score_detections` runs one
-detector through them and returns the full per-detection catalog described
-by `RELIABILITY_COLUMNS` (and `SALIENCY_COLUMNS` with saliency).  The tasks
+`score_detections` runs one detector through the settings of
+`rbnodia.tasks.scoring_config.ScoringConfig` and returns the full
+per-detection catalog described by `RELIABILITY_COLUMNS` (and
+`SALIENCY_COLUMNS` with saliency).  The tasks
 (`rbnodia.tasks.classify`, `rbnodia.tasks.compute_reliability`) only add
 their connections and turn that catalog into their outputs.
 """
@@ -11,11 +11,8 @@ their connections and turn that catalog into their outputs.
 from __future__ import annotations
 
 __all__ = [
-    "DEFAULT_MODELS",
     "RELIABILITY_COLUMNS",
     "SALIENCY_COLUMNS",
-    "ImageConnections",
-    "ScoringConfig",
     "ScoringResult",
     "load_configured_model",
     "score_detections",
@@ -24,14 +21,10 @@ __all__ = [
 import dataclasses
 import logging
 import time
-from typing import Any, override
+from typing import Any
 
 import numpy as np
 from astropy.table import Table
-
-import lsst.pex.config as pexConfig
-import lsst.pipe.base as pipeBase
-import lsst.pipe.base.connectionTypes as cT
 
 from ..adapters import to_detections
 from ..adapters.strips import ImageStrips, image_strips
@@ -39,9 +32,7 @@ from ..core.flags import FLAG_COLUMNS, StampFlag, flag_columns
 from ..core.layouts import Layout
 from ..core.preprocess import make_model_inputs
 from ..core.stamps import plan_row_strips, usable_positions
-
-DEFAULT_MODELS: dict[str, str] = {Layout.NODIA.value: "nodia_default", Layout.DIA.value: "dia_default"}
-"""Packaged model used for each layout when ``modelName`` is not set."""
+from .scoring_config import ScoringConfig
 
 RELIABILITY_COLUMNS: dict[str, tuple[str, str | None, str]] = {
     "id": ("int64", None, "Detection id, copied from the input catalog."),
@@ -69,191 +60,6 @@ SALIENCY_COLUMNS: dict[str, tuple[str, str | None, str]] = {
                           "'none' if undefined)."),
 }
 """Columns added when ``doSaliency`` is True."""
-
-
-class _NoConnections(pipeBase.PipelineTaskConnections, dimensions=()):
-    """Placeholder: each task's config brings its own connections."""
-
-
-class ImageConnections(pipeBase.PipelineTaskConnections, dimensions=("instrument", "visit", "detector")):
-    """The image inputs every scoring task reads, with Rubin AP's names.
-
-    The images are deferred: `score_detections` reads them in strips of
-    ``readRows`` rows.  Subclasses add their catalogs and call
-    `set_storage_classes`.
-    """
-
-    science = cT.Input(
-        doc="Science image of one detector (deferred: read in strips of config.readRows rows).",
-        name="preliminary_visit_image",
-        storageClass="MaskedImageV2",
-        dimensions=("instrument", "visit", "detector"),
-        deferLoad=True,
-    )
-    template = cT.Input(
-        doc="Template warped to the science image's pixel grid (not PSF-matched; read in strips).",
-        name="template_detector",
-        storageClass="MaskedImageV2",
-        dimensions=("instrument", "visit", "detector"),
-        deferLoad=True,
-    )
-    difference = cT.Input(
-        doc="Difference image; its pixels are read (in strips) only for DIA-layout models.",
-        name="difference_image",
-        storageClass="MaskedImageV2",
-        dimensions=("instrument", "visit", "detector"),
-        deferLoad=True,
-    )
-
-    def set_storage_classes(self, config: ScoringConfig, catalog: str) -> None:
-        """Give the images and the detection catalog the configured storage
-        classes.
-
-        Parameters
-        ----------
-        config : `ScoringConfig`
-            Task configuration (``imageStorageClass``,
-            ``catalogStorageClass``).
-        catalog : `str`
-            Name of the detection-catalog connection.
-        """
-        for name in ("science", "template", "difference"):
-            if name in self.inputs:
-                setattr(self, name,
-                        dataclasses.replace(getattr(self, name), storageClass=config.imageStorageClass))
-        setattr(self, catalog, dataclasses.replace(getattr(self, catalog),
-                                                   storageClass=config.catalogStorageClass))
-
-
-class ScoringConfig(pipeBase.PipelineTaskConfig, pipelineConnections=_NoConnections):
-    """Settings shared by every task that scores detections.
-
-    Task configs subclass it with their own ``pipelineConnections``.
-    """
-
-    layout = pexConfig.ChoiceField(
-        dtype=str,
-        doc="Which stamps the model reads; must match the model.",
-        default=Layout.NODIA.value,
-        allowed={Layout.NODIA.value: "science and template only (srch|tmpl)",
-                 Layout.DIA.value: "difference, science and template (diff|srch|tmpl)"},
-    )
-    modelSource = pexConfig.ChoiceField(
-        dtype=str,
-        doc="Where the model comes from.",
-        default="package",
-        allowed={"package": "modelName: a model file shipped with rbnodia, or a path to a .rbmodel file",
-                 "butler": "the rbnodia_model dataset found in the input collections (modelName must be "
-                           "unset: the collection chooses the model)"},
-    )
-    modelName = pexConfig.Field(
-        dtype=str,
-        doc="Packaged model name (see `rbnodia info`) or path of a .rbmodel file, used when "
-        "modelSource='package'; None means the layout's packaged default (DEFAULT_MODELS).  Must be None "
-        "when modelSource='butler'.",
-        default=None,
-        optional=True,
-    )
-    stampSize = pexConfig.RangeField(
-        dtype=int, doc="Stamp width and height in pixels (odd); must match the model.", default=51, min=3,
-    )
-    threshold = pexConfig.Field(
-        dtype=float,
-        doc="Decision threshold on score for is_real; None uses the threshold stored in the model.",
-        default=None,
-        optional=True,
-    )
-    idColumn = pexConfig.Field(dtype=str, doc="Detection id column.", default="id")
-    xColumn = pexConfig.Field(dtype=str, doc="Detection x (pixel) column.", default="x")
-    yColumn = pexConfig.Field(dtype=str, doc="Detection y (pixel) column.", default="y")
-    badMaskPlanes = pexConfig.ListField(
-        dtype=str,
-        doc="Mask planes whose pixels are treated as missing (filled, flagged).",
-        default=["NO_DATA"],
-    )
-    batchSize = pexConfig.RangeField(
-        dtype=int, doc="Detections cut, scaled and classified per batch (a batch never spans two strips, "
-        "see readRows).", default=2048, min=1,
-    )
-    readRows = pexConfig.RangeField(
-        dtype=int,
-        doc="Height in rows of the horizontal strips the images are processed in; 0 means the whole image "
-        "at once.  Images behind deferred Butler handles are read strip by strip (the strip's rows, padded "
-        "by half a stamp on each side, and only the image and mask planes), so that a task never holds a "
-        "whole detector; in-memory images are cut from views of the same strips.  The strips do not "
-        "change the results: each detection's stamps are cut exactly as from the whole image.",
-        default=512,
-        min=0,
-    )
-    doSaliency = pexConfig.Field(
-        dtype=bool,
-        doc="Compute vanilla-gradient saliency (Simonyan et al. 2014, as in the paper) in the same pass and "
-        "add the saliency_* segment-importance columns.  Off by default: the backward pass costs a few "
-        "times the plain inference (doc/performance.rst).",
-        default=False,
-    )
-    inferenceBackend = pexConfig.ChoiceField(
-        dtype=str,
-        doc="Where the network runs.",
-        default="auto",
-        allowed={"auto": "ONNX Runtime with the model file's graphs (TensorFlow only for a network ONNX "
-                         "cannot run)",
-                 "onnx": "ONNX Runtime; an error if the model has no usable graph",
-                 "tensorflow": "the Keras network on TensorFlow (needs the [train] extra); for cross-checks"},
-    )
-    inferenceThreads = pexConfig.RangeField(
-        dtype=int,
-        doc="Threads the network may use; 0 means every CPU this process may run on.",
-        default=0,
-        min=0,
-    )
-    logInterval = pexConfig.RangeField(
-        dtype=float, doc="Seconds between progress log lines on long runs.", default=10.0, min=0.0,
-    )
-    imageStorageClass = pexConfig.ChoiceField(
-        dtype=str,
-        doc="Storage class the images are read as.",
-        default="MaskedImageV2",
-        allowed={"MaskedImageV2": "lsst.images MaskedImage (no afw needed)",
-                 "VisitImage": "lsst.images VisitImage (converts from afw Exposure datasets)",
-                 "ExposureF": "afw ExposureF (LSST stack container)"},
-    )
-    catalogStorageClass = pexConfig.ChoiceField(
-        dtype=str,
-        doc="Storage class the detection catalog is read as.",
-        default="ArrowAstropy",
-        allowed={"ArrowAstropy": "astropy Table (parquet)", "DataFrame": "pandas DataFrame (parquet)",
-                 "SourceCatalog": "afw SourceCatalog (LSST stack container)"},
-    )
-
-    @override
-    def validate(self):
-        super().validate()
-        if self.stampSize % 2 == 0:
-            raise pexConfig.FieldValidationError(
-                ScoringConfig.stampSize, self, f"must be odd, got {self.stampSize}"
-            )
-        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
-            raise pexConfig.FieldValidationError(
-                ScoringConfig.threshold, self, f"must be in [0, 1], got {self.threshold}"
-            )
-        if self.modelSource == "butler" and self.modelName is not None:
-            raise pexConfig.FieldValidationError(
-                ScoringConfig.modelName, self,
-                f"is {self.modelName!r}, but with modelSource='butler' the model is chosen by the input "
-                "collections (put it into a collection with `rbnodia put-model` and list that collection "
-                "in -i); leave modelName unset",
-            )
-
-    def packaged_model_name(self) -> str:
-        """Return the ``modelName`` to load with ``modelSource='package'``.
-
-        Returns
-        -------
-        name : `str`
-            ``modelName``, or the default model of ``layout`` when unset.
-        """
-        return self.modelName if self.modelName is not None else DEFAULT_MODELS[self.layout]
 
 
 @dataclasses.dataclass
