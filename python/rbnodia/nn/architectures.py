@@ -161,23 +161,29 @@ def _conv_block(layers, filters, kernel, dropout):
     return block
 
 
+def _paper_network(shape, name, blocks):
+    """Build a paper network: ``_conv_block`` per ``(filters, kernel,
+    dropout)`` of ``blocks``, then flatten, dense 32, 2-way softmax.
+    """
+    import keras
+    from keras import layers
+
+    convolutions = [layer for block in blocks for layer in _conv_block(layers, *block)]
+    return keras.Sequential(
+        [keras.Input(shape)]
+        + convolutions
+        + [layers.Flatten(), layers.Dense(32, activation="relu"), layers.Dense(2, activation="softmax")],
+        name=name,
+    )
+
+
 @register_architecture(
     "paper_dia",
     layout=Layout.DIA,
     description="Acero-Cuellar et al. DIA CNN: 3 conv(5x5: 16/32/64)+pool+dropout 0.4, dense 32, softmax 2",
 )
 def _paper_dia(shape):
-    import keras
-    from keras import layers
-
-    return keras.Sequential(
-        [keras.Input(shape)]
-        + _conv_block(layers, 16, 5, 0.4)
-        + _conv_block(layers, 32, 5, 0.4)
-        + _conv_block(layers, 64, 5, 0.4)
-        + [layers.Flatten(), layers.Dense(32, activation="relu"), layers.Dense(2, activation="softmax")],
-        name="paper_dia",
-    )
+    return _paper_network(shape, "paper_dia", ((16, 5, 0.4), (32, 5, 0.4), (64, 5, 0.4)))
 
 
 @register_architecture(
@@ -187,17 +193,7 @@ def _paper_dia(shape):
     " 0.4, dense 32, softmax 2",
 )
 def _paper_nodia(shape):
-    import keras
-    from keras import layers
-
-    return keras.Sequential(
-        [keras.Input(shape)]
-        + _conv_block(layers, 1, 7, 0.0)
-        + _conv_block(layers, 16, 3, 0.4)
-        + _conv_block(layers, 32, 3, 0.4)
-        + [layers.Flatten(), layers.Dense(32, activation="relu"), layers.Dense(2, activation="softmax")],
-        name="paper_nodia",
-    )
+    return _paper_network(shape, "paper_nodia", ((1, 7, 0.0), (16, 3, 0.4), (32, 3, 0.4)))
 
 
 # Improved recipes (beyond the paper).  The paper's noDIA network puts the
