@@ -11,7 +11,7 @@ from __future__ import annotations
 __all__ = ["SEGMENT_NAMES", "Layout", "Stacking", "input_shape", "split_segments", "stack_segments"]
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 
 import numpy as np
 
@@ -36,6 +36,25 @@ class Layout(enum.StrEnum):
     def needs_difference(self) -> bool:
         """Whether this layout reads the difference image."""
         return "diff" in self.segments
+
+    def require(self, given: Container[str], what: str = "segments") -> None:
+        """Check that every segment of this layout is given.
+
+        Parameters
+        ----------
+        given : `~collections.abc.Container` [`str`]
+            The names given (e.g. the keys of a mapping).
+        what : `str`, optional
+            What the names stand for, in the message.
+
+        Raises
+        ------
+        KeyError
+            If a segment this layout needs is not in ``given``.
+        """
+        missing = [name for name in self.segments if name not in given]
+        if missing:
+            raise KeyError(f"Layout {self.value} needs {what} {missing} that were not given.")
 
 
 class Stacking(enum.StrEnum):
@@ -98,9 +117,7 @@ def stack_segments(
         If a segment the layout needs is missing.
     """
     layout = Layout(layout)
-    missing = [name for name in layout.segments if name not in scaled]
-    if missing:
-        raise KeyError(f"Layout {layout.value} needs segments {missing} that were not given.")
+    layout.require(scaled)
     parts = [np.asarray(scaled[name], dtype=np.float32) for name in layout.segments]
     if Stacking(stacking) is Stacking.HORIZONTAL:
         return np.concatenate(parts, axis=2)[..., None]

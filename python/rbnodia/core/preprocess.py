@@ -124,9 +124,7 @@ def make_model_inputs(
         If an image the layout needs is missing.
     """
     layout = Layout(layout)
-    missing = [name for name in layout.segments if name not in images]
-    if missing:
-        raise KeyError(f"Layout {layout.value} needs images {missing} that were not given.")
+    layout.require(images, "images")
     cutouts = {
         name: cut_stamps(images[name].array, x, y, size, bad=images[name].bad, origin=images[name].origin)
         for name in layout.segments
