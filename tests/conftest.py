@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 import pytest
+from model_files import save_untrained_model
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -13,33 +14,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 @pytest.fixture(scope="session")
 def nodia_model_file(tmp_path_factory):
     """Return an untrained paper_nodia model written as a real .rbmodel file."""
-    import keras
-
-    from rbnodia.nn import RealBogusModel
-
     # Seeded: with some random initialisations the untrained network's single
     # first filter is dead on the test scenes (every score exactly 0.5, all
     # saliency maps zero, NaN shares), which made tests depend on test order.
-    keras.utils.set_random_seed(0)
-    path = tmp_path_factory.mktemp("models") / "nodia_test.rbmodel"
-    RealBogusModel.from_architecture("paper_nodia", name="nodia_test").save(path)
-    return path
+    return save_untrained_model(tmp_path_factory.mktemp("models"), "paper_nodia", "nodia_test", seed=0)
 
 
 @pytest.fixture(scope="session")
 def dia_model_file(tmp_path_factory):
-    """Return an untrained paper_dia model written as a real .rbmodel file."""
-    import keras
-
-    from rbnodia.nn import RealBogusModel
-
-    # Seeded: with some random initialisations the untrained network's single
-    # first filter is dead on the test scenes (every score exactly 0.5, all
-    # saliency maps zero, NaN shares), which made tests depend on test order.
-    keras.utils.set_random_seed(0)
-    path = tmp_path_factory.mktemp("models") / "dia_test.rbmodel"
-    RealBogusModel.from_architecture("paper_dia", name="dia_test").save(path)
-    return path
+    """Return an untrained paper_dia model written as a real .rbmodel file (seeded as `nodia_model_file`)."""
+    return save_untrained_model(tmp_path_factory.mktemp("models"), "paper_dia", "dia_test", seed=0)
 
 
 def _randomised_model(arch: str, seed: int = 1):

@@ -5,6 +5,7 @@ test_pipeline_e2e.py).
 import numpy as np
 import pytest
 from astropy.table import Table
+from model_files import make_classify_task
 
 from rbnodia.butler.repo import to_masked_image
 from rbnodia.nn import ModelMismatchError, load_model
@@ -12,7 +13,6 @@ from rbnodia.tasks.classify import (
     RELIABILITY_COLUMNS,
     SALIENCY_COLUMNS,
     ClassifyRealBogusConfig,
-    ClassifyRealBogusTask,
 )
 
 
@@ -26,15 +26,6 @@ def make_scene(n=40, shape=(300, 400), seed=0):
     return science, template, science - template, Table({"id": ids, "x": x, "y": y})
 
 
-def make_task(model_file, **overrides):
-    config = ClassifyRealBogusConfig()
-    config.modelName = str(model_file)
-    for key, value in overrides.items():
-        setattr(config, key, value)
-    config.validate()
-    return ClassifyRealBogusTask(config=config)
-
-
 def test_one_row_per_detection_in_order(nodia_model_file):
     science, template, _, detections = make_scene()
     # Edge detection, off-image detection, and a NaN pixel near one detection.
@@ -42,7 +33,7 @@ def test_one_row_per_detection_in_order(nodia_model_file):
     detections.add_row({"id": 99_002, "x": -50.0, "y": 150.0})
     detections.add_row({"id": 99_003, "x": 200.0, "y": 100.0})
     template[103, 205] = np.nan
-    task = make_task(nodia_model_file, batchSize=16)
+    task = make_classify_task(nodia_model_file, batchSize=16)
     out = task.run(science=science, template=template, detections=detections).reliability
     assert list(out.colnames) == list(RELIABILITY_COLUMNS)  # saliency is off by default
     assert len(out) == len(detections)
@@ -65,8 +56,8 @@ def test_one_row_per_detection_in_order(nodia_model_file):
 def test_batching_does_not_change_results(nodia_model_file):
     science, template, _, detections = make_scene(n=50)
     inputs = dict(science=science, template=template, detections=detections)
-    a = make_task(nodia_model_file, batchSize=7).run(**inputs)
-    b = make_task(nodia_model_file, batchSize=4096).run(**inputs)
+    a = make_classify_task(nodia_model_file, batchSize=7).run(**inputs)
+    b = make_classify_task(nodia_model_file, batchSize=4096).run(**inputs)
     np.testing.assert_allclose(a.reliability["score"], b.reliability["score"], rtol=1e-5)
 
 
@@ -79,7 +70,7 @@ def test_lsst_images_inputs_and_sky_coordinates(nodia_model_file):
     wcs.wcs.crval = [10.0, -30.0]
     wcs.wcs.crpix = [200.0, 150.0]
     wcs.wcs.cd = np.eye(2) * 0.2 / 3600
-    task = make_task(nodia_model_file)
+    task = make_classify_task(nodia_model_file)
     out = task.run(
         science=to_masked_image(science, wcs=wcs), template=to_masked_image(template, wcs=wcs),
         detections=detections,
@@ -92,9 +83,9 @@ def test_lsst_images_inputs_and_sky_coordinates(nodia_model_file):
 
 def test_empty_catalog_same_schema(nodia_model_file):
     science, template, _, detections = make_scene(n=5)
-    task = make_task(nodia_model_file)
+    task = make_classify_task(nodia_model_file)
     full = task.run(science=science, template=template, detections=detections).reliability
-    empty = make_task(nodia_model_file).run(
+    empty = make_classify_task(nodia_model_file).run(
         science=science, template=template, detections=detections[:0]
     ).reliability
     assert len(empty) == 0
@@ -104,7 +95,7 @@ def test_empty_catalog_same_schema(nodia_model_file):
 
 def test_dia_model(dia_model_file):
     science, template, difference, detections = make_scene(n=6)
-    task = make_task(dia_model_file, layout="DIA")
+    task = make_classify_task(dia_model_file, layout="DIA")
     out = task.run(science=science, template=template, difference=difference, detections=detections)
     assert len(out.reliability) == 6
     with pytest.raises(ValueError, match="difference image"):
@@ -113,7 +104,7 @@ def test_dia_model(dia_model_file):
 
 def test_layout_mismatch_is_clear_error(nodia_model_file):
     science, template, difference, detections = make_scene(n=3)
-    task = make_task(nodia_model_file, layout="DIA")
+    task = make_classify_task(nodia_model_file, layout="DIA")
     with pytest.raises(ModelMismatchError, match="expects layout noDIA"):
         task.run(science=science, template=template, difference=difference, detections=detections)
 
@@ -147,7 +138,7 @@ def test_connections_follow_config():
 def test_saliency_columns_and_maps(nodia_model_file):
     science, template, _, detections = make_scene(n=12)
     detections.add_row({"id": 99_002, "x": -50.0, "y": 150.0})
-    task = make_task(nodia_model_file, doSaliency=True, doWriteSaliencyMaps=True, batchSize=5)
+    task = make_classify_task(nodia_model_file, doSaliency=True, doWriteSaliencyMaps=True, batchSize=5)
     result = task.run(science=science, template=template, detections=detections)
     out = result.reliability
     scored = ~np.asarray(out["flag_no_data"])
@@ -162,13 +153,13 @@ def test_saliency_columns_and_maps(nodia_model_file):
     assert maps["stamp_srch"].shape == (len(out), 51, 51)
     assert (maps["saliency"][~scored] == 0).all()
     # Saliency does not change the scores.
-    plain = make_task(nodia_model_file, doSaliency=False).run(science=science, template=template,
+    plain = make_classify_task(nodia_model_file, doSaliency=False).run(science=science, template=template,
                                                               detections=detections).reliability
     np.testing.assert_allclose(plain["score"], out["score"], rtol=1e-5)
     assert "saliency_srch" not in plain.colnames
     assert list(out.colnames) == list(RELIABILITY_COLUMNS) + list(SALIENCY_COLUMNS)
     # Without maps to write, the fractions come from the maps' row sums: the same columns.
-    columns = make_task(nodia_model_file, doSaliency=True, batchSize=5).run(
+    columns = make_classify_task(nodia_model_file, doSaliency=True, batchSize=5).run(
         science=science, template=template, detections=detections).reliability
     for name in ("saliency_srch", "saliency_tmpl"):
         np.testing.assert_allclose(columns[name], out[name], rtol=0, atol=1e-5)

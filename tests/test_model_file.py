@@ -13,6 +13,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from model_files import save_untrained_model
 
 from rbnodia.nn import ModelFileError, ModelMetadata, RealBogusModel, load_model
 from rbnodia.nn.modelfile import FORMAT_VERSION, content_hash, graph_member, legacy_content_hash
@@ -62,12 +63,7 @@ def _edited(tmp_path, source, filename="edited.rbmodel", rehash=False, **changes
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory):
     """Return a paper_nodia model file: its forward and saliency graphs come with a folded variant."""
-    import keras
-
-    keras.utils.set_random_seed(2)
-    path = tmp_path_factory.mktemp("modelfile") / "paper.rbmodel"
-    RealBogusModel.from_architecture("paper_nodia", name="paper").save(path)
-    return path
+    return save_untrained_model(tmp_path_factory.mktemp("modelfile"), "paper_nodia", "paper", seed=2)
 
 
 def _inputs(n=20, seed=0):

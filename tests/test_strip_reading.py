@@ -5,9 +5,9 @@ bitwise the results of the whole images in memory.
 import numpy as np
 import pytest
 from astropy.table import Table
+from model_files import make_classify_task
 
 from rbnodia.core.stamps import cut_stamps, plan_row_strips
-from rbnodia.tasks.classify import ClassifyRealBogusConfig, ClassifyRealBogusTask
 
 HEIGHT, WIDTH = 300, 260
 STRIP_ROWS = 64
@@ -75,15 +75,6 @@ def strip_repo(tmp_path_factory):
     return {"butler": butler, "data_id": data_id, "collection": sim["collection"], "detections": detections}
 
 
-def _task(model_file, **overrides):
-    config = ClassifyRealBogusConfig()
-    config.modelName = str(model_file)
-    for key, value in overrides.items():
-        setattr(config, key, value)
-    config.validate()
-    return ClassifyRealBogusTask(config=config)
-
-
 def _inputs(repo, deferred, names=("science", "template", "difference")):
     datasets = {"science": "preliminary_visit_image", "template": "template_detector",
                 "difference": "difference_image"}
@@ -111,7 +102,7 @@ def test_strips_are_bitwise_the_whole_image(strip_repo, nodia_model_file, dia_mo
     detections = strip_repo["detections"]
     in_memory = _inputs(strip_repo, deferred=False, names=names)
     options = dict(layout=layout, doSaliency=True, doWriteSaliencyMaps=True)
-    whole = _task(model_file, readRows=0, **options).run(detections=detections, **in_memory)
+    whole = make_classify_task(model_file, readRows=0, **options).run(detections=detections, **in_memory)
     table = whole.reliability
     assert table["flag_no_data"].sum() >= 6  # NaN, inf, far and off-image rows
     assert table["flag_edge"].sum() >= 6
@@ -127,7 +118,7 @@ def test_strips_are_bitwise_the_whole_image(strip_repo, nodia_model_file, dia_mo
     monkeypatch.setattr(DeferredDatasetHandle, "get", recording_get)
     for rows in (STRIP_ROWS, 37):
         reads.clear()
-        task = _task(model_file, readRows=rows, batchSize=16, **options)
+        task = make_classify_task(model_file, readRows=rows, batchSize=16, **options)
         strips = task.run(detections=detections, **_inputs(strip_repo, deferred=True, names=names))
         pixel_reads = [box for component, box in reads if component in (None, "image", "mask", "variance")]
         assert pixel_reads and all(box is not None and box.y.size <= rows + 50 for box in pixel_reads)
