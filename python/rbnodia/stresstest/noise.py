@@ -50,8 +50,7 @@ def exposure_noise(expected: np.ndarray, read_noise: float, rng: np.random.Gener
     noise : `numpy.ndarray`
         The noise image.
     """
-    expected = np.clip(expected, 0.0, None)
-    return rng.poisson(expected) - expected + rng.normal(0.0, read_noise, expected.shape)
+    return coadd_noise(expected, 1, read_noise, rng)
 
 
 def coadd_noise(expected: np.ndarray, epochs: int, read_noise: float, rng: np.random.Generator) -> np.ndarray:
