@@ -12,6 +12,7 @@ __all__ = [
     "format_metrics_table",
     "format_results_markdown",
     "format_snr_table",
+    "print_comparison",
     "write_json",
 ]
 
@@ -272,3 +273,18 @@ def format_results_markdown(
     if snr:
         parts += ["## Test ROC AUC per detection S/N bin", format_snr_table(snr)]
     return "\n\n".join(parts) + "\n"
+
+
+def print_comparison(rows: Mapping[str, Mapping[str, Any]], *written: str | os.PathLike) -> None:
+    """Print our rows beside the paper's (`format_comparison_table`), then
+    the files the results went to.
+
+    Parameters
+    ----------
+    rows : `~collections.abc.Mapping` [`str`, `~collections.abc.Mapping`]
+        Our rows, by name.
+    *written : `str` or `os.PathLike`
+        The result files, named on one line.
+    """
+    print(format_comparison_table({**rows, **PAPER_RESULTS}))
+    print(f"results -> {', '.join(str(path) for path in written)}")

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from .arguments import Command
-from .reports import PAPER_RESULTS, format_comparison_table, format_results_markdown, write_json
+from .reports import PAPER_RESULTS, format_results_markdown, print_comparison, write_json
 
 _LOG = logging.getLogger(__name__)
 
@@ -337,8 +337,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
         checkpoint_dir=args.checkpoint_dir,
         progress=not args.no_progress,
     )
-    print(format_comparison_table({**results["rows"], **PAPER_RESULTS}))
-    print(f"results -> {Path(args.out) / 'results.md'}, {Path(args.out) / 'results.json'}")
+    print_comparison(results["rows"], Path(args.out) / "results.md", Path(args.out) / "results.json")
     return 0
 
 

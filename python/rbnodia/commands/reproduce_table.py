@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .arguments import Command
-from .reports import PAPER_RESULTS, format_comparison_table, format_results_markdown, write_json
+from .reports import PAPER_RESULTS, format_results_markdown, print_comparison, write_json
 from .reproduce import write_comparison_plots
 
 
@@ -110,8 +110,7 @@ def run_merge(args: argparse.Namespace) -> int:
         The exit status (0 on success).
     """
     results = merge_reproductions(args.runs, args.test, args.out)
-    print(format_comparison_table({**results["rows"], **PAPER_RESULTS}))
-    print(f"results -> {Path(args.out) / 'results.md'}")
+    print_comparison(results["rows"], Path(args.out) / "results.md")
     return 0
 
 
