@@ -124,12 +124,9 @@ class Figure:
         figure : `Figure`
             The figure, its ratios computed.
         """
-        return cls(
-            id, section, what, value, unit, baseline, baseline_label,
-            None if baseline is None or not value else baseline / value, "x faster than baseline",
-            reference, reference_label, None if reference is None or not value else reference / value,
-            note, command,
-        )
+        ratio = None if baseline is None or not value else baseline / value
+        return cls._measured(id, section, what, value, unit, baseline, baseline_label, ratio,
+                             "x faster than baseline", reference, reference_label, note, command)
 
     @classmethod
     def amount(cls, id: str, section: int, what: str, value: float, unit: str, *,
@@ -167,12 +164,19 @@ class Figure:
         figure : `Figure`
             The figure, its ratios computed.
         """
-        return cls(
-            id, section, what, value, unit, baseline, baseline_label,
-            None if not baseline else value / baseline, "x baseline",
-            reference, reference_label, None if reference is None or not value else reference / value,
-            note, command,
-        )
+        ratio = None if not baseline else value / baseline
+        return cls._measured(id, section, what, value, unit, baseline, baseline_label, ratio, "x baseline",
+                             reference, reference_label, note, command)
+
+    @classmethod
+    def _measured(cls, id, section, what, value, unit, baseline, baseline_label, ratio, ratio_label,
+                  reference, reference_label, note, command) -> Figure:
+        """Build the figure of `time` and `amount`, which compare with the
+        baseline each their own way; ``vs_reference`` is reference / value.
+        """
+        vs_reference = None if reference is None or not value else reference / value
+        return cls(id, section, what, value, unit, baseline, baseline_label, ratio, ratio_label,
+                   reference, reference_label, vs_reference, note, command)
 
 
 @dataclasses.dataclass(frozen=True)
