@@ -112,7 +112,9 @@ def test_strips_are_bitwise_the_whole_image(strip_repo, nodia_model_file, dia_mo
     original = DeferredDatasetHandle.get
 
     def recording_get(self, *, component=None, parameters=None, storageClass=None):
-        reads.append((component, None if parameters is None else parameters.get("bbox")))
+        parameters = parameters or {}
+        for part in parameters.get("components", [component]):
+            reads.append((part, parameters.get("bbox")))
         return original(self, component=component, parameters=parameters, storageClass=storageClass)
 
     monkeypatch.setattr(DeferredDatasetHandle, "get", recording_get)

@@ -8,9 +8,10 @@ A `lsst.daf.butler.DeferredDatasetHandle` (a ``deferLoad`` connection) is
 read strip by strip with the ``bbox`` read parameter, so that a task never
 holds a whole detector:
 
-- ``MaskedImageV2``: the ``image`` and ``mask`` components of the strip (the
-  variance plane is never read), and the ``sky_projection`` component for
-  the WCS;
+- ``MaskedImageV2``: the ``image`` and ``mask`` components of the strip in
+  one read of the ``components`` component (the variance plane is never
+  read), and the ``bbox`` and ``sky_projection`` components, for the extent
+  and the WCS, in another;
 - ``VisitImage`` and ``DifferenceImage`` (possibly converted from afw
   Exposure datasets, whose formatter reads only whole objects): the whole
   strip;
@@ -143,7 +144,11 @@ class _DeferredStrips(ImageStrips):
         self._lsst_images = storage_class in _LSST_IMAGES_STORAGE_CLASSES
         self._components = storage_class in _COMPONENT_STORAGE_CLASSES
         self._sky: Any = None
-        box = handle.get(component="bbox")
+        if self._components:  # one file open for the extent and the WCS
+            parts = handle.get(component="components", parameters={"components": ["bbox", "sky_projection"]})
+            box, self._sky = parts["bbox"], parts["sky_projection"]
+        else:
+            box = handle.get(component="bbox")
         limits = afw_box_limits(box)
         if limits is None:  # an lsst.images Box
             limits = (int(box.x.start), int(box.y.start), int(box.x.stop), int(box.y.stop))
@@ -164,9 +169,10 @@ class _DeferredStrips(ImageStrips):
 
     def _read(self, begin: int, end: int) -> PixelImage:
         parameters = {"bbox": self._box(begin, end)}
-        if self._components:
-            image = self._handle.get(component="image", parameters=parameters)
-            mask = self._handle.get(component="mask", parameters=parameters)
+        if self._components:  # image and mask in one read (one file open), never the variance
+            parts = self._handle.get(component="components",
+                                     parameters={**parameters, "components": ["image", "mask"]})
+            image, mask = parts["image"], parts["mask"]
             return PixelImage(image.array, _lsst_images_bad(mask, self._planes), (self.x0, begin))
         strip = self._handle.get(parameters=parameters)
         if self._sky is None:
