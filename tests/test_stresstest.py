@@ -267,3 +267,6 @@ def test_report_on_packaged_models_through_the_cli(stress_set, tmp_path, capsys)
     rst = (out / "doc" / "stress.rst").read_text()
     assert "Regenerate with ``rbnodia stress-test --model nodia_default" in rst
     assert rst.count(".. csv-table::") == 4 and all(f'"{family}", ' in rst for family in FAMILIES)
+    for plot in ("roc", "families"):  # copied beside the include, shown by it
+        assert (out / "doc" / f"stress_{plot}.png").read_bytes() == (out / f"{plot}.png").read_bytes()
+        assert f".. figure:: doc/stress_{plot}.png" in rst

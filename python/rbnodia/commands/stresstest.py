@@ -15,8 +15,16 @@ DEFAULT_MODELS = ("nodia_default", "dia_default")
 """Models scored when no ``--model`` is given."""
 
 
+DOC_FIGURES = {
+    "roc": "ROC curves: stress set (solid) and own test split (dashed) per model.",
+    "families": "Fraction of each stress-set family called real, per model (real families hatched).",
+}
+"""Report figures copied next to the ``--doc-table`` include, with their captions."""
+
+
 def _stress_test(args: argparse.Namespace) -> int:
     import shlex
+    import shutil
 
     from ..stresstest import format_markdown, format_rst, run_stress_report
 
@@ -36,8 +44,17 @@ def _stress_test(args: argparse.Namespace) -> int:
     if args.doc_table:
         command = "rbnodia " + " ".join(shlex.quote(a) for a in args.argv if a != "--no-progress")
         args.doc_table.parent.mkdir(parents=True, exist_ok=True)
+        figures = {}
+        for plot, caption in DOC_FIGURES.items():
+            copy = args.doc_table.with_name(f"{args.doc_table.stem}_{plot}.png")
+            shutil.copyfile(report["files"][plot], copy)
+            # Sphinx resolves an image path against the including document,
+            # which is expected in the include's parent folder (as
+            # doc/reproduction.rst includes doc/_generated/stress_report.rst).
+            figures[f"{copy.parent.name}/{copy.name}"] = caption
+            report["files"][f"doc_{plot}"] = str(copy)
         partial = args.doc_table.with_name(args.doc_table.name + ".partial")
-        partial.write_text(format_rst(report, command))
+        partial.write_text(format_rst(report, command, figures))
         partial.replace(args.doc_table)
         report["files"]["doc_table"] = str(args.doc_table)
     print("Files:", ", ".join(report["files"].values()))
@@ -74,7 +91,9 @@ def _stress_test_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--regenerate", action="store_true",
                         help="Replace a stress set made with another recipe.")
     parser.add_argument("--doc-table", type=Path, metavar="PATH",
-                        help="Also write the tables as a reStructuredText include for the docs.")
+                        help="Also write the tables as a reStructuredText include for the docs, with "
+                        "copies of roc.png and families.png beside it (PATH's stem + _roc.png, ...), "
+                        "shown by the include for a document in PATH's grandparent folder.")
     parser.add_argument("--no-progress", action="store_true")
 
 
