@@ -9,6 +9,7 @@ checkpoint sees exactly the batches an uninterrupted run would.
 from __future__ import annotations
 
 __all__ = [
+    "SNR_BIN_EDGES",
     "Splits",
     "augment_inputs",
     "class_weights",
@@ -17,6 +18,7 @@ __all__ = [
     "make_feed",
     "model_inputs",
     "prepare_splits",
+    "snr_weights",
     "split_validation",
     "undersample",
 ]
@@ -172,6 +174,58 @@ def class_weights(labels: np.ndarray) -> np.ndarray:
     return np.where(counts > 0, labels.size / (2.0 * np.maximum(counts, 1)), 0.0)
 
 
+SNR_BIN_EDGES = (7.0, 10.0, 14.0, 20.0, 30.0, 50.0, 100.0)
+"""Inner edges of the detection S/N bins of `snr_weights` (roughly even in
+log S/N); stamps without an S/N form a bin of their own."""
+
+
+def snr_weights(labels: np.ndarray, snr: np.ndarray, max_weight: float = 10.0) -> np.ndarray:
+    """Compute per-stamp loss weights that give both classes the same
+    detection S/N distribution and the same total weight.
+
+    A simulator draws real and bogus detections with different S/N
+    distributions (injections spread evenly in magnitude, bogus piled up at
+    the threshold).  Trained on them as drawn, a network learns S/N itself
+    as evidence of the class, calling every faint detection bogus and every
+    bright one real, which fails on any survey whose mix differs.  The
+    weights equalise the classes within each S/N bin (`SNR_BIN_EDGES`) to
+    the pooled distribution of both classes, so only the stamps' appearance
+    separates them.  A bin that only one class populates gets no weight.
+
+    Parameters
+    ----------
+    labels : `numpy.ndarray`
+        Label per stamp (0 real, 1 bogus).
+    snr : `numpy.ndarray`
+        Detection S/N per stamp (NaN when unknown).
+    max_weight : `float`, optional
+        Cap on a weight relative to the mean (bins one class hardly
+        populates are not blown up).
+
+    Returns
+    -------
+    weights : `numpy.ndarray`
+        Weight per stamp (float32), mean 1.
+    """
+    labels = np.asarray(labels)
+    snr = np.asarray(snr, dtype=np.float64)
+    n_bins = len(SNR_BIN_EDGES) + 2
+    bins = np.where(np.isfinite(snr), np.searchsorted(SNR_BIN_EDGES, snr, side="right"), n_bins - 1)
+    counts = np.zeros((2, n_bins))
+    np.add.at(counts, (labels, bins), 1.0)
+    per_class = counts.sum(axis=1, keepdims=True)
+    share = np.divide(counts, per_class, out=np.zeros_like(counts), where=per_class > 0)
+    # Bins one class lacks would only teach S/N; they get no weight.
+    pooled = np.where(np.all(counts > 0, axis=0), share.mean(axis=0), 0.0)
+    # Each class gets weight pooled[bin] per bin in total, spread over its stamps there.
+    table = np.divide(pooled, counts, out=np.zeros_like(counts), where=counts > 0)
+    weights = table[labels, bins]
+    weights *= labels.size / max(weights.sum(), 1e-300)
+    np.minimum(weights, max_weight, out=weights)
+    weights *= labels.size / max(weights.sum(), 1e-300)
+    return weights.astype(np.float32)
+
+
 def model_inputs(
     stamps: LabelledStamps,
     layout: Layout | str,
@@ -315,7 +369,7 @@ def make_feed(
     labels : `numpy.ndarray`
         Label per input.
     weights : `numpy.ndarray` or `None`
-        Per-class loss weights, or `None`.
+        Loss weight per input, or `None`.
     batch_size : `int`
         Inputs per batch.
     seed : `int`

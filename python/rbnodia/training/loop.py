@@ -186,7 +186,7 @@ def _write_learning_curves(state: TrainingState, path, title: str) -> None:
 def fit_network(
     network: Any,
     feed: Any,
-    validation_data: tuple[Any, Any] | None,
+    validation_data: tuple[Any, ...] | None,
     config: TrainingConfig,
     *,
     checkpoint: Checkpoint | None = None,
@@ -204,7 +204,8 @@ def fit_network(
     feed : `keras.utils.PyDataset`
         From `~rbnodia.training.data.make_feed`.
     validation_data : `tuple` or `None`
-        ``(inputs, labels)`` for early stopping.
+        ``(inputs, labels)`` or ``(inputs, labels, weights)`` for early
+        stopping.
     config : `~rbnodia.training.settings.TrainingConfig`
         The run's settings.
     checkpoint : `~rbnodia.training.checkpoint.Checkpoint`, optional

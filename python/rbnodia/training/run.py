@@ -23,7 +23,15 @@ import numpy as np
 
 from ..core.stampset import BOGUS, REAL, LabelledStamps
 from .checkpoint import Checkpoint
-from .data import Splits, class_weights, data_fingerprint, make_feed, model_inputs, prepare_splits
+from .data import (
+    Splits,
+    class_weights,
+    data_fingerprint,
+    make_feed,
+    model_inputs,
+    prepare_splits,
+    snr_weights,
+)
 from .evaluation import stamp_metrics
 from .loop import FitOutcome, fit_network
 from .settings import TrainingConfig
@@ -143,7 +151,11 @@ def _prepare_inputs(config: TrainingConfig, model, splits: Splits, log, log_inte
             splits.validation, model.layout, model.stacking, log=log, log_interval=log_interval
         )
     y_fit = splits.fit.label.astype(np.int32)
-    weights = class_weights(y_fit)[y_fit].astype(np.float32) if config.balance == "weights" else None
+    weights = None
+    if config.balance == "weights":
+        weights = class_weights(y_fit)[y_fit].astype(np.float32)
+    elif config.balance == "snr":
+        weights = snr_weights(y_fit, splits.fit.snr)
     feed = make_feed(
         x_fit,
         y_fit,
@@ -278,7 +290,15 @@ def train_model(
         log=log,
     )
     x_fit, x_val, feed = _prepare_inputs(config, model, splits, log, log_interval)
-    validation_data = None if x_val is None else (x_val, splits.validation.label.astype(np.int32))
+    validation_data = None
+    if x_val is not None:
+        y_val = splits.validation.label.astype(np.int32)
+        # With S/N balancing, early stopping watches the same weighted loss.
+        validation_data = (
+            (x_val, y_val, snr_weights(y_val, splits.validation.snr))
+            if config.balance == "snr"
+            else (x_val, y_val)
+        )
     checkpoint = None
     if config.checkpointDir:
         fingerprint = data_fingerprint(splits.fit, splits.validation)

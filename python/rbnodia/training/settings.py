@@ -31,6 +31,8 @@ BALANCE_METHODS = {
     "none": "train on the classes as given",
     "weights": "per-class loss weights n / (2 n_class)",
     "undersample": "randomly drop majority-class stamps (training split only)",
+    "snr": "per-stamp loss weights giving both classes the same detection S/N distribution and total "
+    "weight (rbnodia.training.data.snr_weights)",
 }
 """Class balancing methods."""
 
