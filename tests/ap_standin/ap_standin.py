@@ -31,33 +31,22 @@ RELIABILITY_VERSION_SIZE = 7
 """Size of the DiaSource ``reliabilityVersion`` string field."""
 
 
-class FilterDiaSourceReliabilityConnections(
-    pipeBase.PipelineTaskConnections, dimensions=("instrument", "visit", "detector")
-):
-    diaSourceCat = cT.Input(
-        doc="diaSources from image differencing.",
-        name="dia_source_unstandardized",
-        storageClass="ArrowAstropy",
-        dimensions=("instrument", "visit", "detector"),
-    )
-    reliability = cT.Input(
-        doc="Reliability of each diaSource, row-aligned with diaSourceCat.",
-        name="dia_source_reliability",
-        storageClass="ArrowAstropy",
-        dimensions=("instrument", "visit", "detector"),
-    )
-    filteredDiaSources = cT.Output(
-        doc="diaSources kept by the reliability cut.",
-        name="dia_source_high_reliability",
-        storageClass="ArrowAstropy",
-        dimensions=("instrument", "visit", "detector"),
-    )
-    rejectedDiaSources = cT.Output(
-        doc="diaSources rejected by the reliability cut.",
-        name="dia_source_low_reliability",
-        storageClass="ArrowAstropy",
-        dimensions=("instrument", "visit", "detector"),
-    )
+_DIMENSIONS = ("instrument", "visit", "detector")
+
+
+def _catalog(connection_type, doc, name):
+    """Return a connection to one detector's astropy catalog (every connection here is one)."""
+    return connection_type(doc=doc, name=name, storageClass="ArrowAstropy", dimensions=_DIMENSIONS)
+
+
+class FilterDiaSourceReliabilityConnections(pipeBase.PipelineTaskConnections, dimensions=_DIMENSIONS):
+    diaSourceCat = _catalog(cT.Input, "diaSources from image differencing.", "dia_source_unstandardized")
+    reliability = _catalog(cT.Input, "Reliability of each diaSource, row-aligned with diaSourceCat.",
+                           "dia_source_reliability")
+    filteredDiaSources = _catalog(cT.Output, "diaSources kept by the reliability cut.",
+                                  "dia_source_high_reliability")
+    rejectedDiaSources = _catalog(cT.Output, "diaSources rejected by the reliability cut.",
+                                  "dia_source_low_reliability")
 
 
 class FilterDiaSourceReliabilityConfig(

@@ -24,11 +24,12 @@ import lsst.pipe.base.connectionTypes as cT
 from lsst.utils.timer import timeMethod
 
 from ..core.layouts import Layout
+from .connection_types import DETECTOR_DIMENSIONS, detector_table, model_dataset
 from .scoring import RELIABILITY_COLUMNS, SALIENCY_COLUMNS, score_detections
 from .scoring_config import ImageConnections, ScoringConfig
 
 
-class ClassifyRealBogusConnections(ImageConnections, dimensions=("instrument", "visit", "detector")):
+class ClassifyRealBogusConnections(ImageConnections, dimensions=DETECTOR_DIMENSIONS):
     """Connections of `ClassifyRealBogusTask`: the aligned images and the
     detections of one detector in, the reliability catalog (and optionally
     the saliency maps) out.  Connections the configuration does not use are
@@ -41,31 +42,25 @@ class ClassifyRealBogusConnections(ImageConnections, dimensions=("instrument", "
         Task configuration; it also sets the storage classes.
     """
 
-    detections = cT.Input(
+    detections = detector_table(
         doc="Detections on the difference image (id and pixel position columns per config).",
         name="dia_source_unstandardized",
-        storageClass="ArrowAstropy",
-        dimensions=("instrument", "visit", "detector"),
     )
-    model = cT.PrerequisiteInput(
+    model = model_dataset(
+        cT.PrerequisiteInput,
         doc="Trained real/bogus model, chosen by input collection (used when config.modelSource='butler').",
-        name="rbnodia_model",
-        storageClass="RealBogusModel",
-        dimensions=(),
     )
-    reliability = cT.Output(
+    reliability = detector_table(
+        cT.Output,
         doc="One row per input detection, in input order: id, position, score (P(real)), is_real, "
         "model version and quality flags.",
         name="rbnodia_reliability",
-        storageClass="ArrowAstropy",
-        dimensions=("instrument", "visit", "detector"),
     )
-    saliency = cT.Output(
+    saliency = detector_table(
+        cT.Output,
         doc="Saliency maps per detection (written when config.doWriteSaliencyMaps): id, score, the "
         "|gradient| map laid out like the network input, and the raw stamps.",
         name="rbnodia_saliency",
-        storageClass="ArrowAstropy",
-        dimensions=("instrument", "visit", "detector"),
     )
 
     def __init__(self, *, config: ClassifyRealBogusConfig):

@@ -36,6 +36,7 @@ import lsst.pipe.base as pipeBase
 import lsst.pipe.base.connectionTypes as cT
 from lsst.utils.timer import timeMethod
 
+from .connection_types import DETECTOR_DIMENSIONS, detector_table, model_dataset
 from .scoring import score_detections
 from .scoring_config import ImageConnections, ScoringConfig
 
@@ -53,7 +54,7 @@ AP_RELIABILITY_COLUMNS: dict[str, tuple[str, str]] = {
 """``dia_source_reliability`` schema: column -> (dtype, description)."""
 
 
-class ComputeReliabilityConnections(ImageConnections, dimensions=("instrument", "visit", "detector")):
+class ComputeReliabilityConnections(ImageConnections, dimensions=DETECTOR_DIMENSIONS):
     """Connections of `ComputeReliabilityTask`, named as those of ApPipe's
     ``computeReliability`` (meas_transiNet's ``RBTransiNetTask``), so that
     AP's configuration and contracts resolve unchanged.  ``difference`` is
@@ -68,31 +69,25 @@ class ComputeReliabilityConnections(ImageConnections, dimensions=("instrument", 
         ``doWriteFullCatalog``, and sets the storage classes.
     """
 
-    diaSources = cT.Input(
+    diaSources = detector_table(
         doc="Detected sources on the difference image (id and pixel position columns per config).",
         name="dia_source_unstandardized",
-        storageClass="ArrowAstropy",
-        dimensions=("instrument", "visit", "detector"),
     )
-    pretrainedModel = cT.PrerequisiteInput(
+    pretrainedModel = model_dataset(
+        cT.PrerequisiteInput,
         doc="Trained real/bogus model, chosen by input collection (e.g. pretrained_models/rbnodia_...); "
         "used when config.modelSource='butler'.",
-        name="rbnodia_model",
-        storageClass="RealBogusModel",
-        dimensions=(),
     )
-    classifications = cT.Output(
+    classifications = detector_table(
+        cT.Output,
         doc="Reliability of each diaSource, row-aligned with diaSources: id, score (P(real)), version.",
         name="dia_source_reliability",
-        storageClass="ArrowAstropy",
-        dimensions=("instrument", "visit", "detector"),
     )
-    reliability = cT.Output(
+    reliability = detector_table(
+        cT.Output,
         doc="rbnodia's full catalog: one row per diaSource with position, score, is_real, model version "
         "and quality flags (written when config.doWriteFullCatalog).",
         name="rbnodia_reliability",
-        storageClass="ArrowAstropy",
-        dimensions=("instrument", "visit", "detector"),
     )
 
     def __init__(self, *, config: ComputeReliabilityConfig):

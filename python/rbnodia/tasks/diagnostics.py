@@ -21,8 +21,7 @@ from lsst.utils.timer import timeMethod
 
 from ..core.group_metrics import SNR_BIN_EDGES
 from ..core.layouts import Layout
-
-_DETECTOR = ("instrument", "visit", "detector")
+from .connection_types import detector_table, plot_output
 
 
 class SaliencyDiagnosticsConnections(pipeBase.PipelineTaskConnections, dimensions=()):
@@ -36,42 +35,42 @@ class SaliencyDiagnosticsConnections(pipeBase.PipelineTaskConnections, dimension
         dropped when ``useTruth`` or ``doExamples`` is off.
     """
 
-    reliability = cT.Input(
+    reliability = detector_table(
         doc="Classification catalogs with saliency columns (classifyRealBogus with doSaliency=True).",
-        name="rbnodia_reliability", storageClass="ArrowAstropy", dimensions=_DETECTOR, multiple=True,
+        name="rbnodia_reliability", multiple=True,
     )
-    truth = cT.Input(
+    truth = detector_table(
         doc="Truth per detection (label 0 real, 1 bogus); used when config.useTruth.",
-        name="rbnodia_truth", storageClass="ArrowAstropy", dimensions=_DETECTOR, multiple=True,
+        name="rbnodia_truth", multiple=True,
     )
-    saliencyMaps = cT.Input(
+    saliencyMaps = detector_table(
         doc="Saliency maps and raw stamps (classifyRealBogus with doWriteSaliencyMaps=True); used when "
         "config.doExamples.",
-        name="rbnodia_saliency", storageClass="ArrowAstropy", dimensions=_DETECTOR, multiple=True,
+        name="rbnodia_saliency", multiple=True,
     )
     summary = cT.Output(
         doc="Dominant-segment fractions and mean segment importances per quadrant (or predicted class).",
         name="rbnodia_saliency_summary", storageClass="StructuredDataDict", dimensions=(),
     )
-    dominantPlot = cT.Output(
+    dominantPlot = plot_output(
         doc="Dominant segment per confusion-matrix quadrant (the paper's Figure 10).",
-        name="rbnodia_saliency_dominant_plot", storageClass="Plot", dimensions=(),
+        name="rbnodia_saliency_dominant_plot",
     )
-    distributionPlot = cT.Output(
+    distributionPlot = plot_output(
         doc="Distributions of each segment importance per quadrant (the paper's Figure 11).",
-        name="rbnodia_saliency_distribution_plot", storageClass="Plot", dimensions=(),
+        name="rbnodia_saliency_distribution_plot",
     )
-    examplesPlot = cT.Output(
+    examplesPlot = plot_output(
         doc="Example stamps beside their saliency maps, per quadrant (Figures 8-9, Appendix C).",
-        name="rbnodia_saliency_examples_plot", storageClass="Plot", dimensions=(),
+        name="rbnodia_saliency_examples_plot",
     )
-    familyPlot = cT.Output(
+    familyPlot = plot_output(
         doc="Fraction of each family (from rbnodia_truth) called real; used when config.useTruth.",
-        name="rbnodia_diagnostics_family_plot", storageClass="Plot", dimensions=(),
+        name="rbnodia_diagnostics_family_plot",
     )
-    snrPlot = cT.Output(
+    snrPlot = plot_output(
         doc="ROC AUC per detection S/N bin (from rbnodia_truth); used when config.useTruth.",
-        name="rbnodia_diagnostics_snr_plot", storageClass="Plot", dimensions=(),
+        name="rbnodia_diagnostics_snr_plot",
     )
 
     def __init__(self, *, config: SaliencyDiagnosticsConfig):

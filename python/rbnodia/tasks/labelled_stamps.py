@@ -18,11 +18,10 @@ from lsst.utils.timer import timeMethod
 
 from ..adapters import to_detections, to_pixel_image
 from ..core.stampset import cut_labelled_stamps
+from .connection_types import DETECTOR_DIMENSIONS, detector_image, detector_table
 
-_DIMENSIONS = ("instrument", "visit", "detector")
 
-
-class MakeLabelledStampsConnections(pipeBase.PipelineTaskConnections, dimensions=_DIMENSIONS):
+class MakeLabelledStampsConnections(pipeBase.PipelineTaskConnections, dimensions=DETECTOR_DIMENSIONS):
     """Connections of `MakeLabelledStampsTask`: one detector's images,
     detections and truth in, its labelled stamps out.
 
@@ -32,18 +31,15 @@ class MakeLabelledStampsConnections(pipeBase.PipelineTaskConnections, dimensions
         The task's configuration (the images' storage class).
     """
 
-    science = cT.Input(doc="Science image.", name="preliminary_visit_image", storageClass="MaskedImageV2",
-                       dimensions=_DIMENSIONS)
-    template = cT.Input(doc="Template warped to the science grid.", name="template_detector",
-                        storageClass="MaskedImageV2", dimensions=_DIMENSIONS)
-    difference = cT.Input(doc="Difference image.", name="difference_image", storageClass="MaskedImageV2",
-                          dimensions=_DIMENSIONS)
-    detections = cT.Input(doc="Difference-image detections.", name="dia_source_unstandardized",
-                          storageClass="ArrowAstropy", dimensions=_DIMENSIONS)
-    truth = cT.Input(doc="Truth per detection id: label (0 real, 1 bogus), family, mag, snr.",
-                     name="rbnodia_truth", storageClass="ArrowAstropy", dimensions=_DIMENSIONS)
+    science = detector_image(doc="Science image.", name="preliminary_visit_image")
+    template = detector_image(doc="Template warped to the science grid.", name="template_detector")
+    difference = detector_image(doc="Difference image.", name="difference_image")
+    detections = detector_table(doc="Difference-image detections.", name="dia_source_unstandardized")
+    truth = detector_table(doc="Truth per detection id: label (0 real, 1 bogus), family, mag, snr.",
+                           name="rbnodia_truth")
     stamps = cT.Output(doc="Raw labelled stamps of every detection that has a truth row.",
-                       name="rbnodia_labelled_stamps", storageClass="LabelledStamps", dimensions=_DIMENSIONS)
+                       name="rbnodia_labelled_stamps", storageClass="LabelledStamps",
+                       dimensions=DETECTOR_DIMENSIONS)
 
     def __init__(self, *, config: MakeLabelledStampsConfig):
         for name in ("science", "template", "difference"):

@@ -16,9 +16,9 @@ from typing import override
 
 import lsst.pex.config as pexConfig
 import lsst.pipe.base as pipeBase
-import lsst.pipe.base.connectionTypes as cT
 
 from ..core.layouts import Layout
+from .connection_types import DETECTOR_DIMENSIONS, detector_image
 
 DEFAULT_MODELS: dict[str, str] = {Layout.NODIA.value: "nodia_default", Layout.DIA.value: "dia_default"}
 """Packaged model used for each layout when ``modelName`` is not set."""
@@ -28,7 +28,7 @@ class _NoConnections(pipeBase.PipelineTaskConnections, dimensions=()):
     """Placeholder: each task's config brings its own connections."""
 
 
-class ImageConnections(pipeBase.PipelineTaskConnections, dimensions=("instrument", "visit", "detector")):
+class ImageConnections(pipeBase.PipelineTaskConnections, dimensions=DETECTOR_DIMENSIONS):
     """The image inputs every scoring task reads, with Rubin AP's names.
 
     The images are deferred: `score_detections` reads them in strips of
@@ -36,25 +36,19 @@ class ImageConnections(pipeBase.PipelineTaskConnections, dimensions=("instrument
     `set_storage_classes`.
     """
 
-    science = cT.Input(
+    science = detector_image(
         doc="Science image of one detector (deferred: read in strips of config.readRows rows).",
         name="preliminary_visit_image",
-        storageClass="MaskedImageV2",
-        dimensions=("instrument", "visit", "detector"),
         deferLoad=True,
     )
-    template = cT.Input(
+    template = detector_image(
         doc="Template warped to the science image's pixel grid (not PSF-matched; read in strips).",
         name="template_detector",
-        storageClass="MaskedImageV2",
-        dimensions=("instrument", "visit", "detector"),
         deferLoad=True,
     )
-    difference = cT.Input(
+    difference = detector_image(
         doc="Difference image; its pixels are read (in strips) only for DIA-layout models.",
         name="difference_image",
-        storageClass="MaskedImageV2",
-        dimensions=("instrument", "visit", "detector"),
         deferLoad=True,
     )
 

@@ -17,6 +17,7 @@ from lsst.utils.timer import timeMethod
 
 from ..core.layouts import Layout
 from ..training.settings import TrainingConfig
+from .connection_types import DETECTOR_DIMENSIONS, model_dataset, plot_output
 
 _PLOTS = {
     "lossPlot": ("rbnodia_training_loss_plot", "Loss and accuracy per epoch, training and validation."),
@@ -37,15 +38,13 @@ class TrainRealBogusConnections(pipeBase.PipelineTaskConnections, dimensions=())
         doc="Labelled stamps of many visits and detectors (all found in the input collections).",
         name="rbnodia_labelled_stamps",
         storageClass="LabelledStamps",
-        dimensions=("instrument", "visit", "detector"),
+        dimensions=DETECTOR_DIMENSIONS,
         multiple=True,
     )
-    model = cT.Output(
+    model = model_dataset(
+        cT.Output,
         doc="The trained model; its content hash is the version written in catalogs.  Each training run "
         "writes into its own RUN collection, which is how models are versioned and chosen.",
-        name="rbnodia_model",
-        storageClass="RealBogusModel",
-        dimensions=(),
     )
     metrics = cT.Output(
         doc="Training, validation and test metrics, the chosen threshold, loss history and provenance.",
@@ -53,18 +52,12 @@ class TrainRealBogusConnections(pipeBase.PipelineTaskConnections, dimensions=())
         storageClass="StructuredDataDict",
         dimensions=(),
     )
-    lossPlot = cT.Output(doc=_PLOTS["lossPlot"][1], name=_PLOTS["lossPlot"][0], storageClass="Plot",
-                         dimensions=())
-    rocPlot = cT.Output(doc=_PLOTS["rocPlot"][1], name=_PLOTS["rocPlot"][0], storageClass="Plot",
-                        dimensions=())
-    confusionPlot = cT.Output(doc=_PLOTS["confusionPlot"][1], name=_PLOTS["confusionPlot"][0],
-                              storageClass="Plot", dimensions=())
-    scorePlot = cT.Output(doc=_PLOTS["scorePlot"][1], name=_PLOTS["scorePlot"][0], storageClass="Plot",
-                          dimensions=())
-    familyPlot = cT.Output(doc=_PLOTS["familyPlot"][1], name=_PLOTS["familyPlot"][0], storageClass="Plot",
-                           dimensions=())
-    snrPlot = cT.Output(doc=_PLOTS["snrPlot"][1], name=_PLOTS["snrPlot"][0], storageClass="Plot",
-                        dimensions=())
+    lossPlot = plot_output(name=_PLOTS["lossPlot"][0], doc=_PLOTS["lossPlot"][1])
+    rocPlot = plot_output(name=_PLOTS["rocPlot"][0], doc=_PLOTS["rocPlot"][1])
+    confusionPlot = plot_output(name=_PLOTS["confusionPlot"][0], doc=_PLOTS["confusionPlot"][1])
+    scorePlot = plot_output(name=_PLOTS["scorePlot"][0], doc=_PLOTS["scorePlot"][1])
+    familyPlot = plot_output(name=_PLOTS["familyPlot"][0], doc=_PLOTS["familyPlot"][1])
+    snrPlot = plot_output(name=_PLOTS["snrPlot"][0], doc=_PLOTS["snrPlot"][1])
 
 
 class TrainRealBogusConfig(pipeBase.PipelineTaskConfig, pipelineConnections=TrainRealBogusConnections):
