@@ -157,19 +157,27 @@ class _Draw:
             details=details,
         )
 
+    def point_scene(
+        self, family: str, conditions: Conditions, subject: Components, target: tuple[float, float], **options
+    ) -> Scene:
+        """`scene` of a point source at the target: accepted within half a
+        FWHM (at least 1.5 pixels), S/N log-uniform in 5-80.
+        """
+        return self.scene(
+            family,
+            conditions,
+            subject,
+            target,
+            max(1.5, 0.5 * conditions.fwhm),
+            _log_uniform(self.rng, 5.0, 80.0),
+            **options,
+        )
+
 
 def _transient_hostless(d: _Draw) -> Scene:
     c, t = d.conditions(), d.target()
     subject = Components(science_points=[PointSource(*t, 1.0)])
-    return d.scene(
-        "transient_hostless",
-        c,
-        subject,
-        t,
-        max(1.5, 0.5 * c.fwhm),
-        _log_uniform(d.rng, 5.0, 80.0),
-        clear=max(8.0, 2.5 * c.fwhm),
-    )
+    return d.point_scene("transient_hostless", c, subject, t, clear=max(8.0, 2.5 * c.fwhm))
 
 
 def _transient_hosted(d: _Draw) -> Scene:
@@ -184,13 +192,11 @@ def _transient_hosted(d: _Draw) -> Scene:
     background = _background(d.rng, c, d.size, t, max(8.0, 2.5 * c.fwhm))
     background.add_static(galaxies=[host.moved(t[0] - ox, t[1] - oy)])
     subject = Components(science_points=[PointSource(*t, 1.0)])
-    return d.scene(
+    return d.point_scene(
         "transient_hosted",
         c,
         subject,
         t,
-        max(1.5, 0.5 * c.fwhm),
-        _log_uniform(d.rng, 5.0, 80.0),
         background=background,
         host_offset_arcsec=math.hypot(ox, oy) * c.setting.pixel_scale,
     )
@@ -203,15 +209,7 @@ def _variable_star(d: _Draw) -> Scene:
         science_points=[PointSource(*t, (1.0 + change) / change)],
         template_points=[PointSource(*t, 1.0 / change)],
     )
-    return d.scene(
-        "variable_star",
-        c,
-        subject,
-        t,
-        max(1.5, 0.5 * c.fwhm),
-        _log_uniform(d.rng, 5.0, 80.0),
-        brightening=change,
-    )
+    return d.point_scene("variable_star", c, subject, t, brightening=change)
 
 
 def _noise(d: _Draw, family: str, epochs: int) -> Scene:
