@@ -15,6 +15,7 @@ import datetime
 import re
 
 import pytest
+from bps_submit import write_local_submit
 from sharedrepo import BIN, admin_env, run
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
@@ -44,18 +45,10 @@ def test_bps_submit_postgres(tmp_path, postgres_server, make_postgres_repo, simu
     table.write_text(f"file\n{nodia_model_file}\n")
     run([BIN / "butler", "ingest-files", "-t", "copy", repo, "rbnodia_model", MODELS, table], env)
 
-    submit = tmp_path / "submit.yaml"
-    submit.write_text(
-        "includeConfigs:\n"
-        "  - ${RBNODIA_DIR}/config/bps/local.yaml\n"
-        "payload:\n"
-        f"  butlerConfig: {repo}\n"
-        f"  inCollection: {simulated_inputs['collection']},{MODELS}\n"
-        f"  output: {OUTPUT}\n"
-        '  dataQuery: "detector = 0"\n'
-        'extraQgraphOptions: "-c classifyRealBogus:modelSource=butler"\n'
-        f"submitPath: {tmp_path}/submit/{{outputRun}}\n"
-    )
+    submit = write_local_submit(tmp_path, repo=repo,
+                                in_collection=f"{simulated_inputs['collection']},{MODELS}",
+                                output=OUTPUT, data_query="detector = 0",
+                                qgraph_config="classifyRealBogus:modelSource=butler")
     run([BIN / "bps", "submit", submit], env, cwd=tmp_path, timeout=900)
 
     butler = Butler.from_config(str(repo))
