@@ -61,3 +61,34 @@ def test_snr_balance_is_a_training_setting():
     config.validate()
     with pytest.raises(ValueError):
         config.balance = "by_snr"
+
+
+def test_training_with_snr_balance_weights_fit_and_validation(monkeypatch):
+    """A run with ``balance="snr"`` hands `snr_weights` of its fit split to
+    the feed and weights its validation loss alike; without it, neither.
+    """
+    from easy_stamps import easy_stamps
+
+    from rbnodia.training import run
+
+    stamps = easy_stamps(200, seed=4)
+    stamps.snr[:] = np.random.default_rng(4).uniform(5, 100, len(stamps))
+    seen = {}
+    real_fit = run.fit_network
+
+    def spy(network, feed, validation_data, config, **kwargs):
+        seen["batch"] = feed[0]
+        seen["validation"] = validation_data
+        return real_fit(network, feed, validation_data, config, **kwargs)
+
+    monkeypatch.setattr(run, "fit_network", spy)
+    for balance, weighted in (("snr", True), ("none", False)):
+        config = TrainingConfig.from_recipe("paper_nodia", epochs=1, seed=3, balance=balance)
+        result = run.train_model(stamps, config)
+        assert result.epochs_run == 1
+        assert (len(seen["batch"]) == 3) is weighted
+        assert (len(seen["validation"]) == 3) is weighted
+        if weighted:
+            _, labels, weights = seen["validation"]
+            assert weights.mean() == pytest.approx(1.0, rel=1e-5)
+            assert weights[labels == 0].sum() == pytest.approx(weights[labels == 1].sum(), rel=1e-4)

@@ -142,6 +142,16 @@ def _build_model(config: TrainingConfig) -> Any:
         ) from err
 
 
+def _loss_weights(balance: str, stamps: LabelledStamps) -> np.ndarray | None:
+    """Per-stamp loss weights of a balancing method, or `None` for none."""
+    labels = stamps.label.astype(np.int32)
+    if balance == "weights":
+        return class_weights(labels)[labels].astype(np.float32)
+    if balance == "snr":
+        return snr_weights(labels, stamps.snr)
+    return None
+
+
 def _prepare_inputs(config: TrainingConfig, model, splits: Splits, log, log_interval: float):
     """Network inputs of both splits and the training feed."""
     x_fit, _ = model_inputs(splits.fit, model.layout, model.stacking, log=log, log_interval=log_interval)
@@ -151,15 +161,10 @@ def _prepare_inputs(config: TrainingConfig, model, splits: Splits, log, log_inte
             splits.validation, model.layout, model.stacking, log=log, log_interval=log_interval
         )
     y_fit = splits.fit.label.astype(np.int32)
-    weights = None
-    if config.balance == "weights":
-        weights = class_weights(y_fit)[y_fit].astype(np.float32)
-    elif config.balance == "snr":
-        weights = snr_weights(y_fit, splits.fit.snr)
     feed = make_feed(
         x_fit,
         y_fit,
-        weights,
+        _loss_weights(config.balance, splits.fit),
         batch_size=config.batchSize,
         seed=config.seed,
         augment=config.augment,
@@ -295,7 +300,7 @@ def train_model(
         y_val = splits.validation.label.astype(np.int32)
         # With S/N balancing, early stopping watches the same weighted loss.
         validation_data = (
-            (x_val, y_val, snr_weights(y_val, splits.validation.snr))
+            (x_val, y_val, _loss_weights("snr", splits.validation))
             if config.balance == "snr"
             else (x_val, y_val)
         )
