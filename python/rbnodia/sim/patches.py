@@ -19,6 +19,7 @@ from __future__ import annotations
 
 __all__ = [
     "BOGUS_PER_PATCH",
+    "HOST_WEIGHT_POWER",
     "SKY_FIELDS",
     "TRAINING_BOOST",
     "TRAINING_FIXED",
@@ -40,7 +41,7 @@ TRAINING_BOOST: dict[str, tuple[float, float]] = {
     "hot_pixels": (0.0, 20.0),
     "bad_columns": (0.0, 15.0),
     "astrometric_error_arcsec": (0.5, 2.0),
-    "variable_star_fraction": (2.0, 10.0),
+    "variable_star_fraction": (3.0, 30.0),
 }
 """Per-patch ranges of multipliers of the preset rates (drawn log-uniformly,
 or uniformly when the range starts at 0): each training patch is a
@@ -52,6 +53,14 @@ TRAINING_FIXED: dict[str, float] = {
     "template_edge_probability": 0.2,
 }
 """Per-patch probabilities of the rare, large artifacts."""
+
+HOST_WEIGHT_POWER: tuple[float, float] = (0.0, 1.0)
+"""Range of the per-patch ``host_weight_power`` (drawn uniformly): from hosts
+chosen uniformly among galaxies, so that most extra bright galaxies appear
+without a transient and leave only subtraction residuals, to hosts chosen in
+proportion to their light, as supernova rates follow stellar mass, so that
+faint transients on bright galaxy cores are common enough to be learnt
+apart from those residuals."""
 
 BOGUS_PER_PATCH = 14.0
 """Bogus detections (stamps fully inside) per 256 x 256 training patch that
@@ -94,9 +103,7 @@ def _boosted(
     opts["kernel_candidates"] = "psf"
     opts["max_stamp_half"] = patch_size // 2
     opts["dither_arcsec"] = min(preset.dither_arcsec, 1.0)
-    # Hosts uniformly among galaxies: the extra bright galaxies mostly
-    # appear without a transient, as most galaxies of a field do.
-    opts["host_weight_power"] = 0.0
+    opts["host_weight_power"] = float(rng.uniform(*HOST_WEIGHT_POWER))
     ratio = real_fraction / max(1.0 - real_fraction, 1e-3)
     mean = float(np.clip(BOGUS_PER_PATCH * area * ratio / 0.8, 0.0, 20.0 * area))
     opts["n_transients"] = int(rng.poisson(mean))
