@@ -13,6 +13,7 @@ __all__ = [
     "environment",
     "format_number",
     "load_average",
+    "paper_models",
     "render_doc_include",
     "render_markdown",
     "render_rst",
@@ -29,11 +30,17 @@ import shlex
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rbnodia.nn import RealBogusModel
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = "benchmarks/run_benchmarks.py"
+PAPER_LABELS = {"paper_nodia": "noDIA", "paper_dia": "DIA"}
+"""The paper's architectures, in the order measured, and their names in figure ids."""
 
 
 @dataclasses.dataclass
@@ -206,16 +213,7 @@ def best_time(function: Callable[[], object], repeats: int = 3, warmup: int = 1)
     timing : `Timing`
         Wall-clock and CPU seconds of the fastest timed call.
     """
-    for _ in range(warmup):
-        function()
-    wall = cpu = float("inf")
-    for _ in range(max(1, repeats)):
-        w0, c0 = time.perf_counter(), time.process_time()
-        function()
-        w1, c1 = time.perf_counter(), time.process_time()
-        if w1 - w0 < wall:
-            wall, cpu = w1 - w0, c1 - c0
-    return Timing(wall, cpu)
+    return best_times_interleaved([function], repeats, warmup)[0]
 
 
 def best_times_interleaved(functions: list[Callable[[], object]], repeats: int = 3,
@@ -250,6 +248,26 @@ def best_times_interleaved(functions: list[Callable[[], object]], repeats: int =
             if w1 - w0 < best[i].wall:
                 best[i] = Timing(w1 - w0, c1 - c0)
     return best
+
+
+def paper_models() -> Iterator[tuple[str, str, RealBogusModel]]:
+    """Yield the paper's networks (`PAPER_LABELS`), each made when its turn
+    comes, with untrained weights: the cost of a call does not depend on
+    their values.
+
+    Yields
+    ------
+    arch : `str`
+        The architecture name (``paper_nodia``, then ``paper_dia``).
+    label : `str`
+        Its name in figure ids (``noDIA``, ``DIA``).
+    model : `rbnodia.nn.RealBogusModel`
+        The model, its weights as initialised.
+    """
+    from rbnodia.nn import RealBogusModel
+
+    for arch, label in PAPER_LABELS.items():
+        yield arch, label, RealBogusModel.from_architecture(arch)
 
 
 def load_average() -> tuple[float, float, float]:
