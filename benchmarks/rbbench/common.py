@@ -10,6 +10,7 @@ __all__ = [
     "Figure",
     "Timing",
     "best_time",
+    "best_times_per_stamp",
     "environment",
     "format_number",
     "load_average",
@@ -248,6 +249,33 @@ def best_times_interleaved(functions: list[Callable[[], object]], repeats: int =
             if w1 - w0 < best[i].wall:
                 best[i] = Timing(w1 - w0, c1 - c0)
     return best
+
+
+def best_times_per_stamp(functions: list[Callable[[], object]], stamps: int, repeats: int = 3,
+                         scale: float = 1e3) -> list[tuple[float, float]]:
+    """Run `best_times_interleaved` and return each function's wall-clock
+    and CPU time per stamp.
+
+    Parameters
+    ----------
+    functions : `list` [`~collections.abc.Callable`]
+        What to time, each called without arguments.
+    stamps : `int`
+        The stamps that one call processes.
+    repeats : `int`, optional
+        Timed rounds.
+    scale : `float`, optional
+        Units per second of the result (1e3: milliseconds, 1e6:
+        microseconds).
+
+    Returns
+    -------
+    times : `list` [`tuple` [`float`, `float`]]
+        ``(wall, cpu)`` per stamp of the fastest call of each function, in
+        the order given.
+    """
+    timings = best_times_interleaved(functions, repeats)
+    return [(scale * t.wall / stamps, scale * t.cpu / stamps) for t in timings]
 
 
 def paper_models() -> Iterator[tuple[str, str, RealBogusModel]]:
