@@ -38,15 +38,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 
 
-def _best_ms_per_stamp(functions, n: int, repeats: int) -> list[tuple[float, float]]:
-    """Best wall-clock and process CPU milliseconds per stamp of each
-    function, their runs alternating (`rbbench.common.best_times_interleaved`).
-    """
-    from rbbench.common import best_times_interleaved
-
-    return [(1e3 * t.wall / n, 1e3 * t.cpu / n) for t in best_times_interleaved(functions, repeats)]
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark from the command line.
 
@@ -71,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import tensorflow as tf
+    from rbbench.common import best_times_per_stamp
 
     from rbnodia.core.saliency import dominant_segment, segment_importances
     from rbnodia.nn import RealBogusModel, load_model, packaged_model_names
@@ -109,12 +101,12 @@ def main(argv: list[str] | None = None) -> int:
         except (RuntimeError, ImportError):
             onnx = False
         nan = (float("nan"), float("nan"))
-        onnx_predict, onnx_fractions, onnx_maps = _best_ms_per_stamp([
+        onnx_predict, onnx_fractions, onnx_maps = best_times_per_stamp([
             lambda: model.probabilities(inputs, args.batch_size, backend="onnx"),
             fractions,
             lambda: saliency_maps(model, inputs, args.batch_size, backend="onnx"),
         ], n, args.repeats) if onnx else (nan, nan, nan)
-        tf_predict, tf_plain, tf_saliency = _best_ms_per_stamp([
+        tf_predict, tf_plain, tf_saliency = best_times_per_stamp([
             lambda: model.probabilities(inputs, args.batch_size, backend="tensorflow"),
             lambda: saliency_maps(model, inputs, args.batch_size, fast_pooling=False, backend="tensorflow"),
             lambda: saliency_maps(model, inputs, args.batch_size, backend="tensorflow"),

@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stamps", type=int, default=4096, help="Stamps per timed run (whole batches).")
     args = parser.parse_args(argv)
 
-    from rbbench.common import best_times_interleaved
+    from rbbench.common import best_times_per_stamp
 
     from rbnodia.nn import RealBogusModel, architecture_names, load_model
     from rbnodia.nn.onnx.runtime import OnnxPredictor, OnnxSaliency, default_threads
@@ -99,12 +99,11 @@ def main(argv: list[str] | None = None) -> int:
                 inputs = rng.normal(size=(batch,) + model.input_shape).astype(np.float32)
                 calls = max(1, args.stamps // batch)
                 n = calls * batch
-                timings = best_times_interleaved(
+                (w0, c0), (w1, c1) = best_times_per_stamp(
                     [lambda: [before(inputs) for _ in range(calls)],
                      lambda: [after(inputs) for _ in range(calls)]],
-                    repeats=args.repeats,
+                    n, repeats=args.repeats, scale=1e6,
                 )
-                (w0, c0), (w1, c1) = ((1e6 * t.wall / n, 1e6 * t.cpu / n) for t in timings)
                 graph = "saliency" if saliency else "predict"
                 print(f"{name:<{width}} {graph:<9} {batch:>5} | {w0:>8.1f} {c0:>6.1f} | "
                       f"{w1:>8.1f} {c1:>6.1f} | {w0 / w1:>7.2f}x")

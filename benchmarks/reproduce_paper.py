@@ -19,7 +19,6 @@ The same is available as ``rbnodia reproduce-paper``.
 """
 
 import argparse
-import logging
 import sys
 
 
@@ -36,17 +35,14 @@ def main(argv=None) -> int:
     status : `int`
         The exit status.
     """
+    from rbnodia.cli import configure_logging
     from rbnodia.commands.reproduce import add_reproduce_arguments, run_reproduce
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_reproduce_arguments(parser)
     parser.add_argument("-v", "--verbose", action="store_true", help="Debug logging.")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(levelname)s %(asctime)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
+    configure_logging(args.verbose)
     return run_reproduce(args)
 
 

@@ -112,13 +112,6 @@ def _run_section(number: int, args: argparse.Namespace) -> list[Figure]:
     return run_section(args.smoke)
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text)
-    partial.replace(path)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks from the command line.
 
@@ -192,7 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.doc_table:
         command = " ".join(["make bench"] + ([f'BENCH_ARGS="{" ".join(_bench_args(args))}"']
                                              if _bench_args(args) else []))
-        _write_atomically(args.doc_table, render_doc_include(figures, env, command))
+        from rbnodia.commands.reports import write_text_atomically
+
+        write_text_atomically(args.doc_table, render_doc_include(figures, env, command))
         print(f"Wrote {args.doc_table}")
     return 0
 

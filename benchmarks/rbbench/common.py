@@ -10,9 +10,11 @@ __all__ = [
     "Figure",
     "Timing",
     "best_time",
+    "best_times_per_stamp",
     "environment",
     "format_number",
     "load_average",
+    "paper_models",
     "render_doc_include",
     "render_markdown",
     "render_rst",
@@ -29,11 +31,17 @@ import shlex
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rbnodia.nn import RealBogusModel
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = "benchmarks/run_benchmarks.py"
+PAPER_LABELS = {"paper_nodia": "noDIA", "paper_dia": "DIA"}
+"""The paper's architectures, in the order measured, and their names in figure ids."""
 
 
 @dataclasses.dataclass
@@ -206,16 +214,7 @@ def best_time(function: Callable[[], object], repeats: int = 3, warmup: int = 1)
     timing : `Timing`
         Wall-clock and CPU seconds of the fastest timed call.
     """
-    for _ in range(warmup):
-        function()
-    wall = cpu = float("inf")
-    for _ in range(max(1, repeats)):
-        w0, c0 = time.perf_counter(), time.process_time()
-        function()
-        w1, c1 = time.perf_counter(), time.process_time()
-        if w1 - w0 < wall:
-            wall, cpu = w1 - w0, c1 - c0
-    return Timing(wall, cpu)
+    return best_times_interleaved([function], repeats, warmup)[0]
 
 
 def best_times_interleaved(functions: list[Callable[[], object]], repeats: int = 3,
@@ -250,6 +249,53 @@ def best_times_interleaved(functions: list[Callable[[], object]], repeats: int =
             if w1 - w0 < best[i].wall:
                 best[i] = Timing(w1 - w0, c1 - c0)
     return best
+
+
+def best_times_per_stamp(functions: list[Callable[[], object]], stamps: int, repeats: int = 3,
+                         scale: float = 1e3) -> list[tuple[float, float]]:
+    """Run `best_times_interleaved` and return each function's wall-clock
+    and CPU time per stamp.
+
+    Parameters
+    ----------
+    functions : `list` [`~collections.abc.Callable`]
+        What to time, each called without arguments.
+    stamps : `int`
+        The stamps that one call processes.
+    repeats : `int`, optional
+        Timed rounds.
+    scale : `float`, optional
+        Units per second of the result (1e3: milliseconds, 1e6:
+        microseconds).
+
+    Returns
+    -------
+    times : `list` [`tuple` [`float`, `float`]]
+        ``(wall, cpu)`` per stamp of the fastest call of each function, in
+        the order given.
+    """
+    timings = best_times_interleaved(functions, repeats)
+    return [(scale * t.wall / stamps, scale * t.cpu / stamps) for t in timings]
+
+
+def paper_models() -> Iterator[tuple[str, str, RealBogusModel]]:
+    """Yield the paper's networks (`PAPER_LABELS`), each made when its turn
+    comes, with untrained weights: the cost of a call does not depend on
+    their values.
+
+    Yields
+    ------
+    arch : `str`
+        The architecture name (``paper_nodia``, then ``paper_dia``).
+    label : `str`
+        Its name in figure ids (``noDIA``, ``DIA``).
+    model : `rbnodia.nn.RealBogusModel`
+        The model, its weights as initialised.
+    """
+    from rbnodia.nn import RealBogusModel
+
+    for arch, label in PAPER_LABELS.items():
+        yield arch, label, RealBogusModel.from_architecture(arch)
 
 
 def load_average() -> tuple[float, float, float]:

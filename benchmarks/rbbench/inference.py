@@ -24,13 +24,12 @@ import time
 
 import numpy as np
 
-from .common import Figure, best_time, best_times_interleaved, section_command
+from .common import Figure, best_time, best_times_interleaved, paper_models, section_command
 
 _LOG = logging.getLogger(__name__)
 
 PAPER_MS = {"paper_nodia": 0.30, "paper_dia": 1.00}
 GOAL_MS = {"paper_nodia": 0.03}
-LABEL = {"paper_nodia": "noDIA", "paper_dia": "DIA"}
 
 
 def _ms_per_stamp(function, n: int, repeats: int) -> float:
@@ -50,7 +49,6 @@ def run_section(smoke: bool) -> list[Figure]:
     figures : `list` [`Figure`]
         The section's figures.
     """
-    from rbnodia.nn import RealBogusModel
     from rbnodia.nn.onnx.runtime import OnnxPredictor
 
     command = section_command(1, smoke)
@@ -59,9 +57,7 @@ def run_section(smoke: bool) -> list[Figure]:
     figures: list[Figure] = []
     have_onnx = importlib.util.find_spec("onnxruntime") is not None
     rng = np.random.default_rng(0)
-    for arch in ("paper_nodia", "paper_dia"):
-        label = LABEL[arch]
-        model = RealBogusModel.from_architecture(arch)
+    for arch, label, model in paper_models():
         shape = model.input_shape
         inputs = rng.random((max(batch_sizes),) + shape, dtype=np.float32)
 

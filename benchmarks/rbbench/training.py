@@ -17,12 +17,11 @@ __all__ = ["run_section"]
 
 import numpy as np
 
-from .common import Figure, best_time, section_command
+from .common import Figure, best_time, paper_models, section_command
 
 EPOCH_STAMPS = 80_000
 BATCH = 200
 PAPER_TRAIN_CPU_HOURS = {"paper_nodia": 56.0, "paper_dia": 35.0}
-LABEL = {"paper_nodia": "noDIA", "paper_dia": "DIA"}
 
 
 def run_section(smoke: bool) -> list[Figure]:
@@ -40,15 +39,11 @@ def run_section(smoke: bool) -> list[Figure]:
     """
     import keras
 
-    from rbnodia.nn import RealBogusModel
-
     command = section_command(5, smoke)
     batches = 2 if smoke else 15
     figures: list[Figure] = []
     rng = np.random.default_rng(0)
-    for arch in ("paper_nodia", "paper_dia"):
-        label = LABEL[arch]
-        model = RealBogusModel.from_architecture(arch)
+    for arch, label, model in paper_models():
         network = model.network
         network.compile(optimizer=keras.optimizers.SGD(learning_rate=0.01),
                         loss="sparse_categorical_crossentropy", metrics=["accuracy"])

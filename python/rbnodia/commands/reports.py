@@ -14,6 +14,7 @@ __all__ = [
     "format_snr_table",
     "print_comparison",
     "write_json",
+    "write_text_atomically",
 ]
 
 import json
@@ -226,10 +227,29 @@ def write_json(path: str | os.PathLike, data: Any) -> Path:
     """
     from ..training import jsonable
 
+    return write_text_atomically(path, json.dumps(jsonable(data), indent=2, allow_nan=False) + "\n")
+
+
+def write_text_atomically(path: str | os.PathLike, text: str) -> Path:
+    """Write a text file through a ``.partial`` file renamed into place, so
+    that it is either whole or absent, never cut short.
+
+    Parameters
+    ----------
+    path : `str` or `os.PathLike`
+        The file to write; its folder is made if missing.
+    text : `str`
+        The contents.
+
+    Returns
+    -------
+    path : `pathlib.Path`
+        The file written.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(json.dumps(jsonable(data), indent=2, allow_nan=False) + "\n")
+    tmp.write_text(text)
     os.replace(tmp, path)
     return path
 

@@ -24,23 +24,15 @@ from __future__ import annotations
 __all__ = ["COMMANDS", "run_saliency"]
 
 import argparse
-import json
 import logging
-import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from .arguments import Command
+from .reports import write_json
 
 _LOG = logging.getLogger(__name__)
-
-
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
-    os.replace(tmp, path)
 
 
 def run_saliency(args: argparse.Namespace) -> int:
@@ -116,7 +108,7 @@ def run_saliency(args: argparse.Namespace) -> int:
         "positive_class": "real (labels: 0 real, 1 bogus)",
         **summarize_importances(importances, groups, args.cut),
     }
-    _write_json(out / "saliency_summary.json", summary)
+    write_json(out / "saliency_summary.json", summary)
     np.savez(
         out / "saliency_importances.npz",
         id=stamps.id,

@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 
 from .arguments import Command
+from .reports import write_text_atomically
 
 DEFAULT_MODELS = ("nodia_default", "dia_default")
 """Models scored when no ``--model`` is given."""
@@ -53,9 +54,7 @@ def _stress_test(args: argparse.Namespace) -> int:
             # doc/reproduction.rst includes doc/_generated/stress_report.rst).
             figures[f"{copy.parent.name}/{copy.name}"] = caption
             report["files"][f"doc_{plot}"] = str(copy)
-        partial = args.doc_table.with_name(args.doc_table.name + ".partial")
-        partial.write_text(format_rst(report, command, figures))
-        partial.replace(args.doc_table)
+        write_text_atomically(args.doc_table, format_rst(report, command, figures))
         report["files"]["doc_table"] = str(args.doc_table)
     print("Files:", ", ".join(report["files"].values()))
     return 0
