@@ -152,10 +152,8 @@ def roc_auc(labels: Any, scores: Any) -> float:
 
     Parameters
     ----------
-    labels : array-like
-        True labels, 0 = real, 1 = bogus.
-    scores : array-like
-        P(real) per detection.
+    labels, scores : array-like
+        As in `roc_curve`.
 
     Returns
     -------
@@ -173,10 +171,8 @@ def confusion_matrix(labels: Any, scores: Any, threshold: float = 0.5) -> np.nda
 
     Parameters
     ----------
-    labels : array-like
-        0 (real) / 1 (bogus).
-    scores : array-like
-        P(real).
+    labels, scores : array-like
+        As in `roc_curve`.
     threshold : `float`
         A detection is predicted real when ``score >= threshold``.
 
@@ -246,10 +242,8 @@ def fpr_at_fnr(labels: Any, scores: Any, fnr: float = 0.01) -> float:
 
     Parameters
     ----------
-    labels : array-like
-        True labels, 0 = real, 1 = bogus.
-    scores : array-like
-        P(real) per detection.
+    labels, scores : array-like
+        As in `roc_curve`.
     fnr : `float`, optional
         The largest fraction of reals missed.
 
@@ -276,10 +270,8 @@ def mdr_at_fpr(labels: Any, scores: Any, fpr: float = 0.01) -> float:
 
     Parameters
     ----------
-    labels : array-like
-        True labels, 0 = real, 1 = bogus.
-    scores : array-like
-        P(real) per detection.
+    labels, scores : array-like
+        As in `roc_curve`.
     fpr : `float`, optional
         The largest fraction of bogus detections let through.
 
@@ -389,12 +381,9 @@ def evaluate(labels: Any, scores: Any, threshold: float = 0.5, nan_policy: str =
 
     Parameters
     ----------
-    labels : array-like
-        0 (real) / 1 (bogus).
-    scores : array-like
-        P(real).
-    threshold : `float`
-        Decision threshold for the threshold-dependent metrics.
+    labels, scores, threshold
+        As in `confusion_matrix`; ``threshold`` is used by the
+        threshold-dependent metrics.
     nan_policy : `str`
         ``"raise"``: NaN scores raise `ValueError`; ``"omit"``: they are
         dropped and counted in ``n_nan``.

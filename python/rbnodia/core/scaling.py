@@ -24,6 +24,9 @@ from __future__ import annotations
 
 __all__ = ["PIXEL_LIMIT", "SCALING_VERSION", "interval_scale", "standardize", "usable_pixels"]
 
+import functools
+from collections.abc import Callable
+
 import numpy as np
 
 SCALING_VERSION = "acero-cuellar-2023/v1"
@@ -109,6 +112,24 @@ def _chunk_moments(values: np.ndarray, good: np.ndarray | None) -> tuple:
     return count, mean, std, deviation
 
 
+def _scale_by_chunk(pixels: np.ndarray, usable: np.ndarray | None, out: np.ndarray | None,
+                    scale_chunk: Callable[..., np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Check the arguments, then scale the stamps `CHUNK` at a time.
+
+    ``scale_chunk(values, good, count, mean, std, deviation, out)`` gets one
+    chunk's `_chunk_values` and `_chunk_moments` and the chunk's view of
+    ``out``; it writes the scaled stamps there and returns their failed
+    flags.  Returns ``(out, failed)`` of the whole array.
+    """
+    pixels, usable, out = _prepare(pixels, usable, out)
+    failed = np.zeros(len(pixels), dtype=bool)
+    for start in range(0, len(pixels), CHUNK):
+        chunk = slice(start, start + CHUNK)
+        values, good = _chunk_values(pixels[chunk], None if usable is None else usable[chunk])
+        failed[chunk] = scale_chunk(values, good, *_chunk_moments(values, good), out[chunk])
+    return out, failed
+
+
 def standardize(
     pixels: np.ndarray, usable: np.ndarray | None = None, *, out: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -131,18 +152,16 @@ def standardize(
     failed : `numpy.ndarray`
         ``(n,)`` bool; True where the stamp could not be scaled (then all 0).
     """
-    pixels, usable, out = _prepare(pixels, usable, out)
-    failed = np.zeros(len(pixels), dtype=bool)
-    for start in range(0, len(pixels), CHUNK):
-        chunk = slice(start, start + CHUNK)
-        values, good = _chunk_values(pixels[chunk], None if usable is None else usable[chunk])
-        count, _, std, deviation = _chunk_moments(values, good)
-        bad_stamp = (count < 2) | ~(std > 0) | ~np.isfinite(std)
-        deviation[bad_stamp] = 0.0
-        scale = np.where(bad_stamp, 1.0, std)[:, None, None]
-        np.divide(deviation, scale, out=out[chunk], casting="same_kind")
-        failed[chunk] = bad_stamp
-    return out, failed
+    return _scale_by_chunk(pixels, usable, out, _standardize_chunk)
+
+
+def _standardize_chunk(values, good, count, mean, std, deviation, out) -> np.ndarray:
+    """`standardize` one chunk (see `_scale_by_chunk`)."""
+    bad_stamp = (count < 2) | ~(std > 0) | ~np.isfinite(std)
+    deviation[bad_stamp] = 0.0
+    scale = np.where(bad_stamp, 1.0, std)[:, None, None]
+    np.divide(deviation, scale, out=out, casting="same_kind")
+    return bad_stamp
 
 
 def interval_scale(
@@ -174,26 +193,24 @@ def interval_scale(
     failed : `numpy.ndarray`
         ``(n,)`` bool; True where the stamp could not be scaled (then all 0).
     """
-    pixels, usable, out = _prepare(pixels, usable, out)
-    failed = np.zeros(len(pixels), dtype=bool)
-    for start in range(0, len(pixels), CHUNK):
-        chunk = slice(start, start + CHUNK)
-        values, good = _chunk_values(pixels[chunk], None if usable is None else usable[chunk])
-        count, mean, std, _ = _chunk_moments(values, good)
-        m = mean[:, None, None]
-        s = std[:, None, None]
-        inside = values > m - nsigma * s
-        inside &= values < m + nsigma * s
-        if good is not None:
-            inside &= good
-        lo = np.min(values, axis=(1, 2), where=inside, initial=np.inf)
-        hi = np.max(values, axis=(1, 2), where=inside, initial=-np.inf)
-        span = hi - lo
-        bad_stamp = (count < 2) | ~(std > 0) | ~np.isfinite(span) | ~(span > 0)
-        if good is not None:
-            np.copyto(values, m, where=~good)  # unusable pixels take the mean's value
-        values -= np.where(bad_stamp, 0.0, lo)[:, None, None]
-        values[bad_stamp] = 0.0
-        np.divide(values, np.where(bad_stamp, 1.0, span)[:, None, None], out=out[chunk], casting="same_kind")
-        failed[chunk] = bad_stamp
-    return out, failed
+    return _scale_by_chunk(pixels, usable, out, functools.partial(_interval_chunk, nsigma=nsigma))
+
+
+def _interval_chunk(values, good, count, mean, std, deviation, out, *, nsigma: float) -> np.ndarray:
+    """`interval_scale` one chunk (see `_scale_by_chunk`)."""
+    m = mean[:, None, None]
+    s = std[:, None, None]
+    inside = values > m - nsigma * s
+    inside &= values < m + nsigma * s
+    if good is not None:
+        inside &= good
+    lo = np.min(values, axis=(1, 2), where=inside, initial=np.inf)
+    hi = np.max(values, axis=(1, 2), where=inside, initial=-np.inf)
+    span = hi - lo
+    bad_stamp = (count < 2) | ~(std > 0) | ~np.isfinite(span) | ~(span > 0)
+    if good is not None:
+        np.copyto(values, m, where=~good)  # unusable pixels take the mean's value
+    values -= np.where(bad_stamp, 0.0, lo)[:, None, None]
+    values[bad_stamp] = 0.0
+    np.divide(values, np.where(bad_stamp, 1.0, span)[:, None, None], out=out, casting="same_kind")
+    return bad_stamp

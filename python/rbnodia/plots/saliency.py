@@ -105,6 +105,16 @@ def _combined_map(maps: np.ndarray, layout: Layout, stacking: Stacking) -> np.nd
     return np.concatenate([segments[name] for name in layout.segments], axis=2)
 
 
+def _finish(fig: Any, title: str | None, path: str | os.PathLike | None) -> Any:
+    """Give ``fig`` its title (if any), write it to ``path`` (if given) at
+    this module's resolution, and return it.
+    """
+    if title:
+        fig.suptitle(title, fontsize=10)
+    save_figure(fig, path, dpi=110)
+    return fig
+
+
 def plot_stamps_with_saliency(
     raw_stamps: Mapping[str, np.ndarray],
     maps: np.ndarray,
@@ -175,8 +185,7 @@ def plot_stamps_with_saliency(
     fig = _figure(1.6 * sum(width_ratios) + 1.2, 1.7 * max(n, 1) + 0.4)
     if n == 0:
         fig.text(0.5, 0.5, "no objects", ha="center", va="center")
-        save_figure(fig, path, dpi=110)
-        return fig
+        return _finish(fig, None, path)
     axes = fig.subplots(n, ncols, squeeze=False, gridspec_kw={"width_ratios": width_ratios})
     for row in range(n):
         pair = [np.asarray(raw_stamps[s][row]) for s in show if s in ("srch", "tmpl")]
@@ -205,10 +214,7 @@ def plot_stamps_with_saliency(
         for a in axes[row]:
             a.set_xticks([])
             a.set_yticks([])
-    if suptitle:
-        fig.suptitle(suptitle, fontsize=10)
-    save_figure(fig, path, dpi=110)
-    return fig
+    return _finish(fig, suptitle, path)
 
 
 def _panel_grid(groups: Sequence[str]) -> list[list[str]]:
@@ -287,10 +293,7 @@ def plot_dominant_breakdown(
             for xi, (f, k) in enumerate(zip(fractions, counts)):
                 ax.text(xi, f + 0.02, f"{100 * f:.0f}%\n({k})", ha="center", va="bottom", fontsize=8)
         axes[r, 0].set_ylabel("fraction with largest I_seg")
-    if title:
-        fig.suptitle(title, fontsize=10)
-    save_figure(fig, path, dpi=110)
-    return fig
+    return _finish(fig, title, path)
 
 
 def plot_importance_distributions(
@@ -367,10 +370,7 @@ def plot_importance_distributions(
                 ax.set_title(column_titles[c], fontsize=9)
             if c == 0:
                 ax.set_ylabel("objects")
-    if title:
-        fig.suptitle(title, fontsize=10)
-    save_figure(fig, path, dpi=110)
-    return fig
+    return _finish(fig, title, path)
 
 
 def plot_examples_per_quadrant(

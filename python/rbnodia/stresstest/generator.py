@@ -359,12 +359,8 @@ def ensure_stress_set(
 
     Returns
     -------
-    stamps : `rbnodia.core.LabelledStamps`
-        The stamps.
-    truth : `astropy.table.Table`
-        The truth table, rows aligned with the stamps.
-    summary : `dict` [`str`, `object`]
-        The summary written with the set.
+    stress_set : `tuple`
+        ``(stamps, truth, summary)``, as `load_stress_set` returns them.
 
     Raises
     ------

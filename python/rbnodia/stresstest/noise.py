@@ -34,16 +34,13 @@ from .profiles import FourierGrid
 
 
 def exposure_noise(expected: np.ndarray, read_noise: float, rng: np.random.Generator) -> np.ndarray:
-    """Draw the photon plus read noise of one exposure (electrons; zero mean).
+    """Draw the photon plus read noise of one exposure (electrons; zero mean):
+    `coadd_noise` of one epoch.
 
     Parameters
     ----------
-    expected : `numpy.ndarray`
-        Expected electrons per pixel.
-    read_noise : `float`
-        Read noise in electrons.
-    rng : `numpy.random.Generator`
-        Random numbers.
+    expected, read_noise, rng
+        As in `coadd_noise`.
 
     Returns
     -------

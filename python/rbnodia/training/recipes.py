@@ -82,14 +82,8 @@ def register_optimizer(
 
     Parameters
     ----------
-    name : `str`
-        Registry key.
-    description : `str`
-        One line for listings and model metadata.
-    learning_rate : `float`
-        Default (initial) learning rate.
-    scheduled : `bool`
-        Whether the builder uses ``total_steps`` (a learning-rate schedule).
+    name, description, learning_rate, scheduled
+        The recipe's fields, as in `OptimizerRecipe`.
 
     Returns
     -------
