@@ -9,7 +9,7 @@ survey labelling works.
 
 from __future__ import annotations
 
-__all__ = ["SNR_BIN_EDGES", "auc_by_bin", "bin_label", "metrics_by_group"]
+__all__ = ["SNR_BIN_EDGES", "auc_by_bin", "bin_label", "completeness_by_bin", "metrics_by_group"]
 
 import math
 from collections.abc import Sequence
@@ -168,3 +168,59 @@ def auc_by_bin(
         "bins_with_auc": [b["label"] for b in bins if b["both_classes"]],
         "n_unbinned": int((~binned).sum()),
     }
+
+
+def completeness_by_bin(
+    labels: Any, called_real: Any, values: Any, edges: Sequence[float]
+) -> list[dict[str, Any]]:
+    """Fraction of the real detections called real within bins of ``values``
+    (e.g. `rbnodia.core.contrast.host_contrast`).
+
+    Parameters
+    ----------
+    labels : array-like
+        0 (real) / 1 (bogus); bogus rows are ignored.
+    called_real : array-like
+        Booleans, aligned with ``labels``.
+    values : array-like
+        The binned quantity; NaN rows fall in no bin.
+    edges : sequence of `float`
+        Increasing bin edges; bins are ``[edges[i], edges[i + 1])``.
+
+    Returns
+    -------
+    bins : `list` [`dict`]
+        Per bin: ``low``, ``high``, ``label`` (`bin_label`), ``n_real`` and
+        ``fraction_called_real`` (NaN for a bin without reals).
+
+    Raises
+    ------
+    ValueError
+        For bad labels, unequal lengths or non-increasing edges.
+    """
+    labels = _labels(labels)
+    called_real = np.asarray(called_real, dtype=bool).ravel()
+    values = np.asarray(values, dtype=np.float64).ravel()
+    edges = [float(e) for e in edges]
+    if not labels.shape == called_real.shape == values.shape:
+        raise ValueError(
+            f"labels ({labels.size}), called_real ({called_real.size}) and values ({values.size}) "
+            "differ in length."
+        )
+    if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:])):
+        raise ValueError(f"Bin edges must increase, got {edges}.")
+    real = labels == 0
+    bins = []
+    for low, high in zip(edges, edges[1:]):
+        members = real & (values >= low) & (values < high)
+        n_real = int(members.sum())
+        bins.append(
+            {
+                "low": low,
+                "high": high,
+                "label": bin_label(low, high),
+                "n_real": n_real,
+                "fraction_called_real": float(called_real[members].mean()) if n_real else math.nan,
+            }
+        )
+    return bins

@@ -2,8 +2,9 @@
 
 For each model: ROC AUC and the rates at the model's own threshold on the
 whole stress set, per setting, per family (count, accuracy, fraction called
-real, mean score), per science-PSF family, and in bins of detection
-significance; and the model's AUC on *our own* test split, from labelled
+real, mean score), per science-PSF family, in bins of detection
+significance, and the fraction of reals called real in bins of host
+contrast (`rbnodia.core.contrast.host_contrast`); and the model's AUC on *our own* test split, from labelled
 stamps made by ``rbnodia make-training-set`` (or, failing that, the test
 AUC stored in the model file, marked as such), with the gap ``own -
 stress``.  Files written next to the stress set: ``report.json``,
@@ -36,6 +37,8 @@ from typing import Any
 
 import numpy as np
 
+from ..core.contrast import CONTRAST_BIN_EDGES, host_contrast
+from ..core.group_metrics import completeness_by_bin
 from ..core.metrics import evaluate, roc_auc
 from ..core.stampset import REAL, LabelledStamps
 from .families import FAMILIES
@@ -133,7 +136,9 @@ def _snr_bins(
     return rows
 
 
-def summarise_scores(labels: np.ndarray, scores: np.ndarray, truth: Any, threshold: float) -> dict[str, Any]:
+def summarise_scores(
+    labels: np.ndarray, scores: np.ndarray, truth: Any, threshold: float, contrast: np.ndarray | None = None
+) -> dict[str, Any]:
     """Compute every stress-set figure of one model.
 
     Parameters
@@ -144,6 +149,9 @@ def summarise_scores(labels: np.ndarray, scores: np.ndarray, truth: Any, thresho
         The stress set's truth table (rows aligned).
     threshold : `float`
         Decision threshold on P(real).
+    contrast : `numpy.ndarray`, optional
+        `~rbnodia.core.contrast.host_contrast` of each stamp: adds the
+        fraction of reals called real in its bins (``host_contrast_bins``).
 
     Returns
     -------
@@ -179,6 +187,8 @@ def summarise_scores(labels: np.ndarray, scores: np.ndarray, truth: Any, thresho
         for name in sorted(set(psf.tolist()))
     }
     result["snr_bins"] = _snr_bins(labels, scores, np.asarray(truth["snr"], dtype=float), threshold)
+    if contrast is not None:
+        result["host_contrast_bins"] = completeness_by_bin(labels, called_real, contrast, CONTRAST_BIN_EDGES)
     return result
 
 
@@ -285,6 +295,7 @@ def run_stress_report(
         "models": {},
     }
     report["stress_set"]["folder"] = str(out / "stress_set")
+    contrast = host_contrast(stamps.tmpl, stamps.diff)
     curves: dict[str, dict[str, tuple]] = {}
     for name in models:
         model = load_model(name)
@@ -295,7 +306,7 @@ def run_stress_report(
             "threshold": model.threshold,
             "n_flagged": int((flags != 0).sum()),
         }
-        entry.update(summarise_scores(stamps.label, scores, truth, model.threshold))
+        entry.update(summarise_scores(stamps.label, scores, truth, model.threshold, contrast))
         own_result = _own_test(model, own, name, progress)
         curves[name] = {"stress": (stamps.label, scores, entry["stress"]["roc_auc"])}
         if "scores" in own_result:
@@ -356,6 +367,9 @@ def report_tables(report: dict[str, Any]) -> list[tuple[str, list[str], list[lis
     snr = [[b["bin"], str(b["n_real"]), str(b["n_bogus"])]
            + [_f(models[n]["snr_bins"][i]["roc_auc"]) for n in names]
            for i, b in enumerate(models[names[0]]["snr_bins"])]
+    contrast = [[b["label"], str(b["n_real"])]
+                + [_f(models[n]["host_contrast_bins"][i]["fraction_called_real"]) for n in names]
+                for i, b in enumerate(models[names[0]].get("host_contrast_bins", []))]
     psf = [[name, str(row["n"])] + [_f(models[n]["per_psf_family"][name]["roc_auc"]) for n in names]
            for name, row in models[names[0]]["per_psf_family"].items()]
     return [
@@ -366,6 +380,8 @@ def report_tables(report: dict[str, Any]) -> list[tuple[str, list[str], list[lis
                         *(h for n in names for h in (f"{n} called real", f"{n} accuracy"))], families),
         ("AUC against detection S/N", ["S/N", "n real", "n bogus", *(f"{n} AUC" for n in names)], snr),
         ("AUC per science PSF family", ["PSF", "n", *(f"{n} AUC" for n in names)], psf),
+        *([("Reals called real against host contrast (template over difference flux, central 5x5 pixels)",
+            ["contrast", "n real", *(f"{n} called real" for n in names)], contrast)] if contrast else []),
     ]
 
 

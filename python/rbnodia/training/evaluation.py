@@ -1,5 +1,5 @@
-"""Scoring labelled stamps with a model: all metrics, per family and per S/N
-bin, prediction time, and a network's cost.
+"""Scoring labelled stamps with a model: all metrics, per family, per S/N
+bin and per host contrast, prediction time, and a network's cost.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from ..core.group_metrics import SNR_BIN_EDGES, auc_by_bin, metrics_by_group
+from ..core.contrast import CONTRAST_BIN_EDGES, host_contrast
+from ..core.group_metrics import SNR_BIN_EDGES, auc_by_bin, completeness_by_bin, metrics_by_group
 from ..core.metrics import evaluate
 from ..core.stampset import LabelledStamps
 from .data import model_inputs
@@ -41,12 +42,18 @@ def stamp_metrics(
         ``evaluate``'s keys, ``by_family``
         (`~rbnodia.core.group_metrics.metrics_by_group` over the families
         found in the data: count, accuracy, fraction called real) and
-        ``auc_by_snr`` (`~rbnodia.core.group_metrics.auc_by_bin`).
+        ``auc_by_snr`` (`~rbnodia.core.group_metrics.auc_by_bin`) and
+        ``real_by_host_contrast`` (fraction of reals called real against
+        `~rbnodia.core.contrast.host_contrast`,
+        `~rbnodia.core.group_metrics.completeness_by_bin`).
     """
     scores = np.asarray(scores, dtype=np.float64)
     metrics = evaluate(stamps.label, scores, threshold)
     metrics["by_family"] = metrics_by_group(stamps.label, scores >= threshold, stamps.family)
     metrics["auc_by_snr"] = auc_by_bin(stamps.label, scores, stamps.snr, snr_edges)
+    metrics["real_by_host_contrast"] = completeness_by_bin(
+        stamps.label, scores >= threshold, host_contrast(stamps.tmpl, stamps.diff), CONTRAST_BIN_EDGES
+    )
     return metrics
 
 
