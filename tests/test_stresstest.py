@@ -262,11 +262,14 @@ def test_report_on_packaged_models_through_the_cli(stress_set, tmp_path, capsys)
         assert set(entry["per_family"]) == set(FAMILIES)
         assert sum(f["n"] for f in entry["per_family"].values()) == 2 * N_PER_SETTING
         assert sum(b["n"] for b in entry["snr_bins"]) == 2 * N_PER_SETTING
+        n_real = sum(f["n"] for name, f in entry["per_family"].items() if FAMILIES[name].label == 0)
+        assert sum(b["n_real"] for b in entry["host_contrast_bins"]) <= n_real  # NaN contrasts fall in no bin
     markdown = (out / "report.md").read_text()
     assert all(f"| {family} |" in markdown for family in FAMILIES)
     rst = (out / "doc" / "stress.rst").read_text()
     assert "Regenerate with ``rbnodia stress-test --model nodia_default" in rst
-    assert rst.count(".. csv-table::") == 4 and all(f'"{family}", ' in rst for family in FAMILIES)
+    assert rst.count(".. csv-table::") == 5 and all(f'"{family}", ' in rst for family in FAMILIES)
+    assert ".. csv-table:: Reals called real against host contrast" in rst
     for plot in ("roc", "families"):  # copied beside the include, shown by it
         assert (out / "doc" / f"stress_{plot}.png").read_bytes() == (out / f"{plot}.png").read_bytes()
         assert f".. figure:: doc/stress_{plot}.png" in rst
