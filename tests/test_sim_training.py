@@ -207,3 +207,17 @@ def test_patch_options_share_the_template_within_a_sky():
     nominal = patch_options(preset, 0, **{**kw, "domain_randomization": False})
     assert nominal["flux_scale_error"] if "flux_scale_error" in nominal else True
     assert "template_n_coadd" not in nominal and "variance_underestimate" not in nominal
+
+
+def test_patch_options_weight_hosts_by_light_in_part_of_the_patches():
+    """Each patch draws its host weighting in HOST_WEIGHT_POWER, so that some
+    patches put transients on bright galaxies in proportion to their light.
+    """
+    from rbnodia.sim.patches import HOST_WEIGHT_POWER
+
+    preset = get_preset("des")
+    kw = dict(seed=5, patch_size=256, real_fraction=0.5, visits_per_patch=1, domain_randomization=False)
+    powers = np.array([patch_options(preset, index, **kw)["host_weight_power"] for index in range(40)])
+    low, high = HOST_WEIGHT_POWER
+    assert ((powers >= low) & (powers <= high)).all()
+    assert powers.min() < low + 0.25 * (high - low) and powers.max() > high - 0.25 * (high - low)
