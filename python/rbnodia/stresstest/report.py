@@ -4,10 +4,10 @@ For each model: ROC AUC and the rates at the model's own threshold on the
 whole stress set, per setting, per family (count, accuracy, fraction called
 real, mean score), per science-PSF family, in bins of detection
 significance, and the fraction of reals called real in bins of host
-contrast (`rbnodia.core.contrast.host_contrast`); and the model's AUC on *our own* test split, from labelled
-stamps made by ``rbnodia make-training-set`` (or, failing that, the test
-AUC stored in the model file, marked as such), with the gap ``own -
-stress``.  Files written next to the stress set: ``report.json``,
+contrast (`rbnodia.core.contrast.host_contrast`); and the model's AUC on
+*our own* test split, from labelled stamps made by ``rbnodia
+make-training-set`` (or, failing that, the test AUC stored in the model
+file, marked as such), with the gap ``own - stress``.  Files written next to the stress set: ``report.json``,
 ``report.md``, ``roc.png``, ``families.png``, ``snr_auc.png`` and
 ``examples.png``.
 
