@@ -50,7 +50,7 @@ test-fast: venv
 # make bench BENCH_ARGS="--smoke" (CI size) or BENCH_ARGS="--sections 1,2"; results in bench_out/,
 # the table of doc/performance.rst in doc/_generated/bench_results.rst.
 bench: venv
-	$(PY) benchmarks/run_benchmarks.py --doc-table doc/_generated/bench_results.rst $(BENCH_ARGS)
+	$(PY) benchmarks/run_benchmarks.py --doc-table doc/_generated/bench_results.rst --search-doc-dir doc/_generated $(BENCH_ARGS)
 
 # The table of the packaged models that the documentation includes, from the
 # model files' metadata; tests/test_docs_generated.py fails when it is out of date.

@@ -30,6 +30,11 @@ Sections (``--sections 1,2,...``; default all):
    the Keras network on TensorFlow.
 5. Training time per epoch on 80,000 stamps for both networks,
    extrapolated from a measured fraction of an epoch.
+6. The transient search with no difference image (`NoDiaSearchTask`)
+   against the DIA path on the same simulated LSST and DES detectors:
+   completeness, false positives per detector, time per step
+   (`rbbench.search`); with ``--search-doc-dir`` its table and plot also go
+   to that folder (``make bench``: ``doc/_generated``).
 
 Full-size runs keep the simulated detectors in ``--out``/detectors (about
 0.5 GB) and reuse them next time.  ``--smoke`` runs every section at tiny
@@ -68,6 +73,7 @@ SECTIONS = {
     3: "Avoided cost: PSF-matched subtraction vs noDIA classification",
     4: "pipetask run end to end",
     5: "Training time per epoch (80,000 stamps)",
+    6: "Search with no difference image vs the DIA path",
 }
 
 
@@ -107,6 +113,10 @@ def _run_section(number: int, args: argparse.Namespace) -> list[Figure]:
         from rbbench.pipetask import run_section
 
         return run_section(args.smoke, workdir=args.out / "work")
+    if number == 6:
+        from rbbench.search import run_section
+
+        return run_section(args.smoke, args.out / "search", args.search_doc_dir)
     from rbbench.training import run_section
 
     return run_section(args.smoke)
@@ -134,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--doc-table", type=Path,
                         help="Also write the results as the reStructuredText include of doc/performance.rst "
                         "(make bench: doc/_generated/bench_results.rst).")
+    parser.add_argument("--search-doc-dir", type=Path,
+                        help="Section 6: also write its table and plot into this folder (make bench: "
+                        "doc/_generated).")
     parser.add_argument("--synthetic", action="store_true",
                         help="Sections 2-3: synthetic images instead of the simulator (faster to make).")
     parser.add_argument("--worker", help=argparse.SUPPRESS)

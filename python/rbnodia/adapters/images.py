@@ -12,7 +12,7 @@ The supported inputs are:
 
 from __future__ import annotations
 
-__all__ = ["UnsupportedInputError", "pixel_to_sky", "to_pixel_image"]
+__all__ = ["UnsupportedInputError", "pixel_to_sky", "to_pixel_image", "variance_array"]
 
 from collections.abc import Iterable
 from typing import Any
@@ -84,6 +84,29 @@ def to_pixel_image(obj: Any, bad_mask_planes: Iterable[str] = ("NO_DATA",)) -> P
         f"Unsupported image type {type(obj).__module__}.{type(obj).__qualname__}; expected a numpy array, "
         "an lsst.images Image/MaskedImage/VisitImage, or an afw Exposure/MaskedImage/Image."
     )
+
+
+def variance_array(obj: Any) -> np.ndarray | None:
+    """Return the variance plane of a masked image, or `None` if it has none.
+
+    Parameters
+    ----------
+    obj
+        The image (see the module docstring for the supported types).
+
+    Returns
+    -------
+    variance : `numpy.ndarray` or `None`
+        A view of the variance pixels, shaped like the image; `None` for
+        plain images and arrays.
+    """
+    if hasattr(obj, "getMaskedImage"):  # afw Exposure
+        obj = obj.getMaskedImage()
+    if hasattr(obj, "getVariance"):  # afw MaskedImage
+        return obj.variance.array
+    if _is_lsst_images(obj) and hasattr(obj, "variance"):
+        return obj.variance.array
+    return None
 
 
 def pixel_to_sky(obj: Any, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,214 @@
+"""Section 6's report: completeness, false positives and step times of the
+DIA path and of the search with no difference image (`rbbench.search`).
+
+Writes ``search.json`` (the per-detector results), ``search_comparison.rst``
+(the table that ``doc/search.rst`` includes) and
+``search_completeness.png`` (completeness against magnitude and against
+host magnitude, per preset), and returns the headline figures of the
+benchmark table.
+"""
+
+from __future__ import annotations
+
+__all__ = ["PATH_LABELS", "SNR_MIN", "write_report"]
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .common import Figure, section_command
+
+SNR_MIN = 10.0
+"""Expected S/N above which completeness is the issue's target figure."""
+
+PATH_LABELS = {
+    "dia_nodia": "DIA detection + noDIA CNN",
+    "dia_dia": "DIA detection + DIA CNN",
+    "search_excess": "search, excess design + noDIA CNN",
+    "search_science": "search, science design + noDIA CNN",
+}
+_THRESHOLD_MODEL = {"dia_nodia": "nodia_default", "dia_dia": "dia_default", "search_excess": "nodia_default",
+                    "search_science": "nodia_default"}
+_STEPS = {
+    "dia_nodia": ("dia_subtract", "dia_detect", "dia_nodia_classify"),
+    "dia_dia": ("dia_subtract", "dia_detect", "dia_dia_classify"),
+    "search_excess": ("search_excess_find", "search_excess_classify"),
+    "search_science": ("search_science_find", "search_science_classify"),
+}
+
+
+def _pool(results: list[dict], path: str) -> dict:
+    """Concatenate one path's per-detector results."""
+    injections = {key: np.concatenate([r["injections"][key] for r in results]) for key in
+                  ("mag", "snr", "hosted", "host_mag")}
+    return {
+        **injections,
+        "best": np.concatenate([r[path]["injection_scores"] for r in results]),
+        "bogus": np.concatenate([r[path]["bogus_scores"] for r in results]) if results else np.zeros(0),
+        "n_detectors": len(results),
+        "seconds": {step: float(np.mean([r["times"][step] for r in results])) for step in _STEPS[path]},
+    }
+
+
+def _completeness(pool: dict, threshold: float, select: np.ndarray) -> float:
+    n = int(select.sum())
+    return float((pool["best"][select] >= threshold).sum() / n) if n else float("nan")
+
+
+def _false_positives(pool: dict, threshold: float) -> float:
+    return float((pool["bogus"] >= threshold).sum() / pool["n_detectors"])
+
+
+def _matched_threshold(pool: dict, target: float, select: np.ndarray) -> float | None:
+    """Highest threshold at which the completeness reaches ``target`` (None
+    if no threshold does).
+    """
+    scores = np.sort(pool["best"][select])[::-1]
+    needed = int(np.ceil(target * len(scores) - 1e-9))
+    if needed == 0:
+        return 1.0
+    if needed > len(scores) or scores[needed - 1] < 0:
+        return None
+    return float(scores[needed - 1])
+
+
+def _summaries(results: list[dict]) -> dict:
+    summaries = {}
+    for preset in sorted({r["preset"] for r in results}):
+        chosen = [r for r in results if r["preset"] == preset]
+        thresholds = chosen[0]["thresholds"]
+        pools = {path: _pool(chosen, path) for path in PATH_LABELS}
+        bright = pools["dia_nodia"]["snr"] >= SNR_MIN
+        reference = _completeness(pools["dia_nodia"], thresholds["nodia_default"], bright)
+        rows = {}
+        for path, pool in pools.items():
+            threshold = thresholds[_THRESHOLD_MODEL[path]]
+            matched = _matched_threshold(pool, reference, bright)
+            rows[path] = {
+                "threshold": threshold,
+                "completeness_snr10": _completeness(pool, threshold, bright),
+                "completeness_all": _completeness(pool, threshold, np.ones(len(pool["best"]), dtype=bool)),
+                "false_positives": _false_positives(pool, threshold),
+                "matched_threshold": matched,
+                "false_positives_matched": None if matched is None else _false_positives(pool, matched),
+                "seconds": pool["seconds"],
+                "total_seconds": float(sum(pool["seconds"].values())),
+            }
+        summaries[preset] = {"n_detectors": len(chosen), "shape": chosen[0]["shape"],
+                             "n_injected": int(len(pools["dia_nodia"]["best"])), "n_snr10": int(bright.sum()),
+                             "reference_completeness": reference, "paths": rows, "pools": pools,
+                             "thresholds": thresholds}
+    return summaries
+
+
+def _fmt(value, digits=3) -> str:
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "--"
+    return f"{value:.{digits}f}"
+
+
+def _table(summaries: dict, smoke: bool) -> str:
+    lines = [".. Written by ``make bench`` (section 6); do not edit.", ""]
+    if smoke:
+        lines += [".. warning::", "",
+                  "   A smoke run: one small detector per preset; the figures mean nothing.", ""]
+    header = ("Path", "Completeness S/N>=10", "Completeness all", "FP/detector", "FP/detector at matched "
+              "completeness", "Seconds per detector", "Ratio to DIA path")
+    for preset, summary in summaries.items():
+        dia_total = summary["paths"]["dia_nodia"]["total_seconds"]
+        lines += [f".. list-table:: {preset.upper()}: {summary['n_detectors']} detectors of "
+                  f"{summary['shape'][0]}x{summary['shape'][1]} pixels, {summary['n_injected']} injected "
+                  f"transients ({summary['n_snr10']} with S/N >= {SNR_MIN:g}); matched completeness "
+                  f"{_fmt(summary['reference_completeness'])}",
+                  "   :header-rows: 1", ""]
+        lines.append("   * - " + "\n     - ".join(header))
+        for path, row in summary["paths"].items():
+            steps = " + ".join(f"{name.split('_')[-1]} {_fmt(seconds, 2)}"
+                               for name, seconds in row["seconds"].items())
+            cells = (PATH_LABELS[path], _fmt(row["completeness_snr10"]), _fmt(row["completeness_all"]),
+                     _fmt(row["false_positives"], 1), _fmt(row["false_positives_matched"], 1),
+                     f"{_fmt(row['total_seconds'], 2)} ({steps})", _fmt(row["total_seconds"] / dia_total, 3))
+            lines.append("   * - " + "\n     - ".join(cells))
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def _plot(summaries: dict, path: Path) -> None:
+    from rbnodia.plots.figures import new_figure, save_figure
+
+    fig = new_figure(11, 4.2 * len(summaries))
+    axes = fig.subplots(len(summaries), 2, squeeze=False)
+    for row, (preset, summary) in enumerate(summaries.items()):
+        for path_key, label in PATH_LABELS.items():
+            pool = summary["pools"][path_key]
+            threshold = summary["paths"][path_key]["threshold"]
+            found = pool["best"] >= threshold
+            host = np.where(pool["hosted"], pool["host_mag"], 17.0)
+            host_edges = np.array([16.5, 17.5, 19, 20, 21, 22, 23, 24, 25.5])
+            for column, (values, edges) in enumerate(((pool["mag"], np.arange(19.0, 25.51, 0.5)),
+                                                      (host, host_edges))):
+                index = np.digitize(values, edges) - 1
+                centres, fractions = [], []
+                for k in range(len(edges) - 1):
+                    inside = index == k
+                    if inside.sum() >= 3:
+                        centres.append(0.5 * (edges[k] + edges[k + 1]))
+                        fractions.append(found[inside].mean())
+                axes[row, column].plot(centres, fractions, marker="o", label=label)
+        axes[row, 0].set_xlabel("injected magnitude (AB)")
+        axes[row, 1].set_xlabel("host magnitude (AB; leftmost point: hostless)")
+        for column in range(2):
+            axes[row, column].set_ylabel("completeness")
+            axes[row, column].set_ylim(-0.02, 1.02)
+            axes[row, column].set_title(f"{preset.upper()}: {summary['n_injected']} injected transients")
+            axes[row, column].grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=8, loc="lower left")
+    save_figure(fig, path)
+
+
+def write_report(results: list[dict], smoke: bool, out: Path, doc_dir: Path | None) -> list[Figure]:
+    """Write the section's files and return its figures.
+
+    Parameters
+    ----------
+    results : `list` [`dict`]
+        `rbbench.search.measure_detector`'s results.
+    smoke : `bool`
+        Whether the detectors were smoke-sized.
+    out : `pathlib.Path`
+        Folder for ``search.json``, ``search_comparison.rst`` and
+        ``search_completeness.png``.
+    doc_dir : `pathlib.Path`, optional
+        Also write the table and the plot there.
+
+    Returns
+    -------
+    figures : `list` [`Figure`]
+        Per preset: the excess design's time per detector against the DIA
+        path's, and its completeness (S/N >= 10) against the DIA path's.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "search.json").write_text(json.dumps(results, indent=1))
+    summaries = _summaries(results)
+    table = _table(summaries, smoke)
+    for folder in [out] + ([doc_dir] if doc_dir else []):
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "search_comparison.rst").write_text(table)
+        _plot(summaries, folder / "search_completeness.png")
+    command = section_command(6, smoke)
+    figures = []
+    for preset, summary in summaries.items():
+        dia, search = summary["paths"]["dia_nodia"], summary["paths"]["search_excess"]
+        note = (f"{summary['n_detectors']} simulated {preset.upper()} detectors, "
+                f"{summary['shape'][0]}x{summary['shape'][1]}; one thread per step")
+        figures.append(Figure.time(
+            f"6.{preset}_time", 6, f"{preset.upper()} detector: search (excess design) + noDIA scoring",
+            search["total_seconds"], "s", baseline=dia["total_seconds"],
+            baseline_label="DIA path: PSF-matched subtraction, detection, noDIA scoring", note=note,
+            command=command))
+        figures.append(Figure.amount(
+            f"6.{preset}_completeness", 6, f"{preset.upper()}: completeness of the search at S/N >= 10",
+            search["completeness_snr10"], "fraction", baseline=dia["completeness_snr10"],
+            baseline_label="DIA path, noDIA CNN", note=note, command=command))
+    return figures
