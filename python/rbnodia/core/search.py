@@ -95,14 +95,15 @@ def box_sum(image: np.ndarray, width: int) -> np.ndarray:
     if width < 1 or width % 2 == 0:
         raise ValueError(f"The box width must be a positive odd integer, got {width}.")
     half = width // 2
-    height, n_columns = image.shape
-    padded = np.pad(np.asarray(image, dtype=np.float32), half)
-    rows = padded[0:height].copy()
-    for k in range(1, width):
-        rows += padded[k:k + height]
-    sums = rows[:, 0:n_columns].copy()
-    for k in range(1, width):
-        sums += rows[:, k:k + n_columns]
+    rows = np.array(image, dtype=np.float32)
+    source = rows.copy() if half else rows
+    for k in range(1, half + 1):
+        rows[k:] += source[:-k]
+        rows[:-k] += source[k:]
+    sums = rows.copy() if half else rows
+    for k in range(1, half + 1):
+        sums[:, k:] += rows[:, :-k]
+        sums[:, :-k] += rows[:, k:]
     return sums
 
 
@@ -137,7 +138,7 @@ def local_maxima(image: np.ndarray, threshold: float, radius: int = 2) -> tuple[
             if dy == 0 and dx == 0:
                 continue
             neighbour = padded[centre + dy * stride + dx]
-            keep &= (value > neighbour) if (dy, dx) > (0, 0) else (value >= neighbour)
+            keep &= (value >= neighbour) if (dy, dx) > (0, 0) else (value > neighbour)
     return x[keep], y[keep]
 
 
@@ -226,32 +227,32 @@ def find_candidates(
     if len(shape) != 2 or any(np.shape(p) != shape for p in planes):
         raise ValueError(f"The science image, template, variances and mask must be 2-d and of one shape; "
                          f"got {[np.shape(p) for p in (science, *planes)]}.")
-    unusable = np.zeros(shape, dtype=bool) if bad is None else np.array(bad, dtype=bool)
-    for plane in (science, science_variance, template, template_variance):
-        unusable |= ~np.isfinite(plane)
-    unusable |= (np.asarray(science_variance) < 0) | (np.asarray(template_variance) < 0)
-
-    def usable(plane: np.ndarray) -> np.ndarray:
-        return np.where(unusable, np.float32(0), np.asarray(plane, dtype=np.float32))
-
-    sci, sci_var = usable(science), usable(science_variance)
-    tmpl, tmpl_var = usable(template), usable(template_variance)
+    difference = np.subtract(science, template, dtype=np.float32)
+    variance = np.add(science_variance, template_variance, dtype=np.float32)
+    unusable = ~np.isfinite(difference) | ~(variance >= 0)
+    if bad is not None:
+        unusable |= np.asarray(bad, dtype=bool)
+    difference[unusable] = 0
+    variance[unusable] = 0
     if design == "excess":
-        flux, variance = box_sum(sci - tmpl, box_width), box_sum(sci_var + tmpl_var, box_width)
+        flux, flux_variance = difference, variance
     else:
-        flux, variance = box_sum(sci, box_width), box_sum(sci_var, box_width)
+        flux = np.array(science, dtype=np.float32)
+        flux_variance = np.array(science_variance, dtype=np.float32)
+        flux[unusable] = 0
+        flux_variance[unusable] = 0
+    # The variance changes slowly: box_width**2 times its value at the pixel stands for its box sum.
+    significance = box_sum(flux, box_width)
     with np.errstate(divide="ignore", invalid="ignore"):
-        significance = np.where(variance > 0, flux / np.sqrt(variance), np.float32(0))
-    del flux, variance
+        significance /= np.sqrt(flux_variance) * np.float32(box_width)
+    significance[~np.isfinite(significance)] = 0
     x, y = local_maxima(significance, threshold, radius=box_width // 2)
     centred_ok = ~unusable[y, x]
     x, y = x[centred_ok], y[centred_ok]
     n_peaks = len(x)
-    difference = aperture_sums(sci, x, y, aperture_half) - aperture_sums(tmpl, x, y, aperture_half)
-    noise = np.sqrt(aperture_sums(sci_var, x, y, aperture_half)
-                    + aperture_sums(tmpl_var, x, y, aperture_half))
+    noise = np.sqrt(aperture_sums(variance, x, y, aperture_half))
     with np.errstate(divide="ignore", invalid="ignore"):
-        excess = np.where(noise > 0, difference / noise, 0.0)
+        excess = np.where(noise > 0, aperture_sums(difference, x, y, aperture_half) / noise, 0.0)
     keep = np.flatnonzero(excess > excess_threshold)
     order = keep[np.argsort(-excess[keep], kind="stable")]
     n_dropped = max(len(order) - max_candidates, 0)

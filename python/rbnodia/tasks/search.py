@@ -102,6 +102,7 @@ class NoDiaSearchConfig(ScoringConfig, pipelineConnections=NoDiaSearchConnection
         dtype=str,
         doc="How candidates are found (rbnodia.core.search).",
         default="excess",
+        optional=False,
         allowed={
             "excess": "Peaks of the box-filtered flux excess of science over template (no PSF matching).",
             "science": "Peaks of the box-filtered science image with an aperture excess over the template.",

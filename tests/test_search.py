@@ -1,0 +1,241 @@
+"""The transient search with no difference image: candidate finding
+(`rbnodia.core.search`), `NoDiaSearchTask` on simulated detectors, and
+``pipelines/NoDiaSearch.yaml`` through the real ``pipetask`` in a process
+that cannot import TensorFlow.
+"""
+
+import os
+
+import numpy as np
+import pytest
+
+from rbnodia.core.search import SEARCH_DESIGNS, aperture_sums, box_sum, find_candidates, local_maxima
+
+SIGMA = 10.0
+
+
+def _sky(shape=(200, 240), seed=0):
+    rng = np.random.default_rng(seed)
+    science = rng.normal(0, SIGMA, shape).astype(np.float32)
+    template = rng.normal(0, SIGMA / 3, shape).astype(np.float32)
+    variance = np.full(shape, SIGMA**2, dtype=np.float32)
+    return science, variance, template, variance / 9
+
+
+def _star(shape, x, y, flux, fwhm):
+    yy, xx = np.mgrid[0:shape[0], 0:shape[1]]
+    sigma = fwhm / 2.355
+    return (flux / (2 * np.pi * sigma**2) * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * sigma**2))).astype(
+        np.float32)
+
+
+def test_box_sum_matches_a_direct_sum():
+    image = np.random.default_rng(1).normal(size=(23, 31))
+    sums = box_sum(image, 5)
+    padded = np.pad(image, 2)
+    direct = np.array([[padded[y:y + 5, x:x + 5].sum() for x in range(31)] for y in range(23)])
+    np.testing.assert_allclose(sums, direct, rtol=1e-5, atol=1e-4)
+    for width in (0, 4, -3):
+        with pytest.raises(ValueError, match="odd"):
+            box_sum(image, width)
+
+
+def test_local_maxima_keeps_one_pixel_per_peak():
+    image = np.zeros((30, 40))
+    image[10, 12] = 5.0
+    image[20, 30] = 3.0
+    image[20, 31] = 3.0  # a plateau of two pixels gives one peak
+    image[5, 5] = 0.5  # below threshold
+    image[0, 39] = np.nan
+    x, y = local_maxima(image, 1.0)
+    assert sorted(zip(x.tolist(), y.tolist())) == [(12, 10), (30, 20)]
+
+
+def test_aperture_sums_repeat_edge_pixels():
+    image = np.arange(25, dtype=float).reshape(5, 5)
+    np.testing.assert_allclose(aperture_sums(image, np.array([2]), np.array([2]), 1), [image[1:4, 1:4].sum()])
+    assert aperture_sums(image, np.array([0]), np.array([0]), 1)[0] == 4 * image[0, 0] + 2 * image[0, 1] + \
+        2 * image[1, 0] + image[1, 1]
+
+
+@pytest.mark.parametrize("design", SEARCH_DESIGNS)
+def test_noise_alone_gives_no_candidate(design):
+    found = find_candidates(*_sky(), design=design)
+    assert len(found) == 0
+
+
+@pytest.mark.parametrize("design", SEARCH_DESIGNS)
+def test_a_new_source_is_found_and_a_static_star_is_not(design):
+    science, variance, template, template_variance = _sky()
+    shape = science.shape
+    for x, y in ((60, 50), (180, 150)):  # static stars, a little broader in the science image
+        science += _star(shape, x, y, 2e5, 4.0)
+        template += _star(shape, x, y, 2e5, 3.2)
+    science += _star(shape, 120.3, 80.6, 3000, 4.0)  # the transient: S/N ~ 40
+    variance = variance + np.maximum(science, 0) / 10
+    found = find_candidates(science, variance, template, template_variance, design=design)
+    assert (120, 81) in list(zip(found.x.tolist(), found.y.tolist()))
+    assert found.excess[0] > 20
+    near_stars = [(x, y) for x, y in zip(found.x, found.y) if min(np.hypot(x - 60, y - 50),
+                                                                   np.hypot(x - 180, y - 150)) < 15]
+    # A seeing difference leaves candidates on static stars only where their excess passes the cut,
+    # never a flood: the network that scores them rejects them.
+    assert len(near_stars) <= 4
+
+
+@pytest.mark.parametrize("design", SEARCH_DESIGNS)
+def test_masked_areas_and_template_edges_give_no_flood(design):
+    science, variance, template, template_variance = _sky(seed=3)
+    shape = science.shape
+    bad = np.zeros(shape, dtype=bool)
+    science[:, 100] = 5e4  # a bad column
+    bad[:, 100] = True
+    science += _star(shape, 50, 150, 5e6, 4.0)  # a saturated star, its core masked
+    template += _star(shape, 50, 150, 5e6, 4.0)
+    core = _star(shape, 50, 150, 5e6, 4.0) > 2e4
+    science[core] = 6e4
+    bad |= core
+    template[:, 200:] = np.nan  # the template ends
+    science[:, 200:] += _star(shape, 220, 100, 5e4, 4.0)[:, 200:]  # a source beyond the template's edge
+    found = find_candidates(science, variance, template, template_variance, bad, design=design)
+    assert len(found) <= 2
+    assert not any(bad[y, x] for x, y in zip(found.x, found.y))
+    assert not any(x >= 199 for x in found.x)
+
+
+def test_bad_input_is_refused():
+    science, variance, template, template_variance = _sky()
+    with pytest.raises(ValueError, match="one shape"):
+        find_candidates(science, variance, template[:-1], template_variance)
+    with pytest.raises(ValueError, match="design"):
+        find_candidates(science, variance, template, template_variance, design="psf")
+
+
+def test_the_flood_guard_keeps_the_strongest():
+    science, variance, template, template_variance = _sky()
+    for k in range(12):
+        science += _star(science.shape, 20 + 17 * k, 100, 1000 + 500 * k, 4.0)
+    found = find_candidates(science, variance, template, template_variance, max_candidates=5)
+    assert len(found) == 5 and found.n_dropped == 7
+    assert list(found.excess) == sorted(found.excess, reverse=True)
+
+
+@pytest.fixture(scope="module")
+def simulated():
+    from rbnodia.sim.detector import simulate_detector
+
+    return {blank: simulate_detector("lsst", visit=3, detector=1, seed=21, image_size=(360, 360), blank=blank,
+                                     n_transients=6) for blank in (False, True)}
+
+
+def _images(sim):
+    from rbnodia.butler.repo import to_masked_image
+
+    frame = {"instrument": sim.instrument, "visit": sim.visit, "detector": sim.detector}
+    return [to_masked_image(image, variance=variance, mask=mask, wcs=sim.wcs, detector_frame=frame)
+            for image, variance, mask in ((sim.science, sim.science_variance, sim.science_mask),
+                                          (sim.template, sim.template_variance, sim.template_mask))]
+
+
+def test_task_finds_bright_transients_with_the_reliability_schema(simulated):
+    from rbnodia.tasks.scoring import RELIABILITY_COLUMNS
+    from rbnodia.tasks.search import NoDiaSearchConfig, NoDiaSearchTask, candidate_id_base
+
+    sim = simulated[False]
+    science, template = _images(sim)
+    base = candidate_id_base(sim.visit, sim.detector)
+    catalog = NoDiaSearchTask(config=NoDiaSearchConfig()).run(science, template, id_base=base).candidates
+    assert catalog.colnames == list(RELIABILITY_COLUMNS)
+    assert len(catalog) > 0
+    np.testing.assert_array_equal(catalog["id"], base + np.arange(len(catalog)))
+    scored = ~np.asarray(catalog["flag_no_data"])
+    assert scored.all()
+    assert ((catalog["score"] >= 0) & (catalog["score"] <= 1)).all()
+    assert np.isfinite(catalog["ra"]).all()
+    injections = sim.meta["injections"]
+    bright = injections[injections["snr_expected"] >= 20]
+    assert len(bright) >= 1
+    for row in bright:
+        distance = np.hypot(catalog["x"] - row["x"], catalog["y"] - row["y"])
+        assert distance.min() <= 2.5, f"injection at ({row['x']:.1f}, {row['y']:.1f}) not a candidate"
+        assert catalog["is_real"][np.argmin(distance)]
+
+
+def test_task_on_an_image_with_no_transient_gives_an_empty_catalog(simulated):
+    from rbnodia.tasks.scoring import RELIABILITY_COLUMNS
+    from rbnodia.tasks.search import NoDiaSearchConfig, NoDiaSearchTask
+
+    science, template = _images(simulated[True])
+    catalog = NoDiaSearchTask(config=NoDiaSearchConfig()).run(science, template).candidates
+    assert len(catalog) == 0
+    assert catalog.colnames == list(RELIABILITY_COLUMNS)
+
+
+def test_task_needs_variance_planes_and_aligned_images(simulated):
+    from rbnodia.tasks.search import NoDiaSearchConfig, NoDiaSearchTask
+
+    sim = simulated[False]
+    science, template = _images(sim)
+    task = NoDiaSearchTask(config=NoDiaSearchConfig())
+    with pytest.raises(ValueError, match="variance"):
+        task.run(sim.science, sim.template)
+    from rbnodia.butler.repo import to_masked_image
+
+    cropped = to_masked_image(sim.template[:200, :200], variance=sim.template_variance[:200, :200])
+    with pytest.raises(ValueError, match="warped to the science grid"):
+        task.run(science, cropped)
+
+
+def test_config_is_validated():
+    import lsst.pex.config as pexConfig
+    from rbnodia.tasks.search import NoDiaSearchConfig
+
+    config = NoDiaSearchConfig()
+    config.validate()
+    assert config.layout == "noDIA"
+    config.layout = "DIA"
+    with pytest.raises(pexConfig.FieldValidationError, match="noDIA"):
+        config.validate()
+    config = NoDiaSearchConfig()
+    config.boxWidth = 6
+    with pytest.raises(pexConfig.FieldValidationError, match="odd"):
+        config.validate()
+    assert set(NoDiaSearchConfig.design.allowed) == set(SEARCH_DESIGNS)
+
+
+@pytest.mark.e2e
+def test_search_pipeline_through_pipetask_without_tensorflow(tmp_path):
+    """``pipetask run -p pipelines/NoDiaSearch.yaml`` reads only the science
+    image and the template, in a process where TensorFlow cannot be
+    imported, and writes what the task writes in this process.
+    """
+    from lsst.daf.butler import Butler
+    from rbnodia.butler.execution import pipeline_path, run_pipetask
+    from rbnodia.sim import write_simulated_repo
+    from rbnodia.tasks.search import NoDiaSearchConfig, NoDiaSearchTask, candidate_id_base
+
+    poisoned = tmp_path / "poisoned"
+    for name in ("tensorflow", "keras"):
+        (poisoned / name).mkdir(parents=True)
+        (poisoned / name / "__init__.py").write_text(f"raise ImportError('{name} is poisoned')\n")
+    inherited = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    path = os.pathsep.join([str(poisoned), *inherited])
+    root = tmp_path / "repo"
+    sim = write_simulated_repo(root, preset="des", n_visits=1, n_detectors=2, seed=8, image_size=(300, 300),
+                               progress=False)
+    log = run_pipetask(root, pipeline_path("NoDiaSearch"), [sim["collection"]], "search/run", stream=False,
+                       env={"PYTHONPATH": path})
+    assert "poisoned" not in log
+    butler = Butler.from_config(str(root))
+    refs = butler.query_datasets("rbnodia_search", collections="search/run", explain=False)
+    assert len(refs) == len(sim["data_ids"]) == 2
+    for ref in refs:
+        catalog = butler.get(ref)
+        get = {name: butler.get(name, ref.dataId, collections=sim["collection"])
+               for name in ("preliminary_visit_image", "template_detector")}
+        base = candidate_id_base(ref.dataId["visit"], ref.dataId["detector"])
+        here = NoDiaSearchTask(config=NoDiaSearchConfig()).run(
+            get["preliminary_visit_image"], get["template_detector"], id_base=base).candidates
+        assert len(catalog) == len(here)
+        np.testing.assert_array_equal(catalog["id"], here["id"])
+        np.testing.assert_allclose(catalog["score"], here["score"], rtol=0, atol=1e-6)
