@@ -54,6 +54,8 @@ def _set_options(args: argparse.Namespace) -> dict:
         domain_randomization=args.domain_randomization,
         composition=None if args.composition == "natural" else "default",
         overwrite=args.overwrite,
+        # Only a search set records its candidates, so DIA sets keep their settings (and resume).
+        **({"candidates": "search"} if args.candidates == "search" else {}),
     )
 
 
@@ -110,6 +112,13 @@ def _add_set_arguments(p: argparse.ArgumentParser) -> None:
         default="default",
         help="Bogus family-group shares: 'default' (rbnodia.sim.BOGUS_COMPOSITION) or 'natural' (as the "
         "patches produce them).",
+    )
+    p.add_argument(
+        "--candidates",
+        choices=("dia", "search"),
+        default="dia",
+        help="Cut stamps at the difference-image detections ('dia') or at the candidates of the search with "
+        "no difference image ('search', rbnodia.sim.search_stamps; use with --composition natural).",
     )
     p.add_argument(
         "--overwrite", action="store_true", help="Delete existing shards (default: keep them and resume)."

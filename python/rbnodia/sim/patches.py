@@ -176,6 +176,7 @@ def simulate_patch_stamps(
     real_fraction: float = 0.5,
     visits_per_patch: int = 8,
     domain_randomization: bool = True,
+    candidates: str = "dia",
     **options,
 ) -> LabelledStamps:
     """Simulate one training patch and cut its labelled stamps.
@@ -199,18 +200,30 @@ def simulate_patch_stamps(
         Consecutive patches that share a sky.
     domain_randomization : `bool`
         Draw nuisance parameters over wide ranges (`rbnodia.sim.randomize`).
+    candidates : `str`
+        Where stamps are cut: ``"dia"``, at the difference-image detections
+        (`rbnodia.sim.stamps`), or ``"search"``, at the candidates of the
+        search with no difference image (`rbnodia.sim.search_stamps`).
     **options
         Extra simulator options (override the drawn ones).
 
     Returns
     -------
     stamps : `~rbnodia.core.stampset.LabelledStamps`
-        Every detection whose stamp lies fully inside the patch; ids are
-        ``index * 1000 + n``.
+        Every detection (or candidate) whose stamp lies fully inside the
+        patch; ids are ``index * 1000 + n``.
+
+    Raises
+    ------
+    ValueError
+        If ``candidates`` is neither ``"dia"`` nor ``"search"``.
     """
     from .detector import simulate_detector
+    from .search_stamps import search_stamps_from_detector
     from .stamps import labelled_stamps_from_detector
 
+    if candidates not in ("dia", "search"):
+        raise ValueError(f"candidates must be 'dia' or 'search', got {candidates!r}.")
     preset = get_preset(preset)
     opts = patch_options(
         preset,
@@ -231,9 +244,12 @@ def simulate_patch_stamps(
         inject_margin=half + 2,
         **opts,
     )
-    x = np.asarray(sim.detections["x"])
-    y = np.asarray(sim.detections["y"])
+    if candidates == "search":
+        stamps, x, y = search_stamps_from_detector(sim, stamp_size)
+    else:
+        stamps = labelled_stamps_from_detector(sim, stamp_size)
+        x, y = np.asarray(sim.detections["x"]), np.asarray(sim.detections["y"])
     inside = (x >= half) & (x <= patch_size - 1 - half) & (y >= half) & (y <= patch_size - 1 - half)
-    stamps = labelled_stamps_from_detector(sim, stamp_size).subset(inside)
+    stamps = stamps.subset(inside)
     stamps.id = np.int64(index) * 1000 + np.arange(len(stamps), dtype=np.int64)
     return stamps

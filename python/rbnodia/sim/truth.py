@@ -95,8 +95,11 @@ BOGUS_FAMILIES = (
     "fragment",
     "correlated_noise",
     "noise",
+    "search_peak",
 )
-"""Families that are always bogus (label 1)."""
+"""Families that are always bogus (label 1); ``search_peak`` only among the
+candidates of the search with no difference image
+(`rbnodia.sim.search_stamps`)."""
 FAMILIES = REAL_FAMILIES + CONVENTION_FAMILIES + BOGUS_FAMILIES
 """Every family name the simulator can produce."""
 
@@ -109,6 +112,7 @@ FAMILY_GROUPS: dict[str, tuple[str, ...]] = {
     "dipole": ("dipole",),
     "artifact": ("cosmic_ray", "bad_column", "hot_pixel", "satellite_trail", "saturation", "edge"),
     "fragment": ("fragment",),
+    "search_peak": ("search_peak",),
 }
 """Families grouped by cause (for training-set composition and summaries)."""
 
