@@ -239,3 +239,53 @@ def test_search_pipeline_through_pipetask_without_tensorflow(tmp_path):
         assert len(catalog) == len(here)
         np.testing.assert_array_equal(catalog["id"], here["id"])
         np.testing.assert_allclose(catalog["score"], here["score"], rtol=0, atol=1e-6)
+
+
+def test_training_stamps_at_the_candidates_are_labelled_from_the_truth(simulated):
+    from rbnodia.sim.search_stamps import SEARCH_PEAK_FAMILY, search_stamps_from_detector
+    from rbnodia.sim.truth import FAMILIES, REAL_FAMILIES
+
+    sim = simulated[False]
+    stamps, x, y = search_stamps_from_detector(sim, 51)
+    assert len(stamps) == len(x) == len(y) > 0
+    assert set(stamps.family) <= set(FAMILIES)
+    injections = sim.meta["injections"]
+    distance = np.hypot(x[:, None] - np.asarray(injections["x"])[None, :],
+                        y[:, None] - np.asarray(injections["y"])[None, :]).min(axis=1)
+    real = stamps.label == 0
+    assert (distance[real] <= 2.5).all() and real.any()
+    transient = np.isin(stamps.family, REAL_FAMILIES)
+    assert transient.any() and (stamps.label[transient] == 0).all()
+    assert (stamps.label[stamps.family == SEARCH_PEAK_FAMILY] == 1).all()
+    # the rows are those the task scores: same positions as the search on the same images
+    from rbnodia.core.search import find_candidates
+    from rbnodia.sim.search_stamps import _search_bad
+
+    found = find_candidates(sim.science, sim.science_variance, sim.template, sim.template_variance,
+                            _search_bad(sim))
+    candidates = set(zip(found.x.tolist(), found.y.tolist()))
+    assert set(zip(x.astype(int).tolist(), y.astype(int).tolist())) <= candidates
+    assert np.isfinite(stamps.srch[:, 25, 25]).all()
+
+
+def test_patch_stamps_can_be_cut_at_the_candidates():
+    from rbnodia.sim.patches import simulate_patch_stamps
+
+    stamps = simulate_patch_stamps(0, preset="des", seed=4, patch_size=200, candidates="search")
+    assert len(stamps) > 0 and set(stamps.label) <= {0, 1}
+    with pytest.raises(ValueError, match="candidates"):
+        simulate_patch_stamps(0, preset="des", seed=4, patch_size=200, candidates="everything")
+
+
+def test_config_defaults_are_the_search_defaults():
+    from rbnodia.core.search import SEARCH_DEFAULTS, SEARCH_MASK_PLANES
+    from rbnodia.tasks.search import NoDiaSearchConfig
+
+    config = NoDiaSearchConfig()
+    fields = {"design": "design", "threshold": "detectionThreshold", "box_width": "boxWidth",
+              "aperture_half": "apertureHalfWidth", "excess_threshold": "excessThreshold",
+              "max_candidates": "maxCandidates"}
+    assert set(fields) == set(SEARCH_DEFAULTS)
+    for option, field in fields.items():
+        assert getattr(config, field) == SEARCH_DEFAULTS[option]
+    assert list(config.searchMaskPlanes) == list(SEARCH_MASK_PLANES)

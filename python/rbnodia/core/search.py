@@ -31,7 +31,16 @@ detector (``make bench``, section 6).
 
 from __future__ import annotations
 
-__all__ = ["SEARCH_DESIGNS", "Candidates", "aperture_sums", "box_sum", "find_candidates", "local_maxima"]
+__all__ = [
+    "SEARCH_DEFAULTS",
+    "SEARCH_DESIGNS",
+    "SEARCH_MASK_PLANES",
+    "Candidates",
+    "aperture_sums",
+    "box_sum",
+    "find_candidates",
+    "local_maxima",
+]
 
 from dataclasses import dataclass
 
@@ -39,6 +48,20 @@ import numpy as np
 
 SEARCH_DESIGNS = ("excess", "science")
 """Names of the candidate designs of `find_candidates`."""
+
+SEARCH_DEFAULTS = {
+    "design": "excess",
+    "threshold": 5.0,
+    "box_width": 5,
+    "aperture_half": 4,
+    "excess_threshold": 3.0,
+    "max_candidates": 20000,
+}
+"""Default options of `find_candidates` (and of the search task's config)."""
+
+SEARCH_MASK_PLANES = ("NO_DATA", "SAT", "BAD", "CR", "EDGE", "SUSPECT")
+"""Mask planes of either image where the search centres no candidate and
+counts no excess (the search task's default)."""
 
 
 @dataclass(frozen=True)
@@ -174,12 +197,12 @@ def find_candidates(
     template_variance: np.ndarray,
     bad: np.ndarray | None = None,
     *,
-    design: str = "excess",
-    threshold: float = 5.0,
-    box_width: int = 5,
-    aperture_half: int = 4,
-    excess_threshold: float = 3.0,
-    max_candidates: int = 20000,
+    design: str = SEARCH_DEFAULTS["design"],
+    threshold: float = SEARCH_DEFAULTS["threshold"],
+    box_width: int = SEARCH_DEFAULTS["box_width"],
+    aperture_half: int = SEARCH_DEFAULTS["aperture_half"],
+    excess_threshold: float = SEARCH_DEFAULTS["excess_threshold"],
+    max_candidates: int = SEARCH_DEFAULTS["max_candidates"],
 ) -> Candidates:
     """Find candidate transients from a science image and the template
     warped to it (not PSF-matched).

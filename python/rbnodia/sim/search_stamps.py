@@ -22,21 +22,17 @@ candidate from the simulator's truth:
 
 from __future__ import annotations
 
-__all__ = ["SEARCH_MASK_PLANES", "SEARCH_PEAK_FAMILY", "search_stamps_from_detector"]
+__all__ = ["SEARCH_PEAK_FAMILY", "search_stamps_from_detector"]
 
 import numpy as np
 
 from ..core.preprocess import PixelImage
-from ..core.search import find_candidates
+from ..core.search import SEARCH_MASK_PLANES, find_candidates
 from ..core.stampset import LabelledStamps, cut_labelled_stamps
 from .truth import match_positions
 
 SEARCH_PEAK_FAMILY = "search_peak"
 """Family of the bogus candidates no difference-image detection explains."""
-
-SEARCH_MASK_PLANES = ("NO_DATA", "SAT", "BAD", "CR", "EDGE", "SUSPECT")
-"""Mask planes of either image where the search centres no candidate (the
-default of `rbnodia.tasks.search.NoDiaSearchConfig.searchMaskPlanes`)."""
 
 
 def _search_bad(sim) -> np.ndarray:

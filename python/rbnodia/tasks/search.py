@@ -32,7 +32,7 @@ from lsst.utils.timer import timeMethod
 
 from ..adapters.images import to_pixel_image, variance_array
 from ..core.layouts import Layout
-from ..core.search import find_candidates
+from ..core.search import SEARCH_DEFAULTS, SEARCH_MASK_PLANES, find_candidates
 from .connection_types import DETECTOR_DIMENSIONS, detector_table, model_dataset
 from .scoring import score_detections
 from .scoring_config import ImageConnections, ScoringConfig
@@ -101,7 +101,7 @@ class NoDiaSearchConfig(ScoringConfig, pipelineConnections=NoDiaSearchConnection
     design = pexConfig.ChoiceField(
         dtype=str,
         doc="How candidates are found (rbnodia.core.search).",
-        default="excess",
+        default=SEARCH_DEFAULTS["design"],
         optional=False,
         allowed={
             "excess": "Peaks of the box-filtered flux excess of science over template (no PSF matching).",
@@ -109,27 +109,29 @@ class NoDiaSearchConfig(ScoringConfig, pipelineConnections=NoDiaSearchConnection
         },
     )
     detectionThreshold = pexConfig.RangeField(
-        dtype=float, doc="Box-filtered significance of a peak, in standard deviations.", default=5.0, min=0.0,
+        dtype=float, doc="Box-filtered significance of a peak, in standard deviations.",
+        default=SEARCH_DEFAULTS["threshold"], min=0.0,
     )
     boxWidth = pexConfig.RangeField(
-        dtype=int, doc="Odd width of the box filter in pixels (about the PSF FWHM).", default=5, min=1,
-        max=51,
+        dtype=int, doc="Odd width of the box filter in pixels (about the PSF FWHM).",
+        default=SEARCH_DEFAULTS["box_width"], min=1, max=51,
     )
     apertureHalfWidth = pexConfig.RangeField(
-        dtype=int, doc="Half-size in pixels of the square aperture of the excess test.", default=4, min=1,
-        max=25,
+        dtype=int, doc="Half-size in pixels of the square aperture of the excess test.",
+        default=SEARCH_DEFAULTS["aperture_half"], min=1, max=25,
     )
     excessThreshold = pexConfig.Field(
         dtype=float, doc="Lowest aperture flux excess of science over template, in standard deviations.",
-        default=3.0,
+        default=SEARCH_DEFAULTS["excess_threshold"],
     )
     maxCandidates = pexConfig.RangeField(
         dtype=int, doc="Most candidates scored per detector; beyond it the weakest in excess are dropped "
-        "with a warning (a flood means bad input).", default=20000, min=1, max=CANDIDATE_ID_OFFSET - 1,
+        "with a warning (a flood means bad input).", default=SEARCH_DEFAULTS["max_candidates"], min=1,
+        max=CANDIDATE_ID_OFFSET - 1,
     )
     searchMaskPlanes = pexConfig.ListField(
         dtype=str, doc="Mask planes of either image where no candidate is centred and no excess is counted.",
-        default=["NO_DATA", "SAT", "BAD", "CR", "EDGE", "SUSPECT"],
+        default=list(SEARCH_MASK_PLANES),
     )
 
     @override
