@@ -33,7 +33,7 @@ def test_exits_zero(smoke_run):
     assert done.returncode == 0, f"stdout:\n{done.stdout[-4000:]}\nstderr:\n{done.stderr[-4000:]}"
 
 
-@pytest.mark.parametrize("section", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("section", [1, 2, 3, 4, 5, 6])
 def test_prints_every_section(smoke_run, section):
     done, out = smoke_run
     assert f"== section {section}:" in done.stdout
@@ -43,6 +43,21 @@ def test_prints_every_section(smoke_run, section):
     assert all(f"--sections {section}" in row for row in rows), "every figure names its command"
     figures = json.loads((out / "results.json").read_text())["figures"]
     assert any(f["section"] == section for f in figures)
+
+
+def test_search_section_writes_its_table_and_plot(smoke_run):
+    """Section 6 writes every path's row for both presets, and the completeness plot."""
+    _, out = smoke_run
+    results = json.loads((out / "search" / "search.json").read_text())
+    assert {r["preset"] for r in results} == {"lsst", "des"}
+    table = (out / "search" / "search_comparison.rst").read_text()
+    assert table.count(".. list-table::") == 2
+    rows = ["DIA detection + nodia_default", "DIA detection + dia_default",
+            *(f"search ({design} design) + {model}" for design in ("excess", "science")
+              for model in results[0]["search_models"])]
+    for row in rows:
+        assert table.count(f"* - {row}\n") == 2, row
+    assert (out / "search" / "search_completeness.png").stat().st_size > 10_000
 
 
 def test_writes_markdown_and_json(smoke_run):

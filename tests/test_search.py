@@ -289,3 +289,15 @@ def test_config_defaults_are_the_search_defaults():
     for option, field in fields.items():
         assert getattr(config, field) == SEARCH_DEFAULTS[option]
     assert list(config.searchMaskPlanes) == list(SEARCH_MASK_PLANES)
+
+
+def test_sentinel_and_negative_variance_pixels_are_unusable():
+    science, variance, template, template_variance = _sky(seed=5)
+    science[50:53, 60:63] = 1e30
+    template[50:53, 60:63] = 1e30  # equal sentinels cancel in the difference, and are still unusable
+    science[120, 100] = 1e31
+    template_variance = template_variance.copy()
+    template_variance[150:160, 150:160] = -1.0
+    science[150:160, 150:160] += 1e4
+    found = find_candidates(science, variance, template, template_variance)
+    assert len(found) == 0

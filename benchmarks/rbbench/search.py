@@ -25,7 +25,7 @@ table and completeness plots.
 
 from __future__ import annotations
 
-__all__ = ["DETECTORS", "MATCH_RADIUS", "PATHS", "measure_detector", "run_section"]
+__all__ = ["DETECTORS", "MATCH_RADIUS", "SEARCH_MODELS", "measure_detector", "path_keys", "run_section"]
 
 import logging
 import multiprocessing
@@ -41,14 +41,32 @@ MATCH_RADIUS = 2.5
 
 DETECTORS = {
     # preset: (number of detectors, injected transients per detector); smoke: one small detector each.
-    "lsst": (3, 60),
-    "des": (4, 40),
+    "lsst": (3, 100),
+    "des": (4, 60),
 }
 SMOKE_SIZES = {"lsst": (384, 384), "des": (384, 256)}
 SEED = 20260417
-PATHS = ("dia_nodia", "dia_dia", "search_excess", "search_science")
-"""Keys of the paths compared: DIA detections scored by each packaged
-model, and the search with each design."""
+SEARCH_MODELS = ("search_nodia", "nodia_default")
+"""Packaged noDIA models the search's candidates are scored with (those
+that exist)."""
+DESIGNS = ("excess", "science")
+
+
+def path_keys(models) -> list[str]:
+    """Return the keys of the paths compared: DIA detections scored by each
+    packaged model (``dia_nodia``, ``dia_dia``), and the search with each
+    design scored by each of ``models`` (``search_<design>:<model>``).
+
+    Parameters
+    ----------
+    models : iterable of `str`
+        The search's models.
+
+    Returns
+    -------
+    keys : `list` [`str`]
+    """
+    return ["dia_nodia", "dia_dia"] + [f"search_{design}:{model}" for design in DESIGNS for model in models]
 
 
 def _timed(function):
@@ -114,7 +132,7 @@ def measure_detector(spec: dict) -> dict:
     result : `dict`
         ``preset``, ``shape``, ``times`` (seconds per step), ``injections``
         (``mag``, ``snr``, ``hosted``, ``host_mag`` lists) and, per path
-        of `PATHS`, `_path_result`'s scores.
+        of `path_keys`, `_path_result`'s scores; ``search_models``.
     """
     from threadpoolctl import threadpool_limits
 
@@ -144,7 +162,10 @@ def measure_detector(spec: dict) -> dict:
                              "host_mag": np.nan_to_num(np.asarray(injections["host_mag"], float),
                                                        nan=np.inf).tolist()},
               "n_dia_detections": len(sim.detections)}
-    models = {name: load_model(name) for name in ("nodia_default", "dia_default")}
+    from rbnodia.nn.files import packaged_model_names
+
+    search_models = [name for name in SEARCH_MODELS if name in packaged_model_names()]
+    models = {name: load_model(name) for name in {"nodia_default", "dia_default", *search_models}}
     with threadpool_limits(limits=1):
         for key, layout, name in (("dia_nodia", "noDIA", "nodia_default"), ("dia_dia", "DIA", "dia_default")):
             config = ClassifyRealBogusConfig()
@@ -155,7 +176,7 @@ def measure_detector(spec: dict) -> dict:
                                                    images["difference"], model=models[name]))
             times[f"{key}_classify"] = seconds
             result[key] = _path_result(out.reliability, injections, real_x, real_y)
-        for design in ("excess", "science"):
+        for design in DESIGNS:
             config = NoDiaSearchConfig()
             config.design = design
             config.inferenceThreads = 1
@@ -163,13 +184,13 @@ def measure_detector(spec: dict) -> dict:
             base = candidate_id_base(sim.visit, sim.detector)
             table, seconds = _timed(lambda: task.find(images["science"], images["template"], base))
             times[f"search_{design}_find"] = seconds
-            scored, seconds = _timed(lambda: score_detections(config, images["science"], images["template"],
-                                                              table, model=models["nodia_default"],
-                                                              log=task.log))
-            times[f"search_{design}_classify"] = seconds
-            result[f"search_{design}"] = _path_result(scored.catalog, injections, real_x, real_y)
-    result["thresholds"] = {"nodia_default": models["nodia_default"].threshold,
-                            "dia_default": models["dia_default"].threshold}
+            for name in search_models:
+                scored, seconds = _timed(lambda: score_detections(
+                    config, images["science"], images["template"], table, model=models[name], log=task.log))
+                times[f"search_{design}:{name}_classify"] = seconds
+                result[f"search_{design}:{name}"] = _path_result(scored.catalog, injections, real_x, real_y)
+    result["thresholds"] = {name: model.threshold for name, model in models.items()}
+    result["search_models"] = search_models
     return result
 
 

@@ -10,7 +10,7 @@ benchmark table.
 
 from __future__ import annotations
 
-__all__ = ["PATH_LABELS", "SNR_MIN", "write_report"]
+__all__ = ["SNR_MIN", "path_label", "write_report"]
 
 import json
 from pathlib import Path
@@ -22,20 +22,40 @@ from .common import Figure, section_command
 SNR_MIN = 10.0
 """Expected S/N above which completeness is the issue's target figure."""
 
-PATH_LABELS = {
-    "dia_nodia": "DIA detection + noDIA CNN",
-    "dia_dia": "DIA detection + DIA CNN",
-    "search_excess": "search, excess design + noDIA CNN",
-    "search_science": "search, science design + noDIA CNN",
-}
-_THRESHOLD_MODEL = {"dia_nodia": "nodia_default", "dia_dia": "dia_default", "search_excess": "nodia_default",
-                    "search_science": "nodia_default"}
-_STEPS = {
-    "dia_nodia": ("dia_subtract", "dia_detect", "dia_nodia_classify"),
-    "dia_dia": ("dia_subtract", "dia_detect", "dia_dia_classify"),
-    "search_excess": ("search_excess_find", "search_excess_classify"),
-    "search_science": ("search_science_find", "search_science_classify"),
-}
+_DIA_LABELS = {"dia_nodia": "DIA detection + nodia_default", "dia_dia": "DIA detection + dia_default"}
+_DIA_MODELS = {"dia_nodia": "nodia_default", "dia_dia": "dia_default"}
+
+
+def path_label(key: str) -> str:
+    """Return the table label of a path key (`rbbench.search.path_keys`).
+
+    Parameters
+    ----------
+    key : `str`
+        ``dia_nodia``, ``dia_dia`` or ``search_<design>:<model>``.
+
+    Returns
+    -------
+    label : `str`
+    """
+    if key in _DIA_LABELS:
+        return _DIA_LABELS[key]
+    design, model = key.removeprefix("search_").split(":")
+    return f"search ({design} design) + {model}"
+
+
+def _model(key: str) -> str:
+    return _DIA_MODELS.get(key) or key.split(":")[1]
+
+
+def _steps(key: str) -> tuple[str, ...]:
+    if key in _DIA_MODELS:
+        return ("dia_subtract", "dia_detect", f"{key}_classify")
+    return (f"{key.split(':')[0]}_find", f"{key}_classify")
+
+
+_HOSTLESS_AT = 27.0
+"""Where hostless transients are plotted on the host-magnitude axis."""
 
 
 def _pool(results: list[dict], path: str) -> dict:
@@ -47,7 +67,7 @@ def _pool(results: list[dict], path: str) -> dict:
         "best": np.concatenate([r[path]["injection_scores"] for r in results]),
         "bogus": np.concatenate([r[path]["bogus_scores"] for r in results]) if results else np.zeros(0),
         "n_detectors": len(results),
-        "seconds": {step: float(np.mean([r["times"][step] for r in results])) for step in _STEPS[path]},
+        "seconds": {step: float(np.mean([r["times"][step] for r in results])) for step in _steps(path)},
     }
 
 
@@ -78,12 +98,14 @@ def _summaries(results: list[dict]) -> dict:
     for preset in sorted({r["preset"] for r in results}):
         chosen = [r for r in results if r["preset"] == preset]
         thresholds = chosen[0]["thresholds"]
-        pools = {path: _pool(chosen, path) for path in PATH_LABELS}
+        from .search import path_keys
+
+        pools = {path: _pool(chosen, path) for path in path_keys(chosen[0]["search_models"])}
         bright = pools["dia_nodia"]["snr"] >= SNR_MIN
         reference = _completeness(pools["dia_nodia"], thresholds["nodia_default"], bright)
         rows = {}
         for path, pool in pools.items():
-            threshold = thresholds[_THRESHOLD_MODEL[path]]
+            threshold = thresholds[_model(path)]
             matched = _matched_threshold(pool, reference, bright)
             rows[path] = {
                 "threshold": threshold,
@@ -126,7 +148,7 @@ def _table(summaries: dict, smoke: bool) -> str:
         for path, row in summary["paths"].items():
             steps = " + ".join(f"{name.split('_')[-1]} {_fmt(seconds, 2)}"
                                for name, seconds in row["seconds"].items())
-            cells = (PATH_LABELS[path], _fmt(row["completeness_snr10"]), _fmt(row["completeness_all"]),
+            cells = (path_label(path), _fmt(row["completeness_snr10"]), _fmt(row["completeness_all"]),
                      _fmt(row["false_positives"], 1), _fmt(row["false_positives_matched"], 1),
                      f"{_fmt(row['total_seconds'], 2)} ({steps})", _fmt(row["total_seconds"] / dia_total, 3))
             lines.append("   * - " + "\n     - ".join(cells))
@@ -140,12 +162,12 @@ def _plot(summaries: dict, path: Path) -> None:
     fig = new_figure(11, 4.2 * len(summaries))
     axes = fig.subplots(len(summaries), 2, squeeze=False)
     for row, (preset, summary) in enumerate(summaries.items()):
-        for path_key, label in PATH_LABELS.items():
-            pool = summary["pools"][path_key]
+        for path_key, pool in summary["pools"].items():
+            label = path_label(path_key)
             threshold = summary["paths"][path_key]["threshold"]
             found = pool["best"] >= threshold
-            host = np.where(pool["hosted"], pool["host_mag"], 17.0)
-            host_edges = np.array([16.5, 17.5, 19, 20, 21, 22, 23, 24, 25.5])
+            host = np.where(pool["hosted"], pool["host_mag"], _HOSTLESS_AT)
+            host_edges = np.array([14.0, 18, 19, 20, 21, 22, 23, 24, 26, _HOSTLESS_AT + 0.5])
             for column, (values, edges) in enumerate(((pool["mag"], np.arange(19.0, 25.51, 0.5)),
                                                       (host, host_edges))):
                 index = np.digitize(values, edges) - 1
@@ -157,7 +179,7 @@ def _plot(summaries: dict, path: Path) -> None:
                         fractions.append(found[inside].mean())
                 axes[row, column].plot(centres, fractions, marker="o", label=label)
         axes[row, 0].set_xlabel("injected magnitude (AB)")
-        axes[row, 1].set_xlabel("host magnitude (AB; leftmost point: hostless)")
+        axes[row, 1].set_xlabel(f"host magnitude (AB; at {_HOSTLESS_AT:g}: hostless)")
         for column in range(2):
             axes[row, column].set_ylabel("completeness")
             axes[row, column].set_ylim(-0.02, 1.02)
@@ -185,9 +207,13 @@ def write_report(results: list[dict], smoke: bool, out: Path, doc_dir: Path | No
     Returns
     -------
     figures : `list` [`Figure`]
-        Per preset: the excess design's time per detector against the DIA
-        path's, and its completeness (S/N >= 10) against the DIA path's.
+        Per preset: the search's time per detector, with the task's
+        default design and model, against the DIA path's, and its
+        completeness (S/N >= 10) against the DIA path's.
     """
+    from rbnodia.core.search import SEARCH_DEFAULTS
+    from rbnodia.tasks.search import NoDiaSearchConfig
+
     out.mkdir(parents=True, exist_ok=True)
     (out / "search.json").write_text(json.dumps(results, indent=1))
     summaries = _summaries(results)
@@ -199,11 +225,14 @@ def write_report(results: list[dict], smoke: bool, out: Path, doc_dir: Path | No
     command = section_command(6, smoke)
     figures = []
     for preset, summary in summaries.items():
-        dia, search = summary["paths"]["dia_nodia"], summary["paths"]["search_excess"]
+        dia = summary["paths"]["dia_nodia"]
+        default_model = NoDiaSearchConfig().packaged_model_name()
+        key = f"search_{SEARCH_DEFAULTS['design']}:{default_model}"
+        search = summary["paths"][key]
         note = (f"{summary['n_detectors']} simulated {preset.upper()} detectors, "
                 f"{summary['shape'][0]}x{summary['shape'][1]}; one thread per step")
         figures.append(Figure.time(
-            f"6.{preset}_time", 6, f"{preset.upper()} detector: search (excess design) + noDIA scoring",
+            f"6.{preset}_time", 6, f"{preset.upper()} detector: {path_label(key)}",
             search["total_seconds"], "s", baseline=dia["total_seconds"],
             baseline_label="DIA path: PSF-matched subtraction, detection, noDIA scoring", note=note,
             command=command))

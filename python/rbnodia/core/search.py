@@ -46,6 +46,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .scaling import PIXEL_LIMIT
+
 SEARCH_DESIGNS = ("excess", "science")
 """Names of the candidate designs of `find_candidates`."""
 
@@ -218,8 +220,9 @@ def find_candidates(
     template_variance : `numpy.ndarray`
         Its variance plane.
     bad : `numpy.ndarray`, optional
-        True for pixels unusable in either image; NaN or infinite pixels of
-        any plane are added to it.
+        True for pixels unusable in either image; NaN, infinite and sentinel
+        (`rbnodia.core.scaling.PIXEL_LIMIT`) pixels of any plane, and
+        negative variances, are added to it.
     design : `str`
         ``"excess"`` or ``"science"`` (see the module docstring).
     threshold : `float`
@@ -252,7 +255,11 @@ def find_candidates(
                          f"got {[np.shape(p) for p in (science, *planes)]}.")
     difference = np.subtract(science, template, dtype=np.float32)
     variance = np.add(science_variance, template_variance, dtype=np.float32)
-    unusable = ~np.isfinite(difference) | ~(variance >= 0)
+    unusable = np.zeros(shape, dtype=bool)
+    for image in (science, template):
+        unusable |= ~(np.abs(image) < PIXEL_LIMIT)
+    for plane in (science_variance, template_variance):
+        unusable |= ~((plane >= 0) & (plane < PIXEL_LIMIT))
     if bad is not None:
         unusable |= np.asarray(bad, dtype=bool)
     difference[unusable] = 0
