@@ -26,9 +26,9 @@ __all__ = ["SEARCH_PEAK_FAMILY", "search_stamps_from_detector"]
 
 import numpy as np
 
-from ..core.preprocess import PixelImage
 from ..core.search import SEARCH_MASK_PLANES, find_candidates
 from ..core.stampset import LabelledStamps, cut_labelled_stamps
+from .stamps import detector_images, stamps_meta
 from .truth import match_positions
 
 SEARCH_PEAK_FAMILY = "search_peak"
@@ -52,9 +52,9 @@ def search_stamps_from_detector(sim, stamp_size: int = 51, match_radius: float =
     Parameters
     ----------
     sim : `~rbnodia.sim.detector.SimulatedDetector`
-        The simulated detector-visit.
+        The detector-visit to search, with its truth.
     stamp_size : `int`
-        Odd stamp width.
+        Stamp width in pixels (odd).
     match_radius : `float`
         Pixels between a candidate and the injection or detection it is.
     **search
@@ -103,24 +103,9 @@ def search_stamps_from_detector(sim, stamp_size: int = 51, match_radius: float =
     mag[hit] = np.asarray(truth["mag"], float)[rows]
     snr[hit] = np.asarray(truth["snr"], float)[rows]
 
-    images = {
-        "diff": PixelImage(sim.difference, sim.difference_mask.get("NO_DATA")),
-        "srch": PixelImage(sim.science, sim.science_mask.get("NO_DATA")),
-        "tmpl": PixelImage(sim.template, sim.template_mask.get("NO_DATA")),
-    }
-    meta = {
-        "simulator": "rbnodia.sim",
-        "candidates": "search",
-        "preset": sim.meta.get("preset"),
-        "seed": sim.meta.get("seed"),
-        "instrument": sim.instrument,
-        "visit": sim.visit,
-        "detector": sim.detector,
-        "band": sim.band,
-        "label_convention": "0 = real, 1 = bogus (DES)",
-    }
     index = np.flatnonzero(keep)
-    stamps = cut_labelled_stamps(images, x[index], y[index], ids=np.arange(len(index), dtype=np.int64),
-                                 labels=label[index], family=family[index], mag=mag[index], snr=snr[index],
-                                 size=stamp_size, meta=meta)
+    stamps = cut_labelled_stamps(detector_images(sim), x[index], y[index],
+                                 ids=np.arange(len(index), dtype=np.int64), labels=label[index],
+                                 family=family[index], mag=mag[index], snr=snr[index], size=stamp_size,
+                                 meta=stamps_meta(sim, candidates="search"))
     return stamps, x[index], y[index]
