@@ -9,7 +9,7 @@ breakdowns.
 
 from __future__ import annotations
 
-__all__ = ["COMMANDS", "merge_reproductions", "run_merge"]
+__all__ = ["COMMANDS", "merge_reproductions"]
 
 import argparse
 import json
@@ -96,19 +96,7 @@ def merge_reproductions(
     return merged
 
 
-def run_merge(args: argparse.Namespace) -> int:
-    """Run ``rbnodia reproduce-paper-table``.
-
-    Parameters
-    ----------
-    args : `argparse.Namespace`
-        The parsed command line.
-
-    Returns
-    -------
-    status : `int`
-        The exit status (0 on success).
-    """
+def _merge(args: argparse.Namespace) -> int:
     results = merge_reproductions(args.runs, args.test, args.out)
     print_comparison(results["rows"], Path(args.out) / "results.md")
     return 0
@@ -126,7 +114,7 @@ COMMANDS = (
     Command(
         "reproduce-paper-table",
         help="Merge several reproduce-paper runs (same split, one recipe each) into one table and figures.",
-        run=run_merge,
+        run=_merge,
         arguments=_merge_arguments,
     ),
 )

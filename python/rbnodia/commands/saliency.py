@@ -21,7 +21,7 @@ and writes into ``--out``:
 
 from __future__ import annotations
 
-__all__ = ["COMMANDS", "run_saliency"]
+__all__ = ["COMMANDS"]
 
 import argparse
 import logging
@@ -35,19 +35,7 @@ from .reports import write_json
 _LOG = logging.getLogger(__name__)
 
 
-def run_saliency(args: argparse.Namespace) -> int:
-    """Run ``rbnodia saliency`` with parsed arguments.
-
-    Parameters
-    ----------
-    args : `argparse.Namespace`
-        The parsed command line.
-
-    Returns
-    -------
-    status : `int`
-        The exit status (0 on success).
-    """
+def _saliency(args: argparse.Namespace) -> int:
     from ..core.saliency import (
         confusion_quadrant,
         dominant_segment,
@@ -188,7 +176,7 @@ COMMANDS = (
         description="Vanilla gradient saliency maps of a model on labelled stamps and the share of saliency "
         "on each input segment (Acero-Cuellar et al., Section 4.3, Eq. 4).  Writes saliency_summary.json, "
         "saliency_importances.npz and PNG figures (the paper's Figures 8-11 and Appendix C) into --out.",
-        run=run_saliency,
+        run=_saliency,
         arguments=_saliency_arguments,
     ),
 )

@@ -11,7 +11,7 @@ of the same command resumes it.
 
 from __future__ import annotations
 
-__all__ = ["COMMANDS", "add_train_arguments", "config_from_args", "run_train", "write_training_plots"]
+__all__ = ["COMMANDS", "add_train_arguments", "config_from_args", "write_training_plots"]
 
 import argparse
 import logging
@@ -198,19 +198,7 @@ def _print_summary(model, result, out: Path, test_metrics: dict[str, Any]) -> No
     )
 
 
-def run_train(args: argparse.Namespace) -> int:
-    """Run ``rbnodia train``.
-
-    Parameters
-    ----------
-    args : `argparse.Namespace`
-        The parsed command line.
-
-    Returns
-    -------
-    status : `int`
-        The exit status (0 on success).
-    """
+def _train(args: argparse.Namespace) -> int:
     from ..core.stampset import LabelledStamps
     from ..training import evaluate_model, finalize_model, label_families_real, network_cost, train_model
 
@@ -276,7 +264,7 @@ COMMANDS = (
         description="Train a real/bogus network from labelled stamp files (.npz shards or folders), print "
         "its metrics, and write the model file, a metrics JSON and PNG diagnostics.  With --checkpoint-dir "
         "the run checkpoints every epoch and the same command resumes it.",
-        run=run_train,
+        run=_train,
         arguments=add_train_arguments,
     ),
 )
