@@ -104,28 +104,10 @@ class Figure:
 
         Parameters
         ----------
-        id : `str`
-            Stable identifier, ``<section>.<name>``.
-        section : `int`
-            Section number.
-        what : `str`
-            What was measured, in words.
-        value : `float`
-            The measurement.
-        unit : `str`
-            Its unit.
-        baseline : `float`, optional
-            The baseline measured in the same run, in the same unit.
-        baseline_label : `str`, optional
-            What the baseline is.
-        reference : `float`, optional
-            A published or target figure in the same unit, not measured here.
-        reference_label : `str`, optional
-            What the reference is.
-        note : `str`, optional
-            How the figure was obtained (sizes, extrapolation, data).
-        command : `str`, optional
-            The command that produced the figure.
+        id, section, what, value, unit
+            The figure's attributes of these names.
+        baseline, baseline_label, reference, reference_label, note, command : optional
+            Likewise; ``ratio`` and ``vs_reference`` are computed from them.
 
         Returns
         -------
@@ -144,28 +126,10 @@ class Figure:
 
         Parameters
         ----------
-        id : `str`
-            Stable identifier, ``<section>.<name>``.
-        section : `int`
-            Section number.
-        what : `str`
-            What was measured, in words.
-        value : `float`
-            The measurement.
-        unit : `str`
-            Its unit.
-        baseline : `float`, optional
-            The baseline measured in the same run, in the same unit.
-        baseline_label : `str`, optional
-            What the baseline is.
-        reference : `float`, optional
-            A published or target figure in the same unit, not measured here.
-        reference_label : `str`, optional
-            What the reference is.
-        note : `str`, optional
-            How the figure was obtained (sizes, extrapolation, data).
-        command : `str`, optional
-            The command that produced the figure.
+        id, section, what, value, unit
+            As for `time`.
+        baseline, baseline_label, reference, reference_label, note, command : optional
+            As for `time`.
 
         Returns
         -------
