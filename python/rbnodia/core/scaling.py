@@ -175,15 +175,12 @@ def interval_scale(
 
     Parameters
     ----------
-    pixels : `numpy.ndarray`
-        ``(n, h, w)`` stamps.
-    usable : `numpy.ndarray`, optional
-        ``(n, h, w)`` bool, pixels that may be used; pixels that are not
-        finite or not below `PIXEL_LIMIT` are never used.
+    pixels, usable
+        As for `standardize`.
     nsigma : `float`
         Half-width of the interval in standard deviations (the paper: 3).
     out : `numpy.ndarray`, optional
-        ``(n, h, w)`` float32 array (or view) to write the result into.
+        As for `standardize`.
 
     Returns
     -------
