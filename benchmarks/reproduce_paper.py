@@ -36,14 +36,15 @@ def main(argv=None) -> int:
         The exit status.
     """
     from rbnodia.cli import configure_logging
-    from rbnodia.commands.reproduce import add_reproduce_arguments, run_reproduce
+    from rbnodia.commands.reproduce import COMMANDS
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_reproduce_arguments(parser)
+    (command,) = COMMANDS
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     parents=[command.arguments_parser()])
     parser.add_argument("-v", "--verbose", action="store_true", help="Debug logging.")
     args = parser.parse_args(argv)
     configure_logging(args.verbose)
-    return run_reproduce(args)
+    return command.run(args)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ __all__ = [
     "add_reproduce_arguments",
     "comparison_row",
     "reproduce_paper",
-    "run_reproduce",
     "write_comparison_plots",
 ]
 
@@ -310,19 +309,7 @@ def reproduce_paper(
     return results
 
 
-def run_reproduce(args: argparse.Namespace) -> int:
-    """Run ``rbnodia reproduce-paper``.
-
-    Parameters
-    ----------
-    args : `argparse.Namespace`
-        The parsed command line.
-
-    Returns
-    -------
-    status : `int`
-        The exit status (0 on success).
-    """
+def _reproduce(args: argparse.Namespace) -> int:
     results = reproduce_paper(
         args.train,
         args.test,
@@ -347,7 +334,7 @@ COMMANDS = (
         help="Train the paper's DIA/noDIA and the improved noDIA on one split and compare with the paper.",
         description="Train several recipes on the same split, score them on the same test set, and print "
         "them beside Acero-Cuellar et al.'s results, with per-family and per-S/N breakdowns.",
-        run=run_reproduce,
+        run=_reproduce,
         arguments=add_reproduce_arguments,
     ),
 )
