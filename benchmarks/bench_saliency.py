@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import tensorflow as tf
-    from rbbench.common import best_times_per_stamp
+    from rbbench.common import best_times_per_stamp, load_average
 
     from rbnodia.core.saliency import dominant_segment, segment_importances
     from rbnodia.nn import RealBogusModel, load_model, packaged_model_names
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     n = args.batch_size * args.batches
     rng = np.random.default_rng(0)
     devices = ", ".join(d.device_type for d in tf.config.list_logical_devices())
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+    load = ", ".join(f"{x:.1f}" for x in load_average())
     print(
         f"tensorflow {tf.__version__} on {devices}; {os.cpu_count()} CPUs (load {load}); "
         f"batch {args.batch_size}, {n} stamps per run, best of {args.repeats}; ms per stamp"

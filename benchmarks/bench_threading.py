@@ -75,13 +75,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stamps", type=int, default=4096, help="Stamps per timed run (whole batches).")
     args = parser.parse_args(argv)
 
-    from rbbench.common import best_times_per_stamp
+    from rbbench.common import best_times_per_stamp, load_average
 
     from rbnodia.nn import RealBogusModel, architecture_names, load_model
     from rbnodia.nn.onnx.runtime import OnnxPredictor, OnnxSaliency, default_threads
 
     threads = args.threads or default_threads()
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+    load = ", ".join(f"{x:.1f}" for x in load_average())
     print(f"{threads} threads (load {load}); us per stamp, best of {args.repeats} alternating runs")
     width = max(len(name) for name in args.models + ["model"])
     header = (f"{'model':<{width}} {'graph':<9} {'batch':>5} | {'intra-op':>8} {'cpu':>6} | "
