@@ -2,7 +2,8 @@
 fits the pipeline's layout, carries its training metadata and the inference
 graphs this rbnodia translates its network into, scores as its Keras
 network does, and classifies freshly simulated stamps (seeds never used in
-training) well.
+training) well: the classification pipelines' models on DIA detections, the
+search's model on the search's candidates.
 """
 
 import copy
@@ -15,6 +16,9 @@ from rbnodia.butler.execution import pipeline_path
 from rbnodia.nn import load_model, packaged_model_names
 
 PIPELINE_MODELS = {"RealBogusNoDia": "noDIA", "RealBogusDia": "DIA"}
+SEARCH_PIPELINE = "NoDiaSearch"
+TASK_LABELS = {"RealBogusNoDia": "classifyRealBogus", "RealBogusDia": "classifyRealBogus",
+               SEARCH_PIPELINE: "noDiaSearch"}
 
 
 def _pipeline_model(pipeline: str) -> str:
@@ -24,7 +28,8 @@ def _pipeline_model(pipeline: str) -> str:
 
     for key, value in environment().items():
         os.environ.setdefault(key, value)
-    config = Pipeline.from_uri(str(pipeline_path(pipeline))).to_graph().tasks["classifyRealBogus"].config
+    graph = Pipeline.from_uri(str(pipeline_path(pipeline))).to_graph()
+    config = graph.tasks[TASK_LABELS[pipeline]].config
     assert config.modelSource == "package"
     return config.packaged_model_name()
 
@@ -74,8 +79,42 @@ def test_packaged_model_classifies_fresh_simulated_stamps(pipeline, fresh_stamps
     assert metrics["roc_auc"] >= 0.9, metrics
 
 
-@pytest.mark.parametrize("pipeline", sorted(PIPELINE_MODELS))
-def test_packaged_graphs_score_as_the_keras_network(pipeline, fresh_stamps):
+@pytest.fixture(scope="module")
+def fresh_search_stamps(tmp_path_factory):
+    from rbnodia.core.stampset import LabelledStamps
+    from rbnodia.sim import make_training_set
+
+    out = tmp_path_factory.mktemp("fresh_search")
+    make_training_set(160, out, preset="des", seed=434343, composition=None, candidates="search",
+                      workers=1, progress=False)
+    return LabelledStamps.load(out)
+
+
+def test_search_model_is_packaged_and_classifies_search_candidates(fresh_search_stamps):
+    from rbnodia.training import evaluate_model
+    from rbnodia.training.data import label_families_real
+
+    name = _pipeline_model(SEARCH_PIPELINE)
+    assert name in packaged_model_names()
+    model = load_model(name)
+    assert model.layout.value == "noDIA" and model.stamp_size == 51
+    assert model.compute_content_hash() == model.metadata.content_hash
+    # Trained on the search's own candidates (static sources and noise peaks among its bogus),
+    # and tested on a separate set of them.
+    training = model.metadata.training
+    assert training["data"]["families"].get("search_peak", 0) >= 10_000
+    assert model.metadata.metrics["test"]["n"] >= 20_000
+    stamps = copy.deepcopy(fresh_search_stamps)
+    assert "search_peak" in set(stamps.family)
+    label_families_real(stamps, training["config"].get("realFamilies") or [])
+    metrics = evaluate_model(model, stamps)
+    # A sanity check, as above: a broken model scores about 0.5.
+    assert metrics["accuracy"] >= 0.8, metrics
+    assert metrics["roc_auc"] >= 0.9, metrics
+
+
+@pytest.mark.parametrize("name", packaged_model_names())
+def test_packaged_graphs_score_as_the_keras_network(name, fresh_stamps):
     """The file's ONNX graphs (what pipelines run) against its Keras network
     (TensorFlow), on the stamps a pipeline would feed them: the same scores
     up to float32 rounding (the two runtimes sum convolutions in different
@@ -87,7 +126,7 @@ def test_packaged_graphs_score_as_the_keras_network(pipeline, fresh_stamps):
     from rbnodia.nn.model import RealBogusModel, packaged_model_path
     from rbnodia.nn.onnx.translate import translate_model_graphs
 
-    model = RealBogusModel.from_bytes(packaged_model_path(_pipeline_model(pipeline)).read_bytes())
+    model = RealBogusModel.from_bytes(packaged_model_path(name).read_bytes())
     assert set(model.graphs) == {"forward", "saliency", "saliency_rows"}
     inputs = fresh_stamps.model_inputs(model.layout, model.stacking)[0]
     onnx_scores = model.predict(inputs, backend="onnx")

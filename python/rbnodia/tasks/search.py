@@ -12,6 +12,7 @@ from __future__ import annotations
 
 __all__ = [
     "CANDIDATE_ID_OFFSET",
+    "SEARCH_MODEL",
     "NoDiaSearchConfig",
     "NoDiaSearchConnections",
     "NoDiaSearchTask",
@@ -41,6 +42,12 @@ CANDIDATE_ID_OFFSET = 500_000
 """Candidate ids are ``(visit * 1000 + detector) * 10**6 + CANDIDATE_ID_OFFSET
 + index``: unique in a repository and disjoint from the simulator's
 detection ids of the same detector (``index`` below ``CANDIDATE_ID_OFFSET``)."""
+
+SEARCH_MODEL = "search_nodia"
+"""Packaged model of the search when ``modelName`` is not set: a noDIA
+network trained on stamps centred on the search's own candidates
+(``rbnodia make-training-set --candidates search``), so that it has seen the
+static sources and noise peaks the search finds as well as the artifacts."""
 
 
 def candidate_id_base(visit: int, detector: int) -> int:
@@ -138,6 +145,17 @@ class NoDiaSearchConfig(ScoringConfig, pipelineConnections=NoDiaSearchConnection
     def setDefaults(self):
         super().setDefaults()
         self.layout = Layout.NODIA.value
+
+    @override
+    def packaged_model_name(self) -> str:
+        """Return the ``modelName`` to load with ``modelSource='package'``.
+
+        Returns
+        -------
+        name : `str`
+            ``modelName``, or `SEARCH_MODEL` when unset.
+        """
+        return self.modelName if self.modelName is not None else SEARCH_MODEL
 
     @override
     def validate(self):
