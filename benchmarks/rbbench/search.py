@@ -10,7 +10,7 @@ process.  On it the worker runs:
   `ClassifyRealBogusTask` with ``nodia_default`` and with ``dia_default``;
 - the search (`NoDiaSearchTask`) with each design of
   `rbnodia.core.search`, timed as its two steps: finding candidates, and
-  scoring them with ``nodia_default``.
+  scoring them with each packaged model of `SEARCH_MODELS`.
 
 Every step runs on one thread (BLAS, FFT and ONNX Runtime), one detector
 per process, two processes at a time; times are wall-clock seconds of a
@@ -41,8 +41,8 @@ MATCH_RADIUS = 2.5
 
 DETECTORS = {
     # preset: (number of detectors, injected transients per detector); smoke: one small detector each.
-    "lsst": (3, 100),
-    "des": (4, 60),
+    "lsst": (4, 150),
+    "des": (6, 80),
 }
 SMOKE_SIZES = {"lsst": (384, 384), "des": (384, 256)}
 SEED = 20260417
