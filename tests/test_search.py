@@ -9,7 +9,14 @@ import os
 import numpy as np
 import pytest
 
-from rbnodia.core.search import SEARCH_DESIGNS, aperture_sums, box_sum, find_candidates, local_maxima
+from rbnodia.core.search import (
+    SEARCH_DESIGNS,
+    aperture_sums,
+    box_sum,
+    column_defects,
+    find_candidates,
+    local_maxima,
+)
 
 SIGMA = 10.0
 
@@ -81,6 +88,45 @@ def test_a_new_source_is_found_and_a_static_star_is_not(design):
     # A seeing difference leaves candidates on static stars only where their excess passes the cut,
     # never a flood: the network that scores them rejects them.
     assert len(near_stars) <= 4
+    # Bright stars, and their residuals, are no column defect.
+    assert found.n_defect_pixels == 0
+
+
+def _warm_column(seed, level):
+    """Return a 400-row sky with a transient and an unmasked warm column (rows 60 on) of ``level`` sigma."""
+    science, variance, template, template_variance = _sky(shape=(400, 240), seed=seed)
+    rng = np.random.default_rng(seed + 100)
+    science[60:, 170] += level * SIGMA * rng.poisson(20, 340) / 20
+    science += _star(science.shape, 60.2, 300.4, 3000, 4.0)  # the transient: S/N ~ 40
+    return science, variance, template, template_variance
+
+
+@pytest.mark.parametrize("design", SEARCH_DESIGNS)
+def test_an_unmasked_warm_column_gives_no_flood(design):
+    images = _warm_column(seed=7, level=5.0)
+    ignored = find_candidates(*images, design=design, column_sigma=0)
+    on_column = sum(abs(x - 170) <= 2 for x in ignored.x)
+    assert on_column >= 5 and ignored.n_defect_pixels == 0  # the flood the defect test prevents
+    found = find_candidates(*images, design=design)
+    assert not any(abs(x - 170) <= 2 for x in found.x)
+    assert min(np.hypot(found.x - 60.2, found.y - 300.4)) <= 1.5  # the transient is still found
+    assert found.n_defect_pixels >= 300
+
+
+def test_column_defects_are_columns_of_positive_excess_only():
+    science, _, template, _ = _sky(shape=(512, 300), seed=11)
+    difference = science - template
+    usable = np.ones(difference.shape, dtype=bool)
+    assert not column_defects(difference, usable, 128, 5.5).any()  # noise alone
+    difference[:, 40] += SIGMA  # a warm column of about 1 sigma
+    difference[:, 90] -= 3 * SIGMA  # a cold column: no excess, no candidate, no defect
+    difference[200:220, 150] += 50 * SIGMA  # a bright source crossing a segment: few rows of 128
+    defects = column_defects(difference, usable, 128, 5.5)
+    assert defects[:, 40].all()
+    assert not np.delete(defects, 40, axis=1).any()
+    assert not column_defects(difference, usable, 128, 0).any()  # 0 looks for none
+    usable[:, 40] = False  # masked already: nothing to find
+    assert not column_defects(difference, usable, 128, 5.5).any()
 
 
 @pytest.mark.parametrize("design", SEARCH_DESIGNS)
@@ -284,7 +330,8 @@ def test_config_defaults_are_the_search_defaults():
     config = NoDiaSearchConfig()
     fields = {"design": "design", "threshold": "detectionThreshold", "box_width": "boxWidth",
               "aperture_half": "apertureHalfWidth", "excess_threshold": "excessThreshold",
-              "max_candidates": "maxCandidates"}
+              "max_candidates": "maxCandidates", "column_sigma": "columnDefectSigma",
+              "column_block": "columnDefectBlock"}
     assert set(fields) == set(SEARCH_DEFAULTS)
     for option, field in fields.items():
         assert getattr(config, field) == SEARCH_DEFAULTS[option]

@@ -21,7 +21,10 @@ In both designs a candidate must then show an aperture flux excess over the
 template of at least ``excess_threshold`` standard deviations.  Pixels that
 are unusable in either image (masked, NaN) are zero in both images before
 filtering, so that masked areas and template edges give no excess, and no
-peak is centred on one.
+peak is centred on one.  Column defects that no mask plane knows (warm
+columns missing from the defect list) are found from the images
+(`column_defects`) and treated as unusable too, so that they give no flood
+of candidates along the column.
 
 Written with numpy only, for a measured reason: the base install (what a
 pipeline needs) has no scipy, and shifted-slice box sums with a peak test
@@ -38,6 +41,7 @@ __all__ = [
     "Candidates",
     "aperture_sums",
     "box_sum",
+    "column_defects",
     "find_candidates",
     "local_maxima",
 ]
@@ -58,6 +62,8 @@ SEARCH_DEFAULTS = {
     "aperture_half": 4,
     "excess_threshold": 3.0,
     "max_candidates": 20000,
+    "column_sigma": 5.5,
+    "column_block": 128,
 }
 """Default options of `find_candidates` (and of the search task's config)."""
 
@@ -84,6 +90,9 @@ class Candidates:
         Peaks above the significance threshold, before the excess cut.
     n_dropped : `int`
         Candidates beyond ``max_candidates`` that were dropped.
+    n_defect_pixels : `int`
+        Pixels of column defects found by `column_defects` (and treated as
+        unusable).
     """
 
     x: np.ndarray
@@ -92,6 +101,7 @@ class Candidates:
     excess: np.ndarray
     n_peaks: int
     n_dropped: int
+    n_defect_pixels: int = 0
 
     def __len__(self) -> int:
         return len(self.x)
@@ -130,6 +140,54 @@ def box_sum(image: np.ndarray, width: int) -> np.ndarray:
         sums[:, k:] += rows[:, :-k]
         sums[:, :-k] += rows[:, k:]
     return sums
+
+
+def column_defects(difference: np.ndarray, usable: np.ndarray, block: int, sigma: float) -> np.ndarray:
+    """Find column segments whose flux excess is positive far more often than
+    noise allows: warm or bad columns that no mask plane marks.
+
+    Each column is cut into segments of ``block`` rows, twice (offsets 0 and
+    ``block // 2``, so that a defect starting inside a segment is still
+    covered).  Under noise alone, the usable pixels of a segment are
+    positive with probability 1/2; a segment whose fraction of positive
+    pixels exceeds 1/2 by ``sigma`` binomial standard deviations is a
+    defect.  A sign test ignores how bright a pixel is, so a star or a
+    galaxy residual crossing a segment (a few rows of ``block``) does not
+    make it a defect, while a column of 1 sigma per pixel does (84%
+    positive).
+
+    Parameters
+    ----------
+    difference : `numpy.ndarray`
+        Science minus template (2-d).
+    usable : `numpy.ndarray`
+        True for pixels usable in both images.
+    block : `int`
+        Rows per segment.
+    sigma : `float`
+        Significance of the excess of positive pixels; 0 finds none.
+
+    Returns
+    -------
+    defects : `numpy.ndarray`
+        True on the pixels of the defect segments.
+    """
+    height, width = difference.shape
+    defects = np.zeros(difference.shape, dtype=bool)
+    if sigma <= 0 or height < block:
+        return defects
+    positive = ((difference > 0) & usable).view(np.uint8)
+    counts = usable.view(np.uint8)
+    for offset in (0, block // 2):
+        starts = np.arange(offset, height - block // 2, block)
+        n_positive = np.add.reduceat(positive, starts, axis=0, dtype=np.int32)
+        n_usable = np.add.reduceat(counts, starts, axis=0, dtype=np.int32)
+        limit = 0.5 * n_usable + sigma * 0.5 * np.sqrt(n_usable)
+        segments, columns = np.nonzero((n_usable >= block // 4) & (n_positive > limit))
+        stops = np.append(starts[1:], height)
+        for segment, column in zip(segments, columns):
+            defects[starts[segment]:stops[segment], column] = True
+    return defects
 
 
 def local_maxima(image: np.ndarray, threshold: float, radius: int = 2) -> tuple[np.ndarray, np.ndarray]:
@@ -205,6 +263,8 @@ def find_candidates(
     aperture_half: int = SEARCH_DEFAULTS["aperture_half"],
     excess_threshold: float = SEARCH_DEFAULTS["excess_threshold"],
     max_candidates: int = SEARCH_DEFAULTS["max_candidates"],
+    column_sigma: float = SEARCH_DEFAULTS["column_sigma"],
+    column_block: int = SEARCH_DEFAULTS["column_block"],
 ) -> Candidates:
     """Find candidate transients from a science image and the template
     warped to it (not PSF-matched).
@@ -236,6 +296,11 @@ def find_candidates(
         deviations.
     max_candidates : `int`
         Most candidates returned; the weakest in excess are dropped.
+    column_sigma : `float`
+        Significance of a column defect (`column_defects`); 0 looks for
+        none.
+    column_block : `int`
+        Rows per column segment tested for a defect.
 
     Returns
     -------
@@ -262,6 +327,8 @@ def find_candidates(
         unusable |= ~((plane >= 0) & (plane < PIXEL_LIMIT))
     if bad is not None:
         unusable |= np.asarray(bad, dtype=bool)
+    defects = column_defects(difference, ~unusable, column_block, column_sigma)
+    unusable |= defects
     difference[unusable] = 0
     variance[unusable] = 0
     if design == "excess":
@@ -289,4 +356,4 @@ def find_candidates(
     order = order[:max_candidates]
     peak_significance = significance[y[order], x[order]].astype(np.float64)
     return Candidates(x=x[order], y=y[order], significance=peak_significance, excess=excess[order],
-                      n_peaks=n_peaks, n_dropped=n_dropped)
+                      n_peaks=n_peaks, n_dropped=n_dropped, n_defect_pixels=int(defects.sum()))

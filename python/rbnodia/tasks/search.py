@@ -136,6 +136,16 @@ class NoDiaSearchConfig(ScoringConfig, pipelineConnections=NoDiaSearchConnection
         "with a warning (a flood means bad input).", default=SEARCH_DEFAULTS["max_candidates"], min=1,
         max=CANDIDATE_ID_OFFSET - 1,
     )
+    columnDefectSigma = pexConfig.RangeField(
+        dtype=float, doc="Significance (sign test, in binomial standard deviations) at which a column "
+        "segment with a positive flux excess is an unmasked column defect, treated as masked "
+        "(rbnodia.core.search.column_defects); 0 looks for none.",
+        default=SEARCH_DEFAULTS["column_sigma"], min=0.0,
+    )
+    columnDefectBlock = pexConfig.RangeField(
+        dtype=int, doc="Rows per column segment tested for a column defect.",
+        default=SEARCH_DEFAULTS["column_block"], min=16,
+    )
     searchMaskPlanes = pexConfig.ListField(
         dtype=str, doc="Mask planes of either image where no candidate is centred and no excess is counted.",
         default=list(SEARCH_MASK_PLANES),
@@ -181,7 +191,9 @@ class NoDiaSearchTask(pipeBase.PipelineTask):
     `rbnodia.tasks.classify.ClassifyRealBogusTask` scores a detection.
     Masked pixels (``searchMaskPlanes``) of either image carry no excess and
     centre no candidate, so masked areas, saturated stars and template
-    edges give flags on nearby candidates rather than floods.  An image
+    edges give flags on nearby candidates rather than floods; column
+    defects that no mask plane marks are found from the images and treated
+    the same way.  An image
     with no transient gives an empty catalog.
     """
 
@@ -279,8 +291,12 @@ class NoDiaSearchTask(pipeBase.PipelineTask):
             design=self.config.design, threshold=self.config.detectionThreshold,
             box_width=self.config.boxWidth,
             aperture_half=self.config.apertureHalfWidth, excess_threshold=self.config.excessThreshold,
-            max_candidates=self.config.maxCandidates,
+            max_candidates=self.config.maxCandidates, column_sigma=self.config.columnDefectSigma,
+            column_block=self.config.columnDefectBlock,
         )
+        if found.n_defect_pixels:
+            self.log.warning("%d pixels of unmasked column defects treated as masked (no candidate centred, "
+                             "no excess counted): check the defect list.", found.n_defect_pixels)
         if found.n_dropped:
             self.log.warning("%d candidates beyond maxCandidates=%d were dropped (the weakest in excess): "
                              "check the images for unmasked defects or a bad template.",
