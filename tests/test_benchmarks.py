@@ -51,12 +51,18 @@ def test_search_section_writes_its_table_and_plot(smoke_run):
     results = json.loads((out / "search" / "search.json").read_text())
     assert {r["preset"] for r in results} == {"lsst", "des"}
     table = (out / "search" / "search_comparison.rst").read_text()
-    assert table.count(".. list-table::") == 2
+    assert table.count(".. list-table::") == 3  # one per preset, then the targets
     rows = ["DIA detection + nodia_default", "DIA detection + dia_default",
             *(f"search ({design} design) + {model}" for design in ("excess", "science")
               for model in results[0]["search_models"])]
     for row in rows:
         assert table.count(f"* - {row}\n") == 2, row
+    targets = table.split(".. list-table:: Targets:", 1)[1]
+    assert targets.count("   * - ") == 6  # a header and five rows
+    for target in ("Completeness at S/N >= 10", "False positives per detector no more",
+                   "CPU time per detector"):
+        assert targets.count(f"* - {target}") == 1, target
+    assert targets.count(", met") + targets.count(", missed") == 6  # each target, each preset
     assert (out / "search" / "search_completeness.png").stat().st_size > 10_000
 
 

@@ -100,9 +100,10 @@ def _nearest(x, y, px, py):
     return index, np.sqrt(d2[np.arange(len(x)), index])
 
 
-def _path_result(catalog, injections, real_x, real_y) -> dict:
-    """Best score of the rows near each injection, and the scores of the
-    rows that match nothing real.
+def _path_result(catalog, injections, real_x, real_y, detections) -> dict:
+    """Best score of the rows near each injection, the scores of the rows
+    that match nothing real, and whether each of those lies on a detection
+    of the difference image (a bogus detection of the DIA path).
     """
     x, y = np.asarray(catalog["x"], float), np.asarray(catalog["y"], float)
     score = np.nan_to_num(np.asarray(catalog["score"], float), nan=-1.0)
@@ -115,7 +116,9 @@ def _path_result(catalog, injections, real_x, real_y) -> dict:
             best[k] = score[close].max()
     _, distance = _nearest(x, y, real_x, real_y)
     near_real |= distance <= MATCH_RADIUS
-    return {"injection_scores": best.tolist(), "bogus_scores": score[~near_real].tolist(), "rows": len(x)}
+    _, to_detection = _nearest(x[~near_real], y[~near_real], *detections)
+    return {"injection_scores": best.tolist(), "bogus_scores": score[~near_real].tolist(),
+            "bogus_on_detection": (to_detection <= MATCH_RADIUS).tolist(), "rows": len(x)}
 
 
 def measure_detector(spec: dict) -> dict:
@@ -155,6 +158,7 @@ def measure_detector(spec: dict) -> dict:
     truth_real = np.asarray(sim.truth["label"]) == 0
     real_x = np.asarray(sim.detections["x"], float)[truth_real]
     real_y = np.asarray(sim.detections["y"], float)[truth_real]
+    detections = (np.asarray(sim.detections["x"], float), np.asarray(sim.detections["y"], float))
     result = {"preset": spec["preset"], "shape": list(sim.shape), "times": times,
               "injections": {"mag": np.asarray(injections["mag"], float).tolist(),
                              "snr": np.asarray(injections["snr_expected"], float).tolist(),
@@ -175,7 +179,7 @@ def measure_detector(spec: dict) -> dict:
             out, seconds = _timed(lambda: task.run(images["science"], images["template"], sim.detections,
                                                    images["difference"], model=models[name]))
             times[f"{key}_classify"] = seconds
-            result[key] = _path_result(out.reliability, injections, real_x, real_y)
+            result[key] = _path_result(out.reliability, injections, real_x, real_y, detections)
         for design in DESIGNS:
             config = NoDiaSearchConfig()
             config.design = design
@@ -188,7 +192,8 @@ def measure_detector(spec: dict) -> dict:
                 scored, seconds = _timed(lambda: score_detections(
                     config, images["science"], images["template"], table, model=models[name], log=task.log))
                 times[f"search_{design}:{name}_classify"] = seconds
-                result[f"search_{design}:{name}"] = _path_result(scored.catalog, injections, real_x, real_y)
+                result[f"search_{design}:{name}"] = _path_result(scored.catalog, injections, real_x, real_y,
+                                                                    detections)
     result["thresholds"] = {name: model.threshold for name, model in models.items()}
     result["search_models"] = search_models
     return result

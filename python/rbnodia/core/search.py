@@ -148,7 +148,7 @@ def column_defects(difference: np.ndarray, usable: np.ndarray, block: int, sigma
 
     Each column is cut into segments of ``block`` rows, twice (offsets 0 and
     ``block // 2``, so that a defect starting inside a segment is still
-    covered).  Under noise alone, the usable pixels of a segment are
+    covered), plus one segment ending on the last row.  Under noise alone, the usable pixels of a segment are
     positive with probability 1/2; a segment whose fraction of positive
     pixels exceeds 1/2 by ``sigma`` binomial standard deviations is a
     defect.  A sign test ignores how bright a pixel is, so a star or a
@@ -177,16 +177,20 @@ def column_defects(difference: np.ndarray, usable: np.ndarray, block: int, sigma
     if sigma <= 0 or height < block:
         return defects
     positive = ((difference > 0) & usable).view(np.uint8)
-    counts = usable.view(np.uint8)
-    for offset in (0, block // 2):
-        starts = np.arange(offset, height - block // 2, block)
-        n_positive = np.add.reduceat(positive, starts, axis=0, dtype=np.int32)
-        n_usable = np.add.reduceat(counts, starts, axis=0, dtype=np.int32)
+    counts = np.asarray(usable, dtype=bool).view(np.uint8)
+    # Whole segments at both offsets, and one more ending on the last row.
+    for first, n_segments in ((0, height // block), (block // 2, (height - block // 2) // block),
+                              (height - block, 1)):
+        if n_segments == 0:
+            continue
+        rows = slice(first, first + n_segments * block)
+        n_positive = positive[rows].reshape(n_segments, block, width).sum(axis=1, dtype=np.uint16)
+        n_usable = counts[rows].reshape(n_segments, block, width).sum(axis=1, dtype=np.uint16)
         limit = 0.5 * n_usable + sigma * 0.5 * np.sqrt(n_usable)
         segments, columns = np.nonzero((n_usable >= block // 4) & (n_positive > limit))
-        stops = np.append(starts[1:], height)
         for segment, column in zip(segments, columns):
-            defects[starts[segment]:stops[segment], column] = True
+            start = first + segment * block
+            defects[start:start + block, column] = True
     return defects
 
 

@@ -144,7 +144,7 @@ class NoDiaSearchConfig(ScoringConfig, pipelineConnections=NoDiaSearchConnection
     )
     columnDefectBlock = pexConfig.RangeField(
         dtype=int, doc="Rows per column segment tested for a column defect.",
-        default=SEARCH_DEFAULTS["column_block"], min=16,
+        default=SEARCH_DEFAULTS["column_block"], min=16, max=4096,
     )
     searchMaskPlanes = pexConfig.ListField(
         dtype=str, doc="Mask planes of either image where no candidate is centred and no excess is counted.",
