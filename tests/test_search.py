@@ -331,7 +331,7 @@ def test_config_defaults_are_the_search_defaults():
     fields = {"design": "design", "threshold": "detectionThreshold", "box_width": "boxWidth",
               "aperture_half": "apertureHalfWidth", "excess_threshold": "excessThreshold",
               "max_candidates": "maxCandidates", "column_sigma": "columnDefectSigma",
-              "column_block": "columnDefectBlock"}
+              "column_block": "columnDefectBlock", "renormalize": "renormalizeNoise"}
     assert set(fields) == set(SEARCH_DEFAULTS)
     for option, field in fields.items():
         assert getattr(config, field) == SEARCH_DEFAULTS[option]
@@ -348,3 +348,43 @@ def test_sentinel_and_negative_variance_pixels_are_unusable():
     science[150:160, 150:160] += 1e4
     found = find_candidates(science, variance, template, template_variance)
     assert len(found) == 0
+
+
+def _correlated_sky(shape=(400, 400), seed=21):
+    """Return science and template whose noise is correlated (as resampling leaves it), with variance
+    planes that give each pixel's variance only.
+    """
+    rng = np.random.default_rng(seed)
+    images = []
+    for sigma in (SIGMA, SIGMA / 3):
+        white = rng.normal(0, 1, (shape[0] + 2, shape[1] + 2))
+        smooth = sum(white[dy:dy + shape[0], dx:dx + shape[1]] for dy in range(3) for dx in range(3)) / 3.0
+        images.append((sigma * smooth).astype(np.float32))
+    variance = np.full(shape, SIGMA**2, dtype=np.float32)
+    return images[0], variance, images[1], variance / 9
+
+
+def test_noise_scale_is_one_for_white_noise_and_more_for_correlated_noise():
+    from rbnodia.core.search import noise_scale
+
+    science, variance, template, template_variance = _sky(shape=(400, 400), seed=9)
+    usable = np.ones(science.shape, dtype=bool)
+    white = box_sum(science - template, 5) / (np.sqrt(variance + template_variance) * 5)
+    assert abs(noise_scale(white, usable) - 1) < 0.05
+    science, variance, template, template_variance = _correlated_sky()
+    correlated = box_sum(science - template, 5) / (np.sqrt(variance + template_variance) * 5)
+    assert noise_scale(correlated, usable) > 2  # a 3x3 correlation: box sums vary ~2.6x more
+    assert noise_scale(correlated, np.zeros(science.shape, dtype=bool)) == 1.0  # nothing to measure
+
+
+@pytest.mark.parametrize("design", SEARCH_DESIGNS)
+def test_correlated_noise_gives_no_flood_once_renormalized(design):
+    science, variance, template, template_variance = _correlated_sky()
+    science += _star(science.shape, 200.3, 150.6, 3e4, 4.0)  # a transient of S/N ~ 60 per pixel noise
+    unscaled = find_candidates(science, variance, template, template_variance, design=design,
+                               renormalize=False)
+    found = find_candidates(science, variance, template, template_variance, design=design)
+    assert len(unscaled) >= 10  # noise peaks, from noise the planes underestimate
+    assert found.noise_scale > 2
+    assert len(found) <= 2
+    assert min(np.hypot(found.x - 200.3, found.y - 150.6)) <= 1.5

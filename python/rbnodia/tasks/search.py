@@ -146,6 +146,11 @@ class NoDiaSearchConfig(ScoringConfig, pipelineConnections=NoDiaSearchConnection
         dtype=int, doc="Rows per column segment tested for a column defect.",
         default=SEARCH_DEFAULTS["column_block"], min=16, max=4096,
     )
+    renormalizeNoise = pexConfig.Field(
+        dtype=bool, doc="Divide the significance and the excess by the significance map's robust standard "
+        "deviation, for noise the variance planes underestimate (rbnodia.core.search.noise_scale).",
+        default=SEARCH_DEFAULTS["renormalize"],
+    )
     searchMaskPlanes = pexConfig.ListField(
         dtype=str, doc="Mask planes of either image where no candidate is centred and no excess is counted.",
         default=list(SEARCH_MASK_PLANES),
@@ -292,18 +297,21 @@ class NoDiaSearchTask(pipeBase.PipelineTask):
             box_width=self.config.boxWidth,
             aperture_half=self.config.apertureHalfWidth, excess_threshold=self.config.excessThreshold,
             max_candidates=self.config.maxCandidates, column_sigma=self.config.columnDefectSigma,
-            column_block=self.config.columnDefectBlock,
+            column_block=self.config.columnDefectBlock, renormalize=self.config.renormalizeNoise,
         )
         if found.n_defect_pixels:
             self.log.warning("%d pixels of unmasked column defects treated as masked (no candidate centred, "
                              "no excess counted): check the defect list.", found.n_defect_pixels)
+        if found.noise_scale > 3:
+            self.log.warning("The box-filtered noise is %.1f times what the variance planes predict: check "
+                             "the variance planes and the template.", found.noise_scale)
         if found.n_dropped:
             self.log.warning("%d candidates beyond maxCandidates=%d were dropped (the weakest in excess): "
                              "check the images for unmasked defects or a bad template.",
                              found.n_dropped, self.config.maxCandidates)
-        self.log.info("Search (%s design): %d peaks above %.1f sigma, %d candidates with an excess above "
-                      "%.1f sigma.", self.config.design, found.n_peaks, self.config.detectionThreshold,
-                      len(found), self.config.excessThreshold)
+        self.log.info("Search (%s design): noise %.2f times the variance planes'; %d peaks above %.1f sigma, "
+                      "%d candidates with an excess above %.1f sigma.", self.config.design, found.noise_scale,
+                      found.n_peaks, self.config.detectionThreshold, len(found), self.config.excessThreshold)
         x0, y0 = sci.origin
         return Table({
             "id": np.int64(id_base) + np.arange(len(found), dtype=np.int64),
