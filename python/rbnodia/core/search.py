@@ -162,10 +162,10 @@ def column_defects(difference: np.ndarray, usable: np.ndarray, block: int, sigma
 
     Each column is cut into segments of ``block`` rows, twice (offsets 0 and
     ``block // 2``, so that a defect starting inside a segment is still
-    covered), plus one segment ending on the last row.  Under noise alone, the usable pixels of a segment are
-    positive with probability 1/2; a segment whose fraction of positive
-    pixels exceeds 1/2 by ``sigma`` binomial standard deviations is a
-    defect.  A sign test ignores how bright a pixel is, so a star or a
+    covered), plus one segment ending on the last row.  Under noise alone,
+    the usable pixels of a segment are positive with probability 1/2; a
+    segment whose fraction of positive pixels exceeds 1/2 by ``sigma``
+    binomial standard deviations is a defect.  A sign test ignores how bright a pixel is, so a star or a
     galaxy residual crossing a segment (a few rows of ``block``) does not
     make it a defect, while a column of 1 sigma per pixel does (84%
     positive).
