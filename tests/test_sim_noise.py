@@ -121,3 +121,33 @@ def test_depths_are_realistic():
     sim = simulate_detector("des", visit=1, detector=0, seed=3, image_size=(128, 128), band="r", blank=True)
     assert 23.0 < sim.meta["m5_science"] < 24.6
     assert sim.psf_fwhm_template < sim.psf_fwhm_science
+
+
+@pytest.mark.parametrize("filter_factor", [1.0, 1.6])
+def test_planted_noise_peaks_are_detected_as_noise(filter_factor):
+    """Planted noise excursions (`rbnodia.sim.noise_peaks`) pass the threshold
+    for the true noise, are labelled ``noise`` (bogus), and show in the
+    science image as in the difference image; a blank sky without them has
+    no detection.
+    """
+    base = dict(
+        visit=3, detector=1, seed=7, image_size=(256, 256), blank=True, detection_filter_factor=filter_factor
+    )
+    quiet = simulate_detector("des", **base, **WHITE)
+    assert len(quiet.detections) == 0 and quiet.meta["noise_peaks_planted"] == 0
+    sim = simulate_detector("des", **base, **WHITE, noise_peaks=8.0)
+    planted = sim.meta["noise_peaks_planted"]
+    assert planted >= 3
+    truth = sim.truth
+    # Peaks just above the threshold may have fewer than 3 pixels above it.
+    assert 2 <= len(truth) <= planted
+    # A peak at the threshold may fall a hair below it once the map's
+    # measured noise factor is divided out (then ``correlated_noise``).
+    assert set(truth["family"]) <= {"noise", "correlated_noise"} and set(truth["label"]) == {1}
+    assert np.mean(truth["family"] == "noise") >= 0.5
+    assert np.all(sim.detections["snr"] > 3.0)
+    # The difference minus the template is the science: the bumps are in both.
+    x = np.round(sim.detections["x"]).astype(int)
+    y = np.round(sim.detections["y"]).astype(int)
+    smooth = ndimage.gaussian_filter(sim.science - quiet.science, 2.0)
+    assert np.all(smooth[y, x] > 0)

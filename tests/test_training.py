@@ -87,8 +87,16 @@ def test_feed_preserves_labels_under_augmentation():
     values = np.arange(n, dtype=np.float32)
     inputs = np.repeat(values[:, None, None, None], size * size * 2, axis=1).reshape(n, size, 2 * size, 1)
     labels = (np.arange(n) % 3 == 0).astype(np.int32)
-    feed = make_feed(inputs, labels, np.ones(n, np.float32), batch_size=16, seed=3, augment=True,
-                     layout="noDIA", stacking="horizontal")
+    feed = make_feed(
+        inputs,
+        labels,
+        np.ones(n, np.float32),
+        batch_size=16,
+        seed=3,
+        augment=True,
+        layout="noDIA",
+        stacking="horizontal",
+    )
     orders = []
     for epoch in range(2):
         feed.epoch = epoch
@@ -172,8 +180,14 @@ def test_new_architectures_are_cheap_and_channel_stacked():
 
     costs = {
         name: network_cost(build_network(name))
-        for name in ("paper_nodia", "improved_nodia", "improved_nodia_fast", "improved_dia", "patch_nodia",
-                     "patch_dia")
+        for name in (
+            "paper_nodia",
+            "improved_nodia",
+            "improved_nodia_fast",
+            "improved_dia",
+            "patch_nodia",
+            "patch_dia",
+        )
     }
     assert costs["paper_nodia"]["params"] == 45_908
     for name in ("improved_nodia", "improved_nodia_fast", "improved_dia"):
@@ -266,6 +280,41 @@ def test_training_is_deterministic(train_set):
     a = train_model(small, config).model
     b = train_model(small, config).model
     assert a.version == b.version
+
+
+def test_initial_weights_start_from_a_model_file(tmp_path, train_set, test_set):
+    """Fine-tuning: a run given ``initialWeights`` starts from that file's
+    weights (an epoch at a zero learning rate leaves them as they were),
+    records its version, and refuses another architecture.
+    """
+    small = train_set.subset(slice(0, 160))
+    base = TrainingConfig(architecture="improved_nodia_fast", epochs=2, optimizer="adam", seed=5)
+    first = finalize_model(train_model(small, base))
+    path = first.save(tmp_path / "first.rbmodel")
+    tuned_config = TrainingConfig(
+        architecture="improved_nodia_fast",
+        epochs=1,
+        optimizer="adam",
+        learningRate=1e-12,
+        seed=6,
+        initialWeights=str(path),
+    )
+    tuned = finalize_model(train_model(small, tuned_config))
+
+    def trainable(network):  # batch-norm statistics move whatever the learning rate
+        return [np.asarray(w) for w in network.trainable_weights]
+
+    start = trainable(first.network)
+    for a, b in zip(trainable(tuned.network), start, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    assert tuned.metadata.training["initial_weights"]["version"] == first.version
+    scratch_config = tuned_config.copy()
+    scratch_config.initialWeights = None
+    scratch = trainable(train_model(small, scratch_config).model.network)
+    assert max(float(np.abs(a - b).max()) for a, b in zip(scratch, start, strict=True)) > 1e-3
+    other = TrainingConfig(architecture="paper_nodia", epochs=1, initialWeights=str(path))
+    with pytest.raises(ValueError, match="initialWeights"):
+        train_model(small, other)
 
 
 def test_training_input_errors(train_set):
@@ -487,12 +536,43 @@ def test_cli_reproduce_paper_table_merges_runs(tmp_path, train_set, test_set, ca
     train_file = train_set.save(tmp_path / "train.npz")
     test_file = test_set.save(tmp_path / "test.npz")
     for recipe in ("paper_nodia", "improved_nodia_fast"):  # one run per recipe, as for doc/reproduction.rst
-        assert main(["reproduce-paper", "--train", str(train_file), "--test", str(test_file),
-                     "--out", str(tmp_path / recipe), "--recipes", recipe, "--epochs", "1",
-                     "--max-train", "120", "--no-progress"]) == 0
+        assert (
+            main(
+                [
+                    "reproduce-paper",
+                    "--train",
+                    str(train_file),
+                    "--test",
+                    str(test_file),
+                    "--out",
+                    str(tmp_path / recipe),
+                    "--recipes",
+                    recipe,
+                    "--epochs",
+                    "1",
+                    "--max-train",
+                    "120",
+                    "--no-progress",
+                ]
+            )
+            == 0
+        )
     merged = tmp_path / "table"
-    assert main(["reproduce-paper-table", "--runs", str(tmp_path / "paper_nodia"),
-                 str(tmp_path / "improved_nodia_fast"), "--test", str(test_file), "--out", str(merged)]) == 0
+    assert (
+        main(
+            [
+                "reproduce-paper-table",
+                "--runs",
+                str(tmp_path / "paper_nodia"),
+                str(tmp_path / "improved_nodia_fast"),
+                "--test",
+                str(test_file),
+                "--out",
+                str(merged),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "paper_nodia" in printed and "improved_nodia_fast" in printed
     results = json.loads((merged / "results.json").read_text())

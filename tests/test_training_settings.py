@@ -30,6 +30,7 @@ OTHER_VALUES = {
     "name": ("my_model", "my_model"),
     "threads": ("1", 1),
     "evaluateTrain": (None, False),
+    "initialWeights": ("nodia_default", "nodia_default"),
     "checkpointDir": ("ckpt", "ckpt"),
     "realFamilies": (["variable_star", "noise"], ["variable_star", "noise"]),
 }

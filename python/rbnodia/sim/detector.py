@@ -53,6 +53,7 @@ from .footprint import science_wcs
 from .labelling import label_step
 from .matching import psf_match_and_subtract
 from .measure import detect_and_measure, detection_id
+from .noise_peaks import plant_noise_peaks
 from .options import RUN_OPTIONS, split_options
 from .presets import Preset, get_preset
 from .science import expose_science, place_sources, render_science, science_frame
@@ -219,7 +220,9 @@ def simulate_detector(
         ``bright_stars``, ``bright_galaxies`` (mean numbers of extra bright
         stars, r = saturation - 1.5 to m5 - 3, and galaxies, r = 16 to 20.5,
         added to the detector's static sky: sources of subtraction
-        artifacts, used by the training mode).
+        artifacts, used by the training mode); ``noise_peaks`` (mean number
+        of noise excursions planted just above the threshold,
+        `rbnodia.sim.noise_peaks`, used by the training mode).
 
     Returns
     -------
@@ -300,6 +303,21 @@ def _simulate_detector(preset, *, visit: int, detector: int, seed: int, **option
         kernel_errors=(preset.kernel_width_error, preset.kernel_shape_error),
     )
     timer.step("subtract")
+    planted = 0
+    if run["noise_peaks"] > 0 and sub.convolve == "template":
+        planted = len(
+            plant_noise_peaks(
+                exposure.image,
+                sub.difference,
+                sub.variance,
+                warped_nodata | sub.edge,
+                filter_fwhm_px=sci.diff_fwhm_px * preset.detection_filter_factor,
+                mean_number=float(run["noise_peaks"]),
+                threshold=float(run["threshold"]),
+                margin=int(run["inject_margin"]),
+                rng=np.random.default_rng([seed, visit, detector, 909]),
+            ).x
+        )
     meas = detect_and_measure(
         sub.difference,
         sub.variance,
@@ -308,6 +326,7 @@ def _simulate_detector(preset, *, visit: int, detector: int, seed: int, **option
         visit=visit,
         detector=detector,
         threshold=float(run["threshold"]),
+        filter_factor=preset.detection_filter_factor,
     )
     timer.step("detect")
     truth, injections = label_step(
@@ -361,7 +380,8 @@ def _simulate_detector(preset, *, visit: int, detector: int, seed: int, **option
         truth=truth,
         psf_fwhm_science=sci.fwhm,
         psf_fwhm_template=tmpl.fwhm,
-        meta=_meta(preset, seed, cond, sci, tmpl, src, sub, meas, exposure, injections, timer),
+        meta=_meta(preset, seed, cond, sci, tmpl, src, sub, meas, exposure, injections, timer)
+        | {"noise_peaks_planted": planted},
     )
 
 
@@ -412,6 +432,7 @@ def _meta(preset, seed, cond, sci, tmpl, src, sub, meas, exposure, injections, t
         "template_edge": tmpl.edge,
         "flux_scale_error_rms": preset.flux_scale_error,
         "variance_underestimate": preset.variance_underestimate,
+        "detection_filter_factor": preset.detection_filter_factor,
         "noise_factor": meas.noise_factor,
         "kernel": {
             "convolved": sub.convolve,

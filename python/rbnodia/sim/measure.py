@@ -113,7 +113,17 @@ class Measurement:
     noise_factor: float
 
 
-def detect_and_measure(difference, variance, no_data, *, sci, visit: int, detector: int, threshold: float):
+def detect_and_measure(
+    difference,
+    variance,
+    no_data,
+    *,
+    sci,
+    visit: int,
+    detector: int,
+    threshold: float,
+    filter_factor: float = 1.0,
+):
     """Detect positive sources above ``threshold`` sigma and measure them.
 
     Parameters
@@ -128,6 +138,10 @@ def detect_and_measure(difference, variance, no_data, *, sci, visit: int, detect
         For the ids.
     threshold : `float`
         Detection threshold in sigma.
+    filter_factor : `float`, optional
+        FWHM of the Gaussian detection filter over the difference PSF's
+        (`~rbnodia.sim.presets.Preset.detection_filter_factor`); the
+        fluxes are PSF fluxes either way.
 
     Returns
     -------
@@ -135,9 +149,10 @@ def detect_and_measure(difference, variance, no_data, *, sci, visit: int, detect
         The detections, their peaks and footprints, and the noise factor.
     """
     fwhm_px = sci.diff_fwhm_px
-    significance = matched_filter_significance(difference, variance, no_data, fwhm_px)
+    filter_fwhm = fwhm_px * float(filter_factor)
+    significance = matched_filter_significance(difference, variance, no_data, filter_fwhm)
     objects, segmentation = detect_sources(
-        difference, variance, no_data, fwhm_px, threshold=float(threshold), significance=significance
+        difference, variance, no_data, filter_fwhm, threshold=float(threshold), significance=significance
     )
     x = np.asarray(objects["x"], dtype=np.float64)
     y = np.asarray(objects["y"], dtype=np.float64)

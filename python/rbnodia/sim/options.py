@@ -22,6 +22,7 @@ RUN_OPTIONS: dict[str, Any] = {
     "bright_stars": 0.0,
     "max_stamp_half": 400,
     "bright_galaxies": 0.0,
+    "noise_peaks": 0.0,
 }
 """Run options and their defaults (see `~rbnodia.sim.simulate_detector`)."""
 

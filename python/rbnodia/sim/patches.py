@@ -20,6 +20,7 @@ from __future__ import annotations
 __all__ = [
     "BOGUS_PER_PATCH",
     "HOST_WEIGHT_POWER",
+    "NOISE_PEAKS",
     "SKY_FIELDS",
     "TRAINING_BOOST",
     "TRAINING_FIXED",
@@ -61,6 +62,13 @@ without a transient and leave only subtraction residuals, to hosts chosen in
 proportion to their light, as supernova rates follow stellar mass, so that
 faint transients on bright galaxy cores are common enough to be learnt
 apart from those residuals."""
+
+NOISE_PEAKS: tuple[float, float] = (0.0, 8.0)
+"""Range of the per-patch mean number of noise excursions planted just
+above the threshold per 256 x 256 pixels (drawn uniformly;
+`rbnodia.sim.noise_peaks`): a matched filter finds a true 5-sigma noise
+peak only about once per few full detectors, so patches would otherwise
+teach nothing of the noise detections that real surveys make."""
 
 BOGUS_PER_PATCH = 14.0
 """Bogus detections (stamps fully inside) per 256 x 256 training patch that
@@ -104,6 +112,7 @@ def _boosted(
     opts["max_stamp_half"] = patch_size // 2
     opts["dither_arcsec"] = min(preset.dither_arcsec, 1.0)
     opts["host_weight_power"] = float(rng.uniform(*HOST_WEIGHT_POWER))
+    opts["noise_peaks"] = float(rng.uniform(*NOISE_PEAKS)) * area
     ratio = real_fraction / max(1.0 - real_fraction, 1e-3)
     mean = float(np.clip(BOGUS_PER_PATCH * area * ratio / 0.8, 0.0, 20.0 * area))
     opts["n_transients"] = int(rng.poisson(mean))

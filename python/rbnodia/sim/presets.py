@@ -150,6 +150,12 @@ class Preset:
     """Gaussian sigma (template pixels) correlating the co-add's noise (the
     resampling of its input epochs); its variance plane stays per-pixel, as
     co-add variance planes do."""
+    detection_filter_factor: float
+    """FWHM of the Gaussian detection filter over that of the difference
+    image's PSF: 1 is the matched filter of the LSST pipelines; a fixed
+    filter, as Source Extractor's in the DES pipeline, is broader or
+    narrower than the PSF of a given visit, and lets noise excursions of
+    other shapes through."""
     convolve_science: bool
     """Convolve the science image instead of the template when the science
     is sharper (the automatic direction of hotpants and ip_diffim), which
@@ -354,6 +360,7 @@ _DES = Preset(
     kernel_shape_error=0.005,
     variance_underestimate=0.1,
     template_noise_correlation=0.7,
+    detection_filter_factor=1.0,
     convolve_science=False,
     variable_star_label=1,
     field_center=(52.648, -28.100),  # DES SN field C3

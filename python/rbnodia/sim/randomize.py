@@ -56,9 +56,11 @@ DOMAIN_RANDOMIZATION: dict[str, tuple] = {
     "kernel_width_error": ("value", 0.0, 0.06),
     "kernel_shape_error": ("value", 0.0, 0.04),
     "psf_shape_variation": ("value", 0.0, 0.05),
-    "variance_underestimate": ("value", 0.0, 0.25),
+    "variance_underestimate": ("value", 0.0, 0.35),
     "background_error": ("value", 0.0, 0.15),
-    "convolve_science": ("probability", 0.1),
+    "convolve_science": ("probability", 0.3),
+    # Detection filter: matched, or fixed and so broader or narrower.
+    "detection_filter_factor": ("times", 0.6, 1.8),
 }
 """Randomized fields and their ranges (see the module docstring)."""
 
@@ -70,6 +72,7 @@ VISIT_RANDOMIZED = frozenset(
         "variance_underestimate",
         "background_error",
         "convolve_science",
+        "detection_filter_factor",
     }
 )
 """Fields drawn per visit (all in `~rbnodia.sim.template.SCIENCE_ONLY_FIELDS`)."""

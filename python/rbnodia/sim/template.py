@@ -41,6 +41,7 @@ SCIENCE_ONLY_FIELDS = frozenset(
         "kernel_shape_error",
         "variance_underestimate",
         "convolve_science",
+        "detection_filter_factor",
         "background_error",
         "variable_star_label",
         "transient_density",

@@ -119,6 +119,11 @@ def finalize_model(
         )
     model = result.model
     training = _training_record(result)
+    if result.config.initialWeights:
+        from ..nn.files import load_model
+
+        initial = load_model(result.config.initialWeights).metadata
+        training["initial_weights"] = {"version": initial.version, "content_hash": initial.content_hash}
     if test_summary:
         training["test"] = test_summary
     if extra:

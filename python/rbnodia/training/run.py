@@ -133,13 +133,36 @@ def _build_model(config: TrainingConfig) -> Any:
 
     keras.utils.set_random_seed(config.seed)
     try:
-        return RealBogusModel.from_architecture(
+        model = RealBogusModel.from_architecture(
             config.architecture, name=config.model_name, stamp_size=config.stampSize
         )
     except ValueError as err:
         raise ValueError(
             f"Cannot build {config.architecture!r} for {config.stampSize}-pixel stamps: {err}"
         ) from err
+    if config.initialWeights:
+        _load_initial_weights(model, config.initialWeights)
+    return model
+
+
+def _load_initial_weights(model: Any, source: str) -> None:
+    """Copy the network weights of a model file into an untrained model.
+
+    Raises
+    ------
+    ValueError
+        If the file's architecture or stamp size differs from the model's.
+    """
+    from ..nn.files import load_model
+
+    initial = load_model(source)
+    meta, wanted = initial.metadata, model.metadata
+    if (meta.architecture, meta.stamp_size) != (wanted.architecture, wanted.stamp_size):
+        raise ValueError(
+            f"initialWeights {source!r} is a {meta.architecture} network for {meta.stamp_size}-pixel "
+            f"stamps; this run trains {wanted.architecture} for {wanted.stamp_size}-pixel stamps."
+        )
+    model.network.set_weights(initial.network.get_weights())
 
 
 def _loss_weights(balance: str, stamps: LabelledStamps) -> np.ndarray | None:

@@ -144,6 +144,14 @@ class TrainingConfig(pexConfig.Config):
         "bogus; the packaged models are trained with variable_star here.",
         default=[],
     )
+    initialWeights = pexConfig.Field(
+        dtype=str,
+        doc="Model file (path, or the name of a packaged model) whose network weights start the training "
+        "instead of random ones: fine-tuning on new data.  Its architecture and stamp size must be this "
+        "config's.  Random weights if unset.",
+        default=None,
+        optional=True,
+    )
     checkpointDir = pexConfig.Field(
         dtype=str,
         doc="Folder for a checkpoint written after every epoch (weights, optimizer state, history, "
