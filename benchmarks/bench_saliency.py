@@ -36,22 +36,10 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
+from rbbench.script import script_main
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark from the command line.
-
-    Parameters
-    ----------
-    argv : `list` [`str`], optional
-        Arguments; default ``sys.argv[1:]``.
-
-    Returns
-    -------
-    status : `int`
-        The exit status.
-    """
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--batches", type=int, default=2, help="Batches per timed run.")
     parser.add_argument("--repeats", type=int, default=5)
@@ -59,8 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--architectures", nargs="+", default=["paper_nodia", "paper_dia"])
     parser.add_argument("--packaged", nargs="*", default=None,
                         help="Packaged models to time too (default: all of them).")
-    args = parser.parse_args(argv)
 
+
+def _run(args: argparse.Namespace) -> int:
+    """Time every model and backend; print the table."""
     import tensorflow as tf
     from rbbench.common import best_times_per_stamp, load_average
 
@@ -127,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
           f"maps {worst['maps']:.2f} (target <= 3)")
     return 0
 
+
+main = script_main(__doc__, _arguments, _run)
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -26,6 +26,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
+from rbbench.script import script_main
 
 
 def _intra_op_runner(variants, saliency: bool, threads: int):
@@ -53,28 +54,17 @@ def _intra_op_runner(variants, saliency: bool, threads: int):
     return run
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark from the command line.
-
-    Parameters
-    ----------
-    argv : `list` [`str`], optional
-        Arguments; default ``sys.argv[1:]``.
-
-    Returns
-    -------
-    status : `int`
-        The exit status.
-    """
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models", nargs="+", default=["nodia_default", "dia_default", "paper_nodia"],
                         help="Packaged model names or architecture names (untrained).")
     parser.add_argument("--batches", nargs="+", type=int, default=[64, 256, 2048])
     parser.add_argument("--threads", type=int, default=None, help="Default: the CPUs this process may use.")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--stamps", type=int, default=4096, help="Stamps per timed run (whole batches).")
-    args = parser.parse_args(argv)
 
+
+def _run(args: argparse.Namespace) -> int:
+    """Time both schemes for every model and batch size; print the table."""
     from rbbench.common import best_times_per_stamp, load_average
 
     from rbnodia.nn import RealBogusModel, architecture_names, load_model
@@ -109,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"{w1:>8.1f} {c1:>6.1f} | {w0 / w1:>7.2f}x")
     return 0
 
+
+main = script_main(__doc__, _arguments, _run)
 
 if __name__ == "__main__":
     raise SystemExit(main())

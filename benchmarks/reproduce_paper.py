@@ -21,31 +21,27 @@ The same is available as ``rbnodia reproduce-paper``.
 import argparse
 import sys
 
+from rbbench.script import script_main
 
-def main(argv=None) -> int:
-    """Reproduce the comparison from the command line.
 
-    Parameters
-    ----------
-    argv : `list` [`str`], optional
-        Arguments; default ``sys.argv[1:]``.
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    from rbnodia.commands.reproduce import add_reproduce_arguments
 
-    Returns
-    -------
-    status : `int`
-        The exit status.
-    """
+    add_reproduce_arguments(parser)
+    parser.add_argument("-v", "--verbose", action="store_true", help="Debug logging.")
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Reproduce the comparison as ``rbnodia reproduce-paper`` does."""
     from rbnodia.cli import configure_logging
     from rbnodia.commands.reproduce import COMMANDS
 
     (command,) = COMMANDS
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     parents=[command.arguments_parser()])
-    parser.add_argument("-v", "--verbose", action="store_true", help="Debug logging.")
-    args = parser.parse_args(argv)
     configure_logging(args.verbose)
     return command.run(args)
 
+
+main = script_main(__doc__, _arguments, _run)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -66,6 +66,7 @@ from rbbench.common import (
     render_rst,
     render_table,
 )
+from rbbench.script import script_main
 
 SECTIONS = {
     1: "Inference ms/stamp (paper networks, batch sizes, backends)",
@@ -122,21 +123,7 @@ def _run_section(number: int, args: argparse.Namespace) -> list[Figure]:
     return run_section(args.smoke)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the benchmarks from the command line.
-
-    Parameters
-    ----------
-    argv : `list` [`str`], optional
-        Arguments; default ``sys.argv[1:]``.
-
-    Returns
-    -------
-    status : `int`
-        The exit status (0: every section ran).
-    """
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--smoke", action="store_true", help="Tiny sizes: checks that everything runs.")
     parser.add_argument("--sections", type=_parse_sections, default=sorted(SECTIONS),
                         help="Comma-separated section numbers (default: all).")
@@ -152,7 +139,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--spec", help=argparse.SUPPRESS)
     parser.add_argument("-v", "--verbose", action="store_true", help="Debug logging.")
-    args = parser.parse_args(argv)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the sections; print and write the results (exit status 0: every section ran)."""
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
 
@@ -204,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Wrote {args.doc_table}")
     return 0
 
+
+main = script_main(__doc__, _arguments, _run, epilog=True)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -8,4 +8,7 @@ section    module
 4          `rbbench.pipetask`: ``pipetask run`` end to end
 5          `rbbench.training`: training time per epoch
 =========  ===============================================================
+
+`rbbench.common` holds what the sections share; `rbbench.script` the ``main``
+of every script in ``benchmarks/``.
 """
