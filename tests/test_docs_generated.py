@@ -40,6 +40,7 @@ def test_table_rows_come_from_the_model_files(name):
     assert row["ROC AUC"] == f"{test['roc_auc']:.3f}"
     assert row["FPR at 1% FNR"] == f"{test['fpr_at_fnr_1pct']:.3f}"
     assert row["test stamps"] == f"{test['n']:,}"
+    assert row["initial weights"] == meta.training.get("initial_weights", {}).get("version", "random")
     markdown = render_model_table([row], "markdown")
     table_rows = [line for line in markdown.splitlines() if line.startswith(f"| `{name}` |")]
     assert len(table_rows) == 1 and row["ROC AUC"] in table_rows[0]

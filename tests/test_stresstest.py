@@ -273,3 +273,27 @@ def test_report_on_packaged_models_through_the_cli(stress_set, tmp_path, capsys)
     for plot in ("roc", "families"):  # copied beside the include, shown by it
         assert (out / "doc" / f"stress_{plot}.png").read_bytes() == (out / f"{plot}.png").read_bytes()
         assert f".. figure:: doc/stress_{plot}.png" in rst
+
+
+@pytest.mark.parametrize("name", ["nodia_default", "dia_default"])
+def test_own_test_is_labelled_under_each_models_convention(name):
+    """The own test split is scored with the labels the model was trained
+    under: a model trained with ``realFamilies=[variable_star]`` counts
+    variable stars real even where the file labels them bogus (DES).
+    """
+    from easy_stamps import easy_stamps
+
+    from rbnodia.nn import load_model
+    from rbnodia.stresstest.report import _own_test
+
+    stamps = easy_stamps(40, seed=3)
+    stamps.family = stamps.family.astype("U16")
+    stamps.family[:10] = "variable_star"
+    stamps.label[:10] = BOGUS
+    model = load_model(name)
+    expected = model.metadata.training["config"].get("realFamilies") or []
+    result = _own_test(model, stamps, name, progress=False)
+    assert result["real_families"] == expected == ["variable_star"]
+    assert np.all(result["labels"][:10] == REAL)
+    assert np.array_equal(result["labels"][10:], stamps.label[10:])
+    assert np.all(stamps.label[:10] == BOGUS)  # the caller's stamps are left alone

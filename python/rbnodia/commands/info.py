@@ -23,7 +23,7 @@ from .arguments import Command
 _FORMATS = ("text", "rst", "markdown")
 _COLUMNS = (
     "model", "network", "layout", "version", "threshold", "test stamps", "test accuracy", "ROC AUC",
-    "TP rate", "TN rate", "FPR at 1% FNR", "epochs", "training stamps",
+    "TP rate", "TN rate", "FPR at 1% FNR", "epochs", "training stamps", "initial weights",
 )
 
 
@@ -75,6 +75,7 @@ def model_rows(names: Sequence[str] | None = None) -> list[dict[str, str]]:
             "FPR at 1% FNR": _fixed(test.get("fpr_at_fnr_1pct")),
             "epochs": str(training.get("epochs_run", "n/a")),
             "training stamps": f"{training['data']['n']:,}" if "data" in training else "n/a",
+            "initial weights": training.get("initial_weights", {}).get("version", "random"),
         })
     return rows
 
@@ -82,7 +83,8 @@ def model_rows(names: Sequence[str] | None = None) -> list[dict[str, str]]:
 def _literal(row: dict[str, str], column: str, quote: str) -> str:
     # Names as code (``name@hash`` would otherwise read as an e-mail address).
     value = row[column]
-    return f"{quote}{value}{quote}" if column in ("model", "network", "version") else value
+    named = column in ("model", "network", "version") or (column == "initial weights" and "@" in value)
+    return f"{quote}{value}{quote}" if named else value
 
 
 def render_model_table(rows: Sequence[dict[str, str]], fmt: str) -> str:

@@ -6,10 +6,12 @@ real, mean score), per science-PSF family, in bins of detection
 significance, and the fraction of reals called real in bins of host
 contrast (`rbnodia.core.contrast.host_contrast`); and the model's AUC on
 *our own* test split, from labelled stamps made by ``rbnodia
-make-training-set`` (or, failing that, the test AUC stored in the model
-file, marked as such), with the gap ``own - stress``.  Files written next to the stress set: ``report.json``,
-``report.md``, ``roc.png``, ``families.png``, ``snr_auc.png`` and
-``examples.png``.
+make-training-set`` and labelled under the model's own convention (its
+training ``realFamilies``, as ``rbnodia train`` labels its test set), or,
+failing that, the test AUC stored in the model file, marked as such, with
+the gap ``own - stress``.  Files written next to the stress set:
+``report.json``, ``report.md``, ``roc.png``, ``families.png``,
+``snr_auc.png`` and ``examples.png``.
 
 Scores are P(real) (`rbnodia.nn.RealBogusModel.predict`); labels 0 = real,
 1 = bogus; a detection is called real when ``score >= threshold``.
@@ -201,14 +203,20 @@ def _own_test(model: Any, own: LabelledStamps | None, name: str, progress: bool)
             "roc_auc": test.get("roc_auc", math.nan),
             "accuracy": test.get("accuracy", math.nan),
         }
+    # Each model is scored under its own label convention (variable stars
+    # real or bogus), as at training time.
+    real_families = (model.metadata.training or {}).get("config", {}).get("realFamilies") or []
+    labels = own.label.copy()
+    labels[np.isin(own.family, list(real_families))] = REAL
     scores, _ = score_stamps(model, own, f"{name} own test", progress)
-    metrics = evaluate(own.label, scores, model.threshold)
+    metrics = evaluate(labels, scores, model.threshold)
     return {
         "source": own.meta.get("source", "own test stamps"),
         "n": metrics["n"],
         "roc_auc": metrics["roc_auc"],
         "accuracy": metrics["accuracy"],
-        "labels": own.label,
+        "real_families": list(real_families),
+        "labels": labels,
         "scores": scores,
     }
 
