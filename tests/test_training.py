@@ -87,16 +87,8 @@ def test_feed_preserves_labels_under_augmentation():
     values = np.arange(n, dtype=np.float32)
     inputs = np.repeat(values[:, None, None, None], size * size * 2, axis=1).reshape(n, size, 2 * size, 1)
     labels = (np.arange(n) % 3 == 0).astype(np.int32)
-    feed = make_feed(
-        inputs,
-        labels,
-        np.ones(n, np.float32),
-        batch_size=16,
-        seed=3,
-        augment=True,
-        layout="noDIA",
-        stacking="horizontal",
-    )
+    feed = make_feed(inputs, labels, np.ones(n, np.float32), batch_size=16, seed=3, augment=True,
+                     layout="noDIA", stacking="horizontal")
     orders = []
     for epoch in range(2):
         feed.epoch = epoch
@@ -180,14 +172,8 @@ def test_new_architectures_are_cheap_and_channel_stacked():
 
     costs = {
         name: network_cost(build_network(name))
-        for name in (
-            "paper_nodia",
-            "improved_nodia",
-            "improved_nodia_fast",
-            "improved_dia",
-            "patch_nodia",
-            "patch_dia",
-        )
+        for name in ("paper_nodia", "improved_nodia", "improved_nodia_fast", "improved_dia", "patch_nodia",
+                     "patch_dia")
     }
     assert costs["paper_nodia"]["params"] == 45_908
     for name in ("improved_nodia", "improved_nodia_fast", "improved_dia"):
@@ -536,43 +522,12 @@ def test_cli_reproduce_paper_table_merges_runs(tmp_path, train_set, test_set, ca
     train_file = train_set.save(tmp_path / "train.npz")
     test_file = test_set.save(tmp_path / "test.npz")
     for recipe in ("paper_nodia", "improved_nodia_fast"):  # one run per recipe, as for doc/reproduction.rst
-        assert (
-            main(
-                [
-                    "reproduce-paper",
-                    "--train",
-                    str(train_file),
-                    "--test",
-                    str(test_file),
-                    "--out",
-                    str(tmp_path / recipe),
-                    "--recipes",
-                    recipe,
-                    "--epochs",
-                    "1",
-                    "--max-train",
-                    "120",
-                    "--no-progress",
-                ]
-            )
-            == 0
-        )
+        assert main(["reproduce-paper", "--train", str(train_file), "--test", str(test_file),
+                     "--out", str(tmp_path / recipe), "--recipes", recipe, "--epochs", "1",
+                     "--max-train", "120", "--no-progress"]) == 0
     merged = tmp_path / "table"
-    assert (
-        main(
-            [
-                "reproduce-paper-table",
-                "--runs",
-                str(tmp_path / "paper_nodia"),
-                str(tmp_path / "improved_nodia_fast"),
-                "--test",
-                str(test_file),
-                "--out",
-                str(merged),
-            ]
-        )
-        == 0
-    )
+    assert main(["reproduce-paper-table", "--runs", str(tmp_path / "paper_nodia"),
+                 str(tmp_path / "improved_nodia_fast"), "--test", str(test_file), "--out", str(merged)]) == 0
     printed = capsys.readouterr().out
     assert "paper_nodia" in printed and "improved_nodia_fast" in printed
     results = json.loads((merged / "results.json").read_text())
