@@ -32,6 +32,7 @@ import numpy as np
 from scipy import stats
 
 from .detect import gaussian_filter_kernel, matched_filter_significance
+from .measure import noise_factor
 
 
 @dataclass
@@ -44,13 +45,6 @@ class NoisePeaks:
     """Row of each peak (pixels)."""
     significance: np.ndarray
     """Target significance of each, in units of the map's robust noise."""
-
-
-def _robust_std(values: np.ndarray) -> float:
-    values = values[np.isfinite(values)]
-    if values.size < 100:
-        return 1.0
-    return float(1.4826 * np.median(np.abs(values - np.median(values))))
 
 
 def plant_noise_peaks(
@@ -99,7 +93,7 @@ def plant_noise_peaks(
     if n == 0 or height <= 2 * margin or width <= 2 * margin:
         return empty
     significance = matched_filter_significance(difference, variance, no_data, filter_fwhm_px)
-    scale = _robust_std(significance)
+    scale = noise_factor(significance, np.zeros(significance.shape, dtype=bool))
     kernel = gaussian_filter_kernel(filter_fwhm_px).astype(np.float64)
     kernel /= kernel.max()
     half = kernel.shape[0] // 2
