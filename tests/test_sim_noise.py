@@ -151,3 +151,15 @@ def test_planted_noise_peaks_are_detected_as_noise(filter_factor):
     y = np.round(sim.detections["y"]).astype(int)
     smooth = ndimage.gaussian_filter(sim.science - quiet.science, 2.0)
     assert np.all(smooth[y, x] > 0)
+
+
+def test_no_noise_peaks_where_the_filter_does_not_fit():
+    """An image narrower than the filter and the margin gets no peak (and no error)."""
+    from rbnodia.sim.noise_peaks import plant_noise_peaks
+
+    image = np.zeros((10, 10), np.float32)
+    peaks = plant_noise_peaks(
+        image, image.copy(), np.ones_like(image), np.zeros(image.shape, bool),
+        filter_fwhm_px=4.0, mean_number=50.0, threshold=5.0, margin=2, rng=np.random.default_rng(0),
+    )
+    assert len(peaks.x) == 0

@@ -89,16 +89,16 @@ def plant_noise_peaks(
     """
     height, width = difference.shape
     n = int(rng.poisson(max(mean_number, 0.0)))
-    empty = NoisePeaks(np.zeros(0), np.zeros(0), np.zeros(0))
-    if n == 0 or height <= 2 * margin or width <= 2 * margin:
-        return empty
-    significance = matched_filter_significance(difference, variance, no_data, filter_fwhm_px)
-    scale = noise_factor(significance, np.zeros(significance.shape, dtype=bool))
     kernel = gaussian_filter_kernel(filter_fwhm_px).astype(np.float64)
     kernel /= kernel.max()
     half = kernel.shape[0] // 2
-    xs = rng.integers(max(margin, half), width - max(margin, half), size=n)
-    ys = rng.integers(max(margin, half), height - max(margin, half), size=n)
+    edge = max(margin, half)
+    if n == 0 or height <= 2 * edge or width <= 2 * edge:
+        return NoisePeaks(np.zeros(0), np.zeros(0), np.zeros(0))
+    significance = matched_filter_significance(difference, variance, no_data, filter_fwhm_px)
+    scale = noise_factor(significance, np.zeros(significance.shape, dtype=bool))
+    xs = rng.integers(edge, width - edge, size=n)
+    ys = rng.integers(edge, height - edge, size=n)
     target = stats.truncnorm.rvs(threshold, threshold + 3.0, random_state=rng, size=n)
     keep = []
     for k in range(n):
