@@ -390,6 +390,44 @@ class RealBogusModel:
                 self._predict_fn = forward
             return self._predict_fn
 
+    def checked_inputs(self, inputs: np.ndarray, batch_size: int, threads: int | None) -> np.ndarray:
+        """Return ``inputs`` as float32 after checking them and the batching
+        options, as every inference entry point (`probabilities`,
+        `rbnodia.nn.saliency.saliency_maps`) takes them.
+
+        Parameters
+        ----------
+        inputs : `numpy.ndarray`
+            ``(n,) + input_shape`` scaled, stacked stamps.
+        batch_size : `int`
+            Most inputs per call into the backend; must be positive.
+        threads : `int` or `None`
+            ONNX Runtime chunks run at once; must not be negative.
+
+        Returns
+        -------
+        inputs : `numpy.ndarray`
+            The inputs, float32.
+
+        Raises
+        ------
+        ModelMismatchError
+            If the inputs' shape does not fit the network.
+        ValueError
+            If ``batch_size`` is not positive or ``threads`` negative.
+        """
+        inputs = np.asarray(inputs, dtype=np.float32)
+        if inputs.shape[1:] != self.input_shape:
+            raise ModelMismatchError(
+                f"Inputs of shape {inputs.shape[1:]} do not fit model {self.version} "
+                f"(expects {self.input_shape})."
+            )
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}.")
+        if threads is not None and threads < 0:
+            raise ValueError(f"threads must be 0 (all CPUs) or positive, got {threads}.")
+        return inputs
+
     def probabilities(
         self, inputs: np.ndarray, batch_size: int = 1024, *, backend: str = "auto", threads: int | None = None
     ) -> np.ndarray:
@@ -431,16 +469,7 @@ class RealBogusModel:
         ImportError
             If TensorFlow is needed and missing.
         """
-        inputs = np.asarray(inputs, dtype=np.float32)
-        if inputs.shape[1:] != self.input_shape:
-            raise ModelMismatchError(
-                f"Inputs of shape {inputs.shape[1:]} do not fit model {self.version} "
-                f"(expects {self.input_shape})."
-            )
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be positive, got {batch_size}.")
-        if threads is not None and threads < 0:
-            raise ValueError(f"threads must be 0 (all CPUs) or positive, got {threads}.")
+        inputs = self.checked_inputs(inputs, batch_size, threads)
         chosen = self.inference_backend(backend)
         if len(inputs) == 0:
             return np.zeros((0, 2), dtype=np.float32)

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from .keras_io import import_keras, import_tensorflow
-from .model import ModelMismatchError, RealBogusModel
+from .model import RealBogusModel
 
 _LOG = logging.getLogger(__name__)
 
@@ -285,7 +285,7 @@ def saliency_maps(
 
     Raises
     ------
-    ModelMismatchError
+    rbnodia.nn.ModelMismatchError
         If the inputs' shape does not fit the model.
     ValueError
         If ``batch_size`` is not positive or ``backend`` is unknown.
@@ -293,16 +293,8 @@ def saliency_maps(
         If ``backend='onnx'`` and ONNX Runtime cannot compute this model's
         saliency.
     """
-    inputs = np.asarray(inputs, dtype=np.float32)
+    inputs = model.checked_inputs(inputs, batch_size, threads)
     expected = model.input_shape
-    if inputs.ndim != len(expected) + 1 or inputs.shape[1:] != expected:
-        raise ModelMismatchError(
-            f"Inputs of shape {inputs.shape[1:]} do not fit model {model.version} (expects {expected})."
-        )
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be positive, got {batch_size}.")
-    if threads is not None and threads < 0:
-        raise ValueError(f"threads must be 0 (all CPUs) or positive, got {threads}.")
     n = len(inputs)
     maps = np.empty((n, 1) + expected[1:] if sum_rows else inputs.shape, dtype=np.float32)
     probabilities = np.empty((n, 2), dtype=np.float32)
