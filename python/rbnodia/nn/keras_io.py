@@ -35,6 +35,17 @@ def _quiet_tensorflow() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+def _import_train_module(name: str, purpose: str) -> Any:
+    """Import ``keras`` or ``tensorflow`` quietly; if it is missing, raise an
+    `ImportError` naming ``purpose`` and the extra to install.
+    """
+    _quiet_tensorflow()
+    try:
+        return importlib.import_module(name)
+    except ImportError as err:
+        raise ImportError(f"{purpose} needs TensorFlow and Keras, {TRAIN_EXTRA}: {err}") from err
+
+
 def import_keras(purpose: str) -> Any:
     """Return the ``keras`` module.
 
@@ -54,12 +65,7 @@ def import_keras(purpose: str) -> Any:
         If Keras or TensorFlow cannot be imported; the message names the
         purpose and the extra to install.
     """
-    _quiet_tensorflow()
-    try:
-        import keras
-    except ImportError as err:
-        raise ImportError(f"{purpose} needs TensorFlow and Keras, {TRAIN_EXTRA}: {err}") from err
-    return keras
+    return _import_train_module("keras", purpose)
 
 
 def import_tensorflow(purpose: str) -> Any:
@@ -75,12 +81,7 @@ def import_tensorflow(purpose: str) -> Any:
     tensorflow : `module`
         The imported module.
     """
-    _quiet_tensorflow()
-    try:
-        import tensorflow
-    except ImportError as err:
-        raise ImportError(f"{purpose} needs TensorFlow and Keras, {TRAIN_EXTRA}: {err}") from err
-    return tensorflow
+    return _import_train_module("tensorflow", purpose)
 
 
 def load_network(data: bytes, source: str) -> Any:
