@@ -31,6 +31,25 @@ def _labels(labels: Any) -> np.ndarray:
     return labels
 
 
+def _check_same_length(**arrays: np.ndarray) -> None:
+    """Raise `ValueError`, naming each array and its size, unless the 1-d
+    ``arrays`` have one length.
+    """
+    if len({array.size for array in arrays.values()}) > 1:
+        sizes = [f"{name} ({array.size})" for name, array in arrays.items()]
+        raise ValueError(f"{', '.join(sizes[:-1])} and {sizes[-1]} differ in length.")
+
+
+def _bin_edges(edges: Sequence[float]) -> list[float]:
+    """Return ``edges`` as floats; raise `ValueError` unless they increase
+    and make at least one bin.
+    """
+    edges = [float(e) for e in edges]
+    if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:])):
+        raise ValueError(f"Bin edges must increase, got {edges}.")
+    return edges
+
+
 def metrics_by_group(labels: Any, called_real: Any, groups: Any) -> dict[str, dict[str, Any]]:
     """Count, accuracy and fraction called real within each group.
 
@@ -59,11 +78,7 @@ def metrics_by_group(labels: Any, called_real: Any, groups: Any) -> dict[str, di
     labels = _labels(labels)
     called_real = np.asarray(called_real, dtype=bool).ravel()
     groups = np.asarray(groups).ravel()
-    if not labels.shape == called_real.shape == groups.shape:
-        raise ValueError(
-            f"labels ({labels.size}), called_real ({called_real.size}) and groups ({groups.size}) differ in "
-            "length."
-        )
+    _check_same_length(labels=labels, called_real=called_real, groups=groups)
     is_real = labels == 0
     correct = called_real == is_real
     result = {}
@@ -137,13 +152,8 @@ def auc_by_bin(
     labels = _labels(labels)
     scores = np.asarray(scores, dtype=np.float64).ravel()
     values = np.asarray(values, dtype=np.float64).ravel()
-    edges = [float(e) for e in edges]
-    if not labels.shape == scores.shape == values.shape:
-        raise ValueError(
-            f"labels ({labels.size}), scores ({scores.size}) and values ({values.size}) differ in length."
-        )
-    if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:])):
-        raise ValueError(f"Bin edges must increase, got {edges}.")
+    _check_same_length(labels=labels, scores=scores, values=values)
+    edges = _bin_edges(edges)
     bins, binned = [], np.zeros(labels.size, dtype=bool)
     for low, high in zip(edges, edges[1:]):
         members = (values >= low) & (values < high)
@@ -201,14 +211,8 @@ def completeness_by_bin(
     labels = _labels(labels)
     called_real = np.asarray(called_real, dtype=bool).ravel()
     values = np.asarray(values, dtype=np.float64).ravel()
-    edges = [float(e) for e in edges]
-    if not labels.shape == called_real.shape == values.shape:
-        raise ValueError(
-            f"labels ({labels.size}), called_real ({called_real.size}) and values ({values.size}) "
-            "differ in length."
-        )
-    if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:])):
-        raise ValueError(f"Bin edges must increase, got {edges}.")
+    _check_same_length(labels=labels, called_real=called_real, values=values)
+    edges = _bin_edges(edges)
     real = labels == 0
     bins = []
     for low, high in zip(edges, edges[1:]):
