@@ -16,9 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .figures import new_figure, save_figure
-
-_LABEL_COLORS = {0: "#2ca02c", 1: "#d62728"}
+from .figures import LABEL_COLORS, new_figure, save_figure
 
 
 def _family_order(by_model: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> list[tuple[str, int, int]]:
@@ -67,7 +65,7 @@ def plot_family_fractions(
         ax.barh(y - 0.4 + height * (k + 0.5), values, height=height, label=model)
     ax.set_yticks(y, [f"{name} (n={n})" for name, _, n in families])
     for tick, (_, label, _) in zip(ax.get_yticklabels(), families):
-        tick.set_color(_LABEL_COLORS.get(label, "black"))
+        tick.set_color(LABEL_COLORS.get(label, "black"))
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
     ax.set_xlabel("fraction called real")

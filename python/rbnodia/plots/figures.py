@@ -4,7 +4,7 @@ pipelines and threads) and PNG writing.
 
 from __future__ import annotations
 
-__all__ = ["new_figure", "save_figure"]
+__all__ = ["LABEL_COLORS", "new_figure", "save_figure"]
 
 import logging
 import os
@@ -12,6 +12,10 @@ from pathlib import Path
 from typing import Any
 
 _LOG = logging.getLogger(__name__)
+
+LABEL_COLORS = {0: "#2ca02c", 1: "#d62728"}
+"""Colour of each true label, green for real (0) and red for bogus (1), in the
+score histograms and the per-family figures."""
 
 
 def new_figure(width: float, height: float) -> Any:

@@ -29,15 +29,14 @@ from typing import Any
 import numpy as np
 
 from ..core.metrics import roc_auc, roc_curve
+from .figures import LABEL_COLORS, save_figure
 from .figures import new_figure as _figure
-from .figures import save_figure
 
 CORRECT_COLOR = "#1f77b4"
 """Cells of correct classifications (blue, as in the paper's figures)."""
 INCORRECT_COLOR = "#ff7f0e"
 """Cells of incorrect classifications (orange, as in the paper's figures)."""
 
-_CLASS_COLORS = {0: "#2ca02c", 1: "#d62728"}
 _CLASS_NAMES = {0: "real", 1: "bogus"}
 
 
@@ -236,7 +235,7 @@ def plot_score_histograms(
             bins=edges,
             histtype="step",
             lw=1.5,
-            color=_CLASS_COLORS[value],
+            color=LABEL_COLORS[value],
             label=f"true {_CLASS_NAMES[value]} ({chosen.size})",
         )
     if threshold is not None:
