@@ -263,6 +263,7 @@ def reproduce_paper(
     # One split for every model: the same stamps train and validate each.
     fit_index, val_index = split_validation(train_all.label, 0.2, rng)
     fit_set, val_set = train_all.subset(fit_index), train_all.subset(val_index)
+    del train_all  # the two subsets are copies: keep one set of stamps in memory
     _LOG.info(
         "Reproducing the paper on %d training (%d validation) and %d test stamps.",
         len(fit_set),
