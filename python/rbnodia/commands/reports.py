@@ -7,12 +7,17 @@ from __future__ import annotations
 
 __all__ = [
     "PAPER_RESULTS",
+    "comparison_table",
+    "copy_doc_figures",
+    "family_table",
     "format_comparison_table",
     "format_family_table",
     "format_metrics_table",
     "format_results_markdown",
+    "format_results_rst",
     "format_snr_table",
     "print_comparison",
+    "snr_table",
     "write_json",
     "write_text_atomically",
 ]
@@ -23,6 +28,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from ..core.tables import format_markdown_table, format_rst_csv_table
 
 PAPER_RESULTS: dict[str, dict[str, Any]] = {
     "DIA (paper)": {
@@ -35,6 +42,7 @@ PAPER_RESULTS: dict[str, dict[str, Any]] = {
         "train_cpu_hours": 35.0,
         "ms_per_stamp": 1.00,
         "confusion_matrix": [[9564, 514], [306, 9616]],
+        "epochs": "up to 500 (+250)",
     },
     "noDIA (paper)": {
         "train_accuracy": 0.915,
@@ -46,6 +54,7 @@ PAPER_RESULTS: dict[str, dict[str, Any]] = {
         "train_cpu_hours": 56.0,
         "ms_per_stamp": 0.30,
         "confusion_matrix": [[9163, 915], [775, 9147]],
+        "epochs": "up to 500 (+250)",
     },
 }
 """Acero-Cuellar et al., DES Y1 autoscan, 20,000 test stamps (their Table 1
@@ -118,6 +127,35 @@ _COMPARISON_COLUMNS = (
 )
 
 
+def comparison_table(rows: Mapping[str, Mapping[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """Return the table of models (ours and the paper's) side by side, as data.
+
+    Parameters
+    ----------
+    rows : `~collections.abc.Mapping` [`str`, `~collections.abc.Mapping`]
+        Model name -> its comparison columns (`comparison_row`).
+
+    Returns
+    -------
+    header : `list` [`str`]
+        Column titles.
+    cells : `list` [`list` [`str`]]
+        One row of cells per model.
+    """
+    header = ["model"] + [label for _, label, _ in _COMPARISON_COLUMNS] + ["epochs", "best epoch", "params"]
+    cells = []
+    for name, row in rows.items():
+        line = [name]
+        for key, _, digits in _COMPARISON_COLUMNS:
+            text = _fmt(row.get(key), digits)
+            if key == "test_accuracy" and row.get("test_accuracy_err") is not None and text != "n/a":
+                text += f" +- {row['test_accuracy_err']:.{digits}f}"
+            line.append(text)
+        line += [_fmt(row.get(key)) for key in ("epochs", "best_epoch", "params")]
+        cells.append(line)
+    return header, cells
+
+
 def format_comparison_table(rows: Mapping[str, Mapping[str, Any]]) -> str:
     """Format a Markdown table of models (ours and the paper's) side by side.
 
@@ -129,20 +167,41 @@ def format_comparison_table(rows: Mapping[str, Mapping[str, Any]]) -> str:
     Returns
     -------
     table : `str`
-        The Markdown table.
+        The Markdown table (`comparison_table`).
     """
-    header = ["model"] + [label for _, label, _ in _COMPARISON_COLUMNS] + ["epochs"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for name, row in rows.items():
-        cells = [name]
-        for key, _, digits in _COMPARISON_COLUMNS:
-            text = _fmt(row.get(key), digits)
-            if key == "test_accuracy" and row.get("test_accuracy_err") is not None and text != "n/a":
-                text += f" +- {row['test_accuracy_err']:.{digits}f}"
-            cells.append(text)
-        cells.append(_fmt(row.get("epochs")))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return format_markdown_table(*comparison_table(rows))
+
+
+def family_table(
+    families: Mapping[str, Mapping[str, Mapping[str, Any]]], key: str = "accuracy"
+) -> tuple[list[str], list[list[str]]]:
+    """Return a table of per-family metrics, one column per model, as data.
+
+    Parameters
+    ----------
+    families : `~collections.abc.Mapping`
+        Model name -> `rbnodia.core.group_metrics.metrics_by_group` result.
+    key : `str`
+        The per-family figure shown: ``accuracy`` or ``fraction_called_real``.
+
+    Returns
+    -------
+    header : `list` [`str`]
+        Column titles.
+    cells : `list` [`list` [`str`]]
+        One row per family, real families (label 0) first.
+    """
+    models = list(families)
+    names = sorted(
+        {name for groups in families.values() for name in groups},
+        key=lambda name: (next(g[name]["label"] for g in families.values() if name in g), name),
+    )
+    cells = []
+    for name in names:
+        first = next(groups[name] for groups in families.values() if name in groups)
+        values = [f"{families[m][name][key]:.3f}" if name in families[m] else "" for m in models]
+        cells.append([name, str(first["label"]), str(first["n"]), *values])
+    return ["family", "label", "n", *models], cells
 
 
 def format_family_table(
@@ -160,19 +219,36 @@ def format_family_table(
     Returns
     -------
     table : `str`
-        The Markdown table.
+        The Markdown table (`family_table`).
     """
-    models = list(families)
-    names = sorted(
-        {name for groups in families.values() for name in groups},
-        key=lambda name: (next(g[name]["label"] for g in families.values() if name in g), name),
-    )
-    lines = ["| family | label | n | " + " | ".join(models) + " |", "|---|---|---|" + "---|" * len(models)]
-    for name in names:
-        first = next(groups[name] for groups in families.values() if name in groups)
-        cells = [f"{families[m][name][key]:.3f}" if name in families[m] else "" for m in models]
-        lines.append(f"| {name} | {first['label']} | {first['n']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return format_markdown_table(*family_table(families, key))
+
+
+def snr_table(bins: Mapping[str, Mapping[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """Return the table of ROC AUC per S/N bin, one column per model, as data.
+
+    Parameters
+    ----------
+    bins : `~collections.abc.Mapping`
+        Model name -> `rbnodia.core.group_metrics.auc_by_bin` result (all on
+        the same stamps and edges); at least one model.  Bins without both
+        classes show ``one class``.
+
+    Returns
+    -------
+    header : `list` [`str`]
+        Column titles.
+    cells : `list` [`list` [`str`]]
+        One row per bin.
+    """
+    models = list(bins)
+    cells = []
+    for i, row in enumerate(bins[models[0]]["bins"]):
+        values = [
+            _fmt(bins[m]["bins"][i]["roc_auc"], 4) if row["both_classes"] else "one class" for m in models
+        ]
+        cells.append([row["label"], str(row["n"]), str(row["n_real"]), str(row["n_bogus"]), *values])
+    return ["S/N", "n", "real", "bogus", *models], cells
 
 
 def format_snr_table(bins: Mapping[str, Mapping[str, Any]]) -> str:
@@ -188,26 +264,9 @@ def format_snr_table(bins: Mapping[str, Mapping[str, Any]]) -> str:
     Returns
     -------
     table : `str`
-        The Markdown table (empty without models).
+        The Markdown table (`snr_table`; empty without models).
     """
-    models = list(bins)
-    if not models:
-        return ""
-    reference = bins[models[0]]["bins"]
-    lines = [
-        "| S/N | n | real | bogus | " + " | ".join(models) + " |",
-        "|---|---|---|---|" + "---|" * len(models),
-    ]
-    for i, row in enumerate(reference):
-        cells = [
-            _fmt(bins[m]["bins"][i]["roc_auc"], 4) if row["both_classes"] else "one class" for m in models
-        ]
-        lines.append(
-            f"| {row['label']} | {row['n']} | {row['n_real']} | {row['n_bogus']} | "
-            + " | ".join(cells)
-            + " |"
-        )
-    return "\n".join(lines)
+    return format_markdown_table(*snr_table(bins)) if bins else ""
 
 
 def write_json(path: str | os.PathLike, data: Any) -> Path:
@@ -276,23 +335,95 @@ def format_results_markdown(
         Title, intro, comparison table, and the tables of accuracy and
         fraction called real per family and ROC AUC per S/N bin.
     """
+    parts = ["# Reproducing Acero-Cuellar et al. (DIA vs noDIA)", intro]
+    for k, (title, table) in enumerate(_results_tables(rows, test_metrics)):
+        parts += ([] if k == 0 else [f"## {title}"]) + [format_markdown_table(*table)]
+    return "\n\n".join(parts) + "\n"
+
+
+def _results_tables(
+    rows: Mapping[str, Mapping[str, Any]], test_metrics: Mapping[str, Mapping[str, Any]]
+) -> list[tuple[str, tuple[list[str], list[list[str]]]]]:
     families = {m: t["by_family"] for m, t in test_metrics.items() if t.get("by_family")}
     snr = {m: t["auc_by_snr"] for m, t in test_metrics.items() if t.get("auc_by_snr")}
-    parts = [
-        "# Reproducing Acero-Cuellar et al. (DIA vs noDIA)",
-        intro,
-        format_comparison_table({**rows, **PAPER_RESULTS}),
-    ]
+    tables = [("Comparison with the paper", comparison_table({**rows, **PAPER_RESULTS}))]
     if families:
-        parts += [
-            "## Test accuracy per family (label 0 = real, 1 = bogus)",
-            format_family_table(families),
-            "## Fraction called real per family",
-            format_family_table(families, "fraction_called_real"),
+        tables += [
+            ("Test accuracy per family (label 0 = real, 1 = bogus)", family_table(families)),
+            ("Fraction called real per family", family_table(families, "fraction_called_real")),
         ]
     if snr:
-        parts += ["## Test ROC AUC per detection S/N bin", format_snr_table(snr)]
-    return "\n\n".join(parts) + "\n"
+        tables.append(("Test ROC AUC per detection S/N bin", snr_table(snr)))
+    return tables
+
+
+def format_results_rst(
+    command: str,
+    intro: str,
+    rows: Mapping[str, Mapping[str, Any]],
+    test_metrics: Mapping[str, Mapping[str, Any]],
+    figures: Mapping[str, str] | None = None,
+) -> str:
+    """Return a comparison of models on one test set as reStructuredText, for the docs.
+
+    Parameters
+    ----------
+    command : `str`
+        The command that wrote it (stated above the tables).
+    intro : `str`
+        Paragraph describing the data and the columns.
+    rows : `~collections.abc.Mapping`
+        Model name -> comparison row (`comparison_table`); the paper's rows
+        are appended.
+    test_metrics : `~collections.abc.Mapping`
+        Model name -> test metrics with ``by_family`` and ``auc_by_snr``.
+    figures : `~collections.abc.Mapping` [`str`, `str`], optional
+        Image paths (relative to the including document) and their
+        captions, shown after the comparison table.
+
+    Returns
+    -------
+    text : `str`
+        The same tables as `format_results_markdown`, one ``csv-table``
+        directive each, and the figures.
+    """
+    lines = [f".. Generated by ``{command}``; do not edit.", "", intro, "", f"Regenerate with ``{command}``."]
+    for k, (title, table) in enumerate(_results_tables(rows, test_metrics)):
+        lines += ["", format_rst_csv_table(title, *table)]
+        if k == 0:
+            for name, caption in (figures or {}).items():
+                lines += ["", f".. figure:: {name}", "   :width: 100%", "", f"   {caption}"]
+    return "\n".join(lines) + "\n"
+
+
+def copy_doc_figures(doc_table: Path, figures: Mapping[str, tuple[str | os.PathLike, str]]) -> dict[str, str]:
+    """Copy a report's figures next to its ``--doc-table`` include.
+
+    Parameters
+    ----------
+    doc_table : `pathlib.Path`
+        The reStructuredText include; ``NAME`` is copied to
+        ``<its folder>/<its stem>_NAME.png``.
+    figures : `~collections.abc.Mapping` [`str`, `tuple`]
+        ``NAME`` -> (PNG file to copy, caption).
+
+    Returns
+    -------
+    figures : `dict` [`str`, `str`]
+        Image path for the including document -> caption.  Sphinx resolves
+        an image path against the including document, which is expected in
+        the include's parent folder (as ``doc/reproduction.rst`` includes
+        ``doc/_generated/*.rst``).
+    """
+    import shutil
+
+    doc_table.parent.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for name, (source, caption) in figures.items():
+        copy = doc_table.with_name(f"{doc_table.stem}_{name}.png")
+        shutil.copyfile(source, copy)
+        written[f"{copy.parent.name}/{copy.name}"] = caption
+    return written
 
 
 def print_comparison(rows: Mapping[str, Mapping[str, Any]], *written: str | os.PathLike) -> None:

@@ -19,8 +19,29 @@ from pathlib import Path
 from typing import Any
 
 from .arguments import Command
-from .reports import PAPER_RESULTS, format_results_markdown, print_comparison, write_json
+from .reports import (
+    PAPER_RESULTS,
+    copy_doc_figures,
+    format_results_markdown,
+    format_results_rst,
+    print_comparison,
+    write_json,
+    write_text_atomically,
+)
 from .reproduce import write_comparison_plots
+
+DOC_FIGURES = {
+    "roc": "ROC curves on the test set.",
+    "families": "Fraction of each test family called real, per model.",
+    "auc_snr": "ROC AUC per detection S/N bin, per model.",
+}
+"""Comparison figures copied next to the ``--doc-table`` include, with their captions."""
+
+HISTORY_CAPTION = (
+    "{recipe}: loss and accuracy per epoch on the training and validation sets; the dotted line "
+    "marks the epoch whose weights were kept."
+)
+"""Caption of each run's learning curves in the ``--doc-table`` include."""
 
 
 def _model_file(recipe: str, run_dirs: Sequence[Path]) -> Path:
@@ -31,7 +52,12 @@ def _model_file(recipe: str, run_dirs: Sequence[Path]) -> Path:
 
 
 def merge_reproductions(
-    run_dirs: Sequence[str | os.PathLike], test_paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike
+    run_dirs: Sequence[str | os.PathLike],
+    test_paths: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    *,
+    doc_table: str | os.PathLike | None = None,
+    command: str | None = None,
 ) -> dict[str, Any]:
     """Merge `~rbnodia.commands.reproduce.reproduce_paper` runs into one report.
 
@@ -43,6 +69,12 @@ def merge_reproductions(
         The runs' test stamps.
     out_dir : path-like
         Where ``results.md``, ``results.json`` and the figures go.
+    doc_table : path-like, optional
+        Also write the tables as a reStructuredText include for the docs,
+        with the ROC, per-family and per-S/N figures and every run's
+        learning curves copied next to it.
+    command : `str`, optional
+        The command stated in the include (default: this function's call).
 
     Returns
     -------
@@ -83,6 +115,25 @@ def merge_reproductions(
             f"bogus); training {data['train']['n']}, validation {data['validation']['n']}.  " + intro
         )
     (out / "results.md").write_text(format_results_markdown(intro, rows, metrics))
+    if doc_table is not None:
+        doc_table = Path(doc_table)
+        sources = {name: (out / f"{name}.png", caption) for name, caption in DOC_FIGURES.items()}
+        sources.update(
+            {
+                f"{recipe}_history": (
+                    _model_file(recipe, runs).with_name(f"{recipe}_history.png"),
+                    HISTORY_CAPTION.format(recipe=recipe),
+                )
+                for recipe in rows
+            }
+        )
+        figures = copy_doc_figures(doc_table, sources)
+        command = (
+            command
+            or f"merge_reproductions({[str(r) for r in runs]}, {[str(t) for t in test_paths]}, {str(out)!r})"
+        )
+        write_text_atomically(doc_table, format_results_rst(command, intro, rows, metrics, figures))
+        files += [str(doc_table), *(str(doc_table.parent / Path(name).name) for name in figures)]
     merged = {
         "rows": rows,
         "metrics": metrics,
@@ -97,7 +148,10 @@ def merge_reproductions(
 
 
 def _merge(args: argparse.Namespace) -> int:
-    results = merge_reproductions(args.runs, args.test, args.out)
+    import shlex
+
+    command = "rbnodia " + " ".join(shlex.quote(a) for a in args.argv)
+    results = merge_reproductions(args.runs, args.test, args.out, doc_table=args.doc_table, command=command)
     print_comparison(results["rows"], Path(args.out) / "results.md")
     return 0
 
@@ -108,6 +162,13 @@ def _merge_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--test", nargs="+", required=True, metavar="PATH", help="The runs' test stamps.")
     parser.add_argument("--out", required=True, metavar="DIR", help="Output folder.")
+    parser.add_argument(
+        "--doc-table",
+        type=Path,
+        metavar="PATH",
+        help="Also write the tables and figures as a reStructuredText include (e.g. "
+        "doc/_generated/reproduction.rst).",
+    )
 
 
 COMMANDS = (

@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 
 from .arguments import Command
-from .reports import write_text_atomically
+from .reports import copy_doc_figures, write_text_atomically
 
 DEFAULT_MODELS = ("nodia_default", "dia_default")
 """Models scored when no ``--model`` is given."""
@@ -25,7 +25,6 @@ DOC_FIGURES = {
 
 def _stress_test(args: argparse.Namespace) -> int:
     import shlex
-    import shutil
 
     from ..stresstest import format_markdown, format_rst, run_stress_report
 
@@ -44,16 +43,15 @@ def _stress_test(args: argparse.Namespace) -> int:
     print(format_markdown(report))
     if args.doc_table:
         command = "rbnodia " + " ".join(shlex.quote(a) for a in args.argv if a != "--no-progress")
-        args.doc_table.parent.mkdir(parents=True, exist_ok=True)
-        figures = {}
-        for plot, caption in DOC_FIGURES.items():
-            copy = args.doc_table.with_name(f"{args.doc_table.stem}_{plot}.png")
-            shutil.copyfile(report["files"][plot], copy)
-            # Sphinx resolves an image path against the including document,
-            # which is expected in the include's parent folder (as
-            # doc/reproduction.rst includes doc/_generated/stress_report.rst).
-            figures[f"{copy.parent.name}/{copy.name}"] = caption
-            report["files"][f"doc_{plot}"] = str(copy)
+        figures = copy_doc_figures(
+            args.doc_table, {plot: (report["files"][plot], caption) for plot, caption in DOC_FIGURES.items()}
+        )
+        report["files"].update(
+            {
+                f"doc_{plot}": str(args.doc_table.parent / Path(name).name)
+                for plot, name in zip(DOC_FIGURES, figures)
+            }
+        )
         write_text_atomically(args.doc_table, format_rst(report, command, figures))
         report["files"]["doc_table"] = str(args.doc_table)
     print("Files:", ", ".join(report["files"].values()))
@@ -70,8 +68,9 @@ def _stress_test_arguments(parser: argparse.ArgumentParser) -> None:
         "--n", type=int, default=20_000, help="Stamps in the stress set, split evenly over settings."
     )
     parser.add_argument("--seed", type=int, default=16, help="Stress-set seed.")
-    parser.add_argument("--out", required=True, type=Path,
-                        help="Report folder; the set lives in OUT/stress_set.")
+    parser.add_argument(
+        "--out", required=True, type=Path, help="Report folder; the set lives in OUT/stress_set."
+    )
     parser.add_argument(
         "--own-test",
         action="append",
@@ -87,12 +86,17 @@ def _stress_test_arguments(parser: argparse.ArgumentParser) -> None:
         help="Observing settings (names in rbnodia.stresstest.SETTINGS; default: all of them).",
     )
     parser.add_argument("--workers", type=int, default=2, help="Processes generating the stress set.")
-    parser.add_argument("--regenerate", action="store_true",
-                        help="Replace a stress set made with another recipe.")
-    parser.add_argument("--doc-table", type=Path, metavar="PATH",
-                        help="Also write the tables as a reStructuredText include for the docs, with "
-                        "copies of roc.png and families.png beside it (PATH's stem + _roc.png, ...), "
-                        "shown by the include for a document in PATH's grandparent folder.")
+    parser.add_argument(
+        "--regenerate", action="store_true", help="Replace a stress set made with another recipe."
+    )
+    parser.add_argument(
+        "--doc-table",
+        type=Path,
+        metavar="PATH",
+        help="Also write the tables as a reStructuredText include for the docs, with "
+        "copies of roc.png and families.png beside it (PATH's stem + _roc.png, ...), "
+        "shown by the include for a document in PATH's grandparent folder.",
+    )
     parser.add_argument("--no-progress", action="store_true")
 
 
