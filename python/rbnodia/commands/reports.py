@@ -11,11 +11,9 @@ __all__ = [
     "copy_doc_figures",
     "family_table",
     "format_comparison_table",
-    "format_family_table",
     "format_metrics_table",
     "format_results_markdown",
     "format_results_rst",
-    "format_snr_table",
     "print_comparison",
     "snr_table",
     "write_json",
@@ -204,26 +202,6 @@ def family_table(
     return ["family", "label", "n", *models], cells
 
 
-def format_family_table(
-    families: Mapping[str, Mapping[str, Mapping[str, Any]]], key: str = "accuracy"
-) -> str:
-    """Format a Markdown table of per-family metrics, one column per model.
-
-    Parameters
-    ----------
-    families : `~collections.abc.Mapping`
-        Model name -> `rbnodia.core.group_metrics.metrics_by_group` result.
-    key : `str`
-        The per-family figure shown: ``accuracy`` or ``fraction_called_real``.
-
-    Returns
-    -------
-    table : `str`
-        The Markdown table (`family_table`).
-    """
-    return format_markdown_table(*family_table(families, key))
-
-
 def snr_table(bins: Mapping[str, Mapping[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """Return the table of ROC AUC per S/N bin, one column per model, as data.
 
@@ -249,24 +227,6 @@ def snr_table(bins: Mapping[str, Mapping[str, Any]]) -> tuple[list[str], list[li
         ]
         cells.append([row["label"], str(row["n"]), str(row["n_real"]), str(row["n_bogus"]), *values])
     return ["S/N", "n", "real", "bogus", *models], cells
-
-
-def format_snr_table(bins: Mapping[str, Mapping[str, Any]]) -> str:
-    """Format a Markdown table of ROC AUC per S/N bin, one column per model.
-
-    Parameters
-    ----------
-    bins : `~collections.abc.Mapping`
-        Model name -> `rbnodia.core.group_metrics.auc_by_bin` result (all on
-        the same stamps and edges).  Bins without both classes show
-        ``one class``.
-
-    Returns
-    -------
-    table : `str`
-        The Markdown table (`snr_table`; empty without models).
-    """
-    return format_markdown_table(*snr_table(bins)) if bins else ""
 
 
 def write_json(path: str | os.PathLike, data: Any) -> Path:
