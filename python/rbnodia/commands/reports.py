@@ -10,7 +10,6 @@ __all__ = [
     "comparison_table",
     "copy_doc_figures",
     "family_table",
-    "format_comparison_table",
     "format_metrics_table",
     "format_results_markdown",
     "format_results_rst",
@@ -154,22 +153,6 @@ def comparison_table(rows: Mapping[str, Mapping[str, Any]]) -> tuple[list[str], 
     return header, cells
 
 
-def format_comparison_table(rows: Mapping[str, Mapping[str, Any]]) -> str:
-    """Format a Markdown table of models (ours and the paper's) side by side.
-
-    Parameters
-    ----------
-    rows : `~collections.abc.Mapping` [`str`, `~collections.abc.Mapping`]
-        Model name -> its comparison columns (`comparison_row`).
-
-    Returns
-    -------
-    table : `str`
-        The Markdown table (`comparison_table`).
-    """
-    return format_markdown_table(*comparison_table(rows))
-
-
 def family_table(
     families: Mapping[str, Mapping[str, Mapping[str, Any]]], key: str = "accuracy"
 ) -> tuple[list[str], list[list[str]]]:
@@ -283,7 +266,7 @@ def format_results_markdown(
     intro : `str`
         Paragraph describing the data and the columns.
     rows : `~collections.abc.Mapping`
-        Model name -> comparison row (`format_comparison_table`); the
+        Model name -> comparison row (`comparison_table`); the
         paper's rows are appended.
     test_metrics : `~collections.abc.Mapping`
         Model name -> test metrics with ``by_family`` and ``auc_by_snr``
@@ -387,7 +370,7 @@ def copy_doc_figures(doc_table: Path, figures: Mapping[str, tuple[str | os.PathL
 
 
 def print_comparison(rows: Mapping[str, Mapping[str, Any]], *written: str | os.PathLike) -> None:
-    """Print our rows beside the paper's (`format_comparison_table`), then
+    """Print our rows beside the paper's (`comparison_table`, as Markdown), then
     the files the results went to.
 
     Parameters
@@ -397,5 +380,5 @@ def print_comparison(rows: Mapping[str, Mapping[str, Any]], *written: str | os.P
     *written : `str` or `os.PathLike`
         The result files, named on one line.
     """
-    print(format_comparison_table({**rows, **PAPER_RESULTS}))
+    print(format_markdown_table(*comparison_table({**rows, **PAPER_RESULTS})))
     print(f"results -> {', '.join(str(path) for path in written)}")
