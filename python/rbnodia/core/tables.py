@@ -49,11 +49,8 @@ def format_rst_csv_table(title: str, header: Sequence[str], rows: Sequence[Seque
     ----------
     title : `str`
         The table's caption.
-    header : sequence of `str`
-        Column titles.
-    rows : sequence of sequence of `str`
-        Cells, as many per row as the header has titles; double quotes in
-        them are escaped.
+    header, rows : sequence
+        As for `format_markdown_table`; double quotes in cells are escaped.
 
     Returns
     -------
@@ -63,7 +60,7 @@ def format_rst_csv_table(title: str, header: Sequence[str], rows: Sequence[Seque
     Raises
     ------
     ValueError
-        If a row has more or fewer cells than the header.
+        If a row's width differs from the header's.
     """
     _check_widths(header, rows)
 
