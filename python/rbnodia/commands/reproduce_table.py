@@ -74,7 +74,7 @@ def merge_reproductions(
         with the ROC, per-family and per-S/N figures and every run's
         learning curves copied next to it.
     command : `str`, optional
-        The command stated in the include (default: this function's call).
+        The command stated in the include (default: this function's name).
 
     Returns
     -------
@@ -128,10 +128,7 @@ def merge_reproductions(
             }
         )
         figures = copy_doc_figures(doc_table, sources)
-        command = (
-            command
-            or f"merge_reproductions({[str(r) for r in runs]}, {[str(t) for t in test_paths]}, {str(out)!r})"
-        )
+        command = command or f"{__name__}.merge_reproductions"
         write_text_atomically(doc_table, format_results_rst(command, intro, rows, metrics, figures))
         files += [str(doc_table), *(str(doc_table.parent / Path(name).name) for name in figures)]
     merged = {
@@ -167,7 +164,7 @@ def _merge_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         metavar="PATH",
         help="Also write the tables and figures as a reStructuredText include (e.g. "
-        "doc/_generated/reproduction.rst).",
+        "doc/_generated/reproduction_table.rst).",
     )
 
 
