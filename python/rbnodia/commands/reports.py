@@ -119,7 +119,7 @@ _COMPARISON_COLUMNS = (
     ("tp_rate", "TP rate", 2),
     ("tn_rate", "TN rate", 2),
     ("fpr_at_fnr_1pct", "FPR@1%FNR", 3),
-    ("train_cpu_hours", "train CPU h", 4),
+    ("train_cpu_hours", "train CPU h", 2),
     ("ms_per_stamp", "predict ms/stamp", 3),
 )
 
@@ -170,7 +170,9 @@ def family_table(
     header : `list` [`str`]
         Column titles.
     cells : `list` [`list` [`str`]]
-        One row per family, real families (label 0) first.
+        One row per family, real families (label 0) first; the label of a
+        family that holds both classes shows as ``mixed`` (it is sorted by
+        its majority label).
     """
     models = list(families)
     names = sorted(
@@ -181,7 +183,8 @@ def family_table(
     for name in names:
         first = next(groups[name] for groups in families.values() if name in groups)
         values = [f"{families[m][name][key]:.3f}" if name in families[m] else "" for m in models]
-        cells.append([name, str(first["label"]), str(first["n"]), *values])
+        label = "mixed" if first["n_real"] and first["n_bogus"] else str(first["label"])
+        cells.append([name, label, str(first["n"]), *values])
     return ["family", "label", "n", *models], cells
 
 
