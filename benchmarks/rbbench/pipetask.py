@@ -15,9 +15,11 @@ and runs the packaged ``RealBogusNoDia`` pipeline (its default model,
   only, as rbnodia wrote them before the files carried their ONNX graphs):
   every process then imports TensorFlow and translates the network, the
   baseline this section measures the graphs against;
-- on one full-size LSST detector (4096x4096), for the peak RSS of the
-  ``pipetask`` process (`os.wait4` in a small launcher), with both model
-  files;
+- serially and with ``-j 2`` (``forkserver``) on 4 and 8 full-size LSST
+  detectors (4096x4096), the size of a production quantum, whose own work
+  is then larger than the fixed cost of a worker process;
+- on one full-size LSST detector, for the peak RSS of the ``pipetask``
+  process (`os.wait4` in a small launcher), with both model files;
 - the scores of the serial run against the model's Keras network on
   TensorFlow, on the same stamps (`max_tf_difference`).
 
@@ -46,6 +48,9 @@ from .common import Figure, section_command
 
 PIPELINE = "RealBogusNoDia"
 MODEL = "nodia_default"
+FULL_SIZE_QUANTA = (4, 8)
+"""Quanta of the serial and ``-j 2`` runs on full-size detectors, the size of a
+Prompt Processing or BPS quantum."""
 
 
 _WAIT4 = """
@@ -238,22 +243,49 @@ def _parallel_figures(times: dict, counts, command: str, suffix: str = "", what:
     return figures
 
 
-def _rss_figures(workdir: Path, model_v1: Path | None, command: str) -> list[Figure]:
-    """Peak RSS of pipetask on one full-size LSST detector."""
+def _full_size_figures(workdir: Path, model_v1: Path | None, command: str) -> list[Figure]:
+    """Time serial and ``-j 2`` runs on full-size LSST detectors, and measure the peak RSS of one."""
     from rbnodia.sim import write_simulated_repo
 
     root = workdir / "pipetask_full"
     shutil.rmtree(root, ignore_errors=True)
-    summary = write_simulated_repo(root, preset="lsst", n_visits=1, n_detectors=1, seed=8, progress=False)
-    inputs = [summary["collection"]]
-    wall, rss = timed_pipetask(root, inputs, "bench/full")
-    base = timed_pipetask(root, inputs, "bench/full_v1", model_path=model_v1) if model_v1 else (None, None)
+    start = time.perf_counter()
+    summary = write_simulated_repo(root, preset="lsst", n_visits=1, n_detectors=FULL_SIZE_QUANTA[-1], seed=8,
+                                   progress=False)
+    make_s = time.perf_counter() - start
+    inputs, data_ids = [summary["collection"]], summary["data_ids"]
+    times = {}
+    for q in FULL_SIZE_QUANTA:
+        for kind, jobs in (("serial", 1), ("j2", 2)):
+            times[(kind, q)] = timed_pipetask(root, inputs, f"bench/full/{kind}_{q}", jobs=jobs,
+                                              data_query=_query(data_ids[:q]))
+            print(f"   full size: pipetask {kind}, {q} quanta: {times[(kind, q)][0]:.1f} s", flush=True)
+    one = _query(data_ids[:1])
+    wall, rss = timed_pipetask(root, inputs, "bench/full/one", data_query=one)
+    base = (timed_pipetask(root, inputs, "bench/full/one_v1", data_query=one, model_path=model_v1)
+            if model_v1 else (None, None))
     shutil.rmtree(root, ignore_errors=True)
-    note = (f"one LSST 4096x4096 detector, {summary['n_detections']} detections, serial; pipetask wall "
-            f"{wall:.1f} s" + (f" ({base[0]:.1f} s with the format-1 file)" if base[0] else ""))
-    return [Figure.amount("4.rss.detector", 4, "pipetask run on a full LSST detector: peak RSS", rss, "MiB",
-                          baseline=base[1], baseline_label="the same with a format-1 model file",
-                          reference=500.0, reference_label="target <= 500 MiB", note=note, command=command)]
+    what = (f"{len(data_ids)} LSST detectors 4096x4096, {summary['n_detections']} detections in all; "
+            f"repo written in {make_s:.0f} s")
+    figures = []
+    for q in FULL_SIZE_QUANTA:
+        serial = times[("serial", q)][0]
+        figures += [
+            Figure.time(f"4.serial.full.q{q}", 4,
+                        f"pipetask run, serial, {q} full-size quanta: total wall time", serial, "s",
+                        note=what, command=command),
+            Figure.time(f"4.j2.full.q{q}", 4,
+                        f"pipetask run -j 2 --start-method forkserver, {q} full-size quanta: total wall time",
+                        times[("j2", q)][0], "s", baseline=serial,
+                        baseline_label=f"serial, the same {q} quanta", note=what, command=command),
+        ]
+    note = (f"one LSST 4096x4096 detector, serial; pipetask wall {wall:.1f} s"
+            + (f" ({base[0]:.1f} s with the format-1 file)" if base[0] else ""))
+    figures.append(Figure.amount("4.rss.detector", 4, "pipetask run on a full LSST detector: peak RSS",
+                                 rss, "MiB", baseline=base[1],
+                                 baseline_label="the same with a format-1 model file", reference=500.0,
+                                 reference_label="target <= 500 MiB", note=note, command=command))
+    return figures
 
 
 def run_section(smoke: bool, workdir: Path) -> list[Figure]:
@@ -309,5 +341,5 @@ def run_section(smoke: bool, workdir: Path) -> list[Figure]:
                                      v2[("serial", 2)][1], "MiB", reference=500.0,
                                      reference_label="target <= 500 MiB", command=command))
     else:
-        figures += _rss_figures(workdir, model_v1, command)
+        figures += _full_size_figures(workdir, model_v1, command)
     return figures
