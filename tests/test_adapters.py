@@ -54,6 +54,9 @@ def test_numpy_and_unsupported():
         to_pixel_image("not an image")
     with pytest.raises(UnsupportedInputError):
         to_pixel_image(np.zeros((2, 2, 2)))
+    for dtype in (np.complex64, object, "U3"):
+        with pytest.raises(UnsupportedInputError, match="real numbers"):
+            to_pixel_image(np.zeros((3, 4), dtype=dtype))
 
 
 @pytest.mark.parametrize("kind", ["astropy", "pandas", "structured", "dict"])

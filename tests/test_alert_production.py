@@ -82,6 +82,15 @@ def test_empty_catalog_gives_empty_outputs(nodia_model_file):
     assert out.classifications.colnames == ["id", "score", "version"]
 
 
+def test_images_without_pixels_give_the_policy_score(nodia_model_file):
+    science, template, table = _scene(np.random.default_rng(6), n=3)
+    out = _task(modelName=str(nodia_model_file), unscorableScore=0.0).run(science[:0, :0], template[:0, :0],
+                                                                          table)
+    assert out.classifications["id"].tolist() == table["id"].tolist()
+    assert (out.classifications["score"] == 0.0).all()
+    assert np.asarray(out.reliability["flag_no_data"]).all()
+
+
 def test_unsigned_ids_that_do_not_fit_are_refused(nodia_model_file):
     science, template, table = _scene(np.random.default_rng(5), n=3)
     table["id"] = np.array([1, 2, 2**63 + 5], dtype=np.uint64)

@@ -44,6 +44,14 @@ def test_off_image_centre_is_no_data():
     assert not cut.usable.any()
 
 
+def test_image_without_pixels_gives_no_data_rows():
+    for shape in ((0, 0), (0, 40), (40, 0)):
+        cut = cut_stamps(np.zeros(shape, np.float32), [5.0, 20.0], [5.0, 20.0], 11,
+                         bad=np.zeros(shape, bool))
+        assert len(cut.flags) == 2 and all(f & StampFlag.NO_DATA for f in cut.flags)
+        assert not cut.usable.any()
+
+
 def test_nan_and_masked_pixels_flagged():
     img = image()
     img[50, 50] = np.nan

@@ -61,7 +61,8 @@ def to_pixel_image(obj: Any, bad_mask_planes: Iterable[str] = ("NO_DATA",)) -> P
     Raises
     ------
     UnsupportedInputError
-        If the type is not supported.
+        If the type is not supported, or an array is not a 2-d array of
+        real numbers.
     """
     planes = tuple(bad_mask_planes)
     if isinstance(obj, PixelImage):
@@ -69,6 +70,8 @@ def to_pixel_image(obj: Any, bad_mask_planes: Iterable[str] = ("NO_DATA",)) -> P
     if isinstance(obj, np.ndarray):
         if obj.ndim != 2:
             raise UnsupportedInputError(f"Image arrays must be 2-d, got shape {obj.shape}.")
+        if obj.dtype.kind not in "biuf":
+            raise UnsupportedInputError(f"Image arrays must hold real numbers, got dtype {obj.dtype}.")
         return PixelImage(obj)
     if _is_lsst_images(obj):
         bbox = obj.bbox

@@ -172,12 +172,17 @@ def cut_stamps(
     rows_out = np.flatnonzero(~inside)
     off_image = None
     if len(rows_out):
-        r = np.clip(rows[rows_out], 0, height - 1)[:, :, None]
-        c = np.clip(cols[rows_out], 0, width - 1)[:, None, :]
-        pixels[rows_out] = image[r, c]
         off_image = ~(row_in[rows_out][:, :, None] & col_in[rows_out][:, None, :])
-        if bad is not None:
-            bad_pixels[rows_out] = bad[r, c]
+        if image.size:
+            r = np.clip(rows[rows_out], 0, height - 1)[:, :, None]
+            c = np.clip(cols[rows_out], 0, width - 1)[:, None, :]
+            pixels[rows_out] = image[r, c]
+            if bad is not None:
+                bad_pixels[rows_out] = bad[r, c]
+        else:  # an image without pixels: every stamp lies off it
+            pixels[rows_out] = 0.0
+            if bad is not None:
+                bad_pixels[rows_out] = False
 
     good = usable_pixels(pixels)
     if bad is not None:
