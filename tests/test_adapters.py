@@ -81,3 +81,22 @@ def test_catalog_errors_and_masked_positions():
         to_detections(table, x_column="slot_Centroid_x")
     with pytest.raises(ValueError, match="integer ids"):
         to_detections(Table({"id": [1.5], "x": [1.0], "y": [1.0]}))
+
+
+@pytest.mark.parametrize("columns, message", [
+    ({"id": pd.array([1, None], dtype="Int64"), "x": [1.0, 2.0], "y": [1.0, 2.0]}, "missing"),
+    ({"id": [1, 2], "x": ["1.0", "2.0"], "y": [1.0, 2.0]}, "'x' must hold numbers"),
+    ({"id": [1, 2], "x": [1.0, 2.0], "y": [b"1", b"2"]}, "'y' must hold numbers"),
+    ({"id": [1, 2], "x": np.array([1.0, "a"], dtype=object), "y": [1.0, 2.0]}, "'x' must hold numbers"),
+    ({"id": [1, 2], "x": np.zeros((2, 2)), "y": [1.0, 2.0]}, "'x' must be 1-d"),
+    ({"id": np.arange(3), "x": np.zeros(2), "y": np.zeros(3)}, "differ in length: 3, 2 and 3"),
+])
+def test_catalog_columns_that_cannot_be_read_are_named(columns, message):
+    table = pd.DataFrame(columns) if isinstance(columns["id"], pd.arrays.IntegerArray) else columns
+    with pytest.raises(ValueError, match=message):
+        to_detections(table)
+
+
+def test_missing_positions_as_none_become_nan():
+    det = to_detections({"id": np.arange(3), "x": np.array([1.0, None, 3.0], dtype=object), "y": np.ones(3)})
+    assert det.x[0] == 1.0 and np.isnan(det.x[1]) and det.x[2] == 3.0

@@ -76,7 +76,9 @@ def to_detections(table: Any, id_column: str = "id", x_column: str = "x", y_colu
         If a column is missing; the message lists the available columns.
     ValueError
         If ids are not integers, are masked, or do not fit in int64 (Rubin's
-        id type; a uint64 id >= 2**63 is refused rather than wrapped).
+        id type; a uint64 id >= 2**63 is refused rather than wrapped); if
+        positions are not numbers; if a column is not 1-d, or the columns
+        differ in length.
     """
     if is_afw(table) and hasattr(table, "schema"):
         table = afw_catalog_columns(table, [id_column, x_column, y_column])
@@ -84,15 +86,21 @@ def to_detections(table: Any, id_column: str = "id", x_column: str = "x", y_colu
     missing = [c for c in (id_column, x_column, y_column) if c not in names]
     if missing:
         raise KeyError(f"Detection catalog lacks column(s) {missing}; it has {names}.")
-    return Detections(id=_id_column(table[id_column], id_column), x=_float_column(table[x_column]),
-                      y=_float_column(table[y_column]))
+    ids = _id_column(table[id_column], id_column)
+    x, y = _float_column(table[x_column], x_column), _float_column(table[y_column], y_column)
+    if not len(ids) == len(x) == len(y):
+        raise ValueError(f"Columns {id_column!r}, {x_column!r} and {y_column!r} differ in length: "
+                         f"{len(ids)}, {len(x)} and {len(y)}.")
+    return Detections(id=ids, x=x, y=y)
 
 
 def _id_column(column: Any, name: str) -> np.ndarray:
     """int64 copy of the id column, refusing what cannot be kept exactly."""
-    if np.ma.is_masked(column):
+    if np.ma.is_masked(column) or (hasattr(column, "isna") and bool(np.asarray(column.isna()).any())):
         raise ValueError(f"Column {name!r} has masked (missing) ids.")
     ids = np.asarray(column)
+    if ids.ndim != 1:
+        raise ValueError(f"Column {name!r} must be 1-d, got shape {ids.shape}.")
     if ids.size and not np.issubdtype(ids.dtype, np.integer):
         raise ValueError(f"Column {name!r} must hold integer ids, got dtype {ids.dtype}.")
     if ids.size and ids.dtype.kind == "u" and ids.max() > _INT64_MAX:
@@ -102,7 +110,17 @@ def _id_column(column: Any, name: str) -> np.ndarray:
     return ids.astype(np.int64)
 
 
-def _float_column(column: Any) -> np.ndarray:
-    """float64 copy of a column; masked and infinite entries become NaN."""
-    values = np.ma.filled(np.ma.asarray(column, dtype=np.float64), np.nan)
+def _float_column(column: Any, name: str) -> np.ndarray:
+    """float64 copy of a position column; masked, missing (None) and
+    infinite entries become NaN; text is refused.
+    """
+    kind = np.asarray(column).dtype.kind
+    if kind in "SUV":
+        raise ValueError(f"Column {name!r} must hold numbers, got dtype {np.asarray(column).dtype}.")
+    try:
+        values = np.ma.filled(np.ma.asarray(column, dtype=np.float64), np.nan)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"Column {name!r} must hold numbers: {error}") from None
+    if values.ndim != 1:
+        raise ValueError(f"Column {name!r} must be 1-d, got shape {values.shape}.")
     return np.where(np.isfinite(values), values, np.nan)
