@@ -21,7 +21,9 @@ and runs the packaged ``RealBogusNoDia`` pipeline (its default model,
 - on one full-size LSST detector, for the peak RSS of the ``pipetask``
   process (`os.wait4` in a small launcher), with both model files;
 - the scores of the serial run against the model's Keras network on
-  TensorFlow, on the same stamps (`max_tf_difference`).
+  TensorFlow, on the same stamps (`max_tf_difference`);
+- the floor under the start-up: ``pipetask run`` of a task that does
+  nothing (`rbbench.noop`) on the same quanta, and ``pipetask --help``.
 
 `rbbench.coldstart` adds the import of the classification task and the
 model load in a cold process.  ``--smoke`` runs 2 small quanta, no
@@ -45,9 +47,12 @@ import numpy as np
 
 from .coldstart import cold_import_figures, format1_copy
 from .common import Figure, section_command
+from .noop import NOOP_PIPELINE
 
 PIPELINE = "RealBogusNoDia"
 MODEL = "nodia_default"
+BENCHMARKS = Path(__file__).resolve().parent.parent
+"""``benchmarks/``, which holds `rbbench.noop` for ``pipetask``."""
 FULL_SIZE_QUANTA = (4, 8)
 """Quanta of the serial and ``-j 2`` runs on full-size detectors, the size of a
 Prompt Processing or BPS quantum."""
@@ -67,7 +72,7 @@ holding TensorFlow, every child would report at least its size."""
 
 
 def timed_pipetask(root, inputs, output, *, jobs=1, start_method="forkserver", data_query=None,
-                   model_path=None) -> tuple[float, float]:
+                   model_path=None, pipeline=None) -> tuple[float, float]:
     """Time one ``pipetask run`` of the pipeline and measure its peak RSS.
 
     Parameters
@@ -86,6 +91,9 @@ def timed_pipetask(root, inputs, output, *, jobs=1, start_method="forkserver", d
         ``-d`` expression.
     model_path : `pathlib.Path`, optional
         Model file to use instead of the packaged model.
+    pipeline : `pathlib.Path`, optional
+        Another pipeline (its tasks importable from ``benchmarks/``) instead
+        of the packaged ``RealBogusNoDia``.
 
     Returns
     -------
@@ -99,11 +107,13 @@ def timed_pipetask(root, inputs, output, *, jobs=1, start_method="forkserver", d
     from rbnodia.commands.info import environment
 
     config = {"classifyRealBogus:modelName": str(model_path)} if model_path else None
-    command = pipetask_command(root, pipeline_path(PIPELINE), inputs, output, jobs=jobs,
+    command = pipetask_command(root, pipeline or pipeline_path(PIPELINE), inputs, output, jobs=jobs,
                                start_method=start_method, data_query=data_query, config=config)
     env = dict(os.environ)
     for key, value in environment().items():
         env.setdefault(key, value)
+    if pipeline:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(BENCHMARKS), env.get("PYTHONPATH")]))
     with tempfile.TemporaryDirectory() as tmp, open(Path(tmp) / "log", "w+") as log:
         result = Path(tmp) / "result.json"
         start = time.perf_counter()
@@ -243,6 +253,30 @@ def _parallel_figures(times: dict, counts, command: str, suffix: str = "", what:
     return figures
 
 
+def _floor_figures(root, inputs, data_ids, ours: tuple[int, float], workdir: Path,
+                   command: str) -> list[Figure]:
+    """Time the middleware's own start-up: a task that does nothing, and the ``pipetask`` CLI alone."""
+    pipeline = workdir / "noop.yaml"
+    pipeline.write_text(NOOP_PIPELINE)
+    q, seconds = ours
+    noop, _ = timed_pipetask(root, inputs, "bench/noop", data_query=_query(data_ids[:q]), pipeline=pipeline)
+    start = time.perf_counter()
+    subprocess.run([str(Path(sys.executable).parent / "pipetask"), "--help"], stdout=subprocess.DEVNULL,
+                   check=True)
+    cli = time.perf_counter() - start
+    print(f"   pipetask of a no-op task, {q} quanta: {noop:.1f} s; pipetask --help: {cli:.1f} s", flush=True)
+    return [
+        Figure.time(f"4.floor.noop_q{q}", 4,
+                    f"pipetask run of a task that does nothing (rbbench.noop), {q} quanta: total wall time",
+                    noop, "s", baseline=seconds,
+                    baseline_label=f"RealBogusNoDia, serial, the same {q} quanta",
+                    note="same repository, dimensions and input catalog; the floor under 4.startup",
+                    command=command),
+        Figure.time("4.floor.cli", 4, "pipetask --help: wall time (Python and the CLI's imports)", cli, "s",
+                    command=command),
+    ]
+
+
 def _full_size_figures(workdir: Path, model_v1: Path | None, command: str) -> list[Figure]:
     """Time serial and ``-j 2`` runs on full-size LSST detectors, and measure the peak RSS of one."""
     from rbnodia.sim import write_simulated_repo
@@ -324,9 +358,11 @@ def run_section(smoke: bool, workdir: Path) -> list[Figure]:
     v2 = _runs(root, inputs, data_ids, counts, "v2")
     v1 = None if smoke else _runs(root, inputs, data_ids, (1, 4), "v1", model_path=model_v1)
     worst, compared = max_tf_difference(root, inputs, f"bench/v2/serial_{counts[-1]}", data_ids[:counts[-1]])
+    first = (counts[0], v2[("serial", counts[0])][0])
+    floor = _floor_figures(root, inputs, data_ids, first, workdir, command)
 
     figures = [] if smoke else _startup_figures(v2, v1, counts, note, command)
-    figures += _parallel_figures(v2, counts, command)
+    figures += floor + _parallel_figures(v2, counts, command)
     if v1 is not None:
         figures += _parallel_figures(v1, (4,), command, suffix=".format1", what=", format-1 model file")
     figures.append(Figure.amount(
