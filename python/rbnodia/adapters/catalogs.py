@@ -114,9 +114,9 @@ def _float_column(column: Any, name: str) -> np.ndarray:
     """float64 copy of a position column; masked, missing (None) and
     infinite entries become NaN; text is refused.
     """
-    kind = np.asarray(column).dtype.kind
-    if kind in "SUV":
-        raise ValueError(f"Column {name!r} must hold numbers, got dtype {np.asarray(column).dtype}.")
+    dtype = np.asarray(column).dtype
+    if dtype.kind in "SUV":
+        raise ValueError(f"Column {name!r} must hold numbers, got dtype {dtype}.")
     try:
         values = np.ma.filled(np.ma.asarray(column, dtype=np.float64), np.nan)
     except (TypeError, ValueError) as error:
