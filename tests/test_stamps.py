@@ -97,3 +97,24 @@ def test_flag_columns():
     assert cols["flag_edge"].tolist() == [False, True]
     assert cols["flag_no_data"].tolist() == [False, True]
     assert cols["flag_bad_pixels"].tolist() == [False, False]
+
+
+@pytest.mark.parametrize("column, values, message", [
+    ("label", [0, 1, 257], "Labels must be 0"),  # int8 would wrap 257 to 1
+    ("label", [0, 0.7, 1], "Labels must be 0"),  # and truncate 0.7 to 0
+    ("label", [0, np.nan, 1], "Labels must be 0"),
+    ("id", [1.5, 2.0, 3.0], "Ids must be integers"),
+])
+def test_labelled_stamps_refuse_what_a_cast_would_change(tmp_path, column, values, message):
+    from rbnodia.core.stampset import LabelledStamps
+
+    stamps = np.zeros((3, 5, 5), np.float32)
+    good = dict(diff=stamps, srch=stamps, tmpl=stamps, label=np.array([0, 1, 0]), id=np.arange(3),
+                family=["sn_hostless", "cosmic_ray", "sn_hosted"], mag=np.zeros(3), snr=np.full(3, 6.0))
+    with pytest.raises(ValueError, match=message):
+        LabelledStamps(**{**good, column: np.array(values)})
+    path = tmp_path / "shard.npz"
+    np.savez(path, **{**good, column: np.array(values)})
+    with pytest.raises(ValueError, match=f"shard.npz: {message}"):
+        LabelledStamps.load(path)
+    assert len(LabelledStamps(**good)) == 3

@@ -63,6 +63,12 @@ class LabelledStamps:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        # Checked before the casts, which would turn a label of 0.7 into 0 or 257 into 1.
+        label, ids = np.asarray(self.label), np.asarray(self.id)
+        if label.size and not np.isin(label, (REAL, BOGUS)).all():
+            raise ValueError("Labels must be 0 (real) or 1 (bogus).")
+        if ids.size and ids.dtype.kind not in "iu":
+            raise ValueError(f"Ids must be integers, got dtype {ids.dtype}.")
         self.diff = np.asarray(self.diff, dtype=np.float32)
         self.srch = np.asarray(self.srch, dtype=np.float32)
         self.tmpl = np.asarray(self.tmpl, dtype=np.float32)
@@ -80,8 +86,6 @@ class LabelledStamps:
                 "Stamps must be (n, size, size) and alike: "
                 f"{self.diff.shape}, {self.srch.shape}, {self.tmpl.shape}."
             )
-        if n and not np.isin(self.label, (REAL, BOGUS)).all():
-            raise ValueError("Labels must be 0 (real) or 1 (bogus).")
 
     def __len__(self) -> int:
         return len(self.label)
@@ -197,7 +201,10 @@ class LabelledStamps:
         if not isinstance(meta, dict):
             raise ValueError(f"{path} is not a labelled-stamps file (its meta is not a JSON object).")
         meta.setdefault("source", str(path))
-        return cls(**arrays, meta=meta)
+        try:
+            return cls(**arrays, meta=meta)
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from err
 
     def model_inputs(self, layout, stacking="horizontal"):
         """Scale and stack the stamps for a network.
