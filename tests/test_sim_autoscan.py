@@ -96,3 +96,14 @@ def test_ingest_autoscan_to_butler(tmp_path):
     # A second ingest into the existing repository adds nothing new but works.
     summary2 = ingest_autoscan_to_butler(tmp_path / "autoscan", tmp_path / "repo", run="DECam/autoscan2")
     assert summary2["n"] == 3
+
+
+def test_read_autoscan_skips_fields_that_are_not_whole_numbers(tmp_path):
+    _write_autoscan(tmp_path, np.random.default_rng(1))
+    labels = tmp_path / AUTOSCAN_LABELS
+    bad_rows = ["6960264.5,0,g,10,22,1", "inf,1,g,10,22,1", "6960265,0.7,g,10,22,1", "6960266,nan,g,10,22,1",
+                "6960266,1e999,g,10,22,1"]
+    labels.write_text(labels.read_text() + "\n".join(bad_rows) + "\n")
+    stamps = read_autoscan(tmp_path)
+    assert list(stamps.id) == [6960264, 6960265, 6960266] and list(stamps.label) == [0, 1, 0]
+    assert stamps.meta["skipped"]["bad_csv_row"] == len(bad_rows)

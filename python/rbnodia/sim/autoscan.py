@@ -121,6 +121,17 @@ def _read_labels(path: Path) -> tuple[list[str], list[list[str]]]:
     return upper, rows
 
 
+def _whole_number(text: str) -> int:
+    """Return the integer a CSV field holds (``"12"`` or ``"12.0"``);
+    anything else, ``"0.7"``, ``"nan"`` and ``"inf"`` included, raises
+    `ValueError` (or `OverflowError`).
+    """
+    value = float(text)
+    if not value.is_integer():
+        raise ValueError(f"{text!r} is not a whole number")
+    return int(value)
+
+
 def _folder_ids(exposure: str) -> tuple[int, int]:
     if exposure.isdigit() and len(exposure) >= 4:
         return int(exposure[:-3]), int(exposure[-3:])
@@ -174,9 +185,9 @@ def _read(path: str | Path, labels: str | Path | None, stamp_size: int | None, p
     labelled = set()
     for row in tqdm(rows, desc="autoscan", unit="row", disable=not progress):
         try:
-            sid = int(float(row[col["ID"]]))
-            label = int(float(row[col["OBJECT_TYPE"]]))
-        except (ValueError, IndexError):
+            sid = _whole_number(row[col["ID"]])
+            label = _whole_number(row[col["OBJECT_TYPE"]])
+        except (ValueError, OverflowError, IndexError):
             skipped["bad_csv_row"] += 1
             continue
         labelled.add(sid)
