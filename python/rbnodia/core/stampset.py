@@ -208,7 +208,6 @@ class LabelledStamps:
 
     def model_inputs(self, layout, stacking="horizontal"):
         """Scale and stack the stamps for a network.
-        ``(inputs, flags)``.
 
         Parameters
         ----------

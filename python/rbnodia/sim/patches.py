@@ -19,6 +19,7 @@ from __future__ import annotations
 
 __all__ = [
     "BOGUS_PER_PATCH",
+    "HOST_RELATIVE_FRACTION",
     "HOST_WEIGHT_POWER",
     "NOISE_PEAKS",
     "SKY_FIELDS",
@@ -62,6 +63,13 @@ without a transient and leave only subtraction residuals, to hosts chosen in
 proportion to their light, as supernova rates follow stellar mass, so that
 faint transients on bright galaxy cores are common enough to be learnt
 apart from those residuals."""
+
+HOST_RELATIVE_FRACTION: tuple[float, float] = (0.0, 0.8)
+"""Range of the per-patch ``host_relative_fraction`` (drawn uniformly): the
+fraction of hosted injections whose magnitude follows their host's
+(`rbnodia.sim.scene.HOST_RELATIVE_MAG`), which puts faint transients on
+bright galaxy cores as often as a flux-scale error of the template leaves a
+residual there."""
 
 NOISE_PEAKS: tuple[float, float] = (0.0, 8.0)
 """Range of the per-patch mean number of noise excursions planted just
@@ -116,6 +124,7 @@ def _boosted(
     ratio = real_fraction / max(1.0 - real_fraction, 1e-3)
     mean = float(np.clip(BOGUS_PER_PATCH * area * ratio / 0.8, 0.0, 20.0 * area))
     opts["n_transients"] = int(rng.poisson(mean))
+    opts["host_relative_fraction"] = float(rng.uniform(*HOST_RELATIVE_FRACTION))
     return opts
 
 

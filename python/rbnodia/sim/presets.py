@@ -215,6 +215,10 @@ class Preset:
     host_weight_power: float
     """Hosts are chosen with weight ``flux^host_weight_power`` among the
     galaxies brighter than the template depth."""
+    host_relative_fraction: float
+    """Fraction of hosted injections whose magnitude is drawn relative to
+    their host's (`rbnodia.sim.scene.HOST_RELATIVE_MAG`) instead of
+    uniformly between the limits below."""
     transient_mag_bright: float
     """How much brighter than the 5-sigma limit the brightest injections are."""
     transient_mag_faint: float
@@ -382,6 +386,7 @@ _DES = Preset(
     min_transients=2,
     hostless_fraction=0.15,
     host_weight_power=0.5,
+    host_relative_fraction=0.0,
     transient_mag_bright=4.0,
     transient_mag_faint=0.7,
     variable_star_fraction=0.02,

@@ -27,6 +27,7 @@ __all__ = [
     "concatenate_catalogs",
     "draw_galaxies",
     "draw_stars",
+    "HOST_RELATIVE_MAG",
     "draw_transients",
     "galaxy_properties",
     "sample_host_offsets",
@@ -45,6 +46,17 @@ DEG2_PER_ARCSEC2 = 1.0 / 3600.0**2
 DISK_INDICES = np.array([0.5, 1.0, 1.5])
 DISK_INDEX_WEIGHTS = np.array([0.15, 0.7, 0.15])
 BULGE_INDEX = 4.0
+
+HOST_RELATIVE_MAG: tuple[float, float] = (2.0, 6.0)
+"""Range (drawn uniformly) of a host-relative injection's magnitude minus
+its host's total magnitude (`~rbnodia.sim.presets.Preset.host_relative_fraction`).
+A type Ia supernova peaks near M_B = -19.3 and fades by 2-3 magnitudes in
+the two months after peak; its hosts span roughly M = -18 to -22.  On a
+bright host a supernova is thus 0 to 4 magnitudes fainter than the galaxy
+over much of its light curve, the regime where it sits on the host's core
+with a flux a few tenths to a few hundredths of the galaxy's.  Injections
+drawn uniformly between the depth-relative limits rarely land there, since
+bright hosts are few."""
 
 
 @dataclass
@@ -410,6 +422,55 @@ def sample_host_offsets(rng: np.random.Generator, galaxies: GalaxyCatalog, hosts
     return du, dv
 
 
+def _host_relative(
+    rng: np.random.Generator,
+    preset: Preset,
+    host: np.ndarray,
+    candidates: np.ndarray,
+    weight: np.ndarray,
+    candidate_mag: np.ndarray,
+    m5: float,
+) -> np.ndarray:
+    """Choose the hosted injections whose magnitude follows their host's,
+    and move them to hosts bright enough for that (in place in ``host``).
+
+    Parameters
+    ----------
+    rng : `numpy.random.Generator`
+        Random numbers; none are drawn when ``host_relative_fraction`` is 0,
+        so that presets without it keep their random stream.
+    preset : `~rbnodia.sim.presets.Preset`
+        Gives ``host_relative_fraction``.
+    host : `numpy.ndarray`
+        Host of each hosted injection (rows of the galaxy catalog); the
+        chosen ones are redrawn.
+    candidates : `numpy.ndarray`
+        Rows of the candidate hosts.
+    weight : `numpy.ndarray`
+        Their selection weights.
+    candidate_mag : `numpy.ndarray`
+        Their magnitudes in the visit's band.
+    m5 : `float`
+        The 5-sigma depth of the difference image.
+
+    Returns
+    -------
+    relative : `numpy.ndarray`
+        Boolean, per hosted injection.
+    """
+    relative = np.zeros(len(host), dtype=bool)
+    if preset.host_relative_fraction <= 0:
+        return relative
+    # Hosts on which the median host-relative draw is still above the faint limit.
+    bright = candidate_mag < m5 + preset.transient_mag_faint - 0.5 * sum(HOST_RELATIVE_MAG)
+    relative = rng.uniform(size=len(host)) < preset.host_relative_fraction
+    if not bright.any():
+        return np.zeros(len(host), dtype=bool)
+    w = weight[bright]
+    host[relative] = rng.choice(candidates[bright], size=int(relative.sum()), p=w / w.sum())
+    return relative
+
+
 def draw_transients(
     rng: np.random.Generator,
     preset: Preset,
@@ -427,7 +488,9 @@ def draw_transients(
     weight ``flux^host_weight_power`` among galaxies brighter than
     ``host_mag_limit`` inside the detector), the rest anywhere; magnitudes
     are uniform between ``m5 - transient_mag_bright`` and
-    ``m5 + transient_mag_faint``.
+    ``m5 + transient_mag_faint``, except for a fraction
+    ``host_relative_fraction`` of the hosted ones, whose magnitude is their
+    host's plus `HOST_RELATIVE_MAG` (no fainter than the faint limit).
 
     Parameters
     ----------
@@ -466,14 +529,16 @@ def draw_transients(
     u = np.empty(0)
     v = np.empty(0)
     host = np.empty(0, dtype=np.int64)
+    relative = np.zeros(0, dtype=bool)
     if n_hosted:
         weight = 10.0 ** (-0.4 * preset.host_weight_power * gal_mag[candidates])
         host = rng.choice(candidates, size=n_hosted, p=weight / weight.sum())
+        relative = _host_relative(rng, preset, host, candidates, weight, gal_mag[candidates], m5)
         du, dv = sample_host_offsets(rng, galaxies, host)
         u = galaxies.u[host] + du
         v = galaxies.v[host] + dv
         keep = inside(u, v)
-        u, v, host = u[keep], v[keep], host[keep]
+        u, v, host, relative = u[keep], v[keep], host[keep], relative[keep]
     n_free = n - len(u)
     if n_free > 0:
         # Rejection-sample uniform positions on the detector.
@@ -488,5 +553,9 @@ def draw_transients(
         v = np.concatenate([v, np.concatenate(fv)[:n_free]])
         host = np.concatenate([host, np.full(n_free, -1)])
     mag = rng.uniform(m5 - preset.transient_mag_bright, m5 + preset.transient_mag_faint, len(u))
+    if relative.any():
+        delta = rng.uniform(*HOST_RELATIVE_MAG, relative.sum())
+        index = np.flatnonzero(relative)
+        mag[index] = np.minimum(gal_mag[host[index]] + delta, m5 + preset.transient_mag_faint)
     family = np.where(host >= 0, "sn_hosted", "sn_hostless")
     return TransientCatalog(u=u, v=v, mag=mag, host=host.astype(np.int64), family=family)

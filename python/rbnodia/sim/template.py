@@ -48,6 +48,7 @@ SCIENCE_ONLY_FIELDS = frozenset(
         "min_transients",
         "hostless_fraction",
         "host_weight_power",
+        "host_relative_fraction",
         "transient_mag_bright",
         "transient_mag_faint",
         "cosmic_ray_rate",
