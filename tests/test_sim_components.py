@@ -135,3 +135,41 @@ def test_cli_commands(tmp_path):
     )
     assert (tmp_path / "t.png").exists()
     assert main(["plot-examples", "--stamps", str(tmp_path / "t"), "--out", str(tmp_path / "p.png")]) == 0
+
+
+def _draw(preset, seed=3):
+    from rbnodia.sim.scene import draw_galaxies, draw_transients
+
+    rng = np.random.default_rng(seed)
+    galaxies = draw_galaxies(rng, preset, 300.0, 300.0, 24.0)
+    band = preset.bands[0]
+    transients = draw_transients(
+        rng, preset, galaxies, 400, 23.5, lambda u, v: np.ones(len(u), bool), band, 24.0, (300.0, 300.0)
+    )
+    return galaxies.mag(band, preset), transients
+
+
+def test_host_relative_injections_follow_their_hosts():
+    """With host_relative_fraction 1, every hosted injection lies
+    HOST_RELATIVE_MAG below a host bright enough (floored at the faint
+    limit); at 0 magnitudes ignore the host."""
+    from rbnodia.sim.scene import HOST_RELATIVE_MAG
+
+    preset = get_preset("des", hostless_fraction=0.0)
+    faint_limit = 23.5 + preset.transient_mag_faint
+    gal_mag, tr = _draw(preset.with_options(host_relative_fraction=1.0))
+    hosted = tr.host >= 0
+    assert hosted.all()
+    host_mag = gal_mag[tr.host]
+    assert (host_mag < faint_limit - 0.5 * sum(HOST_RELATIVE_MAG)).all()
+    delta = tr.mag - host_mag
+    floored = np.isclose(tr.mag, faint_limit)
+    assert floored.sum() < len(tr.mag)
+    assert ((delta[~floored] >= HOST_RELATIVE_MAG[0]) & (delta[~floored] <= HOST_RELATIVE_MAG[1])).all()
+    assert (delta[floored] <= HOST_RELATIVE_MAG[1]).all()
+
+    # At 0 (the presets' value) magnitudes are uniform in the depth-relative
+    # range, whatever the host: some injections outshine their hosts.
+    gal_mag, base = _draw(preset)
+    assert (base.mag < gal_mag[base.host] - 0.5).any()
+    assert base.mag.min() < 23.5 - 3.0
