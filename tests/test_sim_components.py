@@ -152,7 +152,8 @@ def _draw(preset, seed=3):
 def test_host_relative_injections_follow_their_hosts():
     """With host_relative_fraction 1, every hosted injection lies
     HOST_RELATIVE_MAG below a host bright enough (floored at the faint
-    limit); at 0 magnitudes ignore the host."""
+    limit); at 0 magnitudes ignore the host.
+    """
     from rbnodia.sim.scene import HOST_RELATIVE_MAG
 
     preset = get_preset("des", hostless_fraction=0.0)

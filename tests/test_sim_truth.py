@@ -256,3 +256,41 @@ def test_residual_probe_tells_scale_dipole_and_ring_apart():
     narrow = _star(shape, 60.2, 59.7, 2000.0, sigma=1.2)
     res = _probe(star, narrow).measure(62.2, 59.7, 60.2, 59.7)
     assert res.ring and res.even > res.odd
+
+
+def test_transients_on_residuals_are_blended_and_left_out_of_training():
+    """A faint transient on a galaxy core with subtraction residuals (flux
+    scale, registration, PSF width) is found as sn_blended (real), far less
+    without them, and training shards never take it.
+    """
+    from rbnodia.core.stampset import LabelledStamps
+    from rbnodia.sim.composition import ShardAssembler
+
+    scene = dict(bright_galaxies=15, hostless_fraction=0.0, host_relative_fraction=1.0, n_transients=40)
+    cause = dict(flux_scale_error=0.15, astrometric_error_arcsec=0.3, kernel_width_error=0.08)
+    found = {}
+    for case, options in (("on", {**QUIET, **scene, **cause}), ("off", {**QUIET, **scene})):
+        found[case] = 0
+        for seed in (32, 33, 34):
+            sim = simulate_detector("des", visit=1, detector=0, seed=seed, **options)
+            family = np.asarray(sim.truth["family"])
+            found[case] += int(np.sum(family == "sn_blended"))
+            assert set(np.asarray(sim.truth["label"])[family == "sn_blended"]) <= {0}
+    assert found["on"] >= 5
+    assert found["off"] <= found["on"] / 3
+
+    n = 6
+    stamps = LabelledStamps(
+        srch=np.zeros((n, 5, 5), np.float32),
+        tmpl=np.zeros((n, 5, 5), np.float32),
+        diff=np.zeros((n, 5, 5), np.float32),
+        label=np.array([0, 0, 0, 1, 1, 1], np.int8),
+        id=np.arange(n),
+        family=np.array(["sn_blended", "sn_hosted", "sn_blended", "noise", "noise", "noise"]),
+        mag=np.full(n, 22.0, np.float32),
+        snr=np.full(n, 10.0, np.float32),
+    )
+    assembler = ShardAssembler(3, {"noise": 3})
+    assembler.add(stamps)
+    assert assembler.missing() == {"real": 2}
+    assert assembler.excluded == 2

@@ -11,7 +11,14 @@ quota, the missing stamps are taken from the surplus of the other groups
 
 from __future__ import annotations
 
-__all__ = ["BOGUS_COMPOSITION", "OVERFLOW_FACTOR", "ShardAssembler", "bogus_quotas", "shard_quotas"]
+__all__ = [
+    "BOGUS_COMPOSITION",
+    "OVERFLOW_FACTOR",
+    "TRAINING_EXCLUDED",
+    "ShardAssembler",
+    "bogus_quotas",
+    "shard_quotas",
+]
 
 import numpy as np
 
@@ -34,6 +41,10 @@ A composition may also name ``other`` (any bogus family not in a listed
 group).  Groups that cannot be bogus under a
 preset's convention (``variable_star`` when variable stars are real) are
 dropped and the rest renormalised."""
+
+TRAINING_EXCLUDED = ("sn_blended",)
+"""Families never taken into a shard: their stamps' appearance contradicts
+their label (`rbnodia.sim.truth`)."""
 
 OVERFLOW_FACTOR = 3.0
 """Stall limit: bogus offered / bogus quota before deficits are filled from
@@ -134,15 +145,19 @@ class ShardAssembler:
         self.count = dict.fromkeys(self.quota, 0)
         self.surplus: list[LabelledStamps] = []
         self.bogus_offered = 0
+        self.excluded = 0
+        """Stamps offered of the `TRAINING_EXCLUDED` families."""
         self.n_bogus = sum(bogus.values())
         self.n_patches = 0
 
     def _key(self, stamps: LabelledStamps) -> np.ndarray:
         if "bogus:any" in self.quota:
-            return np.where(stamps.label == REAL, "real", "bogus:any")
-        keys = np.where(stamps.label == REAL, "real", np.char.add("bogus:", family_group(stamps.family)))
-        listed = np.isin(keys, list(self.quota))
-        return np.where(listed | (stamps.label == REAL), keys, "bogus:other")
+            keys = np.where(stamps.label == REAL, "real", "bogus:any")
+        else:
+            keys = np.where(stamps.label == REAL, "real", np.char.add("bogus:", family_group(stamps.family)))
+            listed = np.isin(keys, list(self.quota))
+            keys = np.where(listed | (stamps.label == REAL), keys, "bogus:other")
+        return np.where(np.isin(stamps.family, TRAINING_EXCLUDED), "excluded", keys)
 
     def add(self, stamps: LabelledStamps) -> None:
         """Offer the stamps of one patch.
@@ -157,6 +172,7 @@ class ShardAssembler:
         if not len(stamps):
             return
         keys = self._key(stamps)
+        self.excluded += int(np.sum(keys == "excluded"))
         self.bogus_offered += int(np.sum(stamps.label == BOGUS))
         taken = np.zeros(len(stamps), dtype=bool)
         for key in self.quota:

@@ -21,13 +21,13 @@ Vaucouleurs bulge; half-light radii shrink with magnitude
 from __future__ import annotations
 
 __all__ = [
+    "HOST_RELATIVE_MAG",
     "GalaxyCatalog",
     "StarCatalog",
     "TransientCatalog",
     "concatenate_catalogs",
     "draw_galaxies",
     "draw_stars",
-    "HOST_RELATIVE_MAG",
     "draw_transients",
     "galaxy_properties",
     "sample_host_offsets",

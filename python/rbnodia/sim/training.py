@@ -186,7 +186,9 @@ def make_training_set(
     summary : `dict`
         ``out_dir``, ``shards``, ``n``, ``n_real``, ``n_bogus``,
         ``families``, ``n_patches``, ``shards_kept``, ``borrowed``,
-        ``seconds``, ``stamps_per_second`` (new stamps only).
+        ``excluded`` (stamps of `~rbnodia.sim.composition.TRAINING_EXCLUDED`
+        families offered and left out, new shards only), ``seconds``,
+        ``stamps_per_second`` (new stamps only).
     """
     if n <= 0:
         raise ValueError(f"n must be positive, got {n}.")
@@ -256,6 +258,7 @@ class _ShardWriter:
         self.families: collections.Counter = collections.Counter()
         self.labels: collections.Counter = collections.Counter()
         self.borrowed: dict[int, dict[str, int]] = {}
+        self.excluded: dict[int, int] = {}
         self.kept = 0
         self.n_new = 0
         self.n_patches = 0
@@ -309,6 +312,7 @@ class _ShardWriter:
                     "label_convention": "0 = real, 1 = bogus (DES)",
                     "variable_star_label": int(self.preset.variable_star_label),
                     "borrowed": self.borrowed.get(k, {}),
+                    "excluded": self.excluded.get(k, 0),
                     "settings": self.settings,
                 }
                 self._record(shard.save(path), shard)
@@ -332,6 +336,7 @@ class _ShardWriter:
         stream.drain()
         shard, borrowed = assembler.shard(np.random.default_rng([self.seed, k, 99]))
         bar.update(len(shard) - shown)
+        self.excluded[k] = assembler.excluded
         if borrowed:
             self.borrowed[k] = borrowed
             _log.info("Shard %d: %s stamps taken from other groups' surplus.", k, borrowed)
@@ -349,6 +354,7 @@ class _ShardWriter:
             "n_patches": self.n_patches,
             "shards_kept": self.kept,
             "borrowed": {str(k): v for k, v in self.borrowed.items()},
+            "excluded": sum(self.excluded.values()),
             "seconds": round(seconds, 1),
             "stamps_per_second": round(self.n_new / max(seconds, 1e-9), 1),
             "preset": self.preset.name,

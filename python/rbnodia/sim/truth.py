@@ -12,6 +12,13 @@ caused it, found from the simulator's truth in this order of precedence:
 ``sn_hosted`` / ``sn_hostless`` (real)
     Nearest unmatched injected transient within ``match_radius`` pixels
     (one-to-one, closest pairs first).
+``sn_blended`` (real)
+    Such a detection that the noise-free residual of a nearby star or
+    galaxy (measured as below) would explain at least half of: a faint
+    transient on a subtraction residual, whose stamp shows mostly the
+    residual.  Training shards leave it out
+    (`rbnodia.sim.composition.TRAINING_EXCLUDED`): labelled real, it would
+    teach a network that residuals on galaxy cores are real.
 ``cosmic_ray``, ``bad_column``, ``hot_pixel``, ``satellite_trail``
     The detection's peak lies on (or within 2 pixels, 1 for defects, of)
     such pixels: cosmic rays the CR repair missed, defects missing from the
@@ -77,7 +84,7 @@ from typing import Any
 import numpy as np
 from scipy.spatial import cKDTree
 
-REAL_FAMILIES = ("sn_hosted", "sn_hostless")
+REAL_FAMILIES = ("sn_hosted", "sn_hostless", "sn_blended")
 """Families that are always real (label 0): injected transients."""
 CONVENTION_FAMILIES = ("variable_star",)
 """Families whose label is the survey's convention."""
@@ -357,6 +364,9 @@ def label_detections(x: np.ndarray, y: np.ndarray, ctx: TruthContext, match_radi
         ("star", _near(ctx.star_x, ctx.star_y, x, y, 3 * star_r)),
         ("galaxy", _near(ctx.galaxy_x, ctx.galaxy_y, x, y, 3 * gal_r)),
     ]
+    for i in np.flatnonzero(real):
+        if _residual_family(i, x, y, ctx, candidates[:2]) is not None:
+            family[i] = "sn_blended"
     for i in np.flatnonzero(todo):
         found = _residual_family(i, x, y, ctx, candidates)
         if found is not None:
