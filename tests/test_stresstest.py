@@ -264,12 +264,16 @@ def test_report_on_packaged_models_through_the_cli(stress_set, tmp_path, capsys)
         assert sum(b["n"] for b in entry["snr_bins"]) == 2 * N_PER_SETTING
         n_real = sum(f["n"] for name, f in entry["per_family"].items() if FAMILIES[name].label == 0)
         assert sum(b["n_real"] for b in entry["host_contrast_bins"]) <= n_real  # NaN contrasts fall in no bin
+        own_bins = entry["own_test"]["host_contrast_bins"]
+        assert [b["label"] for b in own_bins] == [b["label"] for b in entry["host_contrast_bins"]]
+        assert 0 < sum(b["n_real"] for b in own_bins) <= 40
     markdown = (out / "report.md").read_text()
     assert all(f"| {family} |" in markdown for family in FAMILIES)
     rst = (out / "doc" / "stress.rst").read_text()
     assert "Regenerate with ``rbnodia stress-test --model nodia_default" in rst
     assert rst.count(".. csv-table::") == 5 and all(f'"{family}", ' in rst for family in FAMILIES)
     assert ".. csv-table:: Reals called real against host contrast" in rst
+    assert '"n real (own test)", "nodia_default own test", "dia_default own test"' in rst
     for plot in ("roc", "families"):  # copied beside the include, shown by it
         assert (out / "doc" / f"stress_{plot}.png").read_bytes() == (out / f"{plot}.png").read_bytes()
         assert f".. figure:: doc/stress_{plot}.png" in rst
@@ -292,7 +296,9 @@ def test_own_test_is_labelled_under_each_models_convention(name):
     stamps.label[:10] = BOGUS
     model = load_model(name)
     expected = model.metadata.training["config"].get("realFamilies") or []
-    result = _own_test(model, stamps, name, progress=False)
+    from rbnodia.core.contrast import host_contrast
+
+    result = _own_test(model, stamps, host_contrast(stamps.tmpl, stamps.diff), name, progress=False)
     assert result["real_families"] == expected == ["variable_star"]
     assert np.all(result["labels"][:10] == REAL)
     assert np.array_equal(result["labels"][10:], stamps.label[10:])

@@ -4,10 +4,11 @@ For each model: ROC AUC and the rates at the model's own threshold on the
 whole stress set, per setting, per family (count, accuracy, fraction called
 real, mean score), per science-PSF family, in bins of detection
 significance, and the fraction of reals called real in bins of host
-contrast (`rbnodia.core.contrast.host_contrast`); and the model's AUC on
-*our own* test split, from labelled stamps made by ``rbnodia
-make-training-set`` and labelled under the model's own convention (its
-training ``realFamilies``, as ``rbnodia train`` labels its test set), or,
+contrast (`rbnodia.core.contrast.host_contrast`); and the model's AUC and
+its reals called real per host-contrast bin on *our own* test split, from
+labelled stamps made by ``rbnodia make-training-set`` and labelled under
+the model's own convention (its training ``realFamilies``, as ``rbnodia
+train`` labels its test set), or,
 failing that, the test AUC stored in the model file, marked as such, with
 the gap ``own - stress``.  Files written next to the stress set:
 ``report.json``, ``report.md``, ``roc.png``, ``families.png``,
@@ -195,7 +196,9 @@ def summarise_scores(
     return result
 
 
-def _own_test(model: Any, own: LabelledStamps | None, name: str, progress: bool) -> dict[str, Any]:
+def _own_test(
+    model: Any, own: LabelledStamps | None, own_contrast: np.ndarray | None, name: str, progress: bool
+) -> dict[str, Any]:
     if own is None:
         test = model.metadata.metrics.get("test", {})
         return {
@@ -217,6 +220,9 @@ def _own_test(model: Any, own: LabelledStamps | None, name: str, progress: bool)
         "roc_auc": metrics["roc_auc"],
         "accuracy": metrics["accuracy"],
         "real_families": list(real_families),
+        "host_contrast_bins": completeness_by_bin(
+            labels, scores >= model.threshold, own_contrast, CONTRAST_BIN_EDGES
+        ),
         "labels": labels,
         "scores": scores,
     }
@@ -293,8 +299,10 @@ def run_stress_report(
         regenerate=regenerate,
     )
     own = LabelledStamps.load([Path(p) for p in own_test]) if own_test else None
+    own_contrast = None
     if own is not None:
         own.meta["source"] = ", ".join(str(p) for p in own_test)
+        own_contrast = host_contrast(own.tmpl, own.diff)
     report: dict[str, Any] = {
         "stress_set": {
             key: summary[key]
@@ -316,7 +324,7 @@ def run_stress_report(
             "n_flagged": int((flags != 0).sum()),
         }
         entry.update(summarise_scores(stamps.label, scores, truth, model.threshold, contrast))
-        own_result = _own_test(model, own, name, progress)
+        own_result = _own_test(model, own, own_contrast, name, progress)
         curves[name] = {"stress": (stamps.label, scores, entry["stress"]["roc_auc"])}
         if "scores" in own_result:
             curves[name]["own"] = (own_result.pop("labels"), own_result.pop("scores"), own_result["roc_auc"])
@@ -376,9 +384,16 @@ def report_tables(report: dict[str, Any]) -> list[tuple[str, list[str], list[lis
     snr = [[b["bin"], str(b["n_real"]), str(b["n_bogus"])]
            + [_f(models[n]["snr_bins"][i]["roc_auc"]) for n in names]
            for i, b in enumerate(models[names[0]]["snr_bins"])]
+    own_bins = models[names[0]]["own_test"].get("host_contrast_bins")
     contrast = [[b["label"], str(b["n_real"])]
                 + [_f(models[n]["host_contrast_bins"][i]["fraction_called_real"]) for n in names]
+                + ([str(own_bins[i]["n_real"])]
+                   + [_f(models[n]["own_test"]["host_contrast_bins"][i]["fraction_called_real"]) for n in names]
+                   if own_bins else [])
                 for i, b in enumerate(models[names[0]].get("host_contrast_bins", []))]
+    contrast_header = ["contrast", "n real", *(f"{n} called real" for n in names)]
+    if own_bins:
+        contrast_header += ["n real (own test)", *(f"{n} own test" for n in names)]
     psf = [[name, str(row["n"])] + [_f(models[n]["per_psf_family"][name]["roc_auc"]) for n in names]
            for name, row in models[names[0]]["per_psf_family"].items()]
     return [
@@ -390,7 +405,7 @@ def report_tables(report: dict[str, Any]) -> list[tuple[str, list[str], list[lis
         ("AUC against detection S/N", ["S/N", "n real", "n bogus", *(f"{n} AUC" for n in names)], snr),
         ("AUC per science PSF family", ["PSF", "n", *(f"{n} AUC" for n in names)], psf),
         *([("Reals called real against host contrast (template over difference flux, central 5x5 pixels)",
-            ["contrast", "n real", *(f"{n} called real" for n in names)], contrast)] if contrast else []),
+            contrast_header, contrast)] if contrast else []),
     ]
 
 
