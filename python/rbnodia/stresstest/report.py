@@ -385,11 +385,16 @@ def report_tables(report: dict[str, Any]) -> list[tuple[str, list[str], list[lis
            + [_f(models[n]["snr_bins"][i]["roc_auc"]) for n in names]
            for i, b in enumerate(models[names[0]]["snr_bins"])]
     own_bins = models[names[0]]["own_test"].get("host_contrast_bins")
+
+    def own_cells(i: int) -> list[str]:
+        if not own_bins:
+            return []
+        fractions = [models[n]["own_test"]["host_contrast_bins"][i]["fraction_called_real"] for n in names]
+        return [str(own_bins[i]["n_real"]), *map(_f, fractions)]
+
     contrast = [[b["label"], str(b["n_real"])]
                 + [_f(models[n]["host_contrast_bins"][i]["fraction_called_real"]) for n in names]
-                + ([str(own_bins[i]["n_real"])]
-                   + [_f(models[n]["own_test"]["host_contrast_bins"][i]["fraction_called_real"]) for n in names]
-                   if own_bins else [])
+                + own_cells(i)
                 for i, b in enumerate(models[names[0]].get("host_contrast_bins", []))]
     contrast_header = ["contrast", "n real", *(f"{n} called real" for n in names)]
     if own_bins:
