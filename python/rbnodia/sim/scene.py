@@ -52,11 +52,11 @@ HOST_RELATIVE_MAG: tuple[float, float] = (2.0, 6.0)
 its host's total magnitude (`~rbnodia.sim.presets.Preset.host_relative_fraction`).
 A type Ia supernova peaks near M_B = -19.3 and fades by 2-3 magnitudes in
 the two months after peak; its hosts span roughly M = -18 to -22.  On a
-bright host a supernova is thus 0 to 4 magnitudes fainter than the galaxy
-over much of its light curve, the regime where it sits on the host's core
-with a flux a few tenths to a few hundredths of the galaxy's.  Injections
-drawn uniformly between the depth-relative limits rarely land there, since
-bright hosts are few."""
+bright host (M = -21 to -22) a supernova is thus 2 to 6 magnitudes fainter
+than the galaxy over much of its light curve, the regime where it sits on
+the host's core with a flux of a few hundredths to a few thousandths of the
+galaxy's.  Injections drawn uniformly between the depth-relative limits
+rarely land there, since bright hosts are few."""
 
 
 @dataclass
@@ -463,9 +463,9 @@ def _host_relative(
         return relative
     # Hosts on which the median host-relative draw is still above the faint limit.
     bright = candidate_mag < m5 + preset.transient_mag_faint - 0.5 * sum(HOST_RELATIVE_MAG)
-    relative = rng.uniform(size=len(host)) < preset.host_relative_fraction
-    if not bright.any():
-        return np.zeros(len(host), dtype=bool)
+    relative = (rng.uniform(size=len(host)) < preset.host_relative_fraction) & bright.any()
+    if not relative.any():
+        return relative
     w = weight[bright]
     host[relative] = rng.choice(candidates[bright], size=int(relative.sum()), p=w / w.sum())
     return relative
