@@ -73,8 +73,8 @@ HOST_RELATIVE_FRACTION: tuple[float, float] = (0.0, 0.8)
 """Range of the per-patch ``host_relative_fraction`` (drawn uniformly): the
 fraction of hosted injections whose magnitude follows their host's
 (`rbnodia.sim.scene.HOST_RELATIVE_MAG`), which puts faint transients on
-bright galaxy cores as often as a flux-scale error of the template leaves a
-residual there."""
+bright galaxy cores more often than magnitudes drawn uniformly between the
+depth-relative limits do."""
 
 NOISE_PEAKS: tuple[float, float] = (0.0, 8.0)
 """Range of the per-patch mean number of noise excursions planted just
