@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .figures import LABEL_COLORS, new_figure, save_figure
+from .figures import LABEL_COLORS, finish_figure, new_figure
 
 
 def _family_order(by_model: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> list[tuple[str, int, int]]:
@@ -72,9 +72,9 @@ def plot_family_fractions(
     ax.grid(axis="x", alpha=0.3)
     if len(models) > 1:
         ax.legend(loc="lower right", fontsize="small")
-    ax.set_title(title or "fraction called real per family (green: real, red: bogus)")
-    save_figure(fig, path)
-    return fig
+    return finish_figure(
+        fig, title or "fraction called real per family (green: real, red: bogus)", path, ax=ax
+    )
 
 
 def plot_auc_vs_snr(
@@ -135,6 +135,4 @@ def plot_auc_vs_snr(
     ax.grid(alpha=0.3)
     if models:
         ax.legend(loc="lower right", fontsize="small")
-    ax.set_title(title or "ROC AUC per S/N bin")
-    save_figure(fig, path)
-    return fig
+    return finish_figure(fig, title or "ROC AUC per S/N bin", path, ax=ax)

@@ -4,7 +4,7 @@ pipelines and threads) and PNG writing.
 
 from __future__ import annotations
 
-__all__ = ["LABEL_COLORS", "new_figure", "save_figure"]
+__all__ = ["LABEL_COLORS", "finish_figure", "new_figure", "save_figure"]
 
 import logging
 import os
@@ -63,3 +63,38 @@ def save_figure(fig: Any, path: str | os.PathLike | None, dpi: int = 120) -> Pat
     fig.savefig(path, dpi=dpi, format="png")
     _LOG.debug("Wrote %s.", path)
     return path
+
+
+def finish_figure(
+    fig: Any, title: str | None, path: str | os.PathLike | None, ax: Any = None, dpi: int = 120, **kwargs: Any
+) -> Any:
+    """Title ``fig``, write it as PNG to ``path`` if given, and return it.
+
+    Parameters
+    ----------
+    fig : `matplotlib.figure.Figure`
+        The figure.
+    title : `str` or `None`
+        Title; `None` or empty for none.
+    path : `str` or `os.PathLike` or `None`
+        The PNG file, or `None` to write nothing.
+    ax : `matplotlib.axes.Axes`, optional
+        Axes to give the title to; by default the title is the figure's
+        (``suptitle``).
+    dpi : `int`, optional
+        Resolution of the PNG.
+    **kwargs
+        Passed on to ``set_title`` or ``suptitle`` (e.g. ``fontsize``).
+
+    Returns
+    -------
+    fig : `matplotlib.figure.Figure`
+        ``fig`` itself.
+    """
+    if title:
+        if ax is None:
+            fig.suptitle(title, **kwargs)
+        else:
+            ax.set_title(title, **kwargs)
+    save_figure(fig, path, dpi=dpi)
+    return fig

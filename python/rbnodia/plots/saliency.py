@@ -50,8 +50,8 @@ from ..core.saliency import (
     is_prediction_only,
     segment_importances,
 )
+from .figures import finish_figure
 from .figures import new_figure as _figure
-from .figures import save_figure
 
 _LOG = logging.getLogger(__name__)
 
@@ -109,10 +109,7 @@ def _finish(fig: Any, title: str | None, path: str | os.PathLike | None) -> Any:
     """Give ``fig`` its title (if any), write it to ``path`` (if given) at
     this module's resolution, and return it.
     """
-    if title:
-        fig.suptitle(title, fontsize=10)
-    save_figure(fig, path, dpi=110)
-    return fig
+    return finish_figure(fig, title, path, dpi=110, fontsize=10)
 
 
 def plot_stamps_with_saliency(

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..core.metrics import roc_auc, roc_curve
-from .figures import LABEL_COLORS, save_figure
+from .figures import LABEL_COLORS, finish_figure, save_figure
 from .figures import new_figure as _figure
 
 CORRECT_COLOR = "#1f77b4"
@@ -80,10 +80,7 @@ def plot_history(
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         ax.legend()
-    if title:
-        fig.suptitle(title)
-    save_figure(fig, path)
-    return fig
+    return finish_figure(fig, title, path)
 
 
 def plot_roc(
@@ -138,10 +135,7 @@ def plot_roc(
     ax.set_ylabel("true-positive rate (reals recovered)")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize="small")
-    if title:
-        ax.set_title(title)
-    save_figure(fig, path)
-    return fig
+    return finish_figure(fig, title, path, ax=ax)
 
 
 def plot_confusion_matrix(
@@ -186,10 +180,7 @@ def plot_confusion_matrix(
     ax.set_yticks([0, 1], ["real", "bogus"])
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    if title:
-        ax.set_title(title)
-    save_figure(fig, path)
-    return fig
+    return finish_figure(fig, title, path, ax=ax)
 
 
 def plot_score_histograms(
@@ -247,7 +238,4 @@ def plot_score_histograms(
     ax.set_ylabel("detections")
     ax.legend(loc="best")
     ax.grid(alpha=0.3)
-    if title:
-        ax.set_title(title)
-    save_figure(fig, path)
-    return fig
+    return finish_figure(fig, title, path, ax=ax)
