@@ -263,6 +263,35 @@ def _sersic(n: float, hlr: float, flux: float) -> galsim.GSObject:
     return galsim.Sersic(n=n, half_light_radius=hlr, flux=flux, gsparams=FAST)
 
 
+def _drawable(what: str, x, y, flux, *extra):
+    """Iterate over the sources with a finite, positive flux, logging the
+    progress every 30 seconds.
+
+    Parameters
+    ----------
+    what : `str`
+        The sources' name in the log message.
+    x, y : `numpy.ndarray`
+        Pixel positions.
+    flux : `numpy.ndarray`
+        Fluxes, nJy.
+    *extra : `numpy.ndarray`
+        More per-source values.
+
+    Yields
+    ------
+    row : `tuple`
+        ``(x, y, flux, *extra)`` of one source.
+    """
+    last = time.monotonic()
+    for n, row in enumerate(zip(x, y, flux, *extra)):
+        if time.monotonic() - last > 30:
+            _log.info("Rendered %d of %d %s.", n, len(x), what)
+            last = time.monotonic()
+        if np.isfinite(row[2]) and row[2] > 0:
+            yield row
+
+
 class Renderer:
     """Draws profiles onto one pixel grid.
 
@@ -344,13 +373,7 @@ class Renderer:
             fast = np.atleast_1d(fast)
             self.add_gaussians(x[fast], y[fast], flux[fast], np.zeros(int(fast.sum())))
             x, y, flux = x[~fast], y[~fast], flux[~fast]
-        last = time.monotonic()
-        for n, (xi, yi, fi) in enumerate(zip(x, y, flux)):
-            if time.monotonic() - last > 30:
-                _log.info("Rendered %d of %d point sources.", n, len(x))
-                last = time.monotonic()
-            if not np.isfinite(fi) or fi <= 0:
-                continue
+        for xi, yi, fi in _drawable("point sources", x, y, flux):
             fwhm = float(self.psf.fwhm_at(xi, yi))
             half = self._half_size(fi, 0.0, fwhm)
             gsparams = ACCURATE if fi > 1000 * self.noise else FAST
@@ -385,13 +408,7 @@ class Renderer:
             fast = np.atleast_1d(fast)
             self.add_gaussian_galaxies(x[fast], y[fast], flux[fast], galaxies, index[fast])
             x, y, flux, index = x[~fast], y[~fast], flux[~fast], index[~fast]
-        last = time.monotonic()
-        for n, (xi, yi, fi, k) in enumerate(zip(x, y, flux, index)):
-            if time.monotonic() - last > 30:
-                _log.info("Rendered %d of %d galaxies.", n, len(x))
-                last = time.monotonic()
-            if not np.isfinite(fi) or fi <= 0:
-                continue
+        for xi, yi, fi, k in _drawable("galaxies", x, y, flux, index):
             bt = float(galaxies.bulge_fraction[k])
             parts = []
             if bt < 1.0:
