@@ -181,25 +181,19 @@ def draw_psf(rng: np.random.Generator, fwhm: float, family: str | None = None) -
     q = float(1.0 - rng.uniform(0.0, 0.25))
     theta = float(rng.uniform(0.0, math.pi))
     if family == "moffat":
-        return PSFModel("moffat", fwhm, q, theta, beta=float(rng.uniform(2.0, 5.0)))
-    if family == "double_gaussian":
+        shape = {"beta": float(rng.uniform(2.0, 5.0))}
+    elif family == "double_gaussian":
         shift = rng.uniform(0.0, 0.5)
         angle = rng.uniform(0.0, 2 * math.pi)
-        return PSFModel(
-            "double_gaussian",
-            fwhm,
-            q,
-            theta,
-            halo_fraction=float(rng.uniform(0.05, 0.3)),
-            halo_ratio=float(rng.uniform(1.8, 3.2)),
-            halo_dx=float(shift * math.cos(angle)),
-            halo_dy=float(shift * math.sin(angle)),
-        )
-    return PSFModel(
-        "obscured_airy",
-        fwhm,
-        q,
-        theta,
-        obscuration=float(rng.uniform(0.1, 0.6)),
-        diffraction_share=float(rng.uniform(0.35, 0.6)),
-    )
+        shape = {
+            "halo_fraction": float(rng.uniform(0.05, 0.3)),
+            "halo_ratio": float(rng.uniform(1.8, 3.2)),
+            "halo_dx": float(shift * math.cos(angle)),
+            "halo_dy": float(shift * math.sin(angle)),
+        }
+    else:
+        shape = {
+            "obscuration": float(rng.uniform(0.1, 0.6)),
+            "diffraction_share": float(rng.uniform(0.35, 0.6)),
+        }
+    return PSFModel(family, fwhm, q, theta, **shape)
