@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 from easy_stamps import easy_stamps
+from quick_training import quick_config, run_cli
 
 from lsst.pex.config import FieldValidationError
 from rbnodia.core.layouts import Layout, Stacking, stack_segments
@@ -192,15 +193,7 @@ def test_new_architectures_are_cheap_and_channel_stacked():
 
 
 def test_training_learns_easy_set(train_set, test_set):
-    config = TrainingConfig(
-        architecture="improved_nodia_fast",
-        epochs=4,
-        optimizer="adam",
-        augment=True,
-        patience=0,
-        thresholdMethod="max_accuracy",
-        seed=7,
-    )
+    config = quick_config(epochs=4, augment=True, patience=0, thresholdMethod="max_accuracy", seed=7)
     logged = []
     result = train_model(train_set, config, progress=lambda epoch, total, logs: logged.append((epoch, total)))
     assert result.epochs_run == 4 and logged[-1] == (4, 4)
@@ -254,14 +247,7 @@ def test_paper_recipe_runs_and_model_file_roundtrip(tmp_path, train_set, test_se
 
 
 def test_training_is_deterministic(train_set):
-    config = TrainingConfig(
-        architecture="improved_nodia_fast",
-        epochs=1,
-        optimizer="adam",
-        augment=True,
-        evaluateTrain=False,
-        seed=11,
-    )
+    config = quick_config(epochs=1, augment=True, evaluateTrain=False, seed=11)
     small = train_set.subset(slice(0, 120))
     a = train_model(small, config).model
     b = train_model(small, config).model
@@ -274,17 +260,10 @@ def test_initial_weights_start_from_a_model_file(tmp_path, train_set, test_set):
     records its version, and refuses another architecture.
     """
     small = train_set.subset(slice(0, 160))
-    base = TrainingConfig(architecture="improved_nodia_fast", epochs=2, optimizer="adam", seed=5)
+    base = quick_config(epochs=2, seed=5)
     first = finalize_model(train_model(small, base))
     path = first.save(tmp_path / "first.rbmodel")
-    tuned_config = TrainingConfig(
-        architecture="improved_nodia_fast",
-        epochs=1,
-        optimizer="adam",
-        learningRate=1e-12,
-        seed=6,
-        initialWeights=str(path),
-    )
+    tuned_config = quick_config(epochs=1, learningRate=1e-12, seed=6, initialWeights=str(path))
     tuned = finalize_model(train_model(small, tuned_config))
 
     def trainable(network):  # batch-norm statistics move whatever the learning rate
@@ -317,13 +296,7 @@ def test_undersampling_balances_and_timer_logging(train_set, caplog):
     unbalanced = train_set.subset(
         np.r_[np.flatnonzero(train_set.label == 0)[:40], np.flatnonzero(train_set.label == 1)[:100]]
     )
-    config = TrainingConfig(
-        architecture="improved_nodia_fast",
-        epochs=1,
-        optimizer="adam",
-        balance="undersample",
-        evaluateTrain=False,
-    )
+    config = quick_config(epochs=1, balance="undersample", evaluateTrain=False)
     with caplog.at_level(logging.INFO, logger="rbnodia.training"):
         result = train_model(unbalanced, config, log_interval=0.0)
     assert result.train_summary["n_real"] == result.train_summary["n_bogus"] == 32
@@ -440,8 +413,7 @@ def test_cli_train_end_to_end(tmp_path, train_set, test_set, capsys):
         "cli_test",
         "--no-progress",
     ]
-    assert main(argv) == 0
-    printed = capsys.readouterr().out
+    printed = run_cli(capsys, argv)
     assert "ROC AUC" in printed and "cli_test@" in printed
     model = load_model(out)
     assert model.metadata.name == "cli_test" and model.metadata.architecture == "improved_nodia_fast"
@@ -461,8 +433,6 @@ def test_cli_train_end_to_end(tmp_path, train_set, test_set, capsys):
 
 
 def test_cli_reproduce_paper_end_to_end(tmp_path, train_set, test_set, capsys):
-    from rbnodia.cli import main
-
     train_file = train_set.save(tmp_path / "train.npz")
     test_file = test_set.save(tmp_path / "test.npz")
     out = tmp_path / "repro"
@@ -485,8 +455,7 @@ def test_cli_reproduce_paper_end_to_end(tmp_path, train_set, test_set, capsys):
         "60",
         "--no-progress",
     ]
-    assert main(argv) == 0
-    printed = capsys.readouterr().out
+    printed = run_cli(capsys, argv)
     assert "noDIA (paper)" in printed and "improved_nodia_fast" in printed
     results = json.loads((out / "results.json").read_text())
     assert set(results["rows"]) == {"paper_nodia", "improved_nodia_fast"}

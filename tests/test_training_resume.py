@@ -16,12 +16,12 @@ import json
 import numpy as np
 import pytest
 from easy_stamps import easy_stamps
+from quick_training import quick_config, run_cli
 
 from rbnodia.training import (
     CHECKPOINT_FILE,
     LEARNING_CURVES_FILE,
     CheckpointMismatchError,
-    TrainingConfig,
     TrainingState,
     train_model,
 )
@@ -33,19 +33,11 @@ def stamps():
 
 
 def config(**overrides):
-    # improved_nodia_fast has batch normalisation and dropout: both are state a checkpoint must carry.
-    values = dict(
-        architecture="improved_nodia_fast",
-        epochs=4,
-        optimizer="adam",
-        augment=True,
-        patience=0,
-        batchSize=32,
-        seed=3,
-        evaluateTrain=False,
-    )
+    # quick_config's improved_nodia_fast has batch normalisation and dropout: both are state
+    # a checkpoint must carry.
+    values = dict(epochs=4, augment=True, patience=0, batchSize=32, seed=3, evaluateTrain=False)
     values.update(overrides)
-    return TrainingConfig(**values)
+    return quick_config(**values)
 
 
 def assert_same_run(a, b):
@@ -136,7 +128,6 @@ def test_early_stopping_resumes_its_patience(tmp_path, stamps):
 
 
 def test_cli_resumes_from_checkpoint_dir(tmp_path, stamps, capsys):
-    from rbnodia.cli import main
     from rbnodia.nn import load_model
 
     data = stamps.save(tmp_path / "train.npz")
@@ -159,10 +150,9 @@ def test_cli_resumes_from_checkpoint_dir(tmp_path, stamps, capsys):
         str(tmp_path / "ckpt"),
         "--no-progress",
     ]
-    assert main([*argv, "--session-epochs", "1"]) == 0
-    assert "stopped after epoch 1 of 2" in capsys.readouterr().out and not out.exists()
-    assert main(argv) == 0
-    assert "resumed after epoch 1" in capsys.readouterr().out
+    stopped = run_cli(capsys, [*argv, "--session-epochs", "1"])
+    assert "stopped after epoch 1 of 2" in stopped and not out.exists()
+    assert "resumed after epoch 1" in run_cli(capsys, argv)
     training = load_model(out).metadata.training
     assert training["sessions"] == 2 and training["epochs_run"] == 2
     assert training["config"]["checkpointDir"] == str(tmp_path / "ckpt")
