@@ -117,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     Parameters
     ----------
     argv : `list` [`str`], optional
-        Arguments; default ``sys.argv[1:]``.
+        The folders to check, relative to the repository root; default
+        ``sys.argv[1:]``.
 
     Returns
     -------

@@ -37,17 +37,19 @@ def _ms_per_stamp(function, n: int, repeats: int) -> float:
 
 
 def run_section(smoke: bool) -> list[Figure]:
-    """Measure section 1; see the module docstring.
+    """Measure section 1, inference per stamp; see the module docstring.
 
     Parameters
     ----------
     smoke : `bool`
-        Tiny sizes: checks that everything runs.
+        Batch sizes 1 and 64 only and a 3-stamp naive loop: checks that
+        everything runs.
 
     Returns
     -------
     figures : `list` [`Figure`]
-        The section's figures.
+        Per network: the first-call costs, the naive loop and ms/stamp per
+        backend and batch size; then the packaged models and their saliency.
     """
     from rbnodia.nn.onnx.runtime import OnnxPredictor
 

@@ -78,11 +78,11 @@ def timed_pipetask(root, inputs, output, *, jobs=1, start_method="forkserver", d
     Parameters
     ----------
     root : `str` or `pathlib.Path`
-        Butler repository.
-    inputs : `str`
-        Input collections.
+        Butler repository (``pipetask run -b``).
+    inputs : `list` [`str`]
+        Input collections (``-i``).
     output : `str`
-        Output collection.
+        Output collection the run writes (``-o``).
     jobs : `int`, optional
         ``pipetask run -j``.
     start_method : `str`, optional
@@ -143,10 +143,11 @@ def max_tf_difference(root, inputs, output, data_ids) -> tuple[float, int]:
     ----------
     root : `str` or `pathlib.Path`
         Butler repository.
-    inputs : `str`
-        Input collections.
+    inputs : `list` [`str`]
+        Collections the run read: the images and detections to cut the
+        stamps from.
     output : `str`
-        Collection holding the catalogs.
+        Output collection of the run, holding its catalogs.
     data_ids : `list` [`dict`]
         Data IDs of the catalogs to compare.
 

@@ -82,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     Parameters
     ----------
     argv : `list` [`str`], optional
-        Arguments; default ``sys.argv[1:]``.
+        The command line after ``rbnodia``: a command and its options;
+        default ``sys.argv[1:]``.
 
     Returns
     -------
