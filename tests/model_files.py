@@ -5,9 +5,10 @@ reads one, for the tests.
 from pathlib import Path
 
 
-def save_untrained_model(folder: Path, architecture: str, name: str, seed: int = 0) -> Path:
+def save_untrained_model(folder: Path, architecture: str, name: str, seed: int = 0, **metadata) -> Path:
     """Write ``folder/<name>.rbmodel``: ``architecture`` with the weights Keras
     draws after ``keras.utils.set_random_seed(seed)``; return its path.
+    ``metadata``: other arguments of `RealBogusModel.from_architecture`.
     """
     import keras
 
@@ -15,7 +16,7 @@ def save_untrained_model(folder: Path, architecture: str, name: str, seed: int =
 
     keras.utils.set_random_seed(seed)
     path = folder / f"{name}.rbmodel"
-    RealBogusModel.from_architecture(architecture, name=name).save(path)
+    RealBogusModel.from_architecture(architecture, name=name, **metadata).save(path)
     return path
 
 

@@ -102,6 +102,46 @@ def test_dia_model(dia_model_file):
         task.run(science=science, template=template, detections=detections)
 
 
+def test_model_scaling_recipe_is_applied(tmp_path, nodia_model_file):
+    """A model trained on shared-span inputs is fed shared-span stamps; the
+    same weights with the paper's recipe score differently.
+    """
+    from model_files import save_untrained_model
+
+    from rbnodia.core.preprocess import PixelImage, make_model_inputs
+    from rbnodia.core.scaling import Scaling
+
+    shared = save_untrained_model(tmp_path, "paper_nodia", "nodia_shared", seed=0,
+                                  scaling=Scaling.SHARED_SPAN)
+    model = load_model(shared)
+    assert model.scaling is Scaling.SHARED_SPAN and load_model(nodia_model_file).scaling is Scaling.PAPER
+    science, template, _, detections = make_scene(n=30, seed=4)
+    science[150:160, 200:210] += 400.0  # a source in the science image only
+    detections.add_row({"id": 99_004, "x": 205.0, "y": 155.0})
+    inputs = dict(science=science, template=template, detections=detections)
+    out = make_classify_task(shared).run(**inputs).reliability
+    images = {"srch": PixelImage(science), "tmpl": PixelImage(template)}
+    prepared = make_model_inputs(images, np.asarray(detections["x"]), np.asarray(detections["y"]), "noDIA",
+                                 scaling=Scaling.SHARED_SPAN)
+    np.testing.assert_allclose(out["score"], model.predict(prepared.inputs), rtol=0, atol=1e-6)
+    paper = make_classify_task(nodia_model_file).run(**inputs).reliability
+    assert np.abs(paper["score"] - out["score"]).max() > 1e-3
+
+
+def test_unknown_scaling_recipe_is_refused(tmp_path):
+    from model_files import save_untrained_model
+
+    from rbnodia.nn.model import ModelMismatchError as Mismatch
+
+    path = save_untrained_model(tmp_path, "paper_nodia", "other_scaling", seed=0)
+    model = load_model(path)
+    model.metadata.scaling_version = "other/v9"
+    with pytest.raises(Mismatch, match="scaling 'other/v9'"):
+        model.check_compatible("noDIA", 51)
+    with pytest.raises(Mismatch, match="other/v9"):
+        model.scaling  # noqa: B018
+
+
 def test_layout_mismatch_is_clear_error(nodia_model_file):
     science, template, difference, detections = make_scene(n=3)
     task = make_classify_task(nodia_model_file, layout="DIA")

@@ -81,3 +81,105 @@ def test_degenerate_stamps_flagged_not_raised(scaler):
     scaled, failed = scaler(stamps)
     assert failed.tolist() == [True, True, False]
     assert (scaled[:2] == 0).all() and np.isfinite(scaled).all()
+
+
+def _source_on_core(rng, n=6, size=31, transient=0.0):
+    """Science/template pairs of a bright galaxy core, the science with its own sky and noise,
+    and optionally a faint point source on the core.
+    """
+    yy, xx = np.mgrid[:size, :size] - size // 2
+    core = 5000.0 * np.exp(-(xx**2 + yy**2) / (2 * 3.0**2))
+    blob = transient * np.exp(-(xx**2 + yy**2) / (2 * 1.5**2))
+    tmpl = 300.0 + core + rng.normal(0, 2.0, (n, size, size))
+    srch = 100.0 + core + blob + rng.normal(0, 5.0, (n, size, size))
+    return srch, tmpl
+
+
+def test_shared_span_hand_computed():
+    from rbnodia.core.scaling import shared_span_scale
+
+    srch = STAMP * 2.0  # interval span 46 (0..46), median 24
+    tmpl = np.arange(25.0).reshape(1, 5, 5) + 7.0  # median 19
+    out_s, out_t, failed_s, failed_t = shared_span_scale(srch, tmpl)
+    assert not failed_s[0] and not failed_t[0]
+    np.testing.assert_allclose(out_s[0], (srch[0] - 24.0) / 46.0, rtol=1e-6)
+    np.testing.assert_allclose(out_t[0], (tmpl[0] - 19.0) / 46.0, rtol=1e-6)
+
+
+def test_shared_span_keeps_science_and_template_on_one_scale():
+    """A faint source on a bright core: on one scale the science stamp exceeds the template by the
+    source alone (up to noise), whatever the two skies, and one gain for both changes nothing.
+    """
+    from rbnodia.core.scaling import shared_span_scale
+
+    rng = np.random.default_rng(5)
+    srch, tmpl = _source_on_core(rng, transient=400.0)
+    out_s, out_t, failed_s, failed_t = shared_span_scale(srch, tmpl)
+    assert not failed_s.any() and not failed_t.any()
+    excess = (out_s - out_t)[:, 13:18, 13:18].mean(axis=(1, 2))
+    _, span, _ = _interval_span(srch)
+    expected = 400.0 * np.exp(-(np.mgrid[-2:3, -2:3] ** 2).sum(axis=0) / (2 * 1.5**2)).mean() / span
+    np.testing.assert_allclose(excess, expected, rtol=0.05)
+    # Each stamp's own sky and one gain for both leave the result as it was.
+    again_s, again_t, _, _ = shared_span_scale(3.0 * (srch + 1000.0), 3.0 * (tmpl - 250.0))
+    np.testing.assert_allclose(again_s, out_s, atol=1e-5)
+    np.testing.assert_allclose(again_t, out_t, atol=1e-5)
+    # Without the source the two agree on the core.
+    srch0, tmpl0 = _source_on_core(np.random.default_rng(6))
+    s0, t0, _, _ = shared_span_scale(srch0, tmpl0)
+    assert np.abs((s0 - t0)[:, 13:18, 13:18].mean(axis=(1, 2))).max() < 0.1 * expected.min()
+
+
+def _interval_span(stamps):
+    m, s = stamps.mean(axis=(1, 2)), stamps.std(axis=(1, 2))
+    inside = (stamps > (m - 3 * s)[:, None, None]) & (stamps < (m + 3 * s)[:, None, None])
+    lo = np.array([x[k].min() for x, k in zip(stamps, inside)])
+    hi = np.array([x[k].max() for x, k in zip(stamps, inside)])
+    return lo, hi - lo, inside
+
+
+def test_shared_span_unusable_and_degenerate_stamps():
+    from rbnodia.core.scaling import shared_span_scale
+
+    rng = np.random.default_rng(3)
+    srch, tmpl = _source_on_core(rng, n=4)
+    srch[0] = np.nan  # no science: both fail
+    tmpl[1] = 7.0  # flat template: the template fails
+    tmpl[2, :3] = np.nan  # some unusable template pixels: filled with 0
+    usable_t = np.isfinite(tmpl)
+    usable_t[3, 5, 5] = False  # masked, though finite
+    out_s, out_t, failed_s, failed_t = shared_span_scale(srch, tmpl, np.isfinite(srch), usable_t)
+    assert failed_s.tolist() == [True, False, False, False]
+    assert failed_t.tolist() == [True, True, False, False]
+    assert np.isfinite(out_s).all() and np.isfinite(out_t).all()
+    assert not out_s[0].any() and not out_t[0].any() and not out_t[1].any()
+    assert not out_t[2, :3].any() and out_t[3, 5, 5] == 0.0
+    assert np.abs(out_t[2, 3:]).max() > 0.5  # the core is still there
+
+
+def test_scale_cutouts_by_recipe():
+    from rbnodia.core.flags import StampFlag
+    from rbnodia.core.preprocess import scale_cutouts
+    from rbnodia.core.scaling import Scaling, shared_span_scale
+    from rbnodia.core.stamps import Cutouts
+
+    rng = np.random.default_rng(8)
+    srch, tmpl = _source_on_core(rng, n=3, transient=100.0)
+    tmpl[2] = np.nan
+    cut = {
+        name: Cutouts(pixels=v.astype(np.float32), usable=np.isfinite(v), flags=np.zeros(3, np.int32))
+        for name, v in (("diff", srch - tmpl), ("srch", srch), ("tmpl", tmpl))
+    }
+    scaled, flags = scale_cutouts(cut, scaling=Scaling.SHARED_SPAN)
+    want_s, want_t, _, _ = shared_span_scale(cut["srch"].pixels, cut["tmpl"].pixels, cut["srch"].usable,
+                                             cut["tmpl"].usable)
+    np.testing.assert_array_equal(scaled["srch"], want_s)
+    np.testing.assert_array_equal(scaled["tmpl"], want_t)
+    np.testing.assert_array_equal(scaled["diff"], standardize(cut["diff"].pixels, cut["diff"].usable)[0])
+    assert (flags & StampFlag.SCALING_FAILED).astype(bool).tolist() == [False, False, True]
+    paper, _ = scale_cutouts(cut)
+    assert not np.allclose(paper["srch"][:2], scaled["srch"][:2])
+    with pytest.raises(KeyError):
+        scale_cutouts({"srch": cut["srch"]}, scaling="shared-span/v1")
+    with pytest.raises(ValueError):
+        scale_cutouts(cut, scaling="other/v9")

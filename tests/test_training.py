@@ -254,6 +254,22 @@ def test_training_is_deterministic(train_set):
     assert a.version == b.version
 
 
+def test_scaling_recipe_is_trained_recorded_and_evaluated(train_set, test_set):
+    from rbnodia.core.scaling import Scaling
+
+    config = quick_config(epochs=1, evaluateTrain=False, seed=2, scaling=Scaling.SHARED_SPAN.value)
+    model = train_model(train_set.subset(slice(0, 120)), config).model
+    assert model.scaling is Scaling.SHARED_SPAN
+    assert model.metadata.scaling_version == "shared-span/v1"
+    _, scores = evaluate_model(model, test_set, return_scores=True)
+    shared, _ = test_set.model_inputs(model.layout, model.stacking, Scaling.SHARED_SPAN)
+    paper, _ = test_set.model_inputs(model.layout, model.stacking)
+    np.testing.assert_allclose(scores, model.predict(shared), rtol=0, atol=1e-6)
+    assert np.abs(scores - model.predict(paper)).max() > 1e-3
+    with pytest.raises(FieldValidationError, match="scaling"):
+        quick_config(scaling="other/v9").validate()
+
+
 def test_initial_weights_start_from_a_model_file(tmp_path, train_set, test_set):
     """Fine-tuning: a run given ``initialWeights`` starts from that file's
     weights (an epoch at a zero learning rate leaves them as they were),

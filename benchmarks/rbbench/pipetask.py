@@ -176,7 +176,9 @@ def max_tf_difference(root, inputs, output, data_ids) -> tuple[float, int]:
         planes = list(config.badMaskPlanes)
         images = {key: to_pixel_image(butler.get(name, data_id, collections=inputs), planes)
                   for key, name in (("srch", "preliminary_visit_image"), ("tmpl", "template_detector"))}
-        prepared = make_model_inputs(images, found.x, found.y, model.layout, model.stamp_size, model.stacking)
+        prepared = make_model_inputs(
+            images, found.x, found.y, model.layout, model.stamp_size, model.stacking, model.scaling
+        )
         scorable = np.flatnonzero((prepared.flags & StampFlag.NO_DATA) == 0)
         if len(scorable):
             tf_scores = model.predict(prepared.inputs[scorable], backend="tensorflow")

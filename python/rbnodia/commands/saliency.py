@@ -73,7 +73,7 @@ def _saliency(args: argparse.Namespace) -> int:
         model.version, layout.value, stacking.value, len(stamps), threshold,
     )
 
-    inputs, flags = stamps.model_inputs(layout, stacking)
+    inputs, flags = stamps.model_inputs(layout, stacking, model.scaling)
     result = saliency_maps(model, inputs, args.batch_size, progress=True)
     scores = result.score
     labels = None if args.ignore_labels else stamps.label

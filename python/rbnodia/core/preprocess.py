@@ -11,7 +11,7 @@ import numpy as np
 
 from .flags import StampFlag
 from .layouts import Layout, Stacking, input_shape, split_segments
-from .scaling import interval_scale, standardize
+from .scaling import Scaling, interval_scale, shared_span_scale, standardize
 from .stamps import Cutouts, cut_stamps
 
 _SCALERS = {"diff": standardize, "srch": interval_scale, "tmpl": interval_scale}
@@ -59,7 +59,9 @@ class ModelInputs:
 
 
 def scale_cutouts(
-    cutouts: Mapping[str, Cutouts], out: Mapping[str, np.ndarray] | None = None
+    cutouts: Mapping[str, Cutouts],
+    out: Mapping[str, np.ndarray] | None = None,
+    scaling: Scaling | str = Scaling.PAPER,
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Scale each segment's cutouts with its recipe and merge the flags.
 
@@ -70,6 +72,9 @@ def scale_cutouts(
     out : `~collections.abc.Mapping` [`str`, `numpy.ndarray`], optional
         The float32 ``(n, size, size)`` arrays (or views, e.g. of the network
         input array) to write each segment's scaled stamps into.
+    scaling : `~rbnodia.core.scaling.Scaling` or `str`, optional
+        The recipe (a model's ``scaling``); with ``SHARED_SPAN`` the science
+        and template stamps are scaled together and both must be given.
 
     Returns
     -------
@@ -77,15 +82,35 @@ def scale_cutouts(
         Scaled stamps per segment (the ``out`` arrays if given).
     flags : `numpy.ndarray`
         Combined `StampFlag` bits.
+
+    Raises
+    ------
+    KeyError
+        If ``SHARED_SPAN`` is asked for without both ``srch`` and ``tmpl``.
     """
+    scaling = Scaling(scaling)
+    failed = {}
     scaled = {}
+    for name, cut in cutouts.items():
+        if scaling is Scaling.SHARED_SPAN and name in ("srch", "tmpl"):
+            continue
+        target = None if out is None else out[name]
+        scaled[name], failed[name] = _SCALERS[name](cut.pixels, cut.usable, out=target)
+    if scaling is Scaling.SHARED_SPAN:
+        srch, tmpl = cutouts["srch"], cutouts["tmpl"]
+        scaled["srch"], scaled["tmpl"], failed["srch"], failed["tmpl"] = shared_span_scale(
+            srch.pixels,
+            tmpl.pixels,
+            srch.usable,
+            tmpl.usable,
+            out_srch=None if out is None else out["srch"],
+            out_tmpl=None if out is None else out["tmpl"],
+        )
     flags = None
     for name, cut in cutouts.items():
-        values, failed = _SCALERS[name](cut.pixels, cut.usable, out=None if out is None else out[name])
-        scaled[name] = values
-        segment_flags = cut.flags | np.where(failed, np.int32(StampFlag.SCALING_FAILED), np.int32(0))
+        segment_flags = cut.flags | np.where(failed[name], np.int32(StampFlag.SCALING_FAILED), np.int32(0))
         flags = segment_flags if flags is None else flags | segment_flags
-    return scaled, flags
+    return {name: scaled[name] for name in cutouts}, flags
 
 
 def make_model_inputs(
@@ -95,6 +120,7 @@ def make_model_inputs(
     layout: Layout | str,
     size: int = 51,
     stacking: Stacking | str = Stacking.HORIZONTAL,
+    scaling: Scaling | str = Scaling.PAPER,
 ) -> ModelInputs:
     """Cut, scale and stack the stamps of every detection.
 
@@ -111,6 +137,8 @@ def make_model_inputs(
         Stamp size (odd).
     stacking : `rbnodia.core.layouts.Stacking` or `str`
         How the segments are stacked; see `rbnodia.core.layouts`.
+    scaling : `rbnodia.core.scaling.Scaling` or `str`, optional
+        The scaling recipe (the model's); see `rbnodia.core.scaling`.
 
     Returns
     -------
@@ -131,7 +159,7 @@ def make_model_inputs(
     }
     n = len(next(iter(cutouts.values())))
     inputs = np.empty((n,) + input_shape(layout, size, stacking), dtype=np.float32)
-    scaled, flags = scale_cutouts(cutouts, out=split_segments(inputs, layout, stacking))
+    scaled, flags = scale_cutouts(cutouts, out=split_segments(inputs, layout, stacking), scaling=scaling)
     return ModelInputs(
         inputs=inputs, flags=flags, scaled=scaled, raw={k: c.pixels for k, c in cutouts.items()}
     )

@@ -18,20 +18,53 @@ filled with the value the stamp's mean maps to (0 for a standardised
 difference stamp); a stamp with fewer than two usable pixels or no spread is
 set to 0 everywhere and reported as failed, never raising and never returning
 NaN.
+
+A second recipe, `Scaling.SHARED_SPAN`, puts the science and template stamps
+on one flux scale: each minus its own median, both divided by the science
+stamp's interval span ``hi - lo``.  The paper's recipe maps each stamp by
+its own interval, so the two stamps of a detection are on different scales
+(a transient on a bright core widens the science interval and shrinks its
+own excess); on one scale the science stamp exceeds the template by the
+transient's flux, whatever the two skies.  A model records its recipe
+(`Scaling`) and is fed only stamps scaled by it.
 """
 
 from __future__ import annotations
 
-__all__ = ["PIXEL_LIMIT", "SCALING_VERSION", "interval_scale", "standardize", "usable_pixels"]
+__all__ = [
+    "PIXEL_LIMIT",
+    "SCALING_VERSION",
+    "Scaling",
+    "interval_scale",
+    "shared_span_scale",
+    "standardize",
+    "usable_pixels",
+]
 
+import enum
 import functools
+import warnings
 from collections.abc import Callable
 
 import numpy as np
 
-SCALING_VERSION = "acero-cuellar-2023/v1"
-"""Identifier of this scaling recipe, stored in model metadata so that a model
-is never fed stamps scaled differently from its training data."""
+
+class Scaling(enum.StrEnum):
+    """The scaling recipes.
+
+    The value is stored in model metadata so that a model is never fed
+    stamps scaled differently from its training data.
+    """
+
+    PAPER = "acero-cuellar-2023/v1"
+    """The paper's: each science and template stamp by its own 3-sigma
+    interval (`interval_scale`)."""
+    SHARED_SPAN = "shared-span/v1"
+    """Science and template stamps on one flux scale (`shared_span_scale`)."""
+
+
+SCALING_VERSION = Scaling.PAPER.value
+"""The paper's recipe, the default of models and of the scalers' callers."""
 
 
 PIXEL_LIMIT = 1e30
@@ -195,6 +228,21 @@ def interval_scale(
 
 def _interval_chunk(values, good, count, mean, std, deviation, out, *, nsigma: float) -> np.ndarray:
     """`interval_scale` one chunk (see `_scale_by_chunk`)."""
+    lo, span, bad_stamp = _interval(values, good, count, mean, std, nsigma)
+    if good is not None:
+        np.copyto(values, mean[:, None, None], where=~good)  # unusable pixels take the mean's value
+    values -= np.where(bad_stamp, 0.0, lo)[:, None, None]
+    values[bad_stamp] = 0.0
+    np.divide(values, np.where(bad_stamp, 1.0, span)[:, None, None], out=out, casting="same_kind")
+    return bad_stamp
+
+
+def _interval(values, good, count, mean, std, nsigma: float) -> tuple:
+    """Return the paper's interval of each stamp of a chunk.
+
+    That is ``lo``, the span ``hi - lo`` and whether the stamp cannot be
+    scaled by it (see `_scale_by_chunk` for the arguments).
+    """
     m = mean[:, None, None]
     s = std[:, None, None]
     inside = values > m - nsigma * s
@@ -205,9 +253,78 @@ def _interval_chunk(values, good, count, mean, std, deviation, out, *, nsigma: f
     hi = np.max(values, axis=(1, 2), where=inside, initial=-np.inf)
     span = hi - lo
     bad_stamp = (count < 2) | ~(std > 0) | ~np.isfinite(span) | ~(span > 0)
-    if good is not None:
-        np.copyto(values, m, where=~good)  # unusable pixels take the mean's value
-    values -= np.where(bad_stamp, 0.0, lo)[:, None, None]
-    values[bad_stamp] = 0.0
-    np.divide(values, np.where(bad_stamp, 1.0, span)[:, None, None], out=out, casting="same_kind")
-    return bad_stamp
+    return lo, span, bad_stamp
+
+
+def _median(values: np.ndarray, good: np.ndarray | None) -> np.ndarray:
+    """Median of each stamp's good pixels (0 for a stamp without any)."""
+    if good is None:
+        return np.median(values, axis=(1, 2))
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN stamps; flagged by the caller
+        median = np.nanmedian(np.where(good, values, np.nan), axis=(1, 2))
+    return np.where(np.isfinite(median), median, 0.0)
+
+
+def shared_span_scale(
+    srch: np.ndarray,
+    tmpl: np.ndarray,
+    usable_srch: np.ndarray | None = None,
+    usable_tmpl: np.ndarray | None = None,
+    nsigma: float = 3.0,
+    *,
+    out_srch: np.ndarray | None = None,
+    out_tmpl: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Put science and template stamps on one flux scale (`Scaling.SHARED_SPAN`).
+
+    Each stamp minus the median of its usable pixels, divided by the span
+    ``hi - lo`` of the science stamp's paper interval (`interval_scale`);
+    unusable pixels are 0 (the median's value).
+
+    Parameters
+    ----------
+    srch, tmpl : `numpy.ndarray`
+        ``(n, h, w)`` science and template stamps of the same detections.
+    usable_srch, usable_tmpl : `numpy.ndarray`, optional
+        Their usable-pixel masks, as for `standardize`.
+    nsigma : `float`
+        Half-width of the science interval in standard deviations.
+    out_srch, out_tmpl : `numpy.ndarray`, optional
+        Float32 ``(n, h, w)`` arrays (or views) to write the results into.
+
+    Returns
+    -------
+    scaled_srch, scaled_tmpl : `numpy.ndarray`
+        ``(n, h, w)`` float32 (the ``out`` arrays if given).
+    failed_srch, failed_tmpl : `numpy.ndarray`
+        ``(n,)`` bool, True where a stamp could not be scaled (then all 0):
+        a science stamp without a usable interval, which fails its template
+        too, or a template with fewer than two usable pixels or no spread.
+    """
+    srch, usable_srch, out_srch = _prepare(srch, usable_srch, out_srch)
+    tmpl, usable_tmpl, out_tmpl = _prepare(tmpl, usable_tmpl, out_tmpl)
+    if tmpl.shape != srch.shape:
+        raise ValueError(f"Template stamps {tmpl.shape} and science stamps {srch.shape} differ in shape.")
+    failed_srch = np.zeros(len(srch), dtype=bool)
+    failed_tmpl = np.zeros(len(srch), dtype=bool)
+    for start in range(0, len(srch), CHUNK):
+        chunk = slice(start, start + CHUNK)
+        values, good = _chunk_values(srch[chunk], None if usable_srch is None else usable_srch[chunk])
+        count, mean, std, _ = _chunk_moments(values, good)
+        _, span, failed_srch[chunk] = _interval(values, good, count, mean, std, nsigma)
+        span[failed_srch[chunk]] = 1.0
+        tmpl_usable = None if usable_tmpl is None else usable_tmpl[chunk]
+        tmpl_values, tmpl_good = _chunk_values(tmpl[chunk], tmpl_usable)
+        tmpl_count, _, tmpl_std, _ = _chunk_moments(tmpl_values, tmpl_good)
+        failed_tmpl[chunk] = failed_srch[chunk] | (tmpl_count < 2) | ~(tmpl_std > 0)
+        for v, g, failed, out in (
+            (values, good, failed_srch[chunk], out_srch[chunk]),
+            (tmpl_values, tmpl_good, failed_tmpl[chunk], out_tmpl[chunk]),
+        ):
+            v -= _median(v, g)[:, None, None]
+            if g is not None:
+                v[~g] = 0.0
+            v[failed] = 0.0
+            np.divide(v, span[:, None, None], out=out, casting="same_kind")
+    return out_srch, out_tmpl, failed_srch, failed_tmpl

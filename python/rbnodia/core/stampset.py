@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from .scaling import SCALING_VERSION
+
 REAL = 0
 """Label of a real astrophysical transient (DES convention)."""
 BOGUS = 1
@@ -206,7 +208,7 @@ class LabelledStamps:
         except ValueError as err:
             raise ValueError(f"{path}: {err}") from err
 
-    def model_inputs(self, layout, stacking="horizontal"):
+    def model_inputs(self, layout, stacking="horizontal", scaling=SCALING_VERSION):
         """Scale and stack the stamps for a network.
 
         Parameters
@@ -215,6 +217,8 @@ class LabelledStamps:
             Which segments.
         stacking : `~rbnodia.core.Stacking` or `str`, optional
             Side by side or as channels.
+        scaling : `~rbnodia.core.scaling.Scaling` or `str`, optional
+            The scaling recipe (the model's); the paper's by default.
 
         Returns
         -------
@@ -233,7 +237,7 @@ class LabelledStamps:
             pixels = getattr(self, name)
             usable = np.isfinite(pixels)
             cutouts[name] = Cutouts(pixels=pixels, usable=usable, flags=np.zeros(len(self), dtype=np.int32))
-        scaled, flags = scale_cutouts(cutouts)
+        scaled, flags = scale_cutouts(cutouts, scaling=scaling)
         return stack_segments(scaled, layout, stacking), flags
 
     def summary(self) -> dict[str, Any]:

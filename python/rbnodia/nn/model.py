@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from ..core.layouts import Layout, Stacking, input_shape
-from ..core.scaling import SCALING_VERSION
+from ..core.scaling import SCALING_VERSION, Scaling
 from .keras_io import TRAIN_EXTRA, import_tensorflow, library_versions, load_network, save_network
 from .metadata import ModelFileError, ModelMetadata, check_metadata, metadata_from_header
 from .modelfile import (
@@ -141,7 +141,13 @@ class RealBogusModel:
 
     @classmethod
     def from_architecture(
-        cls, architecture: str, *, name: str | None = None, stamp_size: int = 51, threshold: float = 0.5
+        cls,
+        architecture: str,
+        *,
+        name: str | None = None,
+        stamp_size: int = 51,
+        threshold: float = 0.5,
+        scaling: Scaling | str = SCALING_VERSION,
     ) -> RealBogusModel:
         """Return an untrained model of a registered architecture (needs Keras).
 
@@ -155,6 +161,8 @@ class RealBogusModel:
             Stamp size in pixels.
         threshold : `float`, optional
             Score threshold of ``is_real``.
+        scaling : `~rbnodia.core.scaling.Scaling` or `str`, optional
+            The scaling recipe the network is to be trained with.
 
         Returns
         -------
@@ -166,7 +174,8 @@ class RealBogusModel:
         arch = get_architecture(architecture)
         metadata = ModelMetadata(name=name or architecture, architecture=architecture,
                                  layout=arch.layout.value, stacking=arch.stacking.value,
-                                 stamp_size=stamp_size, threshold=threshold)
+                                 stamp_size=stamp_size, threshold=threshold,
+                                 scaling_version=Scaling(scaling).value)
         return cls(build_network(architecture, stamp_size), metadata)
 
     # Convenience accessors.
@@ -184,6 +193,23 @@ class RealBogusModel:
     def stamp_size(self) -> int:
         """Stamp size in pixels (from the metadata)."""
         return int(self.metadata.stamp_size)
+
+    @property
+    def scaling(self) -> Scaling:
+        """Scaling recipe of the inputs (from the metadata).
+
+        Raises
+        ------
+        ModelMismatchError
+            If this rbnodia does not know the model's recipe.
+        """
+        try:
+            return Scaling(self.metadata.scaling_version)
+        except ValueError:
+            raise ModelMismatchError(
+                f"Model {self.version} expects scaling {self.metadata.scaling_version!r}; this rbnodia "
+                f"scales with {[s.value for s in Scaling]}."
+            ) from None
 
     @property
     def threshold(self) -> float:
@@ -274,9 +300,10 @@ class RealBogusModel:
             problems.append(f"stamp size {self.stamp_size} (inputs are {stamp_size})")
         if stacking is not None and Stacking(stacking) is not self.stacking:
             problems.append(f"stacking {self.stacking.value} (inputs are {Stacking(stacking).value})")
-        if self.metadata.scaling_version != SCALING_VERSION:
+        if self.metadata.scaling_version not in tuple(Scaling):
             problems.append(
-                f"scaling {self.metadata.scaling_version!r} (this rbnodia scales with {SCALING_VERSION!r})"
+                f"scaling {self.metadata.scaling_version!r} (this rbnodia scales with "
+                f"{[s.value for s in Scaling]})"
             )
         if problems:
             raise ModelMismatchError(f"Model {self.version} expects " + "; ".join(problems) + ".")

@@ -104,7 +104,7 @@ def score_stamps(model: Any, stamps: LabelledStamps, description: str, progress:
     bar = Progress(len(stamps), description, _LOG, progress)
     for start in range(0, len(stamps), BATCH):
         part = stamps.subset(slice(start, start + BATCH))
-        inputs, part_flags = part.model_inputs(model.layout, model.stacking)
+        inputs, part_flags = part.model_inputs(model.layout, model.stacking, model.scaling)
         scores[start : start + len(part)] = model.predict(inputs)
         flags[start : start + len(part)] = part_flags
         bar.update(len(part))

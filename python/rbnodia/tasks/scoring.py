@@ -182,7 +182,7 @@ def score_detections(
         for begin in range(0, len(strip.rows), config.batchSize):
             chunk = strip.rows[begin:begin + config.batchSize]
             prepared = make_model_inputs(images, found.x[chunk], found.y[chunk], layout, config.stampSize,
-                                         model.stacking)
+                                         model.stacking, model.scaling)
             flags[chunk] = prepared.flags
             scorable = np.flatnonzero((prepared.flags & StampFlag.NO_DATA) == 0)
             if len(scorable):

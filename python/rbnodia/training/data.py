@@ -33,6 +33,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from ..core.layouts import Layout, Stacking
+from ..core.scaling import SCALING_VERSION, Scaling
 from ..core.stampset import BOGUS, REAL, LabelledStamps
 
 
@@ -231,6 +232,7 @@ def model_inputs(
     layout: Layout | str,
     stacking: Stacking | str,
     *,
+    scaling: Scaling | str = SCALING_VERSION,
     chunk: int = 8192,
     log: logging.Logger | None = None,
     log_interval: float = 30.0,
@@ -248,6 +250,8 @@ def model_inputs(
         Which segments.
     stacking : `rbnodia.core.Stacking` or `str`
         Side by side or as channels.
+    scaling : `rbnodia.core.scaling.Scaling` or `str`, optional
+        The scaling recipe (the model's); the paper's by default.
     chunk : `int`, optional
         Stamps per chunk.
     log : `logging.Logger`, optional
@@ -263,10 +267,10 @@ def model_inputs(
         Per-stamp scaling flags (`rbnodia.core.flags`).
     """
     if len(stamps) <= chunk:
-        return stamps.model_inputs(layout, stacking)
+        return stamps.model_inputs(layout, stacking, scaling)
     parts, last = [], time.monotonic()
     for start in range(0, len(stamps), chunk):
-        parts.append(stamps.subset(slice(start, start + chunk)).model_inputs(layout, stacking))
+        parts.append(stamps.subset(slice(start, start + chunk)).model_inputs(layout, stacking, scaling))
         if log is not None and time.monotonic() - last >= log_interval:
             last = time.monotonic()
             log.info("Scaled %d of %d stamps.", min(start + chunk, len(stamps)), len(stamps))

@@ -119,7 +119,7 @@ def evaluate_model(
     """
     model.check_compatible(model.layout, stamps.stamp_size if len(stamps) else model.stamp_size)
     threshold = model.threshold if threshold is None else float(threshold)
-    inputs, flags = model_inputs(stamps, model.layout, model.stacking)
+    inputs, flags = model_inputs(stamps, model.layout, model.stacking, scaling=model.scaling)
     scores, seconds = predict_scores(model, inputs)
     metrics = stamp_metrics(stamps, scores, threshold)
     metrics["predict_seconds"] = float(seconds)

@@ -134,7 +134,7 @@ def _build_model(config: TrainingConfig) -> Any:
     keras.utils.set_random_seed(config.seed)
     try:
         model = RealBogusModel.from_architecture(
-            config.architecture, name=config.model_name, stamp_size=config.stampSize
+            config.architecture, name=config.model_name, stamp_size=config.stampSize, scaling=config.scaling
         )
     except ValueError as err:
         raise ValueError(
@@ -177,12 +177,11 @@ def _loss_weights(balance: str, stamps: LabelledStamps) -> np.ndarray | None:
 
 def _prepare_inputs(config: TrainingConfig, model, splits: Splits, log, log_interval: float):
     """Network inputs of both splits and the training feed."""
-    x_fit, _ = model_inputs(splits.fit, model.layout, model.stacking, log=log, log_interval=log_interval)
+    progress = {"scaling": model.scaling, "log": log, "log_interval": log_interval}
+    x_fit, _ = model_inputs(splits.fit, model.layout, model.stacking, **progress)
     x_val = None
     if splits.validation is not None:
-        x_val, _ = model_inputs(
-            splits.validation, model.layout, model.stacking, log=log, log_interval=log_interval
-        )
+        x_val, _ = model_inputs(splits.validation, model.layout, model.stacking, **progress)
     y_fit = splits.fit.label.astype(np.int32)
     feed = make_feed(
         x_fit,

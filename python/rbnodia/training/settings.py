@@ -24,6 +24,7 @@ from typing import Any
 import lsst.pex.config as pexConfig
 
 from ..core.metrics import THRESHOLD_METHODS, choose_threshold
+from ..core.scaling import SCALING_VERSION, Scaling
 from ..core.stampset import BOGUS, REAL
 from .recipes import TRAINING_RECIPES, get_optimizer_recipe
 
@@ -113,6 +114,18 @@ class TrainingConfig(pexConfig.Config):
         + "; ".join(f"{key}: {text}" for key, text in THRESHOLD_METHODS.items())
         + ".",
         default="fixed",
+    )
+    scaling = pexConfig.ChoiceField(
+        dtype=str,
+        doc="How the stamps are scaled into network inputs (rbnodia.core.scaling); recorded in the model "
+        "file, which is then fed only stamps scaled this way.",
+        default=SCALING_VERSION,
+        allowed={
+            Scaling.PAPER.value: "the paper's: science and template each by its own 3-sigma interval",
+            Scaling.SHARED_SPAN.value: "science and template minus their medians, both over the science "
+            "interval's span (one flux scale)",
+        },
+        optional=False,
     )
     stampSize = pexConfig.RangeField(
         dtype=int,
