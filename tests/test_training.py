@@ -469,6 +469,8 @@ def test_cli_reproduce_paper_end_to_end(tmp_path, train_set, test_set, capsys):
         "150",
         "--max-test",
         "60",
+        "--scaling",
+        "shared-span/v1",
         "--no-progress",
     ]
     printed = run_cli(capsys, argv)
@@ -497,6 +499,10 @@ def test_cli_reproduce_paper_end_to_end(tmp_path, train_set, test_set, capsys):
     ):
         assert (out / name).exists(), name
     assert "| DIA (paper) | 0.962 |" in (out / "results.md").read_text()
+    from rbnodia.nn import load_model
+
+    assert load_model(out / "paper_nodia.rbmodel").scaling.value == "shared-span/v1"
+    assert results["settings"]["scaling"] == "shared-span/v1"
 
 
 def test_cli_reproduce_paper_table_merges_runs(tmp_path, train_set, test_set, capsys):

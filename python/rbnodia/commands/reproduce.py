@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.scaling import Scaling
 from .arguments import Command
 from .reports import PAPER_RESULTS, format_results_markdown, print_comparison, write_json
 
@@ -67,6 +68,11 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--epochs", type=int, help="Cap on epochs for every model (default: each recipe's).")
     parser.add_argument("--patience", type=int, help="Override every recipe's early-stopping patience.")
+    parser.add_argument(
+        "--scaling",
+        choices=[s.value for s in Scaling],
+        help="Scaling recipe of every model's inputs (rbnodia.core.scaling; default: the paper's).",
+    )
     parser.add_argument(
         "--max-train", type=int, metavar="N", help="Use a stratified random N training stamps."
     )
@@ -177,6 +183,7 @@ def _train_recipe(recipe, fit_set, val_set, test, out, settings, paths, progress
         recipe,
         epochs=settings["epochs"],
         patience=settings["patience"],
+        scaling=settings["scaling"],
         seed=settings["seed"],
         threads=settings["threads"],
         name=recipe,
@@ -211,6 +218,7 @@ def reproduce_paper(
     recipes: Sequence[str] = REPRODUCE_DEFAULT_RECIPES,
     epochs: int | None = None,
     patience: int | None = None,
+    scaling: str | None = None,
     max_train: int | None = None,
     max_test: int | None = None,
     seed: int = 0,
@@ -233,6 +241,9 @@ def reproduce_paper(
         Names in `rbnodia.training.TRAINING_RECIPES`.
     epochs, patience : `int`, optional
         Override every recipe's maximum epochs / patience (quick runs).
+    scaling : `str`, optional
+        Scaling recipe of every model (`rbnodia.core.scaling.Scaling`); the
+        paper's if `None`.
     max_train, max_test : `int`, optional
         Stratified random subsets.
     seed : `int`
@@ -274,6 +285,7 @@ def reproduce_paper(
         "recipes": list(recipes),
         "epochs": epochs,
         "patience": patience,
+        "scaling": scaling,
         "max_train": max_train,
         "max_test": max_test,
         "seed": seed,
@@ -318,6 +330,7 @@ def _reproduce(args: argparse.Namespace) -> int:
         recipes=args.recipes,
         epochs=args.epochs,
         patience=args.patience,
+        scaling=args.scaling,
         max_train=args.max_train,
         max_test=args.max_test,
         seed=args.seed,
