@@ -35,7 +35,7 @@ def test_table_rows_come_from_the_model_files(name):
     test = meta.metrics["test"]
     [row] = model_rows([name])
     assert row["network"] == meta.architecture
-    assert row["layout"] == meta.layout
+    assert row["layout"] == meta.layout and row["scaling"] == meta.scaling_version
     assert row["test accuracy"].startswith(f"{test['accuracy']:.3f} +- ")
     assert row["ROC AUC"] == f"{test['roc_auc']:.3f}"
     assert row["FPR at 1% FNR"] == f"{test['fpr_at_fnr_1pct']:.3f}"

@@ -130,7 +130,7 @@ def test_packaged_graphs_score_as_the_keras_network(name, fresh_stamps):
 
     model = RealBogusModel.from_bytes(packaged_model_path(name).read_bytes())
     assert set(model.graphs) == {"forward", "saliency", "saliency_rows"}
-    inputs = fresh_stamps.model_inputs(model.layout, model.stacking)[0]
+    inputs = fresh_stamps.model_inputs(model.layout, model.stacking, model.scaling)[0]
     onnx_scores = model.predict(inputs, backend="onnx")
     assert model._network is None  # the graphs alone
     tf_scores = model.predict(inputs, backend="tensorflow")

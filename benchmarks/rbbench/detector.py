@@ -277,8 +277,10 @@ def _breakdown(arrays, model, repeats: int) -> dict:
     result["cutouts"] = best_time(cut, repeats=repeats).wall
     cutouts = cut()
     inputs = np.empty((len(x),) + input_shape("noDIA", 51), np.float32)
-    result["scaling"] = best_time(lambda: scale_cutouts(cutouts, out=split_segments(inputs, "noDIA")),
-                                  repeats=repeats).wall
+    result["scaling"] = best_time(
+        lambda: scale_cutouts(cutouts, out=split_segments(inputs, "noDIA"), scaling=model.scaling),
+        repeats=repeats,
+    ).wall
     result["inference"] = best_time(lambda: model.predict(inputs), repeats=repeats).wall
     result["inference_tf"] = best_time(lambda: model.predict(inputs, backend="tensorflow"),
                                        repeats=repeats).wall

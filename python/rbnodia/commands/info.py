@@ -22,8 +22,8 @@ from .arguments import Command
 
 _FORMATS = ("text", "rst", "markdown")
 _COLUMNS = (
-    "model", "network", "layout", "version", "threshold", "test stamps", "test accuracy", "ROC AUC",
-    "TP rate", "TN rate", "FPR at 1% FNR", "epochs", "training stamps", "initial weights",
+    "model", "network", "layout", "scaling", "version", "threshold", "test stamps", "test accuracy",
+    "ROC AUC", "TP rate", "TN rate", "FPR at 1% FNR", "epochs", "training stamps", "initial weights",
 )
 
 
@@ -65,6 +65,7 @@ def model_rows(names: Sequence[str] | None = None) -> list[dict[str, str]]:
             "model": name,
             "network": meta.architecture,
             "layout": meta.layout,
+            "scaling": meta.scaling_version,
             "version": model.version,
             "threshold": f"{meta.threshold:.3f} ({meta.threshold_method})",
             "test stamps": f"{n_test:,}" if n_test else "n/a",
@@ -138,7 +139,8 @@ def _print_text(args) -> None:
         if args.models:
             model = load_model(packaged_model_path(name))
             meta = model.metadata
-            print(f"  {name:16s} {model.version}  layout={meta.layout} threshold={meta.threshold:.3f} "
+            print(f"  {name:16s} {model.version}  layout={meta.layout} scaling={meta.scaling_version} "
+                  f"threshold={meta.threshold:.3f} "
                   f"({meta.threshold_method})")
             print("    metrics:", json.dumps(meta.metrics.get("test", meta.metrics), default=str)[:300])
         else:
