@@ -273,7 +273,7 @@ def test_scaling_recipe_is_trained_recorded_and_evaluated(train_set, test_set):
 def test_initial_weights_start_from_a_model_file(tmp_path, train_set, test_set):
     """Fine-tuning: a run given ``initialWeights`` starts from that file's
     weights (an epoch at a zero learning rate leaves them as they were),
-    records its version, and refuses another architecture.
+    records its version, and refuses another architecture or scaling recipe.
     """
     small = train_set.subset(slice(0, 160))
     base = quick_config(epochs=2, seed=5)
@@ -296,6 +296,9 @@ def test_initial_weights_start_from_a_model_file(tmp_path, train_set, test_set):
     other = TrainingConfig(architecture="paper_nodia", epochs=1, initialWeights=str(path))
     with pytest.raises(ValueError, match="initialWeights"):
         train_model(small, other)
+    rescaled = quick_config(epochs=1, initialWeights=str(path), scaling="shared-span/v1")
+    with pytest.raises(ValueError, match="scaled by acero-cuellar-2023/v1"):
+        train_model(small, rescaled)
 
 
 def test_training_input_errors(train_set):

@@ -26,6 +26,7 @@ OTHER_VALUES = {
     "augment": (None, True),
     "balance": ("weights", "weights"),
     "thresholdMethod": ("fnr:0.05", "fnr:0.05"),
+    "scaling": ("shared-span/v1", "shared-span/v1"),
     "stampSize": ("31", 31),
     "name": ("my_model", "my_model"),
     "threads": ("1", 1),

@@ -151,7 +151,8 @@ def _load_initial_weights(model: Any, source: str) -> None:
     Raises
     ------
     ValueError
-        If the file's architecture or stamp size differs from the model's.
+        If the file's architecture, stamp size or scaling recipe differs
+        from the model's.
     """
     from ..nn.files import load_model
 
@@ -161,6 +162,11 @@ def _load_initial_weights(model: Any, source: str) -> None:
         raise ValueError(
             f"initialWeights {source!r} is a {meta.architecture} network for {meta.stamp_size}-pixel "
             f"stamps; this run trains {wanted.architecture} for {wanted.stamp_size}-pixel stamps."
+        )
+    if meta.scaling_version != wanted.scaling_version:
+        raise ValueError(
+            f"initialWeights {source!r} was trained on stamps scaled by {meta.scaling_version}; this run "
+            f"scales by {wanted.scaling_version} (set scaling to match)."
         )
     model.network.set_weights(initial.network.get_weights())
 
