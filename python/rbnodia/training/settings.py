@@ -160,8 +160,8 @@ class TrainingConfig(pexConfig.Config):
     initialWeights = pexConfig.Field(
         dtype=str,
         doc="Model file (path, or the name of a packaged model) whose network weights start the training "
-        "instead of random ones: fine-tuning on new data.  Its architecture and stamp size must be this "
-        "config's.  Random weights if unset.",
+        "instead of random ones: fine-tuning on new data.  Its architecture, stamp size and scaling must be "
+        "this config's.  Random weights if unset.",
         default=None,
         optional=True,
     )
